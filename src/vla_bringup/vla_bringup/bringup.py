@@ -1,0 +1,219 @@
+"""Bring a profile up and down: processes (or one process), the lifecycle manager, supervision.
+
+Used by `vla up`, `vla demo` and `vla bench`. The caller gets a client node (``bringup.node``) spinning in
+the background to subscribe to whatever it wants to watch.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Sequence
+
+import rclpy
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from vla_bringup.manager_core import Command
+from vla_bringup.profile import NodeEntry, Profile
+from vla_bringup.supervisor import ProcessGroup
+from vla_core.params import ParamSpec
+from vla_interfaces.msg import ManagerStatus
+from vla_interfaces.srv import ManageNodes
+from vla_ros import node_qos
+
+
+class BringupError(RuntimeError):
+    """Bring-up failed; the message says which node and why."""
+
+
+def node_class(package: str, executable: str) -> type | None:
+    """The node class registered for ``package``/``executable`` in the 'vla.nodes' entry points."""
+    for ep in entry_points(group="vla.nodes"):
+        if ep.name == executable and (ep.dist is None or ep.dist.name == package):
+            return ep.load()
+    return None
+
+
+def spec_lookup(package: str, executable: str) -> Sequence[ParamSpec] | None:
+    """A node's own parameter specs from the 'vla.params' entry points (pure modules: nothing heavy is
+    imported to validate a parameter file)."""
+    for ep in entry_points(group="vla.params"):
+        if ep.name == executable and (ep.dist is None or ep.dist.name == package):
+            return tuple(ep.load())
+    return None
+
+
+def executable_path(entry: NodeEntry) -> str:
+    try:
+        prefix = get_package_prefix(entry.package)
+    except PackageNotFoundError as exc:
+        raise BringupError(f"node '{entry.name}': package '{entry.package}' is not built or not sourced; "
+                           f"run 'make setup' and 'source env.sh'") from exc
+    path = Path(prefix) / "lib" / entry.package / entry.executable
+    if not path.is_file():
+        raise BringupError(f"node '{entry.name}': {path} does not exist; is '{entry.executable}' an executable "
+                           f"of {entry.package}? (rebuild with 'make setup')")
+    return str(path)
+
+
+class Bringup:
+    def __init__(self, profile: Profile, *, single_process: bool = False, log_dir: Path | None = None,
+                 echo: bool = True, say=print):
+        self.profile = profile
+        self.single_process = single_process
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        ws = Path(os.environ.get("VLA_WS", Path.cwd()))
+        self.log_dir = Path(log_dir or ws / "log" / "vla" / f"{profile.name}-{stamp}-{os.getpid()}")
+        self.group = ProcessGroup(self.log_dir, quiet=not echo)
+        self.say = say
+        self.status: ManagerStatus | None = None
+        self.status_event = threading.Condition()
+        self.in_process: list[Node] = []
+        self.executor: MultiThreadedExecutor | None = None
+        self.node_executors: list = []
+        self.node: Node | None = None
+        self.active_after: float | None = None
+
+    # ---- start ----------------------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> float:
+        """Start every node and wait until the manager reports all active; return the seconds it took."""
+        t0 = time.monotonic()
+        if not rclpy.ok():
+            # `vla` handles SIGINT/SIGTERM itself (an orderly lifecycle shutdown needs a live context).
+            rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(f"vla_cli_{os.getpid()}")
+        manager = self.profile.manager.name
+        self.node.create_subscription(ManagerStatus, f"/{manager}/status", self._on_status, node_qos.LATCHED)
+        self.manage = self.node.create_client(ManageNodes, f"/{manager}/manage_nodes")
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        if self.single_process:
+            self._start_in_process()
+        else:
+            for entry in self.profile.entries():
+                argv = [executable_path(entry), *entry.ros_args()]
+                child = self.group.start(entry.name, argv)
+                self.say(f"started {entry.name} (pid {child.process.pid})")
+        threading.Thread(target=self._spin, args=(self.executor,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = self.group.exited()
+            if dead:
+                c = dead[0]
+                raise BringupError(f"{c.name} exited with code {c.process.returncode} during bring-up; "
+                                   f"last output:\n  " + "\n  ".join(c.tail[-8:]) + f"\n(full log: {c.log_path})")
+            status = self.status
+            if status is not None and status.phase == "active":
+                self.active_after = time.monotonic() - t0
+                return self.active_after
+            if status is not None and status.phase == "failed":
+                raise BringupError(status.reason)
+            if time.monotonic() > deadline:
+                raise BringupError(f"not all nodes active after {timeout:g} s; manager phase: "
+                                   f"{status.phase if status else 'no status yet'}; logs in {self.log_dir}")
+            with self.status_event:
+                self.status_event.wait(0.1)
+
+    def _start_in_process(self) -> None:
+        """Every node in this process, each on its own executor thread: one executor over all of them would
+        rebuild a wait set of every entity on each /clock, image and heartbeat message (measured: the sim then
+        reached 1.5x instead of 5x real time)."""
+        from vla_bringup.manager_node import LifecycleManager
+        for entry in self.profile.entries():
+            cls = LifecycleManager if entry is self.profile.manager else node_class(entry.package, entry.executable)
+            if cls is None:
+                raise BringupError(f"node '{entry.name}': no 'vla.nodes' entry point for {entry.package}/"
+                                   f"{entry.executable}; it can run only as its own process")
+            node = cls(cli_args=entry.ros_args(), use_global_arguments=False)
+            # The manager blocks in service callbacks while its worker drives transitions: it needs threads.
+            executor = (MultiThreadedExecutor(num_threads=2) if cls is LifecycleManager else SingleThreadedExecutor())
+            executor.add_node(node)
+            self.in_process.append(node)
+            self.node_executors.append(executor)
+            threading.Thread(target=self._spin, args=(executor,), daemon=True).start()
+            self.say(f"created {entry.name} in this process")
+
+    def _spin(self, executor) -> None:
+        try:
+            executor.spin()
+        except Exception:  # noqa: BLE001 - the context was shut down underneath the executor
+            pass
+
+    def _on_status(self, msg: ManagerStatus) -> None:
+        with self.status_event:
+            self.status = msg
+            self.status_event.notify_all()
+
+    # ---- supervise --------------------------------------------------------------------------------
+    def supervise(self, stop: threading.Event, duration: float | None = None, grace: float = 10.0) -> str | None:
+        """Block until ``stop`` is set, ``duration`` passes, a node process exits or the manager leaves
+        'active'; return the reason for a failure, or None for a requested stop.
+
+        When a managed node's process dies, the lifecycle manager (not this supervisor) brings the rest to a
+        safe state, exactly as it would under `ros2 launch`; this waits up to ``grace`` seconds for that.
+        """
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.is_set():
+            for c in self.group.exited():
+                death = f"{c.name} exited with code {c.process.returncode} (log: {c.log_path})"
+                if c.name == self.profile.manager.name:
+                    return death
+                self.say(f"{death}; waiting for the lifecycle manager to stop the rest safely")
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < grace and not stop.is_set():
+                    status = self.status
+                    if status is not None and status.phase in ("safe_stop", "failed"):
+                        return f"{death}; {status.reason}"
+                    stop.wait(0.05)
+                return f"{death}; the lifecycle manager did not report a safe stop within {grace:g} s"
+            status = self.status
+            if status is not None and status.phase in ("safe_stop", "failed"):
+                return status.reason
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            stop.wait(0.1)
+        return None
+
+    # ---- stop -------------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Deactivate, clean up and shut down every node through the manager, then end the processes.
+        The processes are ended whatever happens to the lifecycle shutdown."""
+        try:
+            self._lifecycle_shutdown(timeout)
+        except Exception as exc:  # noqa: BLE001 - still end every process below
+            self.say(f"lifecycle shutdown failed ({exc}); stopping processes")
+        finally:
+            codes = self.group.stop()
+            self._release()
+        bad = {k: v for k, v in codes.items() if v not in (0, None)}
+        if bad:
+            self.say("processes that did not exit cleanly: " + ", ".join(f"{k} ({v})" for k, v in bad.items()))
+
+    def _lifecycle_shutdown(self, timeout: float) -> None:
+        if self.node is None or not rclpy.ok() or not self.manage.wait_for_service(timeout_sec=1.0):
+            return
+        done = threading.Event()
+        future = self.manage.call_async(ManageNodes.Request(command=int(Command.SHUTDOWN)))
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            self.say(f"lifecycle shutdown did not finish within {timeout:g} s; stopping processes")
+
+    def _release(self) -> None:
+        for node in self.in_process:
+            if hasattr(node, "finalize"):
+                node.finalize()
+        for executor in [*self.node_executors, self.executor]:
+            if executor is not None:
+                executor.shutdown(timeout_sec=1.0)
+        for node in self.in_process:
+            node.destroy_node()
+        if self.node is not None:
+            self.node.destroy_node()
+            self.node = None
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,137 @@
+"""`vla`: the workspace's command.
+
+  vla up PROFILE            bring a profile up (each node its own process, or --single-process)
+  vla profiles              list the profiles
+  vla demo                  run the main job on the simulated robot and report
+  vla bench NAME            run a benchmark (last line: one JSON object)
+  vla teleop                drive the robot from this terminal (keyboard) or a joystick
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from vla_core.errors import ConfigError
+
+
+def _say(msg: str) -> None:
+    print(f"\033[1m[vla]\033[0m {msg}", flush=True)
+
+
+def _load(args) -> "Profile":  # noqa: F821
+    from vla_bringup.bringup import spec_lookup
+    from vla_bringup.profile import load_profile, parse_overrides
+    return load_profile(args.profile, Path(args.params_dir) if args.params_dir else None,
+                        parse_overrides(args.set or []), spec_lookup)
+
+
+def cmd_up(args) -> int:
+    from vla_bringup.bringup import Bringup, BringupError
+    profile = _load(args)
+    if args.check:
+        _say(f"profile {profile.name} is valid: " + ", ".join(e.name for e in profile.entries()))
+        return 0
+    bringup = Bringup(profile, single_process=args.single_process, echo=not args.quiet, say=_say)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    _say(f"bringing up profile '{profile.name}': {', '.join(n.name for n in profile.nodes)} "
+         f"(logs: {bringup.log_dir})")
+    try:
+        took = bringup.start(timeout=args.timeout)
+        _say(f"all {len(profile.nodes)} nodes active in {took:.2f} s" +
+             ("" if args.duration else "; Ctrl-C to stop"))
+        failure = bringup.supervise(stop, duration=args.duration)
+    except BringupError as exc:
+        failure = str(exc)
+    finally:
+        _say("shutting down")
+        bringup.shutdown()
+    if failure:
+        _say(f"error: {failure}")
+        return 1
+    _say("stopped cleanly")
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    from vla_bringup.profile import available_profiles, default_params_dir
+    import yaml
+    params_dir = Path(args.params_dir) if args.params_dir else default_params_dir()
+    for name in available_profiles(params_dir):
+        data = yaml.safe_load((params_dir / "profiles" / f"{name}.yaml").read_text()) or {}
+        print(f"{name:16s} {data.get('description', '')}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from vla_bringup.demo import run_demo
+    return run_demo(args, say=_say)
+
+
+def cmd_bench(args) -> int:
+    from vla_bringup.bench import BENCHES, run_bench
+    if args.name not in BENCHES:
+        print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(BENCHES))}", file=sys.stderr)
+        return 2
+    return run_bench(args.name, args, say=_say)
+
+
+def cmd_teleop(args) -> int:
+    from vla_bringup.teleop_cli import run_teleop
+    return run_teleop(args, say=_say)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vla", description="The VLA workspace: bring-up, demo, benchmarks.")
+    parser.add_argument("--params-dir", help="parameters directory (default: $VLA_WS/params)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="bring a profile up and supervise it")
+    up.add_argument("profile", help="profile name (params/profiles/NAME.yaml) or a path to one")
+    up.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter (repeatable)")
+    up.add_argument("--single-process", action="store_true", help="run every node in this process")
+    up.add_argument("--duration", type=float, help="stop after this many seconds")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for all nodes to be active")
+    up.add_argument("--quiet", action="store_true", help="keep node output in the log files only")
+    up.add_argument("--check", action="store_true", help="validate the profile and its parameters, start nothing")
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("profiles", help="list the profiles").set_defaults(func=cmd_profiles)
+
+    demo = sub.add_parser("demo", help="run the main job on the simulated robot and print a report")
+    demo.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
+    demo.add_argument("--real-time-factor", type=float, default=4.0, help="simulated seconds per second")
+    demo.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
+    demo.add_argument("--profile", default="sim", help="profile to bring up (default sim)")
+    demo.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter")
+    demo.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark; its last line is one JSON object")
+    bench.add_argument("name", help="benchmark name, e.g. sim")
+    bench.add_argument("--quick", action="store_true", help="fewer iterations (for smoke tests)")
+    bench.set_defaults(func=cmd_bench)
+
+    teleop = sub.add_parser("teleop", help="drive the robot from this terminal (keyboard) or a joystick")
+    teleop.add_argument("--device", default="keyboard", choices=["keyboard", "joy", "expert"])
+    teleop.add_argument("--topic", default="teleop/cmd_vel", help="where to publish (default teleop/cmd_vel)")
+    teleop.add_argument("--set", action="append", metavar="PARAM=VALUE", help="teleop parameter override")
+    teleop.set_defaults(func=cmd_teleop)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Start, watch and stop the processes of a profile (no ROS).
+
+Each node runs in its own session so that a Ctrl-C in the terminal reaches only `vla up`, which then
+shuts the graph down in order (lifecycle first, processes after). Output is prefixed with the node name
+and also kept in a per-run log directory.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Sequence
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    started: float
+    reported: bool = False
+    tail: list[str] = field(default_factory=list)
+
+
+class ProcessGroup:
+    def __init__(self, log_dir: Path, echo: IO[str] | None = sys.stdout, quiet: bool = False):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.echo, self.quiet = echo, quiet
+        self.children: list[Child] = []
+        self._lock = threading.Lock()
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.log_dir / f"{name}.log"
+        process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env or os.environ.copy(), start_new_session=True, text=True, bufsize=1)
+        child = Child(name, process, log_path, time.monotonic())
+        self.children.append(child)
+        threading.Thread(target=self._pump, args=(child,), daemon=True).start()
+        return child
+
+    def _pump(self, child: Child) -> None:
+        with open(child.log_path, "a") as log:
+            for line in child.process.stdout:
+                log.write(line)
+                log.flush()
+                child.tail = (child.tail + [line.rstrip()])[-20:]
+                if self.echo is not None and not self.quiet:
+                    with self._lock:
+                        self.echo.write(f"[{child.name}] {line}")
+                        self.echo.flush()
+
+    def exited(self) -> list[Child]:
+        """Children that have exited since the last call."""
+        out = []
+        for child in self.children:
+            if not child.reported and child.process.poll() is not None:
+                child.reported = True
+                out.append(child)
+        return out
+
+    def pid(self, name: str) -> int:
+        return next(c.process.pid for c in self.children if c.name == name)
+
+    def stop(self, timeout: float = 10.0) -> dict[str, int]:
+        """SIGINT every child (reverse start order), escalate to SIGTERM then SIGKILL; return exit codes."""
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            alive = [c for c in reversed(self.children) if c.process.poll() is None]
+            if not alive:
+                break
+            for c in alive:
+                try:
+                    os.killpg(c.process.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and any(c.process.poll() is None for c in alive):
+                time.sleep(0.05)
+        return {c.name: c.process.returncode for c in self.children}

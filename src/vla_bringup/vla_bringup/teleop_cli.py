@@ -1,0 +1,33 @@
+"""`vla teleop`: run the teleop node in this terminal (the keyboard device needs it), configured and active."""
+from __future__ import annotations
+
+import rclpy
+from lifecycle_msgs.msg import State
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+
+def run_teleop(args, say=print) -> int:
+    from vla_teleop.teleop_node import TeleopNode
+    ros_args = ["--ros-args", "-p", f"device:={args.device}", "-r", f"teleop/cmd_vel:={args.topic}"]
+    for pair in args.set or []:
+        ros_args += ["-p", pair.replace("=", ":=", 1)]
+    rclpy.init()
+    node = TeleopNode(cli_args=ros_args, use_global_arguments=False)
+    try:
+        node.trigger_configure()
+        if node.lifecycle_state != State.PRIMARY_STATE_INACTIVE:
+            say(f"error: {node.last_error}")
+            return 1
+        node.trigger_activate()
+        say(f"teleop ({args.device}) publishing on {node.resolve_topic_name(args.topic)}; Ctrl-C to stop")
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.finalize()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

@@ -1,0 +1,1 @@
+"""Contracts shared by the workspace's packages. Imports neither rclpy nor torch."""

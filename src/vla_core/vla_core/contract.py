@@ -1,0 +1,188 @@
+"""The robot contract: which ROS topics carry which dataset/policy features, at what rate and size.
+
+One YAML file per robot in ``params/robots/``. The recorder writes exactly these features, the trainer reads
+them, a policy artifact declares them, and the sim robot and the perception/policy nodes serve them.
+Feature names follow LeRobot: ``observation.images.<camera>``, ``observation.state``, ``action``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vla_core.errors import ConfigError
+
+IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8", "16UC1", "32FC1")
+ACTION_TYPES = {
+    "geometry_msgs/msg/Twist": ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z"),
+    "std_msgs/msg/Float64MultiArray": None,  # fields are array indices: data[0], data[1], ...
+    "trajectory_msgs/msg/JointTrajectory": None,
+}
+STATE_FIELDS = ("position", "velocity", "effort")
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera: ``topic`` carries sensor_msgs/Image; the model sees (height, width, 3) RGB."""
+
+    name: str
+    topic: str
+    info_topic: str
+    height: int
+    width: int
+    encoding: str = "rgb8"
+    frame_id: str = ""
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """Proprioception from sensor_msgs/JointState: ``fields`` of every joint, joint-major order."""
+
+    topic: str
+    joints: tuple[str, ...]
+    fields: tuple[str, ...] = ("position", "velocity")
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{j}.{f}" for j in self.joints for f in self.fields]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The command a policy or person proposes and the shield forwards, in SI units."""
+
+    topic: str
+    type: str
+    fields: tuple[str, ...]
+    names: tuple[str, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    unit: str = ""
+
+    @property
+    def dim(self) -> int:
+        return len(self.fields)
+
+
+@dataclass(frozen=True)
+class RobotContract:
+    robot: str
+    fps: float
+    cameras: tuple[CameraSpec, ...]
+    state: StateSpec
+    action: ActionSpec
+    instruction_topic: str = "instruction"
+    base_frame: str = "base_link"
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def features(self) -> dict[str, dict[str, Any]]:
+        """LeRobot-style feature table: name -> {dtype, shape, names}."""
+        feats: dict[str, dict[str, Any]] = {}
+        for cam in self.cameras:
+            feats[f"observation.images.{cam.name}"] = {
+                "dtype": "video", "shape": [cam.height, cam.width, 3], "names": ["height", "width", "channels"],
+            }
+        feats["observation.state"] = {"dtype": "float32", "shape": [len(self.state.names)], "names": self.state.names}
+        feats["action"] = {"dtype": "float32", "shape": [self.action.dim], "names": list(self.action.names)}
+        return feats
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RobotContract":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"robot contract not found: {path} (contracts live in params/robots/)")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<contract>") -> "RobotContract":
+        """Build and validate a contract; every problem is collected into one ConfigError."""
+        problems: list[str] = []
+        if not isinstance(data, dict):
+            raise ConfigError("a contract is a mapping with keys robot, fps, cameras, state, action", source)
+        known = {"robot", "description", "fps", "base_frame", "cameras", "state", "action", "instruction", "extra"}
+        for key in sorted(set(data) - known):
+            problems.append(f"unknown key '{key}'; accepted keys: {', '.join(sorted(known))}")
+
+        def need(mapping: dict, key: str, kind: type, where: str) -> Any:
+            if key not in mapping:
+                problems.append(f"{where}: missing key '{key}'")
+                return None
+            value = mapping[key]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+                problems.append(f"{where}.{key} = {value!r}: expected {kind.__name__}")
+                return None
+            return value
+
+        robot = need(data, "robot", str, "contract")
+        fps = need(data, "fps", float, "contract")
+        if fps is not None and not 0.5 <= fps <= 1000:
+            problems.append(f"contract.fps = {fps}: expected a rate in [0.5, 1000] Hz")
+
+        cameras = []
+        for name, cam in (data.get("cameras") or {}).items():
+            where = f"cameras.{name}"
+            if not isinstance(cam, dict):
+                problems.append(f"{where}: expected a mapping with topic, height, width")
+                continue
+            topic, h, w = need(cam, "topic", str, where), need(cam, "height", int, where), need(cam, "width", int, where)
+            enc = cam.get("encoding", "rgb8")
+            if enc not in IMAGE_ENCODINGS:
+                problems.append(f"{where}.encoding = {enc!r}: expected one of {', '.join(IMAGE_ENCODINGS)}")
+            for dim_name, dim in (("height", h), ("width", w)):
+                if dim is not None and not 8 <= dim <= 4096:
+                    problems.append(f"{where}.{dim_name} = {dim}: expected 8..4096 pixels")
+            if None not in (topic, h, w):
+                info = cam.get("info_topic", topic.rsplit("/", 1)[0] + "/camera_info")
+                cameras.append(CameraSpec(name, topic, info, h, w, enc, cam.get("frame_id", "")))
+
+        state = None
+        st = data.get("state")
+        if not isinstance(st, dict):
+            problems.append("state: missing; expected {topic, joints, fields}")
+        else:
+            topic, joints = need(st, "topic", str, "state"), need(st, "joints", list, "state")
+            fields = tuple(st.get("fields", ["position", "velocity"]))
+            bad = [f for f in fields if f not in STATE_FIELDS]
+            if bad:
+                problems.append(f"state.fields: {bad} not accepted; expected a subset of {list(STATE_FIELDS)}")
+            if topic is not None and joints:
+                state = StateSpec(topic, tuple(joints), fields)
+
+        action = None
+        ac = data.get("action")
+        if not isinstance(ac, dict):
+            problems.append("action: missing; expected {topic, type, fields, low, high}")
+        else:
+            topic, typ = need(ac, "topic", str, "action"), need(ac, "type", str, "action")
+            fields, low, high = need(ac, "fields", list, "action"), need(ac, "low", list, "action"), need(ac, "high", list, "action")
+            if typ is not None and typ not in ACTION_TYPES:
+                problems.append(f"action.type = {typ!r}: expected one of {', '.join(ACTION_TYPES)}")
+            allowed = ACTION_TYPES.get(typ or "")
+            if allowed and fields:
+                bad = [f for f in fields if f not in allowed]
+                if bad:
+                    problems.append(f"action.fields: {bad} are not fields of {typ}; accepted: {', '.join(allowed)}")
+            if fields and low is not None and high is not None:
+                if not len(fields) == len(low) == len(high):
+                    problems.append(f"action: fields, low and high must have one entry per action dimension "
+                                    f"(got {len(fields)}, {len(low)}, {len(high)})")
+                elif any(lo >= hi for lo, hi in zip(low, high)):
+                    problems.append(f"action: every low must be below its high (low={low}, high={high})")
+                else:
+                    names = tuple(ac.get("names", fields))
+                    action = ActionSpec(topic, typ, tuple(fields), names, tuple(map(float, low)),
+                                        tuple(map(float, high)), ac.get("unit", ""))
+        if problems:
+            raise ConfigError(problems, source)
+        instruction = data.get("instruction") or {}
+        return cls(robot, fps, tuple(cameras), state, action, instruction.get("topic", "instruction"),
+                   data.get("base_frame", "base_link"), source, data.get("extra") or {})

@@ -1,0 +1,500 @@
+"""Uniform simulator backend over gymnasium environments, driven by plain configuration.
+
+This is what the ROS sim-robot node calls. One concrete class, :class:`SimBackend`,
+maps any gymnasium env onto the robot contract:
+
+* images: uint8 (H, W, 3) RGB;
+* joint positions (m) and velocities (m/s) in the robot frame, float64;
+* actions: joint velocity commands in m/s, physical limits ``action_low`` /
+  ``action_high``;
+* the current language instruction, success flag, and (if the env offers
+  one) a privileged state vector for a scripted expert.
+
+How an env's observations and actions map onto that contract is configuration
+(a plain dict, typically loaded from a YAML parameter file), not code. Keys
+(``CONFIG_KEYS`` lists them; unknown keys raise ValueError):
+
+``env_id`` (str, required)
+    gymnasium id, e.g. "vla_sim/TabletopPush-v0" or "gym_pusht/PushT-v0".
+``env_kwargs`` (dict, {})
+    keyword arguments for ``gymnasium.make``.
+``max_episode_steps`` (int | None)
+    passed to ``gymnasium.make`` (outer TimeLimit); None keeps the env's own.
+``import_module`` (str | None)
+    module imported first so the id gets registered; default: from the id's
+    namespace (``vla_sim`` -> ``vla_sim.envs``, otherwise the namespace itself).
+``install_hint`` (str | None)
+    how to install the env, shown when the id or module is missing.
+``env_vars`` (dict, {})
+    environment variables set with ``os.environ.setdefault`` before import.
+    ``SDL_VIDEODRIVER=dummy`` is always set this way (backends are headless).
+``image_key`` (str | None, "pixels")
+    observation key of the image; None = use ``env.render()``.
+``joint_position_key`` (str, "agent_pos") / ``joint_velocity_key`` (str | None, None)
+    observation keys (looked up in the observation dict, then in ``info``),
+    in env units and env units/s. Without a velocity key the velocity is the
+    finite difference of positions over one control period (zero at reset).
+``joint_names`` / ``action_names`` (list[str] | None)
+    defaults: ``joint_<i>`` and ``<joint>_velocity``.
+``action_mode`` ("velocity" | "position_target", "velocity")
+    velocity: the env's action is a velocity in env units/s.
+    position_target: the env's action is an absolute target position in env
+    units; the backend integrates the command: target = position + v * dt.
+``units_per_meter`` (float, 1.0)
+    env length units per metre (e.g. pixels per metre).
+``env_origin`` (list[float] | None) / ``env_to_robot`` (list[list[float]] | None)
+    robot-frame position = env_to_robot @ (env_position - env_origin) / units_per_meter.
+    env_to_robot must be orthonormal (a rotation / axis permutation with signs);
+    defaults: zeros and identity.
+``max_speed`` (float | None)
+    m/s per-axis command limit; required meaning for position_target (default
+    0.25); in velocity mode it can only tighten the env's own action bounds.
+``fps`` (float | None)
+    control rate; default: the env's ``metadata["render_fps"]``.
+``instruction`` (str | None)
+    fixed instruction text. For envs with a fixed task this is the task
+    description; for instruction-conditioned envs it is passed at every reset
+    unless ``reset(instruction=...)`` overrides it (None = the env samples one).
+``instruction_option`` (str | None, None)
+    name of the env's reset option that takes instruction text ("instruction"
+    for the tabletop env); None = the env has a fixed task.
+``success_key`` (str, "is_success")
+    info key of the success flag.
+``privileged_state_method`` (str | None, "privileged_state")
+    method of the unwrapped env returning a flat float64 vector.
+``expert`` (str | None) / ``expert_kwargs`` (dict, {})
+    "module:Class" of a scripted expert with ``reset()`` and
+    ``act(privileged) -> (n_actions,) m/s``, built by :meth:`SimBackend.make_expert`.
+
+Not thread-safe: one caller (the node's executor) should own a backend.
+No rclpy or torch imports here.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+DEFAULT_FPS = 10.0
+DEFAULT_POSITION_TARGET_MAX_SPEED = 0.25  # m/s
+
+#: Accepted configuration keys and their defaults (None = no default / optional).
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "env_id": None,
+    "env_kwargs": {},
+    "max_episode_steps": None,
+    "import_module": None,
+    "install_hint": None,
+    "env_vars": {},
+    "image_key": "pixels",
+    "joint_position_key": "agent_pos",
+    "joint_velocity_key": None,
+    "joint_names": None,
+    "action_names": None,
+    "action_mode": "velocity",
+    "units_per_meter": 1.0,
+    "env_origin": None,
+    "env_to_robot": None,
+    "max_speed": None,
+    "fps": None,
+    "instruction": None,
+    "instruction_option": None,
+    "success_key": "is_success",
+    "privileged_state_method": "privileged_state",
+    "expert": None,
+    "expert_kwargs": {},
+}
+CONFIG_KEYS: tuple[str, ...] = tuple(CONFIG_DEFAULTS)
+ACTION_MODES: tuple[str, ...] = ("velocity", "position_target")
+
+#: Modules that register a namespace's env ids, and how to install them.
+_NAMESPACE_MODULES = {"vla_sim": "vla_sim.envs", "gym_pusht": "gym_pusht"}
+_INSTALL_HINTS = {
+    "vla_sim": "the vla_sim package must be importable (build the workspace and source install/setup.bash)",
+    "gym_pusht": "pip install gym-pusht",
+}
+
+#: Ready-made configurations. ``make_backend(PRESETS["tabletop"])``.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tabletop": {
+        "env_id": "vla_sim/TabletopPush-v0",
+        "env_kwargs": {"image_size": [96, 96]},
+        "image_key": "pixels",
+        "joint_position_key": "agent_pos",
+        "joint_velocity_key": "agent_vel",
+        "joint_names": ["gantry_x", "gantry_y"],
+        "action_mode": "velocity",
+        "instruction": None,
+        "instruction_option": "instruction",
+        "expert": "vla_sim.expert:ScriptedExpert",
+    },
+    "tabletop_hard": {
+        "env_id": "vla_sim/TabletopPushHard-v0",
+        "env_kwargs": {"image_size": [96, 96]},
+        "image_key": "pixels",
+        "joint_position_key": "agent_pos",
+        "joint_velocity_key": "agent_vel",
+        "joint_names": ["gantry_x", "gantry_y"],
+        "action_mode": "velocity",
+        "instruction": None,
+        "instruction_option": "instruction",
+        "expert": "vla_sim.expert:ScriptedExpert",
+    },
+    # LeRobot's PushT benchmark. Its 512 x 512 workspace is read as 1 unit = 1 mm
+    # (pusher radius 15 mm, T bar 120 mm), i.e. a 0.512 m table like ours. Its
+    # frame has x = image right, y = image down, origin at the top-left corner;
+    # env_origin / env_to_robot re-express it like base_link (origin at the
+    # workspace centre, x = image up, y = image left).
+    "pusht": {
+        "env_id": "gym_pusht/PushT-v0",
+        "env_kwargs": {
+            "obs_type": "pixels_agent_pos",
+            "render_mode": "rgb_array",
+            "observation_width": 96,
+            "observation_height": 96,
+        },
+        "install_hint": "pip install gym-pusht",
+        "env_vars": {"SDL_VIDEODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"},
+        "image_key": "pixels",
+        "joint_position_key": "agent_pos",
+        "joint_velocity_key": None,
+        "joint_names": ["gantry_x", "gantry_y"],
+        "action_mode": "position_target",
+        "units_per_meter": 1000.0,
+        "env_origin": [256.0, 256.0],
+        "env_to_robot": [[0.0, -1.0], [-1.0, 0.0]],
+        "max_speed": 0.25,
+        "instruction": "push the T-shaped block onto the target",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One observation of the robot after a reset or a step.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB camera image.
+        joint_positions: float64 (n_joints,) in SI units (m), robot frame.
+        joint_velocities: float64 (n_joints,) (m/s).
+        reward: the env's reward for the last step (0.0 after reset).
+        terminated / truncated: gymnasium episode-end flags.
+        is_success: the task is achieved.
+        info: the env's info dict (shallow copy).
+    """
+
+    image: np.ndarray
+    joint_positions: np.ndarray
+    joint_velocities: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    is_success: bool
+    info: dict = field(default_factory=dict)
+
+
+class SimBackend:
+    """A gymnasium env mapped onto the robot contract by a config dict (see module docstring).
+
+    Attributes:
+        env_id: gymnasium id.
+        fps: control rate (Hz); one ``step`` = 1 / fps seconds.
+        joint_names / action_names: names of state and command dimensions.
+        action_low / action_high: float64 (n_actions,) command limits (m/s).
+        image_shape: (H, W, 3).
+        instruction: current instruction text ("" if none).
+        has_expert: a scripted expert and a privileged state are available.
+        max_episode_steps: episode length limit if known, else None.
+
+    Raises (constructor):
+        ValueError: bad configuration, unknown env id (with install hint), or
+            env kwargs the env rejects.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        cfg = _validate_config(config)
+        self.config = cfg
+        self.env_id: str = cfg["env_id"]
+        self.env = _make_env(cfg)
+        self._unwrapped = self.env.unwrapped
+        self._upm = float(cfg["units_per_meter"])
+        self._mode = cfg["action_mode"]
+
+        if not isinstance(self.env.action_space, gym.spaces.Box) or len(self.env.action_space.shape) != 1:
+            self.env.close()
+            raise ValueError(f"env {self.env_id!r} needs a 1-D Box action space, has {self.env.action_space}")
+        n_act = int(self.env.action_space.shape[0])
+        self._n = n_act
+        self._origin = np.zeros(n_act) if cfg["env_origin"] is None else np.asarray(cfg["env_origin"], np.float64)
+        self._rot = np.eye(n_act) if cfg["env_to_robot"] is None else np.asarray(cfg["env_to_robot"], np.float64)
+        if self._origin.shape != (n_act,) or self._rot.shape != (n_act, n_act):
+            raise ValueError(
+                f"env_origin must have {n_act} values and env_to_robot be {n_act}x{n_act} "
+                f"for {self.env_id!r}; got {cfg['env_origin']!r}, {cfg['env_to_robot']!r}"
+            )
+        if not np.allclose(self._rot @ self._rot.T, np.eye(n_act), atol=1e-9):
+            raise ValueError(f"env_to_robot must be orthonormal, got {cfg['env_to_robot']!r}")
+
+        self.fps = float(cfg["fps"] or self._unwrapped.metadata.get("render_fps") or DEFAULT_FPS)
+        self.dt = 1.0 / self.fps
+        self.joint_names = tuple(cfg["joint_names"] or (f"joint_{i}" for i in range(n_act)))
+        self.action_names = tuple(cfg["action_names"] or (f"{n}_velocity" for n in self.joint_names))
+        if len(self.joint_names) != n_act or len(self.action_names) != n_act:
+            raise ValueError(
+                f"joint_names and action_names need {n_act} entries for {self.env_id!r}, "
+                f"got {list(self.joint_names)} and {list(self.action_names)}"
+            )
+
+        self._env_low = self.env.action_space.low.astype(np.float64)
+        self._env_high = self.env.action_space.high.astype(np.float64)
+        if self._mode == "velocity":
+            # Robot-frame limits of an env-frame box; axes are permuted/flipped by _rot.
+            corners = np.abs(self._rot) @ np.maximum(np.abs(self._env_low), np.abs(self._env_high))
+            high = corners / self._upm
+            if cfg["max_speed"] is not None:
+                high = np.minimum(high, float(cfg["max_speed"]))
+        else:
+            high = np.full(n_act, float(cfg["max_speed"] or DEFAULT_POSITION_TARGET_MAX_SPEED))
+        self.action_high = high.astype(np.float64)
+        self.action_low = -self.action_high
+
+        self.image_shape = self._declared_image_shape()
+        self.max_episode_steps = self._find_max_episode_steps()
+        self.instruction: str = cfg["instruction"] or ""
+        self._priv = None
+        if cfg["privileged_state_method"]:
+            self._priv = getattr(self._unwrapped, cfg["privileged_state_method"], None)
+        self.has_expert = bool(cfg["expert"]) and callable(self._priv)
+        self._pos = np.zeros(n_act)  # last joint positions (m), for integration / differences
+        self._ready = False
+        self.steps = 0
+
+    # ------------------------------------------------------------------ API
+    def reset(self, seed: int, instruction: str | None = None) -> Frame:
+        """Start an episode.
+
+        Args:
+            seed: episode seed (same seed -> same episode).
+            instruction: task text for instruction-conditioned envs; None = the
+                configured ``instruction`` or, if that is None, one drawn by the env.
+
+        Raises:
+            ValueError: the env cannot follow the instruction (fixed-task env and a
+                different text, or colours/objects not in the scene). The previous
+                episode is left as it was.
+        """
+        text = instruction if instruction is not None else self.config["instruction"]
+        option = self.config["instruction_option"]
+        options = None
+        if option:
+            options = {option: text}
+        elif instruction is not None and instruction != (self.config["instruction"] or ""):
+            raise ValueError(
+                f"env {self.env_id!r} has a fixed task ({self.config['instruction']!r}); "
+                f"it cannot follow instruction {instruction!r}"
+            )
+        obs, info = self.env.reset(seed=int(seed), options=options)
+        if option:
+            self.instruction = str(info.get("instruction") or getattr(self._unwrapped, "instruction", None) or text or "")
+        else:
+            self.instruction = self.config["instruction"] or ""
+        self._pos = self._joint_positions(obs, info)
+        self._ready = True
+        self.steps = 0
+        frame = self._frame(obs, 0.0, False, False, info, np.zeros(self._n))
+        self.image_shape = frame.image.shape
+        return frame
+
+    def step(self, action: np.ndarray) -> Frame:
+        """Apply a joint velocity command (m/s, robot frame) for one control period.
+
+        Values outside ``[action_low, action_high]`` are clipped.
+
+        Raises:
+            ValueError: wrong shape or non-finite values; nothing is applied
+                (the caller counts and drops such commands).
+            RuntimeError: step before the first reset.
+        """
+        a = self._check_action(action)
+        if not self._ready:
+            raise RuntimeError("SimBackend.step called before reset")
+        a = np.clip(a, self.action_low, self.action_high)
+        if self._mode == "velocity":
+            env_action = self._rot.T @ a * self._upm
+        else:
+            target_m = self._pos + a * self.dt
+            env_action = self._origin + self._rot.T @ target_m * self._upm
+        env_action = np.clip(env_action, self._env_low, self._env_high).astype(self.env.action_space.dtype)
+        obs, reward, terminated, truncated, info = self.env.step(env_action)
+        self.steps += 1
+        prev = self._pos
+        self._pos = self._joint_positions(obs, info)
+        return self._frame(obs, float(reward), bool(terminated), bool(truncated), info,
+                           (self._pos - prev) / self.dt)
+
+    def privileged_state(self) -> np.ndarray:
+        """Flat float64 vector from the env (see the env's docs); empty if it offers none."""
+        if not callable(self._priv):
+            return np.zeros(0, np.float64)
+        return np.asarray(self._priv(), dtype=np.float64).ravel()
+
+    def make_expert(self):
+        """A new scripted expert (``reset()``, ``act(privileged) -> (n,) m/s``) as configured.
+
+        Raises:
+            ValueError: no expert configured or no privileged state available.
+        """
+        if not self.has_expert:
+            raise ValueError(f"no scripted expert for {self.env_id!r} (config 'expert' and a privileged state are needed)")
+        module_name, _, cls_name = self.config["expert"].partition(":")
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        return cls(**self.config["expert_kwargs"])
+
+    def close(self) -> None:
+        """Release the env (idempotent)."""
+        if self.env is not None:
+            self.env.close()
+            self._ready = False
+
+    # ------------------------------------------------------------ internals
+    def _check_action(self, action) -> np.ndarray:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"action {action!r} is not numeric; expected shape ({self._n},) in m/s ({exc})"
+            ) from None
+        if a.shape != (self._n,):
+            raise ValueError(f"action {action!r} has shape {a.shape}; expected shape ({self._n},) {self.action_names}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action {action!r} has non-finite values; expected finite shape ({self._n},) in m/s")
+        return a
+
+    def _lookup(self, key: str, obs, info) -> np.ndarray:
+        if isinstance(obs, dict) and key in obs:
+            return np.asarray(obs[key], np.float64).ravel()
+        if key in info:
+            return np.asarray(info[key], np.float64).ravel()
+        keys = list(obs) if isinstance(obs, dict) else f"a {type(obs).__name__} observation"
+        raise ValueError(f"key {key!r} not found in observation ({keys}) or info ({list(info)}) of {self.env_id!r}")
+
+    def _joint_positions(self, obs, info) -> np.ndarray:
+        env_pos = self._lookup(self.config["joint_position_key"], obs, info)
+        return self._rot @ (env_pos - self._origin) / self._upm
+
+    def _frame(self, obs, reward, terminated, truncated, info, fd_velocity) -> Frame:
+        key = self.config["image_key"]
+        image = obs[key] if key is not None else self.env.render()
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"image from {self.env_id!r} (key {key!r}) must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
+            )
+        vkey = self.config["joint_velocity_key"]
+        vel = self._rot @ self._lookup(vkey, obs, info) / self._upm if vkey else fd_velocity
+        return Frame(
+            image=image,
+            joint_positions=self._pos.copy(),
+            joint_velocities=np.asarray(vel, np.float64),
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            is_success=bool(info.get(self.config["success_key"], False)),
+            info=dict(info),
+        )
+
+    def _declared_image_shape(self) -> tuple[int, int, int] | None:
+        key, space = self.config["image_key"], self.env.observation_space
+        if key is not None and isinstance(space, gym.spaces.Dict) and key in space.spaces:
+            return tuple(space[key].shape)
+        return None  # known after the first reset
+
+    def _find_max_episode_steps(self) -> int | None:
+        limits = [getattr(self._unwrapped, "max_episode_steps", None)]
+        if self.env.spec is not None:
+            limits.append(self.env.spec.max_episode_steps)
+        limits = [int(v) for v in limits if isinstance(v, (int, np.integer)) and v > 0]
+        return min(limits) if limits else None
+
+
+def make_backend(config: dict[str, Any]) -> SimBackend:
+    """Build a :class:`SimBackend` from a config dict (e.g. ``PRESETS["tabletop"]``).
+
+    The dict is deep-copied, so presets are never mutated.
+    """
+    return SimBackend(config)
+
+
+def _validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ValueError(f"backend config must be a dict, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown backend config keys {unknown}; accepted keys: {list(CONFIG_KEYS)}")
+    cfg = copy.deepcopy(CONFIG_DEFAULTS)
+    cfg.update(copy.deepcopy(config))
+    if not isinstance(cfg["env_id"], str) or not cfg["env_id"]:
+        raise ValueError(f"backend config needs 'env_id' (a gymnasium id string); accepted keys: {list(CONFIG_KEYS)}")
+    for key in ("env_kwargs", "env_vars", "expert_kwargs"):
+        if cfg[key] is None:
+            cfg[key] = {}
+        if not isinstance(cfg[key], dict):
+            raise ValueError(f"config {key!r} must be a mapping, got {cfg[key]!r}")
+    if cfg["action_mode"] not in ACTION_MODES:
+        raise ValueError(f"config 'action_mode' must be one of {ACTION_MODES}, got {cfg['action_mode']!r}")
+    for key in ("units_per_meter", "max_speed", "fps"):
+        v = cfg[key]
+        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise ValueError(f"config {key!r} must be a positive number, got {v!r}")
+    if not isinstance(cfg["joint_position_key"], str):
+        raise ValueError(f"config 'joint_position_key' must be a string, got {cfg['joint_position_key']!r}")
+    for key in ("image_key", "joint_velocity_key", "instruction", "instruction_option", "import_module",
+                "install_hint", "privileged_state_method"):
+        if cfg[key] is not None and not isinstance(cfg[key], str):
+            raise ValueError(f"config {key!r} must be a string or null, got {cfg[key]!r}")
+    for key in ("joint_names", "action_names"):
+        names = cfg[key]
+        if names is not None and (
+            isinstance(names, str) or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise ValueError(f"config {key!r} must be a list of non-empty strings, got {names!r}")
+    if cfg["expert"] is not None and ":" not in str(cfg["expert"]):
+        raise ValueError(f"config 'expert' must look like 'module:Class', got {cfg['expert']!r}")
+    return cfg
+
+
+def _make_env(cfg: dict[str, Any]) -> gym.Env:
+    # Headless by default (pygame-based envs such as gym-pusht need this).
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    for name, value in cfg["env_vars"].items():
+        os.environ.setdefault(str(name), str(value))
+    env_id = cfg["env_id"]
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+    hint = cfg["install_hint"] or _INSTALL_HINTS.get(namespace or "", "install the package that registers it")
+    module = cfg["import_module"] or _NAMESPACE_MODULES.get(namespace or "", namespace)
+    if module:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise ValueError(
+                f"env {env_id!r} needs module {module!r}, which cannot be imported ({exc}); to install: {hint}"
+            ) from None
+    kwargs = dict(cfg["env_kwargs"])
+    if cfg["max_episode_steps"] is not None:
+        kwargs["max_episode_steps"] = int(cfg["max_episode_steps"])
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:
+        raise ValueError(f"unknown env id {env_id!r} ({exc}); to install: {hint}") from None
+    except TypeError as exc:
+        raise ValueError(f"env {env_id!r} rejected env_kwargs {cfg['env_kwargs']!r}: {exc}") from None
+
+
+__all__ = ["Frame", "SimBackend", "make_backend", "PRESETS", "CONFIG_KEYS", "ACTION_MODES"]

@@ -1,0 +1,53 @@
+"""What the sim robot does with incoming commands: validate, hold the newest, stop when it goes stale.
+
+A real robot's driver behaves the same way: a non-finite or wrong-dimension command is refused and counted,
+never applied; with no fresh command within ``timeout`` (simulated seconds) the robot gets zero velocity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class CommandGate:
+    dim: int
+    timeout: float
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    accepted: int = 0
+    rejected_nonfinite: int = 0
+    rejected_dimension: int = 0
+    stale_steps: int = 0
+    _latest: np.ndarray | None = field(default=None, repr=False)
+    _stamp: float = field(default=-np.inf, repr=False)
+
+    def offer(self, values: np.ndarray, now: float) -> str | None:
+        """Take a command received at ``now``; return why it was refused, or None."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (self.dim,):
+            self.rejected_dimension += 1
+            return (f"command has {values.size} values {values.tolist()} but this robot takes {self.dim}; "
+                    f"send a command of dimension {self.dim}")
+        if not np.all(np.isfinite(values)):
+            self.rejected_nonfinite += 1
+            return f"command {values.tolist()} has non-finite values; it was dropped and the robot holds still"
+        self._latest, self._stamp = values, now
+        self.accepted += 1
+        return None
+
+    def current(self, now: float) -> tuple[np.ndarray, bool]:
+        """The command to apply at ``now`` and whether it is fresh; zero when stale or absent."""
+        if self._latest is None or now - self._stamp > self.timeout:
+            self.stale_steps += 1
+            return np.zeros(self.dim), False
+        return self._latest, True
+
+    def clear(self) -> None:
+        """Forget the held command (on activation: no stale command survives)."""
+        self._latest, self._stamp = None, -np.inf
+
+    def counters(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "rejected_nonfinite": self.rejected_nonfinite,
+                "rejected_dimension": self.rejected_dimension, "stale_steps": self.stale_steps}

@@ -1,0 +1,257 @@
+"""Sim-robot lifecycle node: a gymnasium environment that looks like a robot on ROS topics.
+
+Publishes (relative names, so a namespace moves them all):
+  camera/<name>/image_raw (sensor_msgs/Image rgb8), camera/<name>/camera_info, joint_states,
+  instruction (std_msgs/String, latched), episode/events (vla_interfaces/EpisodeEvent),
+  sim/state (vla_interfaces/SimState, ground truth for scripted experts), /clock (when publish_clock),
+  /diagnostics.
+Subscribes: cmd_vel (geometry_msgs/Twist) or cmd (std_msgs/Float64MultiArray), per ``command_type``.
+Services: ~/reset (vla_interfaces/ResetEpisode).
+
+The simulation steps on a steady-clock timer at fps x real_time_factor; simulated time advances one
+control period per step and, with publish_clock, drives every use_sim_time node. INACTIVE: paused, no output.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from vla_core.contract import RobotContract
+from vla_core.errors import ConfigError
+from vla_interfaces.msg import EpisodeEvent, SimState
+from vla_interfaces.srv import ResetEpisode
+from vla_ros import node_qos
+from vla_ros.convert import (TWIST_FIELDS, multiarray_to_array, pinhole_camera_info, rgb_to_image,
+                             seconds_to_time, twist_to_array)
+from vla_ros.node_base import ManagedNode, main_for
+from vla_sim.backends import PRESETS, make_backend
+from vla_sim.command_gate import CommandGate
+from vla_sim.contract_check import contract_mismatches
+from vla_sim.sim_params import SIM_ROBOT_PARAMS
+
+
+def backend_config(params: dict) -> dict:
+    """The backend configuration for these node parameters: the preset, with size, limit and id overrides."""
+    config = copy.deepcopy(PRESETS[params["preset"]])
+    if params["env_id"]:
+        config["env_id"] = params["env_id"]
+    kwargs = config.setdefault("env_kwargs", {})
+    if params["preset"].startswith("tabletop"):
+        kwargs["image_size"] = [params["image_height"], params["image_width"]]
+        kwargs["instruction_set"] = params["instruction_set"]
+        kwargs["max_episode_steps"] = params["max_episode_steps"]
+    else:
+        kwargs["observation_height"], kwargs["observation_width"] = params["image_height"], params["image_width"]
+    config["max_episode_steps"] = params["max_episode_steps"]
+    return config
+
+
+class SimRobotNode(ManagedNode):
+    PARAMS = SIM_ROBOT_PARAMS
+
+    def __init__(self, **kwargs):
+        super().__init__("sim_robot", **kwargs)
+        self.backend = None
+        self._timer = None
+        self._pubs: dict = {}
+        self._entities: list = []
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def configure(self, p: dict) -> None:
+        self.backend = make_backend(backend_config(p))
+        b = self.backend
+        if p["contract"]:
+            contract = RobotContract.from_yaml(p["contract"])
+            problems = contract_mismatches(contract, fps=b.fps, image_shape=b.image_shape,
+                                           camera_name=p["camera_name"], joint_names=b.joint_names,
+                                           action_dim=len(b.action_names))
+            if problems:
+                raise ConfigError(problems, source=f"contract {p['contract']}")
+        dim = len(b.action_names)
+        if p["command_type"] == "twist" and dim > 3:
+            raise ConfigError(f"command_type 'twist' carries at most 3 planar values but {b.env_id} takes {dim}; "
+                              "set command_type: float64_multiarray")
+        self.twist_fields = TWIST_FIELDS[:dim] if dim < 3 else ("linear.x", "linear.y", "angular.z")
+        self.dt = 1.0 / b.fps
+        self.gate = CommandGate(dim=dim, timeout=p["command_timeout"])
+        cam = p["camera_name"]
+        lp = self.create_lifecycle_publisher
+        self._pubs = {
+            "image": lp(Image, f"camera/{cam}/image_raw", node_qos.SENSOR_PUB),
+            "info": lp(CameraInfo, f"camera/{cam}/camera_info", node_qos.SENSOR_PUB),
+            "joints": lp(JointState, "joint_states", node_qos.SENSOR_PUB),
+            "instruction": lp(String, "instruction", node_qos.LATCHED),
+            "events": lp(EpisodeEvent, "episode/events", node_qos.EVENTS),
+            "state": lp(SimState, "sim/state", node_qos.SENSOR_PUB),
+            "diagnostics": lp(DiagnosticArray, "/diagnostics", 10),
+        }
+        if p["publish_clock"]:
+            self._pubs["clock"] = self.create_publisher(ClockMsg, "/clock", node_qos.CLOCK)
+        if p["command_type"] == "twist":
+            sub = self.create_subscription(Twist, "cmd_vel", self._on_twist, node_qos.COMMAND)
+        else:
+            sub = self.create_subscription(Float64MultiArray, "cmd", self._on_multiarray, node_qos.COMMAND)
+        self._entities = [sub, self.create_service(ResetEpisode, "~/reset", self._on_reset)]
+        self.sim_time = 0.0
+        self.next_seed = p["seed"]
+        self.episode_index = -1
+        self.episode_steps = 0
+        self.frame = None
+        self.totals = {"steps": 0, "episodes": 0, "successes": 0}
+        self._rate_window = (time.monotonic(), 0, 0.0)
+        self.get_logger().info(
+            f"{b.env_id}: {b.image_shape[1]}x{b.image_shape[0]} camera, joints {list(b.joint_names)}, "
+            f"{b.fps:g} Hz x {p['real_time_factor']:g} real time")
+
+    def activate(self) -> None:
+        self.gate.clear()
+        self._start_episode(seed=None, instruction=None)
+        period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
+        self._timer = self.create_timer(period, self._step, clock=self._steady)
+        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
+                                             clock=self._steady)
+
+    def deactivate(self) -> None:
+        for name in ("_timer", "_diag_timer"):
+            timer = getattr(self, name, None)
+            if timer is not None:
+                self.destroy_timer(timer)
+                setattr(self, name, None)
+        if self.frame is not None and self.episode_index >= 0:
+            self._publish_event(EpisodeEvent.ABORTED)
+        if self.gate is not None:
+            self.gate.clear()
+
+    def cleanup(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        for entity in self._entities:
+            (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
+        self._pubs, self._entities = {}, []
+        if self.backend is not None:
+            self.backend.close()
+        self.backend, self.gate, self.frame = None, None, None
+
+    # ---- commands --------------------------------------------------------------------------------
+    def _on_twist(self, msg: Twist) -> None:
+        self._offer(twist_to_array(msg, self.twist_fields))
+
+    def _on_multiarray(self, msg: Float64MultiArray) -> None:
+        self._offer(multiarray_to_array(msg))
+
+    def _offer(self, values: np.ndarray) -> None:
+        if not self.is_active or self.gate is None:
+            return  # INACTIVE: the robot is not commandable
+        reason = self.gate.offer(values, self.sim_time)
+        if reason:
+            self.get_logger().warn(f"command rejected: {reason}", throttle_duration_sec=1.0)
+
+    # ---- simulation ---------------------------------------------------------------------------
+    def _stamp(self):
+        return seconds_to_time(self.sim_time) if "clock" in self._pubs else self.get_clock().now().to_msg()
+
+    def _start_episode(self, seed: int | None, instruction: str | None) -> None:
+        seed = self.next_seed if seed is None or seed < 0 else seed
+        self.frame = self.backend.reset(seed, instruction or None)
+        self.next_seed = seed + 1
+        self.seed = seed
+        self.episode_index += 1
+        self.episode_steps = 0
+        self.episode_start = self.sim_time
+        self._pubs["instruction"].publish(String(data=self.backend.instruction))
+        self._publish_event(EpisodeEvent.START)
+        self._publish_frame()
+
+    def _step(self) -> None:
+        if not self.is_active or self.backend is None:
+            return
+        action, _ = self.gate.current(self.sim_time)
+        self.frame = self.backend.step(action)
+        self.sim_time += self.dt
+        self.episode_steps += 1
+        self.totals["steps"] += 1
+        if "clock" in self._pubs:
+            self._pubs["clock"].publish(ClockMsg(clock=seconds_to_time(self.sim_time)))
+        self._publish_frame()
+        if self.frame.terminated or self.frame.truncated:
+            success = self.frame.is_success
+            self.totals["episodes"] += 1
+            self.totals["successes"] += int(success)
+            self._publish_event(EpisodeEvent.SUCCESS if success else EpisodeEvent.TIMEOUT)
+            if self.params["auto_reset"]:
+                self._start_episode(seed=None, instruction=None)
+            else:
+                self.frame = None
+                self.destroy_timer(self._timer)
+                self._timer = None
+
+    def _publish_frame(self) -> None:
+        stamp, f, b = self._stamp(), self.frame, self.backend
+        image = rgb_to_image(f.image, stamp, self.params["camera_frame_id"])
+        self._pubs["image"].publish(image)
+        self._pubs["info"].publish(pinhole_camera_info(image.height, image.width, 60.0, stamp,
+                                                       self.params["camera_frame_id"]))
+        joints = JointState(name=list(b.joint_names), position=f.joint_positions.tolist(),
+                            velocity=f.joint_velocities.tolist())
+        joints.header.stamp = stamp
+        self._pubs["joints"].publish(joints)
+        if self.params["publish_privileged_state"]:
+            state = SimState(env_id=b.env_id, episode_index=self.episode_index, step=self.episode_steps,
+                             instruction=b.instruction, privileged=b.privileged_state().tolist())
+            state.header.stamp = stamp
+            self._pubs["state"].publish(state)
+
+    def _publish_event(self, kind: int) -> None:
+        event = EpisodeEvent(event=kind, episode_index=self.episode_index, seed=self.seed,
+                             instruction=self.backend.instruction, steps=self.episode_steps,
+                             sim_time=self.sim_time - self.episode_start)
+        event.header.stamp = self._stamp()
+        self._pubs["events"].publish(event)
+
+    def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response):
+        if not self.is_active:
+            response.success, response.message = False, "sim_robot is not active; activate it (vla up) first"
+            return response
+        try:
+            if self.frame is not None:
+                self._publish_event(EpisodeEvent.ABORTED)
+            self._start_episode(request.seed, request.instruction)
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        if self._timer is None:
+            period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
+            self._timer = self.create_timer(period, self._step, clock=self._steady)
+        response.success, response.message = True, "episode started"
+        response.episode_index, response.seed, response.instruction = (
+            self.episode_index, self.seed, self.backend.instruction)
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        t0, steps0, sim0 = self._rate_window
+        elapsed = max(now - t0, 1e-9)
+        self._rate_window = (now, self.totals["steps"], self.sim_time)
+        values = {**self.totals, **self.gate.counters(),
+                  "step_rate_hz": f"{(self.totals['steps'] - steps0) / elapsed:.1f}",
+                  "real_time_factor": f"{(self.sim_time - sim0) / elapsed:.2f}",
+                  "episode": self.episode_index, "instruction": self.backend.instruction}
+        rejected = self.gate.rejected_nonfinite + self.gate.rejected_dimension
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if rejected else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: simulation", hardware_id=self.backend.env_id,
+            message=f"{rejected} commands rejected" if rejected else "running",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._stamp()
+        self._pubs["diagnostics"].publish(array)
+
+
+main = main_for(SimRobotNode)

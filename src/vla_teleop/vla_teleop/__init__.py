@@ -1,0 +1,1 @@
+"""Teleoperation: scripted expert, keyboard and joystick devices behind one interface."""

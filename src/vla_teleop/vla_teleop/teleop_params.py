@@ -1,0 +1,17 @@
+"""Parameters of the teleop node (pure data)."""
+from vla_core.params import ParamSpec
+
+TELEOP_PARAMS = (
+    ParamSpec("device", "expert", "Input device", choices=("expert", "keyboard", "joy"), read_only=True),
+    ParamSpec("rate", 10.0, "Command rate (the robot contract's fps)", range=(1.0, 1000.0), unit="Hz",
+              read_only=True),
+    ParamSpec("max_speed", 0.25, "Largest commanded speed per axis", range=(0.0, 10.0), unit="m/s"),
+    ParamSpec("keyboard_speed", 0.1, "Speed of a keyboard key press", range=(0.0, 10.0), unit="m/s"),
+    ParamSpec("keyboard_hold_time", 0.6, "A key press commands for this long (bridges key repeat)",
+              range=(0.05, 5.0), unit="s"),
+    ParamSpec("joy_axis_x", 1, "Joy axis for forward (+x) motion", range=(0, 63)),
+    ParamSpec("joy_axis_y", 0, "Joy axis for leftward (+y) motion", range=(0, 63)),
+    ParamSpec("joy_deadman_button", 4, "Joy button that must be held to command; -1 for none", range=(-1, 63)),
+    ParamSpec("input_timeout", 0.5, "Input (sim state, Joy) older than this is ignored", range=(0.01, 10.0),
+              unit="s"),
+)

@@ -1,0 +1,148 @@
+"""Helpers for workspace-level tests: a ROS node in the test process and `vla up` as a real subprocess."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+WS = Path(__file__).resolve().parents[1]
+
+
+class RosProbe:
+    """An rclpy node in its own context, spinning in a thread, that collects messages by topic."""
+
+    def __init__(self, name: str = "test_probe"):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"{name}_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.messages: dict[str, list] = {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down
+            pass
+
+    def collect(self, msg_type, topic: str, qos, stamp: bool = True):
+        self.messages[topic] = []
+
+        def cb(msg):
+            with self.lock:
+                self.messages[topic].append((time.monotonic(), msg) if stamp else msg)
+        self.node.create_subscription(msg_type, topic, cb, qos)
+        return self.messages[topic]
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate():
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(timeout), f"service {name} did not answer within {timeout:g} s"
+        return future.result()
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.rclpy.shutdown(context=self.context)
+
+
+class VlaProcess:
+    """`vla ...` as a subprocess with its output captured line by line."""
+
+    def __init__(self, *args: str, timeout: float = 120.0):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(["vla", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     cwd=WS, start_new_session=True)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_line(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = rx.search(line)
+                if m:
+                    return m
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                for line in list(self.lines):
+                    if rx.search(line):
+                        return rx.search(line)
+                raise AssertionError(f"vla exited ({self.proc.returncode}) before printing /{pattern}/:\n{self.output}")
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching /{pattern}/ within {timeout:g} s:\n{self.output}")
+
+    def interrupt(self):
+        self.proc.send_signal(signal.SIGINT)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise AssertionError(f"vla did not exit within {timeout:g} s:\n{self.output}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def probe():
+    p = RosProbe()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def vla():
+    started: list[VlaProcess] = []
+
+    def start(*args, **kwargs) -> VlaProcess:
+        proc = VlaProcess(*args, **kwargs)
+        started.append(proc)
+        return proc
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.interrupt()
+            try:
+                proc.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,0 +1,118 @@
+"""The sim robot as a robot: its topics, its reset service, and commands it must refuse (real processes)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from vla_interfaces.msg import EpisodeEvent
+from vla_interfaces.srv import ResetEpisode
+from vla_ros import node_qos
+
+WS = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.ros
+
+
+def sim_only_profile(tmp_path, command_type: str):
+    profile = tmp_path / "sim_only.yaml"
+    profile.write_text(f"""
+description: the sim robot alone, commanded by the test
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: sim_robot
+    package: vla_sim
+    executable: sim_robot
+    params: [{WS / 'params' / 'sim_robot.yaml'}]
+""")
+    return [str(profile), "--quiet", "--set", f"sim_robot.command_type={command_type}",
+            "--set", "sim_robot.publish_clock=false", "--set", "sim_robot.diagnostics_period=0.2",
+            "--set", f"sim_robot.contract={WS / 'params' / 'robots' / 'tabletop_sim.yaml'}"]
+
+
+def publish_until(probe, pub, msgs, predicate, timeout, what):
+    """Publish ``msgs`` in turn every 50 ms until ``predicate`` holds: the first messages after discovery
+    may precede the reliable match, so the test does not count on them."""
+    deadline = time.monotonic() + timeout
+    i = 0
+    while time.monotonic() < deadline:
+        pub.publish(msgs[i % len(msgs)])
+        i += 1
+        with probe.lock:
+            if predicate():
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def counters(diags):
+    values = {}
+    for _, array in diags:
+        for status in array.status:
+            if status.name.startswith("sim_robot"):
+                values = {kv.key: kv.value for kv in status.values}
+    return values
+
+
+def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
+    images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
+    infos = probe.collect(CameraInfo, "/camera/top/camera_info", node_qos.SENSOR_SUB)
+    joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", *sim_only_profile(tmp_path, "twist"))
+    up.wait_line("all 1 nodes active", 90)
+    probe.wait_for(lambda: len(images) > 3 and len(joints) > 3 and infos, 20, "camera and joint states")
+    image, info = images[-1][1], infos[-1][1]
+    assert (image.height, image.width, image.encoding) == (96, 96, "rgb8")
+    assert image.header.frame_id == info.header.frame_id == "camera_top_optical_frame"
+    assert list(joints[-1][1].name) == ["gantry_x", "gantry_y"]
+
+    # A late subscriber still gets the current instruction (latched).
+    instruction = probe.collect(String, "/instruction", node_qos.LATCHED)
+    probe.wait_for(lambda: instruction, 10, "latched instruction")
+    assert "block" in instruction[-1][1].data or "cube" in instruction[-1][1].data
+
+    pub = probe.node.create_publisher(Twist, "/cmd_vel", node_qos.COMMAND)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd_vel subscription")
+    bad = Twist()
+    bad.linear.x = float("nan")
+    publish_until(probe, pub, [bad], lambda: int(counters(diags).get("rejected_nonfinite", 0)) >= 5, 15,
+                  "5 rejected NaN commands")
+    assert all(np.all(np.isfinite(j.position)) for _, j in joints)
+
+    # A valid command moves the gantry at the commanded velocity (m/s, base_link: +x forward).
+    good = Twist()
+    good.linear.x = 0.05
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        pub.publish(good)
+        time.sleep(0.05)
+    recent = [j for t, j in joints if t > t_end - 0.5]
+    assert recent and np.mean([j.velocity[0] for j in recent]) == pytest.approx(0.05, abs=0.02)
+    assert int(counters(diags).get("accepted", 0)) > 10
+
+
+def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    events = probe.collect(EpisodeEvent, "/episode/events", node_qos.EVENTS)
+    up = vla("up", *sim_only_profile(tmp_path, "float64_multiarray"))
+    up.wait_line("all 1 nodes active", 90)
+    pub = probe.node.create_publisher(Float64MultiArray, "/cmd", node_qos.COMMAND)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
+    bad = [Float64MultiArray(data=[0.1]), Float64MultiArray(data=[0.1, 0.2, 0.3])]
+    publish_until(probe, pub, bad, lambda: int(counters(diags).get("rejected_dimension", 0)) >= 2, 15,
+                  "2 rejected commands")
+    assert int(counters(diags).get("accepted", 0)) == 0
+
+    ok = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=7, instruction=""))
+    assert ok.success and ok.seed == 7 and ok.instruction
+    probe.wait_for(lambda: any(e.event == EpisodeEvent.START and e.seed == 7 for _, e in events), 10, "START seed 7")
+    bad = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=8, instruction="dance a jig"))
+    assert not bad.success and "dance a jig" in bad.message
