@@ -32,5 +32,6 @@ setup(
         ],
         "vla.nodes": ["lifecycle_manager = vla_bringup.manager_node:LifecycleManager"],
         "vla.params": ["lifecycle_manager = vla_bringup.manager_params:MANAGER_PARAMS"],
+        "vla.bench": ["sim = vla_bringup.bench:bench_sim"],
     },
 )

@@ -1,4 +1,9 @@
-"""`vla bench NAME`: benchmarks that print figures; the last line is one JSON object."""
+"""`vla bench NAME`: benchmarks that print figures; the last line is one JSON object.
+
+Benchmarks register under the 'vla.bench' entry points (``name = module:function``); a function takes the
+parsed arguments (``args.quick`` asks for fewer iterations) and ``say`` (progress lines) and returns a dict.
+This module holds the bring-up's own benchmark, ``sim``.
+"""
 from __future__ import annotations
 
 import json
@@ -7,7 +12,12 @@ import time
 
 import numpy as np
 
-BENCHES = {"sim": "sim step+render rate, faster-than-real-time factor, time from `vla up` to all active"}
+from importlib.metadata import entry_points
+
+
+def benches() -> dict:
+    """Registered benchmarks by name."""
+    return {ep.name: ep for ep in entry_points(group="vla.bench")}
 
 
 def _env_rate(height: int, width: int, seconds: float) -> float:
@@ -78,6 +88,6 @@ def _node_rate(height: int, width: int, seconds: float) -> tuple[float, float]:
 
 
 def run_bench(name: str, args, say=print) -> int:
-    result = {"sim": bench_sim}[name](args, say)
+    result = benches()[name].load()(args, say)
     print(json.dumps(result), flush=True)
     return 0

@@ -73,9 +73,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from vla_bringup.bench import BENCHES, run_bench
-    if args.name not in BENCHES:
-        print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(BENCHES))}", file=sys.stderr)
+    from vla_bringup.bench import benches, run_bench
+    if args.name not in benches():
+        print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(benches()))}", file=sys.stderr)
         return 2
     return run_bench(args.name, args, say=_say)
 
