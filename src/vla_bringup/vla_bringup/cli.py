@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import threading
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from vla_core.errors import ConfigError
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     teleop.add_argument("--topic", default="teleop/cmd_vel", help="where to publish (default teleop/cmd_vel)")
     teleop.add_argument("--set", action="append", metavar="PARAM=VALUE", help="teleop parameter override")
     teleop.set_defaults(func=cmd_teleop)
+
+    # Other packages add subcommands through 'vla.commands' entry points: register(subparsers) adds a parser
+    # and sets its func(args) -> exit code.
+    for ep in sorted(entry_points(group="vla.commands"), key=lambda e: e.name):
+        ep.load()(sub)
     return parser
 
 
