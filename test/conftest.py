@@ -37,12 +37,15 @@ class RosProbe:
         except Exception:  # noqa: BLE001 - context shut down
             pass
 
-    def collect(self, msg_type, topic: str, qos, stamp: bool = True):
+    def collect(self, msg_type, topic: str, qos, source_time: bool = False):
+        """Collect (time, message) pairs: receipt time (time.monotonic()), or with ``source_time`` the
+        publisher's send time (system clock, seconds) -- the one to order messages from different publishers."""
         self.messages[topic] = []
 
-        def cb(msg):
+        def cb(msg, info):
+            t = info["source_timestamp"] * 1e-9 if source_time else time.monotonic()
             with self.lock:
-                self.messages[topic].append((time.monotonic(), msg) if stamp else msg)
+                self.messages[topic].append((t, msg))
         self.node.create_subscription(msg_type, topic, cb, qos)
         return self.messages[topic]
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
 import pytest
 from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import State, TransitionEvent
-from lifecycle_msgs.srv import GetState
 from rclpy.qos import QoSProfile
 
 from std_srvs.srv import Trigger
@@ -22,7 +22,8 @@ EVENTS_QOS = QoSProfile(depth=100)  # lifecycle transition events: reliable, vol
 
 
 def transitions(probe, nodes):
-    logs = {n: probe.collect(TransitionEvent, f"/{n}/transition_event", EVENTS_QOS) for n in nodes}
+    # Ordered by when each node published (source time): receipt order across two publishers can differ.
+    logs = {n: probe.collect(TransitionEvent, f"/{n}/transition_event", EVENTS_QOS, source_time=True) for n in nodes}
 
     def ordered():
         # Primary states only (ids 1-4); transition states such as 'configuring' have ids >= 10.
@@ -43,7 +44,7 @@ def test_up_in_order_and_down_in_reverse(probe, vla):
     assert not inactive.success
     result = probe.call(ManageNodes, "/lifecycle_manager/manage_nodes", ManageNodes.Request(command=ManageNodes.Request.STARTUP), timeout=60)
     assert result.success, result.message
-    up.wait_line(r"all 2 nodes active in [\d.]+ s", timeout=30)
+    up.wait_line(r"all \d+ nodes active in [\d.]+ s", timeout=30)
     probe.wait_for(lambda: len(ordered()) >= 4, 10, "four transition events")
     assert ordered() == [("sim_robot", "inactive"), ("teleop", "inactive"),
                          ("sim_robot", "active"), ("teleop", "active")]
@@ -70,21 +71,26 @@ def test_killed_node_is_detected_and_command_path_goes_safe(probe, vla):
     commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
     up = vla("up", "sim", "--set", "lifecycle_manager.heartbeat_timeout=1.0")
     pid = int(up.wait_line(r"started sim_robot \(pid (\d+)\)", 60).group(1))
-    up.wait_line(r"all 2 nodes active", 90)
+    up.wait_line(r"all \d+ nodes active", 90)
     probe.wait_for(lambda: len(commands) > 5, 20, "teleop commands on /cmd_vel")
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    probe.wait_for(lambda: status and status[-1][1].phase == "safe_stop", 10, "manager safe_stop")
-    detected_after = status[-1][0] - killed_at
-    assert detected_after < 1.0 + 1.0, f"loss detected after {detected_after:.2f} s (timeout 1.0 s)"
-    assert "/sim_robot" in status[-1][1].reason
-    teleop = probe.call(GetState, "/teleop/get_state", GetState.Request())
-    assert teleop.current_state.id == State.PRIMARY_STATE_INACTIVE
-    # The command source is inactive: nothing more reaches the robot's command topic.
-    time.sleep(0.5)
-    sent = len(commands)
-    time.sleep(1.0)
-    assert len(commands) == sent
+
+    def first(phase):
+        return next(((t, m) for t, m in status if m.phase == phase and "heartbeat lost" in m.reason), None)
+    try:
+        probe.wait_for(lambda: first("safe_stop"), 15, "manager safe_stop")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; statuses: {[(m.phase, m.reason) for _, m in status]}\n{up.output}") from None
+    detected_at, _ = first("stopping")
+    assert detected_at - killed_at < 1.0 + 1.0, f"loss detected {detected_at - killed_at:.2f} s after the kill (timeout 1 s)"
+    safe_at, safe = first("safe_stop")
+    assert "/sim_robot" in safe.reason
+    # At safe_stop every surviving node is INACTIVE (the status carries each node's state) ...
+    states = {n.node: n.state for n in safe.nodes}
+    assert all(state == State.PRIMARY_STATE_INACTIVE for node, state in states.items() if node != "/sim_robot"), states
+    # ... and nothing reaches the robot's command topic any more.
+    assert not [t for t, _ in commands if t > safe_at + 0.2]
     assert up.wait(60) == 1
     assert "heartbeat lost from /sim_robot" in up.output
 
@@ -94,7 +100,7 @@ def test_single_process_mode_runs_the_same_profile(probe, vla):
     clock = probe.collect(Clock, "/clock", node_qos.CLOCK)
     up = vla("up", "sim", "--single-process", "--quiet", "--duration", "3",
              "--set", "sim_robot.real_time_factor=5")
-    up.wait_line(r"all 2 nodes active", 90)
+    up.wait_line(r"all \d+ nodes active", 90)
     assert up.wait(60) == 0, up.output
     assert "created sim_robot in this process" in up.output
     assert len(clock) > 10
@@ -106,7 +112,8 @@ def test_single_process_mode_runs_the_same_profile(probe, vla):
 def test_bad_profile_input_exits_nonzero_naming_the_problem(vla, tmp_path):
     up = vla("up", "no_such_profile")
     assert up.wait(30) == 2
-    assert "unknown profile 'no_such_profile'" in up.output and "available profiles: sim" in up.output
+    assert "unknown profile 'no_such_profile'" in up.output
+    assert re.search(r"available profiles: [a-z_, ]*\bsim\b", up.output)
     bad = tmp_path / "bad.yaml"
     bad.write_text("nodes:\n  - {name: sim_robot, package: vla_sim, executable: sim_robot, params: [missing.yaml]}\n")
     up = vla("up", str(bad))

@@ -32,3 +32,34 @@ def test_stop_escalates_to_sigkill_for_a_process_that_ignores_sigint(tmp_path):
     codes = group.stop(timeout=0.5)
     assert codes["stubborn"] == -9
     assert time.monotonic() - t0 < 10
+
+
+def test_children_do_not_outlive_a_killed_supervisor(tmp_path):
+    """A supervisor killed with SIGKILL takes its children with it (no orphaned nodes)."""
+    import os
+    import signal
+    import subprocess
+    import textwrap
+    script = textwrap.dedent(f"""
+        import sys, time
+        from vla_bringup.supervisor import ProcessGroup
+        group = ProcessGroup({str(tmp_path)!r}, echo=None)
+        child = group.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
+        print(child.process.pid, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child_pid}/stat") as f:
+            if f.read().split()[2] == "Z":  # exited, waiting to be reaped by init
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"child {child_pid} still running 10 s after its supervisor was killed")

@@ -76,6 +76,7 @@ class Bringup:
         self.in_process: list[Node] = []
         self.executor: MultiThreadedExecutor | None = None
         self.node_executors: list = []
+        self.spin_threads: list[threading.Thread] = []
         self.node: Node | None = None
         self.active_after: float | None = None
 
@@ -99,7 +100,7 @@ class Bringup:
                 argv = [executable_path(entry), *entry.ros_args()]
                 child = self.group.start(entry.name, argv)
                 self.say(f"started {entry.name} (pid {child.process.pid})")
-        threading.Thread(target=self._spin, args=(self.executor,), daemon=True).start()
+        self._start_spinning(self.executor)
         deadline = time.monotonic() + timeout
         while True:
             dead = self.group.exited()
@@ -135,8 +136,13 @@ class Bringup:
             executor.add_node(node)
             self.in_process.append(node)
             self.node_executors.append(executor)
-            threading.Thread(target=self._spin, args=(executor,), daemon=True).start()
+            self._start_spinning(executor)
             self.say(f"created {entry.name} in this process")
+
+    def _start_spinning(self, executor) -> None:
+        thread = threading.Thread(target=self._spin, args=(executor,), daemon=True)
+        thread.start()
+        self.spin_threads.append(thread)
 
     def _spin(self, executor) -> None:
         try:
@@ -210,6 +216,9 @@ class Bringup:
         for executor in [*self.node_executors, self.executor]:
             if executor is not None:
                 executor.shutdown(timeout_sec=1.0)
+        # A spin thread still inside rclpy when the interpreter exits aborts the process (SIGABRT).
+        for thread in self.spin_threads:
+            thread.join(timeout=5.0)
         for node in self.in_process:
             node.destroy_node()
         if self.node is not None:

@@ -119,14 +119,17 @@ class LifecycleManager(Node):
 
     def _safe_stop(self, lost: list[str]) -> None:
         ages = ", ".join(f"{n} (last heartbeat {self.monitor.age(n, self._now()):.1f} s ago)" for n in lost)
-        reason = f"heartbeat lost from {ages}; the remaining nodes were deactivated"
-        self.get_logger().error(reason)
+        reason = f"heartbeat lost from {ages}"
+        self.get_logger().error(f"{reason}; deactivating the remaining nodes")
         for n in lost:
             self.states[n] = State.UNKNOWN
-        self._set_phase("safe_stop", reason)
-        for step in safe_stop_plan(self.order, self.states, lost):
-            self._transition(step)
-        self._publish_status()
+        # 'safe_stop' is announced only once the survivors are INACTIVE: the status never claims a safe
+        # state that is not yet reached.
+        self._set_phase("stopping", reason)
+        failed = [s.node for s in safe_stop_plan(self.order, self.states, lost) if not self._transition(s)[0]]
+        if failed:
+            reason += f"; could not deactivate {', '.join(failed)}"
+        self._set_phase("safe_stop", reason + "; the remaining nodes were deactivated")
 
     def _wait_for_services(self) -> bool:
         deadline = time.monotonic() + self.p["service_wait_timeout"]

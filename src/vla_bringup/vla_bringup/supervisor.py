@@ -6,6 +6,7 @@ and also kept in a per-run log directory.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,6 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Sequence
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the supervising process dies, even by SIGKILL, so that no
+    node outlives its `vla up` (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
 
 
 @dataclass
@@ -38,7 +48,8 @@ class ProcessGroup:
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
         log_path = self.log_dir / f"{name}.log"
         process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env or os.environ.copy(), start_new_session=True, text=True, bufsize=1)
+                                   env=env or os.environ.copy(), start_new_session=True, text=True, bufsize=1,
+                                   preexec_fn=_die_with_parent)
         child = Child(name, process, log_path, time.monotonic())
         self.children.append(child)
         threading.Thread(target=self._pump, args=(child,), daemon=True).start()
