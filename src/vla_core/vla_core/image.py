@@ -78,3 +78,56 @@ def camera_frame(data, height: int, width: int, encoding: str, step: int, out_he
     """A camera message's buffer -> (out_height, out_width, 3) uint8 RGB, the model-ready image."""
     rgb = to_rgb8(image_array(data, height, width, encoding, step, is_bigendian), encoding)
     return resize_rgb(rgb, out_height, out_width)
+
+
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[np.ndarray, str]:
+    """A sensor_msgs/CompressedImage payload (JPEG or PNG) -> ((H, W, C) array, its ROS encoding).
+
+    cv2.imdecode yields BGR/BGRA/grey in 8 bits, or grey in 16 bits for 16-bit PNGs (reported as '16UC1',
+    the depth encoding that compressed depth streams carry)."""
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    if buf.size == 0:
+        raise ImageError("compressed image is empty; the camera driver sent no data")
+    array = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageError(f"compressed image of {buf.size} bytes could not be decoded; send JPEG or PNG data")
+    if array.ndim == 2:
+        array = array[..., None]
+    channels, dtype = array.shape[2], array.dtype
+    encoding = {(3, np.uint8): "bgr8", (4, np.uint8): "bgra8", (1, np.uint8): "mono8",
+                (1, np.uint16): "16UC1"}.get((channels, dtype.type))
+    if encoding is None:
+        raise ImageError(f"decoded image has {channels} channels of {dtype}; send 8-bit colour/grey or 16-bit depth")
+    return array, encoding
+
+
+def compressed_frame(data, out_height: int, out_width: int) -> np.ndarray:
+    """A CompressedImage payload -> (out_height, out_width, 3) uint8 RGB, the model-ready image."""
+    array, encoding = decode_compressed(data)
+    return resize_rgb(to_rgb8(array, encoding), out_height, out_width)
+
+
+def to_depth_m(array: np.ndarray, encoding: str, depth_scale: float = 0.001) -> np.ndarray:
+    """(H, W, 1) depth in ``encoding`` -> (H, W) float32 metres; 0 where unknown (0 or non-finite input).
+    16UC1 counts ``depth_scale`` metres per unit (millimetres by default, as REP 118 allows); 32FC1 is metres."""
+    if encoding == "16UC1":
+        return array[..., 0].astype(np.float32) * np.float32(depth_scale)
+    if encoding == "32FC1":
+        depth = array[..., 0].astype(np.float32)
+        depth[~np.isfinite(depth)] = 0.0
+        return depth
+    raise ImageError(f"'{encoding}' is not a depth encoding; use one of {', '.join(DEPTH_ENCODINGS)}")
+
+
+def resize_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (H, W) depth with nearest neighbour: averaging would invent depths between objects."""
+    if depth.shape[:2] == (height, width):
+        return np.array(depth, copy=True)
+    return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def depth_frame(data, height: int, width: int, encoding: str, step: int, out_height: int, out_width: int,
+                is_bigendian: bool = False, depth_scale: float = 0.001) -> np.ndarray:
+    """A depth camera message's buffer -> (out_height, out_width) float32 metres, the model-ready depth."""
+    depth = to_depth_m(image_array(data, height, width, encoding, step, is_bigendian), encoding, depth_scale)
+    return resize_depth(depth, out_height, out_width)

@@ -52,5 +52,6 @@ def multiarray_to_array(msg: Float64MultiArray) -> np.ndarray:
 
 
 def seconds_to_time(t: float) -> Time:
-    sec = math.floor(t)
-    return Time(sec=int(sec), nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    # Round once in nanoseconds: 12.9999999999 is 13 s, not 12 s + (1e9 % 1e9) ns (a stamp 1 s in the past).
+    ns = int(round(t * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)

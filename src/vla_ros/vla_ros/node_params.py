@@ -54,7 +54,7 @@ def declare_specs(node: Node, specs: Sequence[ParamSpec]) -> list[str]:
     def on_set(params) -> SetParametersResult:
         for p in params:
             spec = by_name.get(p.name)
-            problem = spec.check(p.value) if spec else None
+            problem = spec.check(_plain(p.value)) if spec else None
             if problem:
                 return SetParametersResult(successful=False, reason=f"{p.name}: {problem}")
         return SetParametersResult(successful=True)

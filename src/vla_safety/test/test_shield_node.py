@@ -1,0 +1,120 @@
+"""The shield node with real rclpy in this process: LaserScan zones over topics, the sensor timeout,
+configure failures with their reason, markers. Cross-process behaviour is in test/test_safety_shield.py."""
+import math
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import Twist
+from lifecycle_msgs.msg import State
+from rclpy.executors import MultiThreadedExecutor
+from sensor_msgs.msg import LaserScan
+from visualization_msgs.msg import MarkerArray
+
+from vla_interfaces.msg import ShieldState
+from vla_ros import node_qos
+from vla_safety.shield_node import SafetyShieldNode
+
+NS = f"/shield_node_test_{os.getpid()}"
+ZONES = "[{name: front, type: stop, min_points: 2, points: [[0.0, -0.2], [0.4, -0.2], [0.4, 0.2], [0.0, 0.2]]}]"
+
+
+@pytest.fixture
+def ros():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    probe = rclpy.create_node("probe", namespace=NS, context=ctx)
+    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    executor.add_node(probe)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield ctx, probe, executor
+    executor.shutdown()
+    probe.destroy_node()
+    rclpy.shutdown(context=ctx)
+
+
+def shield(ctx, executor, **overrides):
+    args = ["--ros-args", "-r", f"__ns:={NS}"]
+    for key, value in overrides.items():
+        args += ["-p", f"{key}:={value}"]
+    node = SafetyShieldNode(context=ctx, cli_args=args, use_global_arguments=False)
+    executor.add_node(node)
+    return node
+
+
+def wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def scan(probe, ranges):
+    msg = LaserScan(angle_min=-math.pi, angle_increment=2 * math.pi / len(ranges), range_min=0.05, range_max=5.0,
+                    ranges=[float(r) for r in ranges])
+    msg.header.stamp = probe.get_clock().now().to_msg()
+    return msg
+
+
+def test_scan_zone_stops_and_silent_scanner_stops(ros):
+    ctx, probe, executor = ros
+    node = shield(ctx, executor, zones=f'"{ZONES}"', scan_topic="scan", rate=20.0, sensor_timeout=0.3)
+    out, states, markers = [], [], []
+    probe.create_subscription(Twist, "cmd_vel", lambda m: out.append(m), node_qos.COMMAND)
+    probe.create_subscription(ShieldState, "safety_shield/state", lambda m: states.append(m), 10)
+    probe.create_subscription(MarkerArray, "safety_shield/markers", lambda m: markers.append(m), node_qos.LATCHED)
+    cmd = probe.create_publisher(Twist, "policy/cmd_vel", node_qos.COMMAND)
+    scans = probe.create_publisher(LaserScan, "scan", node_qos.SENSOR_PUB)
+    node.trigger_configure()
+    node.trigger_activate()
+    assert node.is_active
+    wait(lambda: cmd.get_subscription_count() and scans.get_subscription_count(), 10, "the shield's inputs")
+    go = Twist()
+    go.linear.x = 0.2
+    clear = np.full(360, 3.0)
+    blocked = clear.copy()
+    blocked[178:183] = 0.2  # 5 returns straight ahead (angle ~0) at 0.2 m: inside the stop zone
+
+    def drive(ranges, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if ranges is not None:
+                scans.publish(scan(probe, ranges))
+            cmd.publish(go)
+            time.sleep(0.03)
+
+    drive(clear, 1.0)
+    assert out and out[-1].linear.x > 0.1 and states[-1].active_source == "policy"
+    drive(blocked, 0.5)
+    assert out[-1].linear.x == 0.0 and "zone.stop:front" in states[-1].rules
+    drive(clear, 0.5)
+    assert out[-1].linear.x > 0.0
+    drive(None, 0.8)  # the scanner goes silent: stop
+    assert out[-1].linear.x == 0.0 and "zone.source_timeout:scan" in states[-1].rules
+    wait(lambda: markers, 5, "markers")
+    assert any(m.ns == "zone/front" and m.type == m.LINE_STRIP for m in markers[-1].markers)
+    drive(clear, 0.5)
+    node.trigger_deactivate()
+    time.sleep(0.3)
+    assert out[-1].linear.x == 0.0  # deactivation leaves the robot stopped
+    count = len(out)
+    drive(clear, 0.4)
+    assert len(out) == count  # INACTIVE never publishes
+    node.trigger_cleanup()
+    node.destroy_node()
+
+
+def test_bad_zones_fail_configure_with_the_reason(ros):
+    ctx, _, executor = ros
+    node = shield(ctx, executor, zones='"[{name: z, type: wall, points: [[0, 0], [1, 0], [0, 1]]}]"',
+                  scan_topic="scan")
+    node.trigger_configure()
+    assert node.lifecycle_state == State.PRIMARY_STATE_UNCONFIGURED
+    assert "type 'wall'" in node.last_error and "stop" in node.last_error
+    node.destroy_node()

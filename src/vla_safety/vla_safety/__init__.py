@@ -1,0 +1,1 @@
+"""The safety shield: every command to the robot passes through it (pure core + a thin lifecycle node)."""

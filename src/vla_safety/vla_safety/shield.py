@@ -1,0 +1,298 @@
+"""The safety shield's filter: mux, e-stop, watchdog, rejection, limits and collision zones in one step.
+
+Pure Python + numpy, deterministic: the node feeds inputs as they arrive (``offer_command``, ``set_lock``,
+``offer_points``, ``set_position``, ``estop_input``/``trigger_estop``) stamped with the node clock (s), and
+calls ``step(now)`` on every control tick and on every accepted command. ``step`` returns the command to send
+(or None: nothing may be sent) and a :class:`Report` of what acted.
+
+Ticks: rate limits (acceleration, jerk, step) are applied against the output in effect at the end of the
+previous control period (``1 / rate`` s), with dt = that period. Several steps within one period (a timer
+tick and a command arriving at the same simulated instant) therefore all limit against the same reference,
+and the robot, which applies the newest command once per period, never sees more than the limits allow.
+
+Stops are never rate-limited: e-stop, watchdog (nothing fresh), a rejected command, an engaged lock, a
+stop zone and a silent obstacle sensor take effect on the same step. A stop is zero velocity for Twist and
+joint velocity commands, and holding the last position sent for joint position commands.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_safety.limits import (JointLimits, Rules, TwistLimits, WorkspaceBox, limit_joint_position,
+                               limit_joint_velocity, limit_twist)
+from vla_safety.mux import Lock, Mux, Source
+from vla_safety.zones import Zone, apply_zones
+
+COMMAND_TYPES = ("twist", "joint_position", "joint_velocity")
+TELEOP, POLICY = "teleop", "policy"
+# Operator above policy, fixed by design; locks take priorities relative to these (twist_mux semantics).
+TELEOP_PRIORITY, POLICY_PRIORITY = 100, 50
+
+
+@dataclass(frozen=True)
+class ShieldConfig:
+    """Validated shield configuration. ``locks``: (name, priority, timeout s). ``sensors``: names of the
+    obstacle sources the zones need (each must deliver points within ``sensor_timeout`` s)."""
+
+    command_type: str = "twist"
+    rate: float = 10.0
+    teleop_timeout: float = 0.5
+    policy_timeout: float = 0.5
+    locks: tuple = ()
+    twist: TwistLimits | None = None
+    joints: JointLimits | None = None
+    workspace: WorkspaceBox | None = None
+    zones: tuple[Zone, ...] = ()
+    sensors: tuple[str, ...] = ()
+    sensor_timeout: float = 0.5
+    state_timeout: float = 0.5
+
+    def __post_init__(self):
+        problems = []
+        if self.command_type not in COMMAND_TYPES:
+            problems.append(f"command_type {self.command_type!r}: expected one of {', '.join(COMMAND_TYPES)}")
+        if not self.rate > 0:
+            problems.append(f"rate {self.rate} must be > 0 Hz")
+        if self.command_type == "twist" and self.twist is None:
+            problems.append("command_type twist needs Twist limits (max_velocity, max_accel, ...)")
+        if self.command_type != "twist" and self.joints is None:
+            problems.append(f"command_type {self.command_type} needs joint limits (joint_lower, joint_upper, ...)")
+        if self.zones and self.command_type != "twist":
+            problems.append("collision zones apply to Twist commands (mobile bases); remove zones or use twist")
+        if self.zones and not self.sensors:
+            problems.append("zones are configured but no obstacle source is: set scan_topic or pointcloud_topic")
+        if self.workspace is not None and self.command_type != "twist":
+            problems.append("the workspace box bounds Cartesian (Twist) motion; joint commands use joint limits")
+        for name, priority, timeout in self.locks:
+            if not 0 <= priority <= 255 or timeout < 0:
+                problems.append(f"lock {name!r}: priority must be in [0, 255] and timeout >= 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def dim(self) -> int:
+        return 6 if self.command_type == "twist" else self.joints.dim
+
+
+@dataclass
+class Report:
+    """What one step did: the source forwarded, e-stop, takeover, rules that acted with amounts."""
+
+    source: str
+    estop: bool
+    takeover: bool
+    rules: Rules
+    command: np.ndarray | None
+
+    @property
+    def stopped(self) -> bool:
+        return any(r[0] in STOP_RULES or r[0].split(":")[0] in STOP_RULES for r in self.rules)
+
+
+STOP_RULES = {"estop", "watchdog", "reject", "lock", "zone.stop", "zone.source_timeout", "no_position"}
+
+
+@dataclass
+class _Output:
+    v: np.ndarray            # velocity sent (Twist 6 or joint velocities n); joint position: implied velocity
+    a: np.ndarray            # acceleration of the last change (Twist jerk limit)
+    q: np.ndarray | None = None  # joint positions sent (joint_position)
+
+
+@dataclass
+class Counters:
+    ticks: int = 0
+    rejected: int = 0
+    stale_ticks: int = 0
+    estops: int = 0
+    takeovers: int = 0
+    rules: dict = field(default_factory=dict)
+
+
+class Shield:
+    def __init__(self, config: ShieldConfig):
+        self.config = config
+        self.mux = Mux([Source(TELEOP, TELEOP_PRIORITY, config.teleop_timeout),
+                        Source(POLICY, POLICY_PRIORITY, config.policy_timeout)],
+                       [Lock(name, int(p), float(t)) for name, p, t in config.locks])
+        self.counters = Counters()
+        self.estopped = False
+        self.estop_asserted = False
+        self._points: dict[str, tuple[np.ndarray, float]] = {}
+        self._position: tuple[np.ndarray, float] | None = None
+        self._was_takeover = False
+        self.clear()
+
+    # ---- configuration -------------------------------------------------------------------------
+    def update_limits(self, config: ShieldConfig) -> None:
+        """Change limits at run time; topology (command type, dimension, sources, locks, sensors) may not."""
+        old = self.config
+        if (config.command_type, config.dim, config.locks, config.sensors) != (
+                old.command_type, old.dim, old.locks, old.sensors):
+            raise ValueError("command type, joint count, locks and obstacle sources are topology and cannot "
+                             "change at run time; edit the parameter file and restart the shield")
+        self.config = config
+        self.mux.sources[TELEOP].timeout = config.teleop_timeout
+        self.mux.sources[POLICY].timeout = config.policy_timeout
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.config.rate
+
+    def clear(self) -> None:
+        """Forget commands and motion state (on activation and reset): nothing old is executed."""
+        self.mux.clear()
+        dim = self.config.dim
+        self._ref = _Output(np.zeros(dim), np.zeros(dim))
+        self._last = self._ref
+        self._period_start: float | None = None
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def offer_command(self, source: str, values, now: float) -> str | None:
+        """A command from ``source`` ('teleop' or 'policy') received at ``now``. Returns why it was rejected
+        (it then stops the robot while fresh, and is counted), or None."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        dim = self.config.dim
+        reason = None
+        if values.shape != (dim,):
+            reason = (f"{source} command has {values.size} values but this robot takes {dim}; "
+                      f"send {dim} values ({self.config.command_type})")
+        elif not np.isfinite(values).all():
+            reason = f"{source} command {values.tolist()} has non-finite values"
+        if reason:
+            self.counters.rejected += 1
+            self.mux.offer(source, None, now)
+            return reason
+        self.mux.offer(source, values, now)
+        return None
+
+    def set_lock(self, name: str, locked: bool, now: float) -> None:
+        self.mux.set_lock(name, locked, now)
+
+    def offer_points(self, sensor: str, points: np.ndarray, stamp: float) -> None:
+        """Obstacle points (N, 2) in base_link from ``sensor``, measured at ``stamp``."""
+        self._points[sensor] = (np.asarray(points, dtype=np.float64).reshape(-1, 2), stamp)
+
+    def set_position(self, position, now: float) -> None:
+        """Measured joint positions (joint commands) or end-effector position (workspace box), at ``now``."""
+        self._position = (np.asarray(position, dtype=np.float64), now)
+
+    def estop_input(self, asserted: bool, now: float) -> None:
+        """The e-stop topic: True latches the e-stop; False only allows a later reset."""
+        self.estop_asserted = bool(asserted)
+        if asserted:
+            self.trigger_estop()
+
+    def trigger_estop(self) -> None:
+        if not self.estopped:
+            self.counters.estops += 1
+        self.estopped = True
+
+    def reset(self) -> tuple[bool, str]:
+        """Release a latched e-stop; held commands are forgotten so only new ones move the robot."""
+        if self.estop_asserted:
+            return False, "safety/estop still reports True; release the e-stop (publish False) first"
+        was = self.estopped
+        self.estopped = False
+        self.clear()
+        return True, "e-stop released" if was else "e-stop was not engaged"
+
+    # ---- the filter ---------------------------------------------------------------------------------
+    def _fresh_position(self, now: float) -> np.ndarray | None:
+        if self._position is None or now - self._position[1] > self.config.state_timeout:
+            return None
+        return self._position[0]
+
+    def _stop(self, now: float) -> _Output:
+        dim = self.config.dim
+        zero = np.zeros(dim)
+        if self.config.command_type == "joint_position":
+            # Hold the last position sent, else the measured one; None (publish nothing) without either.
+            q = self._ref.q
+            if q is None:
+                measured = self._fresh_position(now)
+                q = measured if measured is not None and measured.shape == (dim,) else None
+            return _Output(zero, zero, q)
+        return _Output(zero, zero)
+
+    def _emit(self, out: _Output) -> np.ndarray | None:
+        return out.q if self.config.command_type == "joint_position" else out.v
+
+    def step(self, now: float) -> tuple[np.ndarray | None, Report]:
+        """One control step at ``now`` (node clock, s): the command to send (None: send nothing) and why."""
+        if self._period_start is None or now - self._period_start >= self.dt - 1e-9 or now < self._period_start:
+            self._ref, self._period_start = self._last, now
+        self.counters.ticks += 1
+        rules: Rules = []
+        winner, fresh = self.mux.select(now)
+        takeover = winner is not None and winner.name == TELEOP and POLICY in fresh and not self.estopped
+        if takeover and not self._was_takeover:
+            self.counters.takeovers += 1
+        self._was_takeover = takeover
+        source = "estop" if self.estopped else (winner.name if winner else "none")
+        out = None
+        if self.estopped:
+            rules.append(("estop", 0.0))
+        elif winner is None:
+            floor, lock = self.mux.lock_priority(now)
+            rules.append((f"lock:{lock}", 0.0) if fresh and floor >= 0 else ("watchdog", 0.0))
+            self.counters.stale_ticks += not fresh
+        elif winner.command is None:
+            rules.append((f"reject:{winner.name}", 0.0))
+        else:
+            out = self._limit(winner.command, now, rules)
+        if out is None:
+            out = self._stop(now)
+            ref = self._emit(self._ref)
+            sent = self._emit(out)
+            if ref is not None and sent is not None:
+                rules[-1] = (rules[-1][0], float(np.linalg.norm(ref - sent)))
+        self._last = out
+        for name, _ in rules:
+            self.counters.rules[name] = self.counters.rules.get(name, 0) + 1
+        return self._emit(out), Report(source, self.estopped, takeover, rules, self._emit(out))
+
+    def _limit(self, target: np.ndarray, now: float, rules: Rules) -> _Output | None:
+        cfg, ref, dt = self.config, self._ref, self.dt
+        if cfg.command_type == "twist":
+            v, a, r = limit_twist(target, ref.v, ref.a, dt, cfg.twist)
+            rules.extend(r)
+            if cfg.workspace is not None:
+                p = self._fresh_position(now)
+                if p is None or len(p) < len(cfg.workspace.low):
+                    rules.append(("no_position", 0.0))
+                    return None
+                v, r = cfg.workspace.limit_velocity(p[: len(cfg.workspace.low)], v, dt)
+                rules.extend(r)
+            if cfg.zones:
+                points = []
+                for sensor in cfg.sensors:
+                    pts, stamp = self._points.get(sensor, (None, -np.inf))
+                    if now - stamp > cfg.sensor_timeout:
+                        rules.append((f"zone.source_timeout:{sensor}", 0.0))
+                        return None
+                    points.append(pts)
+                v2, rule, amount = apply_zones(v, np.concatenate(points), cfg.zones)
+                if rule.startswith("zone.stop"):
+                    rules.append((rule, 0.0))
+                    return None
+                if rule:
+                    rules.append((rule, amount))
+                    v = v2
+            return _Output(v, (v - ref.v) / dt)
+        q_meas = self._fresh_position(now)
+        if cfg.command_type == "joint_velocity":
+            if q_meas is not None and q_meas.shape != (cfg.dim,):
+                q_meas = None
+            v, r = limit_joint_velocity(target, ref.v, q_meas, dt, cfg.joints)
+            rules.extend(r)
+            return _Output(v, (v - ref.v) / dt)
+        q_ref = ref.q if ref.q is not None else q_meas
+        if q_ref is None or q_ref.shape != (cfg.dim,):
+            rules.append(("no_position", 0.0))
+            return None
+        q, v, r = limit_joint_position(target, q_ref, ref.v, dt, cfg.joints)
+        rules.extend(r)
+        return _Output(v, (v - ref.v) / dt, q)

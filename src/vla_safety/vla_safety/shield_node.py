@@ -1,0 +1,291 @@
+"""Safety-shield lifecycle node: the only path from command sources to the actuators.
+
+Subscribes: teleop/cmd_vel and policy/cmd_vel (geometry_msgs/Twist) for command_type twist, or teleop/cmd and
+policy/cmd (std_msgs/Float64MultiArray) for joint commands; safety/estop (std_msgs/Bool, True = stop);
+safety/lock/<name> (std_msgs/Bool); joint_states (joint commands, workspace box); the scan / point-cloud
+topics the parameters name (collision zones).
+Publishes: cmd_vel (Twist) or cmd (Float64MultiArray), what the robot gets; ~/state (vla_interfaces/
+ShieldState) every step; ~/intervention (vla_interfaces/Intervention: an operator overriding a running
+policy); /diagnostics; ~/markers (visualization_msgs/MarkerArray: zones, workspace box, a state colour).
+Services: ~/estop and ~/reset (std_srvs/Trigger).
+
+The filter is :class:`vla_safety.shield.Shield`; this node converts messages and owns the timers. It steps on
+a timer at ``rate`` on the node clock (so it follows /clock under use_sim_time), on every command received
+(no added latency) and on every e-stop message (zero on the same step). INACTIVE never publishes a command.
+"""
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import JointState, LaserScan, PointCloud2
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
+
+from vla_interfaces.msg import Intervention, ShieldState
+from vla_ros import node_qos
+from vla_ros.convert import array_to_twist, twist_to_array
+from vla_ros.node_base import ManagedNode, main_for
+from vla_safety.config import config_from_params
+from vla_safety.limits import TWIST_FIELDS
+from vla_safety.markers import shield_markers
+from vla_safety.shield import POLICY, TELEOP, Shield
+from vla_safety.shield_params import SHIELD_PARAMS
+from vla_safety.zones import cloud_points, cloud_xyz, scan_points
+
+
+def _plain(value):
+    # Array parameters arrive as array.array; the configuration speaks plain lists.
+    return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class SafetyShieldNode(ManagedNode):
+    PARAMS = SHIELD_PARAMS
+
+    def __init__(self, **kwargs):
+        super().__init__("safety_shield", **kwargs)
+        self.shield = None
+        self._timer = None
+        self._diag_timer = None
+        self._pubs: dict = {}
+        self._entities: list = []
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def configure(self, p: dict) -> None:
+        self.shield = Shield(config_from_params(p))
+        twist = p["command_type"] == "twist"
+        msg_type, suffix = (Twist, "cmd_vel") if twist else (Float64MultiArray, "cmd")
+        lp = self.create_lifecycle_publisher
+        self._pubs = {
+            "cmd": lp(msg_type, suffix, node_qos.COMMAND),
+            "state": lp(ShieldState, "~/state", 10),
+            "intervention": lp(Intervention, "~/intervention", 10),
+            "diagnostics": lp(DiagnosticArray, "/diagnostics", 10),
+            "markers": lp(MarkerArray, "~/markers", node_qos.LATCHED),
+        }
+        sub = self.create_subscription
+        cb = self._on_twist if twist else self._on_array
+        self._entities = [
+            sub(msg_type, f"teleop/{suffix}", lambda m: cb(TELEOP, m), node_qos.COMMAND),
+            sub(msg_type, f"policy/{suffix}", lambda m: cb(POLICY, m), node_qos.COMMAND),
+            # Reliable with a queue: no e-stop message may be lost or overwritten by a later one.
+            sub(Bool, "safety/estop", self._on_estop, 10),
+            self.create_service(Trigger, "~/estop", self._on_estop_service),
+            self.create_service(Trigger, "~/reset", self._on_reset_service),
+        ]
+        for name, _, _ in self.shield.config.locks:
+            self._entities.append(sub(Bool, f"safety/lock/{name}", lambda m, n=name: self._on_lock(n, m), 10))
+        if not twist or p["workspace_enabled"]:
+            self._position_index = None
+            self._entities.append(sub(JointState, "joint_states", self._on_joint_states, node_qos.SENSOR_SUB))
+        if p["scan_topic"]:
+            self._entities.append(sub(LaserScan, p["scan_topic"], self._on_scan, node_qos.SENSOR_SUB))
+        if p["pointcloud_topic"]:
+            self._entities.append(sub(PointCloud2, p["pointcloud_topic"], self._on_cloud, node_qos.SENSOR_SUB))
+        self.dropped = {"commands": 0, "scans": 0, "clouds": 0, "joint_states": 0}
+        self._last_report = None
+        self.get_logger().info(
+            f"{p['command_type']} at {p['rate']:g} Hz; sources teleop > policy; "
+            f"{len(self.shield.config.locks)} locks, {len(self.shield.config.zones)} zones")
+
+    def activate(self) -> None:
+        self.shield.clear()  # no command from before the activation survives it
+        self._timer = self.create_timer(1.0 / self.params["rate"], self._tick)
+        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
+                                             clock=self._steady)
+        self._pubs["markers"].publish(shield_markers(self.shield, None, self._stamp()))
+
+    def deactivate(self) -> None:
+        was_ticking = self._timer is not None
+        for name in ("_timer", "_diag_timer"):
+            if getattr(self, name) is not None:
+                self.destroy_timer(getattr(self, name))
+                setattr(self, name, None)
+        if was_ticking and self.shield is not None and self.shield.config.command_type != "joint_position":
+            # Leave the robot stopped rather than waiting for its own command timeout.
+            self._pubs["cmd"].publish(self._command_msg(np.zeros(self.shield.config.dim)))
+
+    def cleanup(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        for entity in self._entities:
+            (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
+        self._pubs, self._entities, self.shield = {}, [], None
+
+    # ---- parameters at run time -------------------------------------------------------------------
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        if self.shield is None:
+            return SetParametersResult(successful=True)
+        specs = {spec.name: spec for spec in self.all_params()}
+        for q in params:  # the spec check runs after this callback: check first, apply only valid limits
+            problem = specs[q.name].check(_plain(q.value)) if q.name in specs else None
+            if problem:
+                return SetParametersResult(successful=False, reason=f"{q.name}: {problem}")
+        values = dict(self.params)
+        values.update({q.name: _plain(q.value) for q in params if q.name in values})
+        try:
+            config = config_from_params(values)
+            self.shield.update_limits(config)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params = values
+        self.get_logger().info("limits updated: " + ", ".join(q.name for q in params))
+        return SetParametersResult(successful=True)
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _stamp(self):
+        return self.get_clock().now().to_msg()
+
+    def _on_twist(self, source: str, msg: Twist) -> None:
+        self._offer(source, twist_to_array(msg, TWIST_FIELDS))
+
+    def _on_array(self, source: str, msg: Float64MultiArray) -> None:
+        self._offer(source, np.asarray(msg.data, dtype=np.float64))
+
+    def _offer(self, source: str, values: np.ndarray) -> None:
+        if not self.is_active or self.shield is None:
+            return  # INACTIVE: connected, never commanding
+        reason = self.shield.offer_command(source, values, self._now())
+        if reason:
+            self.dropped["commands"] += 1
+            self.get_logger().warning(f"command rejected and the robot stopped: {reason}", throttle_duration_sec=1.0)
+        self._tick()
+
+    def _on_estop(self, msg: Bool) -> None:
+        if self.shield is None:
+            return
+        self.shield.estop_input(msg.data, self._now())
+        if msg.data:
+            self.get_logger().warning("e-stop from safety/estop: output zero until ~/reset",
+                                   throttle_duration_sec=1.0)
+        self._tick()  # zero on this very step, not the next timer tick
+
+    def _on_estop_service(self, request, response):
+        if self.shield is None:
+            response.success, response.message = False, "safety_shield is not configured"
+            return response
+        self.shield.trigger_estop()
+        self._tick()
+        self.get_logger().warning("e-stop from ~/estop: output zero until ~/reset")
+        response.success, response.message = True, "e-stop engaged; call ~/reset to release it"
+        return response
+
+    def _on_reset_service(self, request, response):
+        if self.shield is None:
+            response.success, response.message = False, "safety_shield is not configured"
+            return response
+        response.success, response.message = self.shield.reset()
+        self.get_logger().info(f"reset: {response.message}")
+        return response
+
+    def _on_lock(self, name: str, msg: Bool) -> None:
+        if self.shield is not None:
+            self.shield.set_lock(name, msg.data, self._now())
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if self.shield is None:
+            return
+        names = (self.params["joint_names"] if self.params["command_type"] != "twist"
+                 else self.params["workspace_joints"])
+        index = {n: i for i, n in enumerate(msg.name)}
+        missing = [n for n in names if n not in index]
+        if missing or len(msg.position) != len(msg.name):
+            self.dropped["joint_states"] += 1
+            self.get_logger().warning(f"joint_states dropped: missing joints {missing} or no positions; "
+                                   f"it has {list(msg.name)}", throttle_duration_sec=2.0)
+            return
+        q = np.array([msg.position[index[n]] for n in names])
+        if np.all(np.isfinite(q)):
+            self.shield.set_position(q, self._now())
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        if self.shield is None:
+            return
+        if msg.angle_increment == 0.0 or not np.isfinite(msg.angle_increment):
+            self.dropped["scans"] += 1
+            self.get_logger().warning(f"LaserScan dropped: angle_increment {msg.angle_increment}",
+                                   throttle_duration_sec=2.0)
+            return
+        pts = scan_points(msg.ranges, msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max,
+                          tuple(self.params["scan_pose"]))
+        self.shield.offer_points("scan", pts, self._sensor_time(msg.header.stamp))
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        if self.shield is None:
+            return
+        try:
+            xyz = cloud_xyz(msg)
+        except ValueError as exc:
+            self.dropped["clouds"] += 1
+            self.get_logger().warning(f"PointCloud2 dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        pts = cloud_points(xyz, self.params["min_height"], self.params["max_height"],
+                           tuple(self.params["pointcloud_pose"]))
+        self.shield.offer_points("pointcloud", pts, self._sensor_time(msg.header.stamp))
+
+    def _sensor_time(self, stamp) -> float:
+        t = _seconds(stamp)
+        return t if t > 0 else self._now()  # unstamped data counts from its arrival
+
+    # ---- output -----------------------------------------------------------------------------------
+    def _command_msg(self, values: np.ndarray):
+        if self.shield.config.command_type == "twist":
+            return array_to_twist(values, TWIST_FIELDS)
+        return Float64MultiArray(data=[float(v) for v in values])
+
+    def _tick(self) -> None:
+        if not self.is_active or self.shield is None:
+            return  # INACTIVE never publishes a command
+        command, report = self.shield.step(self._now())
+        if command is not None:
+            self._pubs["cmd"].publish(self._command_msg(command))
+        self._last_report = report
+        stamp = self._stamp()
+        c = self.shield.counters
+        state = ShieldState(active_source=report.source, estop=report.estop, takeover=report.takeover,
+                            rules=[r for r, _ in report.rules], amounts=[float(a) for _, a in report.rules],
+                            command=[] if command is None else [float(v) for v in command],
+                            ticks=c.ticks, rejected=c.rejected, stale_ticks=c.stale_ticks, estops=c.estops,
+                            takeovers=c.takeovers)
+        state.header.stamp, state.header.frame_id = stamp, "base_link"
+        self._pubs["state"].publish(state)
+        flag = Intervention(active=report.takeover, device=TELEOP)
+        flag.header.stamp = stamp
+        self._pubs["intervention"].publish(flag)
+        if self._pubs["markers"].get_subscription_count() > 0:
+            self._pubs["markers"].publish(shield_markers(self.shield, report, stamp))
+
+    def _publish_diagnostics(self) -> None:
+        if self.shield is None:
+            return
+        c, report = self.shield.counters, self._last_report
+        if self.shield.estopped:
+            level, message = DiagnosticStatus.ERROR, "e-stop latched; call ~/reset"
+        elif report is not None and report.stopped:
+            level, message = DiagnosticStatus.WARN, "stopped: " + ", ".join(r for r, _ in report.rules)
+        elif c.rejected or any(self.dropped.values()):
+            level, message = DiagnosticStatus.WARN, f"{c.rejected} commands rejected"
+        else:
+            level, message = DiagnosticStatus.OK, "forwarding " + (report.source if report else "nothing yet")
+        values = {"ticks": c.ticks, "rejected": c.rejected, "stale_ticks": c.stale_ticks, "estops": c.estops,
+                  "takeovers": c.takeovers, "estop_latched": self.shield.estopped,
+                  **{f"dropped_{k}": v for k, v in self.dropped.items()},
+                  **{f"rule {k}": v for k, v in sorted(c.rules.items())}}
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: shield", hardware_id="safety_shield",
+                                  message=message, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._stamp()
+        self._pubs["diagnostics"].publish(array)
+
+
+main = main_for(SafetyShieldNode)
