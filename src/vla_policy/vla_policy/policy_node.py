@@ -1,0 +1,270 @@
+"""Policy lifecycle node: runs a VLA policy at the artifact's control rate and hot-swaps it without a missed tick.
+
+Subscribes: <image_prefix>/<camera> (model-ready sensor_msgs/Image from the perception node), joint_states,
+instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused).
+Publishes: ~/cmd_vel (geometry_msgs/Twist, the proposed command: the safety shield decides what is sent),
+~/status (vla_interfaces/PolicyStatus), /diagnostics.
+Services: ~/load_policy (vla_interfaces/LoadPolicy), ~/rollback (std_srvs/Trigger).
+
+The control tick runs in its own callback group and never waits: loading, verification and warm-up happen in
+the service's thread; the tick swaps the staged policy in at a chunk boundary. A stale or missing input means
+no proposal; a non-finite output is dropped and counted.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import Twist
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+
+from vla_core.artifact import ArtifactError
+from vla_core.contract import RobotContract
+from vla_core.image import ImageError, image_array, to_rgb8
+from vla_core.paths import workspace_path
+from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
+from vla_interfaces.srv import LoadPolicy
+from vla_policy.chunking import ChunkExecutor
+from vla_policy.engines import EngineUnavailable
+from vla_policy.inputs import InputCache, state_vector
+from vla_policy.policy_params import POLICY_PARAMS
+from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
+from vla_ros import node_qos
+from vla_ros.convert import array_to_twist
+from vla_ros.node_base import ManagedNode, main_for
+
+LANGUAGE = "observation.language"
+STATE = "observation.state"
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class PolicyNode(ManagedNode):
+    PARAMS = POLICY_PARAMS
+
+    def __init__(self, **kwargs):
+        super().__init__("policy", **kwargs)
+        self.slot = PolicySlot()
+        self.executor_ = None
+        self._entities: list = []
+        self._timer = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def configure(self, p: dict) -> None:
+        self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
+        self.models_dir = workspace_path(p["models_dir"])
+        self.cache = InputCache()
+        self.control_group = MutuallyExclusiveCallbackGroup()
+        self.io_group = ReentrantCallbackGroup()
+        lp = self.create_lifecycle_publisher
+        self._cmd_pub = lp(Twist, "~/cmd_vel", node_qos.COMMAND)
+        self._status_pub = lp(PolicyStatus, "~/status", 10)
+        for cam in self.contract.cameras:
+            feature = f"observation.images.{cam.name}"
+            self._entities.append(self.create_subscription(
+                Image, f"{p['image_prefix']}/{cam.name}", lambda m, f=feature: self._on_image(f, m),
+                node_qos.SENSOR_SUB, callback_group=self.io_group))
+        self._entities += [
+            self.create_subscription(JointState, self.contract.state.topic, self._on_joints, node_qos.SENSOR_SUB,
+                                     callback_group=self.io_group),
+            self.create_subscription(InstructionEmbedding, "instruction/embedding", self._on_embedding,
+                                     node_qos.LATCHED, callback_group=self.io_group),
+            self.create_service(LoadPolicy, "~/load_policy", self._on_load, callback_group=self.io_group),
+            self.create_service(Trigger, "~/rollback", self._on_rollback, callback_group=self.io_group),
+        ]
+        self.counters = collections.Counter()
+        self._count_lock = threading.Lock()
+        self.latencies: collections.deque = collections.deque(maxlen=500)
+        self.last_event = ""
+        self.stale: list[str] = []
+        self.encoder_id: str | None = None
+        if p["artifact"]:
+            policy = self._load(p["artifact"])
+            self.slot.stage(policy)
+            self.slot.swap_if_staged(True)
+            self._on_new_policy(policy)
+
+    def activate(self) -> None:
+        # Observations are refused by age, so none from before the activation is acted on; the latched
+        # instruction embedding is kept: it arrives once, possibly while the node was still inactive.
+        self.tick = 0
+        if self.executor_ is not None:
+            self.executor_.reset()
+        fps = float(self.slot.active.artifact.manifest["fps"]) if self.slot.active else self.contract.fps
+        self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
+        self._status_timer = self.create_timer(self.params["status_period"], self._publish_status,
+                                               callback_group=self.io_group)
+
+    def deactivate(self) -> None:
+        for name in ("_timer", "_status_timer"):
+            if getattr(self, name, None) is not None:
+                self.destroy_timer(getattr(self, name))
+                setattr(self, name, None)
+
+    def cleanup(self) -> None:
+        for entity in self._entities:
+            (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
+        self._entities = []
+        for pub in ("_cmd_pub", "_status_pub"):
+            if getattr(self, pub, None) is not None:
+                self.destroy_publisher(getattr(self, pub))
+                setattr(self, pub, None)
+        for policy in (self.slot.active, self.slot.previous):
+            if policy is not None:
+                policy.engine.close()
+        self.slot = PolicySlot()
+        self.executor_ = None
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def _on_image(self, feature: str, msg: Image) -> None:
+        try:
+            rgb = to_rgb8(image_array(msg.data, msg.height, msg.width, msg.encoding, msg.step), msg.encoding)
+        except ImageError as exc:
+            self.counters["dropped_inputs"] += 1
+            self.get_logger().warn(f"{feature}: image dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        self.cache.put(feature, rgb, _seconds(msg.header.stamp))
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            vec = state_vector(list(msg.name), list(msg.position), list(msg.velocity), list(msg.effort),
+                               self.contract.state.joints, self.contract.state.fields)
+        except ValueError as exc:
+            self.counters["dropped_inputs"] += 1
+            self.get_logger().warn(f"joint_states dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        self.cache.put(STATE, vec, _seconds(msg.header.stamp))
+
+    def _on_embedding(self, msg: InstructionEmbedding) -> None:
+        wanted = self.encoder_id
+        if wanted is not None and msg.encoder_id != wanted:
+            reason = f"embedding from encoder '{msg.encoder_id}' refused: this policy was trained with '{wanted}'"
+            self.cache.refuse(LANGUAGE, reason)
+            self.get_logger().error(reason, throttle_duration_sec=5.0)
+            return
+        # The instruction holds until the next one: its stamp is renewed by every tick that uses it.
+        self.cache.put(LANGUAGE, np.asarray(msg.embedding, dtype=np.float32), float("inf"))
+
+    # ---- control ----------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        if not self.is_active:
+            return
+        t0 = time.perf_counter()
+        outcome = self._tick()
+        with self._count_lock:  # a status snapshot sees each tick with its outcome, never half-counted
+            self.counters["ticks"] += 1
+            if outcome:
+                self.counters[outcome] += 1
+        if outcome == "proposed":
+            self.latencies.append((time.perf_counter() - t0) * 1e3)
+
+    def _tick(self) -> str | None:
+        """One control period; returns what happened: proposed, stale_ticks, missed_ticks, dropped_outputs,
+        or None when no policy is loaded."""
+        executor = self.executor_
+        swapped = self.slot.swap_if_staged(executor is None or executor.at_boundary())
+        if swapped is not None:
+            self._on_new_policy(swapped)
+            executor = self.executor_
+        policy = self.slot.active
+        tick = self.tick
+        self.tick += 1
+        if policy is None:
+            return None
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.stale = self.cache.stale(list(policy.input_names), now, self.params["max_observation_age"])
+        if self.stale:
+            executor.reset()
+            return "stale_ticks"
+        if executor.needs_inference(tick):
+            try:
+                executor.push(tick, policy.infer(self.cache.feeds(policy.input_names)))
+            except PolicyOutputError as exc:
+                executor.reset()
+                self.get_logger().error(f"output dropped: {exc}", throttle_duration_sec=2.0)
+                return "dropped_outputs"
+        action = executor.action(tick)
+        if action is None:
+            return "missed_ticks"
+        self._cmd_pub.publish(array_to_twist(action, self.contract.action.fields))
+        return "proposed"
+
+    def _on_new_policy(self, policy: LoadedPolicy) -> None:
+        m = policy.artifact.manifest
+        self.executor_ = ChunkExecutor(policy.chunk_size, policy.action_dim, m["action"]["execution"],
+                                       m["action"].get("ensemble_coeff", 0.01), m["action"].get("receding_steps"))
+        self.encoder_id = m["features"].get(LANGUAGE, {}).get("encoder_id")
+        if self.encoder_id and LANGUAGE in self.cache.refused:
+            self.cache.refused.pop(LANGUAGE)
+        self.last_event = f"serving {policy.label} on {policy.engine.name}"
+        self.counters["swaps"] += 1
+        self.get_logger().info(self.last_event + (f" (skipped: {'; '.join(policy.skipped_engines)})"
+                                                  if policy.skipped_engines else ""))
+
+    # ---- services --------------------------------------------------------------------------------
+    def _load(self, spec: str) -> LoadedPolicy:
+        # The text encoder is checked per embedding message (_on_embedding), whichever node serves it.
+        return load_policy(spec, self.models_dir, self.contract, None, list(self.params["engines"]),
+                           threads=self.params["threads"])
+
+    def _on_load(self, request: LoadPolicy.Request, response: LoadPolicy.Response):
+        try:
+            policy = self._load(request.artifact)
+        except (ArtifactError, EngineUnavailable, ValueError) as exc:
+            response.success, response.message = False, f"rejected, still serving " \
+                f"{self.slot.active.label if self.slot.active else 'nothing'}: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        done = self.slot.stage(policy)
+        if not self.is_active:
+            self.slot.swap_if_staged(True)
+            self._on_new_policy(self.slot.active)
+        elif not done.wait(self.params["swap_timeout"]):
+            response.success, response.message = False, "loaded but not swapped in: no chunk boundary within " \
+                f"{self.params['swap_timeout']:g} s"
+            return response
+        response.success, response.message = True, self.last_event
+        response.policy, response.version, response.load_time = policy.artifact.name, policy.artifact.version, \
+            policy.load_time
+        return response
+
+    def _on_rollback(self, request: Trigger.Request, response: Trigger.Response):
+        try:
+            done = self.slot.stage_rollback()
+        except ArtifactError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        if not self.is_active:
+            self.slot.swap_if_staged(True)
+            self._on_new_policy(self.slot.active)
+        else:
+            done.wait(self.params["swap_timeout"])
+        response.success, response.message = True, f"rolled back: {self.last_event}"
+        return response
+
+    def _publish_status(self) -> None:
+        policy = self.slot.active
+        with self._count_lock:
+            counts = dict(self.counters)
+        lat = np.asarray(self.latencies) if self.latencies else np.zeros(1)
+        msg = PolicyStatus(
+            policy=policy.artifact.name if policy else "", version=policy.artifact.version if policy else "",
+            engine=policy.engine.name if policy else "", proposing=bool(policy) and not self.stale,
+            stale_inputs=list(self.stale), latency_p50_ms=float(np.percentile(lat, 50)),
+            latency_p99_ms=float(np.percentile(lat, 99)),
+            chunk_index=self.executor_.position if self.executor_ else 0,
+            chunk_size=policy.chunk_size if policy else 0, ticks=counts.get("ticks", 0),
+            proposed=counts.get("proposed", 0), stale_ticks=counts.get("stale_ticks", 0),
+            missed_ticks=counts.get("missed_ticks", 0), dropped_outputs=counts.get("dropped_outputs", 0),
+            last_event=self.last_event)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(msg)
+
+
+main = main_for(PolicyNode, threads=3)

@@ -1,0 +1,22 @@
+"""Parameters of the policy node (pure data)."""
+from vla_core.params import ParamSpec
+
+ENGINES = ["tensorrt", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu"]
+
+POLICY_PARAMS = (
+    ParamSpec("artifact", "", "Policy to serve at start: a path, NAME or NAME/VERSION under models_dir; empty: none "
+              "until ~/load_policy", read_only=True),
+    ParamSpec("models_dir", "models", "The policy registry (models/<name>/<version>/)", read_only=True),
+    ParamSpec("contract", "params/robots/tabletop_sim.yaml", "Robot contract the policy must fit", read_only=True),
+    ParamSpec("engines", list(ENGINES), "Engines in order of preference; the first that runs here is used",
+              read_only=True),
+    ParamSpec("threads", 1, "onnxruntime intra-op threads (the control loop shares the CPU)", range=(1, 64),
+              read_only=True),
+    ParamSpec("max_observation_age", 0.5, "An input older than this is stale: no command is proposed",
+              range=(0.01, 10.0), unit="s"),
+    ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
+              read_only=True),
+    ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
+    ParamSpec("swap_timeout", 5.0, "Longest wait for a staged policy to be swapped in by the control tick",
+              range=(0.1, 60.0), unit="s"),
+)
