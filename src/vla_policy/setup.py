@@ -21,5 +21,6 @@ setup(
         "vla.nodes": ["policy = vla_policy.policy_node:PolicyNode"],
         "vla.params": ["policy = vla_policy.policy_params:POLICY_PARAMS"],
         "vla.commands": ["deploy = vla_policy.deploy_cli:register"],
+        "vla.bench": ["policy = vla_policy.bench:bench_policy"],
     },
 )

@@ -97,6 +97,7 @@ class PolicyNode(ManagedNode):
         if self.executor_ is not None:
             self.executor_.reset()
         fps = float(self.slot.active.artifact.manifest["fps"]) if self.slot.active else self.contract.fps
+        self._period_ns, self._last_tick_ns = int(1e9 / fps), None
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
         self._status_timer = self.create_timer(self.params["status_period"], self._publish_status,
                                                callback_group=self.io_group)
@@ -156,9 +157,16 @@ class PolicyNode(ManagedNode):
         if not self.is_active:
             return
         t0 = time.perf_counter()
+        # A timer that fires late drops the periods it missed; count them as ticks without a command.
+        now_ns = self.get_clock().now().nanoseconds
+        skipped = 0
+        if self._last_tick_ns is not None and self.slot.active is not None:
+            skipped = max(0, round((now_ns - self._last_tick_ns) / self._period_ns) - 1)
+        self._last_tick_ns = now_ns
         outcome = self._tick()
         with self._count_lock:  # a status snapshot sees each tick with its outcome, never half-counted
-            self.counters["ticks"] += 1
+            self.counters["ticks"] += 1 + skipped
+            self.counters["missed_ticks"] += skipped
             if outcome:
                 self.counters[outcome] += 1
         if outcome == "proposed":

@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+package_name = "vla_trainer"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="VLA workspace maintainers",
+    maintainer_email="maintainers@vla-workspace.dev",
+    description="Offline training: policy registry and export to verified artifacts.",
+    license="Apache-2.0",
+)

@@ -1,0 +1,1 @@
+"""Offline training of VLA policies: policy registry, export to verified artifacts."""
