@@ -1,0 +1,149 @@
+"""One camera stream -> one MP4 (PyAV), encoded on a background thread so that sampling never waits.
+
+Frames are (H, W, 3) uint8 RGB; the stream is yuv420p with presentation times in 1/fps units taken from the
+frames' real timestamps, so a gap in the recording is a gap in the video (LeRobot decodes by timestamp).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+CODECS = ("libx264", "libsvtav1")
+
+
+class VideoError(RuntimeError):
+    """The encoder failed (disk full, bad size...); the episode it belonged to cannot be saved."""
+
+
+class VideoEncoder:
+    """Encode frames to ``path`` on a thread. ``put`` never blocks; ``close`` waits for the backlog."""
+
+    SYNC_EVERY = 150  # frames between fsyncs of the file being written
+
+    def __init__(self, path: Path, height: int, width: int, fps: float, codec: str = "libx264",
+                 crf: int = 23, gop: int = 10, preset: str = "veryfast"):
+        if codec not in CODECS:
+            raise ValueError(f"video codec '{codec}' is not supported; use one of {', '.join(CODECS)}")
+        if height % 2 or width % 2:
+            raise ValueError(f"video size {width}x{height} must be even for yuv420p; set an even camera size")
+        self.path, self.height, self.width, self.fps = Path(path), height, width, fps
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self.frames = 0
+        self._sums = np.zeros((4, 3))  # per-channel sum, sum of squares, min, max over subsampled pixels
+        self._sums[2], self._sums[3] = 255.0, 0.0
+        self._pixels = 0
+        self._options = {"crf": str(crf), "g": str(gop)}
+        if codec == "libx264":
+            self._options.update(preset=preset, tune="zerolatency")
+        else:
+            self._options["preset"] = "12"
+        self._codec = codec
+        self._thread = threading.Thread(target=self._run, name=f"encode-{self.path.stem}", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def put(self, rgb: np.ndarray, pts: int) -> None:
+        """Queue one frame at presentation time ``pts`` (in 1/fps units, strictly increasing)."""
+        if self._error is not None:
+            raise VideoError(f"encoding {self.path.name} failed: {self._error}")
+        self._queue.put((rgb, pts))
+
+    def close(self) -> dict:
+        """Flush and close the file; return per-channel image stats in [0, 1] (LeRobot's (3, 1, 1) form)."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise VideoError(f"encoding {self.path.name} failed: {self._error}")
+        n = max(self._pixels, 1)
+        mean = self._sums[0] / n
+        std = np.sqrt(np.maximum(self._sums[1] / n - mean ** 2, 0.0))
+        shape = lambda v: (np.asarray(v) / 255.0).reshape(3, 1, 1)  # noqa: E731
+        return {"min": shape(self._sums[2]), "max": shape(self._sums[3]), "mean": shape(mean),
+                "std": shape(std), "count": np.array([self.frames])}
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        container = None
+        try:
+            container = av.open(str(self.path), mode="w", format="mp4")
+            fps = Fraction(self.fps).limit_denominator(1000)
+            stream = container.add_stream(self._codec, rate=fps, options=self._options)
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            stream.time_base = 1 / fps
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                rgb, pts = item
+                self._accumulate(rgb)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = pts
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+                self.frames += 1
+                if self.frames % self.SYNC_EVERY == 0:
+                    _fsync_path(self.path)  # a little at a time, so that committing the episode is quick
+            for packet in stream.encode(None):
+                container.mux(packet)
+        except BaseException as exc:  # noqa: BLE001 - reported by put/close on the caller's thread
+            self._error = exc
+            while True:  # drain so that put() callers never grow the queue forever
+                try:
+                    if self._queue.get_nowait() is None:
+                        break
+                except queue.Empty:
+                    break
+        finally:
+            if container is not None:
+                try:
+                    container.close()
+                except BaseException as exc:  # noqa: BLE001
+                    self._error = self._error or exc
+
+    def _accumulate(self, rgb: np.ndarray) -> None:
+        sub = rgb[::8, ::8].reshape(-1, 3).astype(np.float64)
+        self._sums[0] += sub.sum(0)
+        self._sums[1] += (sub ** 2).sum(0)
+        self._sums[2] = np.minimum(self._sums[2], sub.min(0))
+        self._sums[3] = np.maximum(self._sums[3], sub.max(0))
+        self._pixels += sub.shape[0]
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def decode_frames(path: Path, fps: float, from_time: float = 0.0, count: int | None = None
+                  ) -> list[tuple[float, np.ndarray]]:
+    """Decode frames at or after ``from_time`` (seconds, the file's own timeline) as (time, RGB) pairs."""
+    out: list[tuple[float, np.ndarray]] = []
+    tolerance = 0.25 / fps
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if from_time > tolerance:
+            container.seek(int((from_time - tolerance) / stream.time_base), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base) if frame.pts is not None else float(frame.time)
+            if t < from_time - tolerance:
+                continue
+            out.append((t, frame.to_ndarray(format="rgb24")))
+            if count is not None and len(out) == count:
+                break
+    return out

@@ -1,0 +1,145 @@
+"""FrameSampler: synchronisation on the fps grid, and every kind of loss counted, never hidden."""
+import numpy as np
+import pytest
+
+from vla_recorder.sampler import FrameSampler
+
+FPS = 10.0
+DT = 0.1
+
+
+def img(i):
+    return np.full((4, 4, 3), i, dtype=np.uint8)
+
+
+def run(sampler, steps, *, skip_images=(), skip_commands=(), state=None, t_start=100.0, cameras=("cam",)):
+    """A robot at FPS: image+state stamped t, the command for it received at t + 0.02."""
+    frames = []
+    for i in range(steps):
+        t = t_start + i * DT
+        frames += sampler.poll(t)
+        if i not in skip_images:
+            for cam in cameras:
+                sampler.offer_image(cam, t, img(i))
+        sampler.offer_state(t, np.array([i, -i], float) if state is None else state(i))
+        if i not in skip_commands:
+            sampler.offer_command(t + 0.02, np.array([0.01 * i]))
+        sampler.offer_intervention(t + 0.02, i in (3, 4))
+    return frames
+
+
+def make(**kw):
+    s = FrameSampler(FPS, ["cam"], state_dim=2, action_dim=1, **kw)
+    s.start(100.0)
+    return s
+
+
+def test_every_published_frame_is_recorded_with_its_own_action():
+    s = make()
+    frames = run(s, 20)
+    frames += s.poll(100.0 + 20 * DT, flush=True)
+    assert len(frames) == 20 and s.counters.dropped == 0 and s.counters.late == 0
+    for i, f in enumerate(frames):
+        assert f["timestamp"] == pytest.approx(i * DT)
+        assert f["cam"][0, 0, 0] == i
+        np.testing.assert_array_equal(f["observation.state"], [i, -i])
+        assert f["action"][0] == pytest.approx(0.01 * i)  # the command sent after observation i
+        assert f["valid"] and f["intervention"] == (i in (3, 4))
+
+
+def test_missing_image_is_dropped_and_counted_not_invented():
+    s = make()
+    frames = run(s, 20, skip_images={5, 6})
+    frames += s.poll(102.0, flush=True)
+    assert len(frames) == 18 and s.counters.dropped == 2
+    assert [round(f["timestamp"] / DT) for f in frames[4:7]] == [4, 7, 8]
+
+
+def test_silent_camera_counts_every_lost_slot():
+    s = make()
+    frames = run(s, 5)
+    frames += s.poll(100.0 + 15 * DT)  # no image for 10 periods: within the 2 s allowed a silent camera
+    assert len(frames) == 5 and s.counters.dropped == 0
+    frames += s.poll(100.0 + 25 * DT + 2.0)
+    assert len(frames) == 5 and s.counters.dropped == 21  # slots 5..25 are 2 s old
+
+
+def test_stale_command_marks_late_and_missing_state_invalid():
+    s = make(command_timeout=0.25)
+    frames = run(s, 12, skip_commands=set(range(5, 12)))
+    assert any(f["late"] for f in frames[8:]) and not any(f["late"] for f in frames[:5])
+    s2 = FrameSampler(FPS, ["cam"], 2, 1)
+    s2.start(0.0)
+    s2.offer_image("cam", 0.0, img(0))
+    s2.offer_command(0.01, np.array([0.1]))
+    [frame] = s2.poll(0.1)
+    assert not frame["valid"] and np.isnan(frame["observation.state"]).all()
+
+
+def test_non_finite_state_is_invalid_and_kept_as_is():
+    s = make()
+    frames = run(s, 6, state=lambda i: np.array([np.inf if i == 2 else i, 0.0]))
+    assert [f["valid"] for f in frames[:4]] == [True, True, False, True]
+    assert np.isinf(frames[2]["observation.state"][0]) and s.counters.invalid == 1
+
+
+def test_faster_camera_keeps_the_image_nearest_the_slot():
+    s = make()
+    for j in range(9):  # 30 Hz camera, 10 Hz recording
+        t = 100.0 + j / 30
+        s.offer_image("cam", t, img(j))
+        s.offer_state(t, np.zeros(2))
+        s.offer_command(t, np.zeros(1))
+    frames = s.poll(100.3)
+    assert [f["cam"][0, 0, 0] for f in frames] == [0, 3, 6]
+    assert s.counters.duplicate_images == 5  # image 8 opens slot 3
+
+
+def test_two_cameras_need_both_images():
+    s = FrameSampler(FPS, ["a", "b"], 2, 1)
+    s.start(0.0)
+    frames = run(s, 6, t_start=0.0, cameras=("a", "b"))
+    s.offer_image("a", 0.6, img(6))  # b lost slot 6: known once b's slot 7 arrives
+    frames += s.poll(0.75)
+    assert len(frames) == 6 and s.counters.dropped == 0
+    s.offer_image("a", 0.7, img(7))
+    s.offer_image("b", 0.7, img(7))
+    frames += s.poll(0.8)
+    assert len(frames) == 7 and s.counters.dropped == 1
+    assert frames[-1]["timestamp"] == pytest.approx(0.7)
+
+
+def test_images_before_start_or_after_stop_are_ignored():
+    s = FrameSampler(FPS, ["cam"], 2, 1)
+    s.start(1.0)
+    s.offer_image("cam", 0.9, img(0))
+    assert s.t0 is None
+    s.offer_image("cam", 1.0, img(1))
+    s.stop(1.0)
+    s.offer_image("cam", 1.1, img(2))
+    assert len(s.poll(5.0, flush=True)) == 1
+
+
+def test_lost_state_uses_the_previous_one_flagged_late():
+    s = make()
+    frames = []
+    for i in range(6):
+        t = 100.0 + i * DT
+        frames += s.poll(t)
+        s.offer_image("cam", t, img(i))
+        if i != 3:  # the joint state of step 3 never arrives
+            s.offer_state(t, np.array([i, -i], float))
+        s.offer_command(t + 0.02, np.array([0.0]))
+    assert [f["late"] for f in frames] == [False, False, False, True, False]
+    np.testing.assert_array_equal(frames[3]["observation.state"], [2, -2])  # real values, older, flagged
+
+
+def test_same_stamp_state_pairs_with_the_image_that_arrived_with_it():
+    """A reset does not advance time: the last frame and the next episode's first share a stamp."""
+    s = make()
+    s.offer_image("cam", 100.0, img(1))
+    s.offer_state(100.0, np.array([1.0, 1.0]))   # end of the previous episode, arrived with image 1
+    s.offer_state(100.0, np.array([0.0, 0.0]))   # after the reset, same stamp
+    s.offer_command(100.05, np.array([0.0]))
+    [frame] = s.poll(100.1)
+    np.testing.assert_array_equal(frame["observation.state"], [1.0, 1.0])

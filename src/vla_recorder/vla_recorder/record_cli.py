@@ -1,0 +1,229 @@
+"""`vla record`: a recording session like lerobot-record, through the recorder node's RecordEpisode action.
+
+N episodes of at most --episode-time seconds, --reset-time between them; keys while recording (in a
+terminal): right arrow or n = end the episode early and save it, left arrow or r = discard and re-record,
+s / f = mark success / failure, Esc or q = save the current episode and stop. A progress line while
+recording and a cadence report per episode (frames, achieved fps, late and dropped frames).
+With --up PROFILE the session brings the profile up itself (e.g. `record`: sim + expert + recorder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import threading
+import time
+
+KEYS = {"\x1b[C": "save", "n": "save", "\x1b[D": "rerecord", "r": "rerecord", "\x1b": "stop", "q": "stop",
+        "s": "success", "f": "failure"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("record", help="record demonstrations into a LeRobot v3.0 dataset",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--up", metavar="PROFILE", help="bring this profile up for the session (e.g. record)")
+    p.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="parameter override for --up")
+    p.add_argument("--root", help="dataset directory (with --up: sets recorder.root)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to save (default 10)")
+    p.add_argument("--episode-time", type=float, default=60.0, help="longest episode, seconds (default 60)")
+    p.add_argument("--reset-time", type=float, default=0.0, help="pause between episodes, seconds (default 0)")
+    p.add_argument("--instruction", default="", help="task of every episode (default: the robot's instruction)")
+    p.add_argument("--real-time-factor", type=float, help="with --up: sim_robot.real_time_factor")
+    p.add_argument("--recorder", default="/recorder", help="recorder node name (default /recorder)")
+    p.add_argument("--reset-service", default="/sim_robot/reset",
+                   help="service that starts the robot's next episode, if it exists (default /sim_robot/reset)")
+    p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
+    p.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    p.set_defaults(func=run_record)
+
+
+class Keys:
+    """Single keys from a terminal (cbreak mode), as commands; nothing when stdin is not a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.commands: list[str] = []
+        self.enabled = enabled and sys.stdin.isatty()
+        self._stop = threading.Event()
+        if self.enabled:
+            import termios
+            import tty
+            self._fd = sys.stdin.fileno()
+            self._saved = termios.tcgetattr(self._fd)
+            tty.setcbreak(self._fd)
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            if not select.select([sys.stdin], [], [], 0.1)[0]:
+                continue
+            key = os.read(self._fd, 8).decode(errors="ignore")
+            command = KEYS.get(key) or KEYS.get(key[:1])
+            if command:
+                self.commands.append(command)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.enabled:
+            import termios
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+
+
+def run_record(args, say=print) -> int:
+    import rclpy
+    from rclpy.action import ActionClient
+    from rclpy.executors import MultiThreadedExecutor
+
+    from std_srvs.srv import Trigger
+
+    from vla_interfaces.action import RecordEpisode
+
+    bringup, own_executor = None, None
+    if args.up:
+        from vla_bringup.bringup import Bringup, BringupError, spec_lookup
+        from vla_bringup.profile import load_profile, parse_overrides
+        sets = list(args.set or [])
+        if args.root:
+            sets.append(f"recorder.root={os.path.abspath(args.root)}")
+        if args.real_time_factor:
+            sets.append(f"sim_robot.real_time_factor={args.real_time_factor}")
+        profile = load_profile(args.up, None, parse_overrides(sets), spec_lookup)
+        bringup = Bringup(profile, echo=False, say=lambda m: None)
+        say(f"bringing up profile '{profile.name}' ({', '.join(n.name for n in profile.nodes)}); "
+            f"logs: {bringup.log_dir}")
+        try:
+            up_s = bringup.start(timeout=120.0)
+        except BringupError as exc:
+            say(f"error: {exc}")
+            bringup.shutdown()
+            return 1
+        say(f"all nodes active in {up_s:.1f} s")
+        node = bringup.node
+    else:
+        rclpy.init()
+        node = rclpy.create_node(f"vla_record_{os.getpid()}")
+        own_executor = MultiThreadedExecutor(num_threads=2)
+        own_executor.add_node(node)
+        threading.Thread(target=own_executor.spin, daemon=True).start()
+    keys = Keys(not args.no_keys)
+    action = ActionClient(node, RecordEpisode, f"{args.recorder}/record_episode")
+    try:
+        return _session(args, node, action, keys, say)
+    except KeyboardInterrupt:
+        # Ctrl-C ends the session like Esc: the episode in progress is saved, not lost.
+        answer = _call(node, Trigger, f"{args.recorder}/save", Trigger.Request())
+        say("interrupted: " + (answer.message if answer is not None and answer.success else "no episode in progress"))
+        return 130
+    finally:
+        keys.close()
+        action.destroy()
+        if bringup is not None:
+            bringup.shutdown()
+        else:
+            own_executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
+
+
+def _call(node, srv_type, name: str, request, timeout: float = 5.0):
+    client = node.create_client(srv_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        return future.result() if done.wait(timeout) else None
+    finally:
+        node.destroy_client(client)
+
+
+def _session(args, node, action, keys: Keys, say) -> int:
+    from std_srvs.srv import Trigger
+
+    from vla_interfaces.action import RecordEpisode
+    from vla_interfaces.srv import MarkEpisode, ResetEpisode
+
+    if not action.wait_for_server(timeout_sec=30.0):
+        say(f"error: no RecordEpisode action at {args.recorder}/record_episode; start the recorder "
+            f"(vla up record) or pass --up record")
+        return 1
+    tty = sys.stdout.isatty()
+    if keys.enabled:
+        say("keys: -> or n save early, <- or r re-record, s/f mark success/failure, Esc or q stop")
+    deadline, saved, attempt, reports, stop = time.monotonic() + args.timeout, 0, 0, [], False
+    while saved < args.episodes and not stop:
+        if time.monotonic() > deadline:
+            say(f"error: timed out after {args.timeout:g} s with {saved} of {args.episodes} episodes saved")
+            return 1
+        attempt += 1
+        progress = {"frames": 0, "elapsed": 0.0, "late": 0, "dropped": 0, "printed": 0.0}
+
+        def on_feedback(msg, progress=progress):
+            fb = msg.feedback
+            progress.update(frames=fb.frames, elapsed=fb.elapsed, late=fb.late_frames, dropped=fb.dropped_frames)
+            now = time.monotonic()
+            if tty or now - progress["printed"] >= 2.0:
+                progress["printed"] = now
+                line = (f"episode {saved + 1}/{args.episodes} recording: {fb.frames} frames, {fb.elapsed:5.1f} s, "
+                        f"{fb.late_frames} late, {fb.dropped_frames} dropped")
+                if tty:
+                    sys.stdout.write("\r\x1b[K" + line)
+                    sys.stdout.flush()
+                else:
+                    say(line)
+
+        goal = RecordEpisode.Goal(instruction=args.instruction, time_limit=args.episode_time)
+        future = action.send_goal_async(goal, feedback_callback=on_feedback)
+        handle = _wait_future(future, 10.0)
+        if handle is None or not handle.accepted:
+            say("error: the recorder refused the episode (not active, or already recording)")
+            return 1
+        if any(n == args.reset_service for n, _ in node.get_service_names_and_types()):
+            _call(node, ResetEpisode, args.reset_service, ResetEpisode.Request(seed=-1, instruction=args.instruction))
+        result_future = handle.get_result_async()
+        while not result_future.done():
+            while keys.commands:
+                command = keys.commands.pop(0)
+                if command in ("save", "stop"):
+                    stop = stop or command == "stop"
+                    _call(node, Trigger, f"{args.recorder}/save", Trigger.Request())
+                elif command == "rerecord":
+                    _call(node, Trigger, f"{args.recorder}/discard", Trigger.Request())
+                else:
+                    mark = MarkEpisode.Request.SUCCESS if command == "success" else MarkEpisode.Request.FAILURE
+                    _call(node, MarkEpisode, f"{args.recorder}/mark", MarkEpisode.Request(mark=mark))
+            if time.monotonic() > deadline:
+                handle.cancel_goal_async()
+                break
+            time.sleep(0.05)
+        if not result_future.done():
+            continue
+        result = result_future.result().result
+        if tty:
+            sys.stdout.write("\r\x1b[K")
+        if result.success:
+            saved += 1
+            reports.append(result)
+            say(f"episode {result.episode_index} saved ({saved}/{args.episodes}): {result.frames} frames, "
+                f"{result.achieved_fps:.2f} fps achieved, {result.late_frames} late, {result.dropped_frames} dropped")
+        else:
+            say(f"episode not saved: {result.message}")
+            if "missing" in result.message or "disk" in result.message:
+                return 1
+        if saved < args.episodes and not stop and args.reset_time > 0:
+            say(f"reset: {args.reset_time:g} s")
+            time.sleep(args.reset_time)
+    summary = {"record": "session", "episodes_saved": saved, "attempts": attempt,
+               "frames": sum(r.frames for r in reports), "late_frames": sum(r.late_frames for r in reports),
+               "dropped_frames": sum(r.dropped_frames for r in reports),
+               "episode_indices": [r.episode_index for r in reports]}
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _wait_future(future, timeout: float):
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    return future.result() if done.wait(timeout) else None

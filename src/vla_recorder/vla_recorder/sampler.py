@@ -1,0 +1,236 @@
+"""Assemble synchronised frames at the contract's fps from independently arriving sources (no ROS).
+
+Time is one clock for everything (the node clock: simulated time under use_sim_time). Frames sit on a grid
+``t0 + k / fps`` anchored at the first image of the episode from the first camera; an image belongs to the
+slot nearest its stamp. Frame ``k`` is complete once the clock reaches slot ``k + 1``: its action is the
+command in force over ``[t_k, t_k+1)`` (the newest command received before ``t_k+1``), which is what the robot
+executed after that observation (LeRobot's convention). Nothing is re-stamped or invented:
+
+* a slot without an image from every camera is **dropped** (counted, no row) once a later image from that
+  camera arrived (images of one camera arrive in order) or ``drop_after`` passed (a camera gone silent);
+* a state older than ``late_after`` (half a period) at the image's stamp, or a command older than
+  ``command_timeout``, makes the frame **late** (the row is written, real values, ``late=True``);
+* a missing or non-finite state or action makes the row **invalid** (``valid=False``; values kept as they
+  were, NaN where nothing was received), never silently replaced.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SamplerCounters:
+    frames: int = 0
+    dropped: int = 0
+    late: int = 0
+    invalid: int = 0
+    interventions: int = 0
+    duplicate_images: int = 0  # a camera faster than fps: the image nearest the slot was kept
+    stale_images: int = 0  # arrived for a slot that was already closed (dropped or written)
+
+
+@dataclass
+class _Slot:
+    images: dict = field(default_factory=dict)  # camera -> (stamp, rgb)
+
+
+class FrameSampler:
+    """Synchronise ``cameras`` (feature keys), state and action into frames at ``fps``.
+
+    Feed it with ``offer_*`` (times in seconds on the node clock; images and states carry their message
+    stamps, commands and intervention flags their receive time), call ``poll(now)`` regularly; it returns
+    the frames that became complete, oldest first, as dicts ready for ``EpisodeWriter.add_frame``.
+    """
+
+    def __init__(self, fps: float, cameras: list[str], state_dim: int, action_dim: int, *,
+                 late_after: float | None = None, drop_after: float | None = None, command_timeout: float = 0.5):
+        self.fps, self.dt = fps, 1.0 / fps
+        self.cameras, self.state_dim, self.action_dim = list(cameras), state_dim, action_dim
+        # A state not from the image's own instant (within half a period) is an older sample: late.
+        self.late_after = late_after if late_after is not None else 0.5 * self.dt
+        # Only for a camera gone silent (a lost image is known as soon as the next one arrives): executors lag,
+        # and at a high real-time factor a simulated second is short, so be generous.
+        self.drop_after = drop_after if drop_after is not None else max(3.0 * self.dt, 2.0)
+        self.command_timeout = command_timeout
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.t0: float | None = None
+        self.counters = SamplerCounters()
+        self._slots: dict[int, _Slot] = {}
+        self._next = 0
+        self._arrivals = 0  # order of arrival across sources, to pair messages that share a stamp
+        history = max(8, int(4 * fps))
+        self._states: deque = deque(maxlen=history)  # (stamp, values)
+        self._commands: deque = deque(maxlen=4 * history)  # (receive time, values)
+        self._interventions: deque = deque(maxlen=4 * history)  # (receive time, active)
+
+    # ---- episode --------------------------------------------------------------------------------
+    def start(self, start_time: float) -> None:
+        """Begin an episode: images stamped before ``start_time`` are ignored. Source histories are kept
+        (the state and command in force at the start belong to the first frame)."""
+        self.start_time, self.end_time, self.t0 = start_time, None, None
+        self.counters = SamplerCounters()
+        self._slots, self._next = {}, 0
+
+    def stop(self, end_time: float) -> None:
+        """Images stamped after ``end_time`` no longer belong to the episode."""
+        self.end_time = end_time
+
+    @property
+    def recording(self) -> bool:
+        return self.start_time is not None
+
+    def slot_time(self, k: int) -> float:
+        return self.t0 + k * self.dt
+
+    # ---- sources -------------------------------------------------------------------------------
+    def offer_image(self, camera: str, stamp: float, rgb: np.ndarray) -> None:
+        if self.start_time is None or stamp < self.start_time - 1e-9:
+            return
+        if self.end_time is not None and stamp > self.end_time + 1e-9:
+            return
+        if self.t0 is None:
+            if camera != self.cameras[0]:
+                return  # the grid is anchored on the first camera
+            self.t0 = stamp
+        k = int(round((stamp - self.t0) * self.fps))
+        if k < self._next:
+            self.counters.stale_images += 1
+            return
+        slot = self._slots.setdefault(k, _Slot())
+        self._arrivals += 1
+        if camera in slot.images:
+            self.counters.duplicate_images += 1
+            if abs(stamp - self.slot_time(k)) >= abs(slot.images[camera][0] - self.slot_time(k)):
+                return  # ties keep the first image (an episode's last frame, not the next one's first)
+        slot.images[camera] = (stamp, rgb, self._arrivals)
+
+    def offer_state(self, stamp: float, values: np.ndarray) -> None:
+        self._arrivals += 1
+        _insert(self._states, stamp, (np.asarray(values, dtype=np.float64), self._arrivals))
+
+    def offer_command(self, received: float, values: np.ndarray) -> None:
+        _insert(self._commands, received, np.asarray(values, dtype=np.float64))
+
+    def offer_intervention(self, received: float, active: bool) -> None:
+        _insert(self._interventions, received, bool(active))
+
+    # ---- frames --------------------------------------------------------------------------------
+    def poll(self, now: float, flush: bool = False) -> list[dict]:
+        """Frames complete at ``now``. With ``flush`` (end of episode) every slot that has all its images is
+        written with the sources received so far, and slots without are dropped."""
+        out: list[dict] = []
+        if self.t0 is None:
+            return out
+        last = max(self._slots) if self._slots else self._next - 1
+        while self._next <= last:
+            k = self._next
+            slot = self._slots.get(k)
+            complete = slot is not None and all(c in slot.images for c in self.cameras)
+            window_closed = now >= self.slot_time(k + 1) - 1e-9
+            if complete and (window_closed or flush):
+                out.append(self._frame(k, slot))
+            elif flush or now >= self.slot_time(k) + self.drop_after - 1e-9 or self._superseded(k, slot):
+                self.counters.dropped += 1
+            else:
+                break
+            self._slots.pop(k, None)
+            self._next += 1
+        if not flush:
+            self.dropped_until(now)
+        return out
+
+    def _superseded(self, k: int, slot: _Slot | None) -> bool:
+        """A later slot already has an image from every camera this one lacks: a camera's images arrive in
+        order, so the missing ones were lost upstream and will not come."""
+        missing = [c for c in self.cameras if slot is None or c not in slot.images]
+        return any(all(c in later.images for c in missing) for j, later in self._slots.items() if j > k)
+
+    def dropped_until(self, now: float) -> int:
+        """Slots with no image at all whose deadline passed (a camera that went silent): counted as dropped."""
+        if self.t0 is None:
+            return 0
+        missing = 0
+        while self._next not in self._slots and now >= self.slot_time(self._next) + self.drop_after - 1e-9:
+            if self.end_time is not None and self.slot_time(self._next) > self.end_time:
+                break
+            missing += 1
+            self._next += 1
+        self.counters.dropped += missing
+        return missing
+
+    def _state_for(self, stamp: float, arrival: int):
+        """The state stamped like the image (the same sample of the robot); when several share that stamp
+        (a reset does not advance time) the one that arrived nearest the image. Otherwise the newest state
+        up to half a period after the image."""
+        same = [item for item in self._states if abs(item[0] - stamp) <= 1e-6]
+        if same:
+            return _nearest_arrival(same, arrival)
+        return _newest_before(self._states, stamp + 0.5 * self.dt)
+
+    def _frame(self, k: int, slot: _Slot) -> dict:
+        tk, tk1 = self.slot_time(k), self.slot_time(k + 1)
+        stamp, _, arrival = slot.images[self.cameras[0]]
+        late = False
+        state = self._state_for(stamp, arrival)
+        if state is None:
+            state_values, state_ok = np.full(self.state_dim, np.nan), False
+        else:
+            state_values = state[1][0]
+            late |= stamp - state[0] > self.late_after + 1e-9
+            state_ok = state_values.shape == (self.state_dim,) and bool(np.isfinite(state_values).all())
+        command = _newest_before(self._commands, tk1 - 1e-9)
+        if command is None:
+            action_values, action_ok = np.full(self.action_dim, np.nan), False
+        else:
+            action_values = command[1]
+            late |= tk1 - command[0] > self.command_timeout
+            action_ok = action_values.shape == (self.action_dim,) and bool(np.isfinite(action_values).all())
+        flag = _newest_before(self._interventions, tk1 - 1e-9)
+        intervention = bool(flag and flag[1]) or any(
+            active for t, active in self._interventions if tk <= t < tk1)
+        valid = state_ok and action_ok
+        c = self.counters
+        c.frames += 1
+        c.late += late
+        c.invalid += not valid
+        c.interventions += intervention
+        frame = {cam: slot.images[cam][1] for cam in self.cameras}
+        frame.update({
+            "observation.state": _fit(state_values, self.state_dim),
+            "action": _fit(action_values, self.action_dim),
+            "timestamp": stamp - self.t0, "intervention": intervention, "late": late, "valid": valid,
+        })
+        return frame
+
+
+def _nearest_arrival(items, arrival: int):
+    return min(items, key=lambda item: abs(item[1][1] - arrival))
+
+
+def _fit(values: np.ndarray, dim: int) -> np.ndarray:
+    """``values`` as float32 of length ``dim`` (a wrong dimension becomes NaN: the row is invalid anyway)."""
+    if values.shape != (dim,):
+        return np.full(dim, np.nan, dtype=np.float32)
+    return values.astype(np.float32)
+
+
+def _insert(history: deque, t: float, value) -> None:
+    if history and t < history[-1][0]:
+        items = list(history)
+        bisect.insort(items, (t, value), key=lambda item: item[0])
+        history.clear()
+        history.extend(items)
+    else:
+        history.append((t, value))
+
+
+def _newest_before(history: deque, t: float):
+    for item in reversed(history):
+        if item[0] <= t:
+            return item
+    return None

@@ -1,0 +1,261 @@
+"""The training-recorder in real processes: `vla record` with the sim and the scripted expert, what was
+published against what the dataset returns, re-record, a SIGKILL mid-episode, resume, missing topics."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+from rclpy.action import ActionClient
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+
+from vla_core.dataset import DatasetReader
+from vla_interfaces.action import RecordEpisode
+from vla_interfaces.srv import ResetEpisode
+from vla_recorder.recorder_node import RECORD_SUB
+
+WS = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros
+
+
+def last_json(lines):
+    return json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+
+
+def stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def test_record_session_round_trip(probe, vla, tmp_path):
+    """Two episodes with the scripted expert at 5x real time; every dataset frame equals what was published."""
+    images = probe.collect(Image, "/camera/top/image_raw", RECORD_SUB)
+    joints = probe.collect(JointState, "/joint_states", RECORD_SUB)
+    root = tmp_path / "ds"
+    rec = vla("record", "--up", "record", "--root", str(root), "--episodes", "2", "--real-time-factor", "5",
+              "--episode-time", "30", "--no-keys", "--set", "recorder.mcap=true")
+    assert rec.wait(150) == 0, rec.output
+    summary = last_json(rec.lines)
+    assert summary["episodes_saved"] == 2, rec.output
+    assert len([line for line in rec.lines if "fps achieved" in line]) == 2  # the per-episode cadence report
+
+    reader = DatasetReader(root)
+    assert reader.num_episodes == 2 and len(reader) == summary["frames"]
+    # A reset does not advance simulated time: an episode's first frame shares its stamp with the frame
+    # before it (the end of the previous episode). Row 0 is the newest message with its stamp, others the first.
+    by_stamp, states = {}, {}
+    for _, m in images:
+        by_stamp.setdefault(round(stamp(m), 3), []).append(m)
+    for _, m in joints:
+        states.setdefault(round(stamp(m), 3), []).append(m)
+    for ep in range(2):
+        meta = reader.episode(ep)
+        assert meta["success"] is True and meta["instruction"] and meta["tasks"] == [meta["instruction"]]
+        assert "tabletop_sim" in meta["contract"]
+        # The scripted expert flags itself as intervening whenever it commands (all but the episode's edges).
+        assert meta["length"] - 2 <= meta["intervention_frames"] <= meta["length"]
+        frames = reader.episode_frames(ep)
+        for row in range(meta["length"]):
+            t = round(meta["start_stamp"] + float(frames["timestamp"][row]), 3)
+            assert t in by_stamp, f"episode {ep} frame {row}: no published image stamped {t}"
+            pick = -1 if row == 0 else 0
+            published = np.frombuffer(by_stamp[t][pick].data, np.uint8).reshape(96, 96, 3).astype(int)
+            error = np.abs(frames["observation.images.top"][row].astype(int) - published).mean()
+            assert error < 6.0, f"episode {ep} frame {row}: mean abs pixel error {error:.1f}"
+            assert frames["valid"][row]
+            vector = lambda js: [js.position[0], js.velocity[0], js.position[1], js.velocity[1]]  # noqa: E731
+            if not frames["late"][row]:
+                np.testing.assert_allclose(frames["observation.state"][row], vector(states[t][pick]),
+                                           rtol=1e-6, atol=1e-7)
+            else:  # its own joint state never arrived: an earlier one, flagged late, never a made-up value
+                earlier = [vector(m) for s_, ms in states.items() if s_ < t for m in ms]
+                assert any(np.allclose(frames["observation.state"][row], e, rtol=1e-6, atol=1e-7) for e in earlier)
+        # Nothing silent: every slot of the episode's time span is a frame or a counted drop.
+        span = int(round(float(frames["timestamp"][-1]) * reader.fps)) + 1
+        assert span == meta["length"] + meta["dropped_frames"]
+        assert meta["late_frames"] == int(frames["late"].sum())
+        # Actions are the commands the robot was sent (cmd_vel, the shield's output): within its limits.
+        assert np.all(np.abs(frames["action"]) <= 0.25 + 1e-6) and np.abs(frames["action"]).max() > 0.01
+        # The raw bag of the same episode holds the same camera frames (readable as ROS 2 messages).
+        with open(root / "mcap" / f"episode-{ep:06d}.mcap", "rb") as f:
+            bag_stamps = {round(stamp(msg), 3) for _, _, _, msg in make_reader(
+                f, decoder_factories=[DecoderFactory()]).iter_decoded_messages(topics=["/camera/top/image_raw"])}
+        dataset_stamps = {round(meta["start_stamp"] + float(t), 3) for t in frames["timestamp"]}
+        assert dataset_stamps <= bag_stamps
+
+
+def recorder_pid(up) -> int:
+    """The recorder process that `vla up` started: a child of it running the recorder executable."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == up.proc.pid and any(part.endswith(b"lib/vla_recorder/recorder") for part in cmdline):
+            return int(entry)
+    raise AssertionError(f"no recorder process under vla up (pid {up.proc.pid})")
+
+
+# Seeds on which the scripted expert needs 30-43 steps: a goal that caught an easy seed (success within a
+# step or two) would leave nothing to record and make the test depend on timing.
+LONG_SEEDS = (127, 114, 119, 101, 107, 109)
+
+
+class Goals:
+    """RecordEpisode goals from the probe, each started on a fresh sim episode of a known-long seed."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.client = ActionClient(probe.node, RecordEpisode, "/recorder/record_episode")
+        assert self.client.wait_for_server(timeout_sec=60), "no /recorder/record_episode action"
+        self.feedback: list = []
+        self.seeds = iter(LONG_SEEDS)
+
+    def start(self, time_limit: float = 30.0):
+        self.feedback = []
+        done = threading.Event()
+        future = self.client.send_goal_async(RecordEpisode.Goal(time_limit=time_limit),
+                                             feedback_callback=lambda m: self.feedback.append(m.feedback))
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(30), f"no goal response in 30 s (feedback so far: {len(self.feedback)})"
+        assert future.result().accepted, "goal rejected (already recording?)"
+        reset = self.probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=next(self.seeds)))
+        assert reset.success, reset.message
+        return future.result()
+
+    @staticmethod
+    def result(handle, timeout: float = 60.0):
+        done = threading.Event()
+        future = handle.get_result_async()
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(timeout), "no RecordEpisode result"
+        return future.result().result
+
+
+def test_rerecord_sigkill_and_resume(probe, vla, tmp_path):
+    root = tmp_path / "ds"
+    # 2x real time and fast feedback: the expert's episodes last about a second, long enough to act within.
+    up = vla("up", "record", "--quiet", "--set", f"recorder.root={root}", "--set", "sim_robot.real_time_factor=2",
+             "--set", "recorder.feedback_period=0.05")
+    up.wait_line(r"all \d+ nodes active", 90)
+    goals = Goals(probe)
+    first = Goals.result(goals.start())
+    assert first.success, first.message
+    # Which sim episode the goal catches depends on timing; an easy seed succeeds in a handful of steps.
+    assert (first.episode_index, first.frames >= 2) == (0, True), (first.episode_index, first.frames, first.message)
+
+    handle = goals.start()  # re-record: discard it midway, the next episode takes its index
+    probe.wait_for(lambda: goals.feedback and goals.feedback[-1].frames >= 3, 30, "feedback of 3 frames")
+    assert probe.call(Trigger, "/recorder/discard", Trigger.Request()).success
+    discarded = Goals.result(handle)
+    assert not discarded.success, discarded.message
+    assert "discarded" in discarded.message, discarded.message
+    second = Goals.result(goals.start())
+    assert second.success, second.message
+    assert second.episode_index == 1, (second.episode_index, second.message)
+
+    goals.start(time_limit=60.0)  # the episode the kill interrupts
+    probe.wait_for(lambda: goals.feedback and goals.feedback[-1].frames >= 3, 30, "feedback of 3 frames")
+    os.kill(recorder_pid(up), signal.SIGKILL)
+    up.wait_line(r"recorder exited with code -9", 30)
+    assert list((root / ".staging").glob("episode-*"))  # the interrupted episode was being written
+    reader = DatasetReader(root)
+    assert reader.num_episodes == 2, reader.episodes
+    assert len(reader) == first.frames + second.frames
+    for ep in range(2):  # every finished episode is intact, video included
+        frames = reader.episode_frames(ep)
+        assert frames["observation.images.top"].shape == (reader.episode(ep)["length"], 96, 96, 3)
+    up.interrupt()
+    up.wait(60)
+
+    rec = vla("record", "--up", "record", "--root", str(root), "--episodes", "1", "--real-time-factor", "5",
+              "--no-keys")
+    assert rec.wait(120) == 0, rec.output
+    assert last_json(rec.lines)["episode_indices"] == [2]
+    resumed = DatasetReader(root)
+    assert resumed.num_episodes == 3
+    assert not list((root / ".staging").glob("episode-*"))
+    assert resumed.episode(2)["dataset_from_index"] == first.frames + second.frames
+
+
+def test_missing_topics_reported_at_once(probe, vla, tmp_path):
+    profile = tmp_path / "recorder_only.yaml"
+    profile.write_text(f"""
+description: the recorder alone, nothing to record
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: recorder
+    package: vla_recorder
+    executable: recorder
+    params: [{WS / 'params' / 'recorder.yaml'}]
+""")
+    rec = vla("record", "--up", str(profile), "--root", str(tmp_path / "ds"), "--episodes", "1", "--no-keys",
+              "--set", "recorder.start_timeout=1.0", "--set", "recorder.follow_episode_events=false")
+    assert rec.wait(90) == 1, rec.output
+    line = next(line for line in rec.lines if "source topics missing" in line)
+    for topic in ("/camera/top/image_raw", "/joint_states", "/cmd_vel", "/teleop/intervention"):
+        assert topic in line, line
+
+    # Too little disk: the recorder refuses to configure, and says how much is free and what to change.
+    up = vla("up", str(profile), "--quiet", "--set", f"recorder.root={tmp_path / 'ds'}",
+             "--set", "recorder.min_free_mb=10000000")
+    assert up.wait(90) == 1, up.output
+    assert "min_free_mb" in up.output and "MB free" in up.output, up.output
+
+
+def test_keys_rerecord_mark_and_stop(tmp_path):
+    """`vla record` in a terminal: r re-records, s marks success, q saves the episode and ends the session."""
+    import pty
+    import re
+    import select
+    root = tmp_path / "ds"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `vla record` on a pseudo-terminal, at half real time so that keys land mid-episode
+        os.execvp("vla", ["vla", "record", "--up", "record", "--root", str(root), "--episodes", "3",
+                          "--real-time-factor", "0.5", "--episode-time", "60",
+                          "--set", "recorder.feedback_period=0.1"])
+    out = bytearray()
+
+    def wait_for(pattern: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, out):
+                return
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out.extend(os.read(fd, 4096))
+                except OSError:
+                    break
+        raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{out.decode(errors='replace')}")
+
+    try:
+        wait_for(rb"episode 1/3 recording: [1-9]", 90)
+        os.write(fd, b"r")
+        wait_for(rb"not saved: episode 0 discarded", 20)
+        out.clear()
+        wait_for(rb"episode 1/3 recording: [1-9]", 30)
+        os.write(fd, b"s")
+        time.sleep(0.3)
+        os.write(fd, b"q")
+        wait_for(rb"\"episodes_saved\": 1", 40)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
+    finally:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # pty.fork made the child a session (and group) leader
+        except ProcessLookupError:
+            pass
+        os.close(fd)
+    reader = DatasetReader(root)
+    assert reader.num_episodes == 1 and reader.episode(0)["success"] is True
