@@ -93,7 +93,10 @@ def test_hot_swap_under_load_rejections_and_rollback(probe, vla, tmp_path):
             time.sleep(0.02)
 
     status = probe.collect(PolicyStatus, "/policy/status", 10)
-    feed(2.0)
+    probe.wait_for(lambda: joints.get_subscription_count() > 0, 20, "the policy's joint_states subscription")
+    deadline = time.monotonic() + 15
+    while not commands and time.monotonic() < deadline:
+        feed(0.5)
     assert commands, "no command proposed"
     probe.wait_for(lambda: status and status[-1][1].proposed > 0, 5, "a status after the first commands")
     at_start = status[-1][1]

@@ -110,7 +110,10 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
     try:
         bringup.start(timeout=120.0)
         node = bringup.node
-        node.create_subscription(Twist, "/policy/cmd_vel", lambda m: commands.append(time.monotonic()),
+        # Gaps are measured on the publisher's send time (DDS source timestamp), not on when this process,
+        # busy feeding the node, got around to receiving.
+        node.create_subscription(Twist, "/policy/cmd_vel",
+                                 lambda m, info: commands.append((time.monotonic(), info["source_timestamp"] * 1e-9)),
                                  node_qos.COMMAND)
         node.create_subscription(PolicyStatus, "/policy/status", statuses.append, 10)
         emb = node.create_publisher(InstructionEmbedding, "/instruction/embedding", node_qos.LATCHED)
@@ -138,6 +141,13 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
             time.sleep(0.05)
         if len(commands) < 50:
             raise RuntimeError("the policy node proposed no commands; is it fed?")
+        # Steady state first: the same node and inputs, no swaps (the baseline for the figures below).
+        steady0 = statuses[-1]
+        time.sleep(5.0)
+        steady1 = statuses[-1]
+        steady_ticks = steady1.ticks - steady0.ticks
+        steady_missed = steady_ticks - (steady1.proposed - steady0.proposed)
+        say(f"steady 50 Hz without swaps: {steady_missed} of {steady_ticks} ticks without a command")
         first = statuses[-1]
         t_start = time.monotonic()
         swap_ms = []
@@ -153,8 +163,9 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
                 say(f"  {i + 1}/{swaps} swaps")
         time.sleep(0.6)
         last = statuses[-1]
-        window = np.array([t for t in commands if t_start <= t <= time.monotonic() - 0.6])
-        max_gap = float(np.max(np.diff(window))) if len(window) > 1 else float("nan")
+        # The node reports the largest interval between two commands it sent (a receiver may lose samples of
+        # a keep-last-1 command topic and would see gaps the node never made).
+        max_gap = last.max_command_gap_ms * 1e-3
         ticks = last.ticks - first.ticks
         missed = ticks - (last.proposed - first.proposed)
 
@@ -169,12 +180,13 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
         deadline = time.monotonic() + 20
         while len(commands) <= before + 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        restart_gap = max(np.diff(np.array(commands[before - 1:])))
+        restart_gap = max(np.diff(np.array([sent for _, sent in commands[before - 1:]])))
     finally:
         stop.set()
         bringup.shutdown()
     period = 1 / 50
-    return {"swaps": swaps, "ticks_during_swaps": int(ticks), "missed_ticks": int(missed),
+    return {"steady_ticks": int(steady_ticks), "steady_missed_ticks": int(steady_missed),
+            "swaps": swaps, "ticks_during_swaps": int(ticks), "missed_ticks": int(missed),
             "max_gap_ms": round(max_gap * 1e3, 2), "max_gap_periods": round(max_gap / period, 2),
             "swap_time": _percentiles(swap_ms), "restart_gap_ms": round(float(restart_gap) * 1e3, 1),
             "restart_gap_periods": round(float(restart_gap) / period, 1)}

@@ -17,6 +17,4 @@ POLICY_PARAMS = (
     ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
               read_only=True),
     ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
-    ParamSpec("swap_timeout", 5.0, "Longest wait for a staged policy to be swapped in by the control tick",
-              range=(0.1, 60.0), unit="s"),
 )
