@@ -64,7 +64,7 @@ def scan(probe, ranges):
 
 def test_scan_zone_stops_and_silent_scanner_stops(ros):
     ctx, probe, executor = ros
-    node = shield(ctx, executor, zones=f'"{ZONES}"', scan_topic="scan", rate=20.0, sensor_timeout=0.3)
+    node = shield(ctx, executor, zones=f'"{ZONES}"', scan_topic="scan", rate=20.0, sensor_timeout=0.6)
     out, states, markers = [], [], []
     probe.create_subscription(Twist, "cmd_vel", lambda m: out.append(m), node_qos.COMMAND)
     probe.create_subscription(ShieldState, "safety_shield/state", lambda m: states.append(m), 10)
@@ -91,11 +91,14 @@ def test_scan_zone_stops_and_silent_scanner_stops(ros):
 
     drive(clear, 1.0)
     assert out and out[-1].linear.x > 0.1 and states[-1].active_source == "policy"
+    first_blocked = len(states)
     drive(blocked, 0.5)
-    assert out[-1].linear.x == 0.0 and "zone.stop:front" in states[-1].rules
+    # Stopped, and by the stop zone (a loaded machine may also delay a scan past sensor_timeout: also a stop).
+    assert out[-1].linear.x == 0.0
+    assert any("zone.stop:front" in s.rules for s in states[first_blocked:]), [s.rules for s in states[first_blocked:]]
     drive(clear, 0.5)
     assert out[-1].linear.x > 0.0
-    drive(None, 0.8)  # the scanner goes silent: stop
+    drive(None, 1.2)  # the scanner goes silent (past sensor_timeout): stop
     assert out[-1].linear.x == 0.0 and "zone.source_timeout:scan" in states[-1].rules
     wait(lambda: markers, 5, "markers")
     assert any(m.ns == "zone/front" and m.type == m.LINE_STRIP for m in markers[-1].markers)
