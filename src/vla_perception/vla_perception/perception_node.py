@@ -34,11 +34,8 @@ from vla_perception.overlay import draw_overlay, status_lines
 from vla_perception.perception_params import PERCEPTION_PARAMS
 from vla_perception.pipeline import CameraPipeline, bridge_in_use
 from vla_ros import node_qos
+from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
-
-
-def _stamp_s(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def array_to_image(array: np.ndarray, encoding: str, header) -> Image:
@@ -145,7 +142,7 @@ class PerceptionNode(ManagedNode):
             vector = FeatureVector(header=msg.header, encoder_id=self.features.encoder_id,
                                    data=self.features(array).tolist())
             self._pubs[f"features/{camera}"].publish(vector)
-        health.frame(_stamp_s(msg.header.stamp), time.monotonic())
+        health.frame(time_to_seconds(msg.header.stamp), time.monotonic())
         if camera == self.overlay_camera and "overlay" in self._pubs:
             self._maybe_overlay(array, msg.header)
 
@@ -176,7 +173,7 @@ class PerceptionNode(ManagedNode):
 
     # ---- diagnostics -----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        now, wall = _stamp_s(self.get_clock().now().to_msg()), time.monotonic()
+        now, wall = time_to_seconds(self.get_clock().now().to_msg()), time.monotonic()
         statuses = []
         for name, health in self.health.items():
             level, message = health.level(now)

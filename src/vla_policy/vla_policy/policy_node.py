@@ -35,15 +35,11 @@ from vla_policy.inputs import InputCache, state_vector
 from vla_policy.policy_params import POLICY_PARAMS
 from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist
+from vla_ros.convert import array_to_twist, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 
 LANGUAGE = "observation.language"
 STATE = "observation.state"
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class PolicyNode(ManagedNode):
@@ -136,7 +132,7 @@ class PolicyNode(ManagedNode):
             self.counters["dropped_inputs"] += 1
             self.get_logger().warn(f"{feature}: image dropped: {exc}", throttle_duration_sec=2.0)
             return
-        self.cache.put(feature, rgb, _seconds(msg.header.stamp))
+        self.cache.put(feature, rgb, time_to_seconds(msg.header.stamp))
 
     def _on_joints(self, msg: JointState) -> None:
         try:
@@ -146,7 +142,7 @@ class PolicyNode(ManagedNode):
             self.counters["dropped_inputs"] += 1
             self.get_logger().warn(f"joint_states dropped: {exc}", throttle_duration_sec=2.0)
             return
-        self.cache.put(STATE, vec, _seconds(msg.header.stamp))
+        self.cache.put(STATE, vec, time_to_seconds(msg.header.stamp))
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
         wanted = self.encoder_id

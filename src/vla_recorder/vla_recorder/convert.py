@@ -9,10 +9,6 @@ from vla_core.contract import CameraSpec, RobotContract
 from vla_core.image import DEPTH_ENCODINGS, ImageError, camera_frame
 
 
-def stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def image_to_feature(msg, cam: CameraSpec) -> tuple[np.ndarray, str]:
     """A sensor_msgs/Image -> (cam.height, cam.width, 3) uint8 RGB, and a note of what was converted ('' if
     nothing). The contract allows converting any colour encoding and resizing at the same aspect ratio;

@@ -41,12 +41,12 @@ try:  # published by the language node; older interface builds lack it
     from vla_interfaces.msg import InstructionEmbedding
 except ImportError:  # pragma: no cover - depends on the installed interfaces
     InstructionEmbedding = None
-from vla_recorder.convert import (command_type, command_vector, image_to_feature, joint_state_vector,
-                                  stamp_seconds)
+from vla_recorder.convert import command_type, command_vector, image_to_feature, joint_state_vector
 from vla_recorder.mcap_bag import McapBag
 from vla_recorder.recorder_params import RECORDER_PARAMS
 from vla_recorder.sampler import FrameSampler
 from vla_ros import node_qos
+from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 
 # The recorder must not lose a frame to a queue: reliable, and deep enough to ride out a slow tick.
@@ -173,12 +173,12 @@ class RecorderNode(ManagedNode):
             self.get_logger().info(f"{cam.topic}: converting {note} as the contract allows",
                                    throttle_duration_sec=30.0)
         with self._lock:
-            self.sampler.offer_image(key, stamp_seconds(msg.header.stamp), rgb)
+            self.sampler.offer_image(key, time_to_seconds(msg.header.stamp), rgb)
 
     def _on_state(self, msg: JointState) -> None:
         self.seen[self.contract.state.topic] = time.monotonic()
         with self._lock:
-            self.sampler.offer_state(stamp_seconds(msg.header.stamp), joint_state_vector(msg, self.contract))
+            self.sampler.offer_state(time_to_seconds(msg.header.stamp), joint_state_vector(msg, self.contract))
 
     def _on_command(self, msg) -> None:
         with self._lock:
@@ -310,7 +310,7 @@ class RecorderNode(ManagedNode):
                     return self._result(False, f"no episode START on {p['episode_events_topic']} within "
                                                f"{p['start_timeout']:g} s; reset the robot's episode "
                                                "(vla record does)")
-                instruction, start = goal.instruction or event.instruction, stamp_seconds(event.header.stamp)
+                instruction, start = goal.instruction or event.instruction, time_to_seconds(event.header.stamp)
             limit = goal.time_limit if goal.time_limit > 0 else p["default_time_limit"]
             with self._lock:
                 self._end_request, self._label = None, None
@@ -340,7 +340,7 @@ class RecorderNode(ManagedNode):
                                 if self._label is None:
                                     self._label = ev.event == EpisodeEvent.SUCCESS
                                 self._request("save", "episode " + ("succeeded" if self._label else "timed out"),
-                                              end_time=stamp_seconds(ev.header.stamp))
+                                              end_time=time_to_seconds(ev.header.stamp))
                             break
                 if self._end_request is not None and self.episode is not None:
                     how, why, end_time = self._end_request

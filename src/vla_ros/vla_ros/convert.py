@@ -51,6 +51,11 @@ def multiarray_to_array(msg: Float64MultiArray) -> np.ndarray:
     return np.asarray(msg.data, dtype=np.float64)
 
 
+def time_to_seconds(stamp: Time) -> float:
+    """builtin_interfaces/Time (a header stamp) -> seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def seconds_to_time(t: float) -> Time:
     # Round once in nanoseconds: 12.9999999999 is 13 s, not 12 s + (1e9 % 1e9) ns (a stamp 1 s in the past).
     ns = int(round(t * 1e9))

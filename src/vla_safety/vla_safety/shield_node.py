@@ -26,7 +26,7 @@ from visualization_msgs.msg import MarkerArray
 
 from vla_interfaces.msg import Intervention, ShieldState
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist, twist_to_array
+from vla_ros.convert import array_to_twist, time_to_seconds, twist_to_array
 from vla_ros.node_base import ManagedNode, main_for
 from vla_safety.config import config_from_params
 from vla_safety.limits import TWIST_FIELDS
@@ -39,10 +39,6 @@ from vla_safety.zones import cloud_points, cloud_xyz, scan_points
 def _plain(value):
     # Array parameters arrive as array.array; the configuration speaks plain lists.
     return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class SafetyShieldNode(ManagedNode):
@@ -234,7 +230,7 @@ class SafetyShieldNode(ManagedNode):
         self.shield.offer_points("pointcloud", pts, self._sensor_time(msg.header.stamp))
 
     def _sensor_time(self, stamp) -> float:
-        t = _seconds(stamp)
+        t = time_to_seconds(stamp)
         return t if t > 0 else self._now()  # unstamped data counts from its arrival
 
     # ---- output -----------------------------------------------------------------------------------
