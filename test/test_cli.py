@@ -7,7 +7,7 @@ pytestmark = pytest.mark.ros
 
 
 def test_demo_runs_the_loop_and_reports(vla):
-    demo = vla("demo", "--episodes", "3", "--real-time-factor", "5", "--seed", "500")
+    demo = vla("demo", "--expert-only", "--episodes", "3", "--real-time-factor", "5", "--seed", "500")
     assert demo.wait(240) == 0, demo.output
     report = json.loads(demo.lines[-1])
     assert report["episodes"] == 3

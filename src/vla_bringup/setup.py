@@ -7,7 +7,7 @@ package_name = "vla_bringup"
 # The workspace's launch files and parameters are installed with the package so that
 # `ros2 launch vla_bringup vla.launch.py profile:=sim` works from any directory.
 params = [(f"share/{package_name}/{d}", glob(f"../../{d}/*.*")) for d in
-          ("params", "params/profiles", "params/robots")]
+          ("params", "params/profiles", "params/robots", "params/rviz", "params/foxglove")]
 
 setup(
     name=package_name,

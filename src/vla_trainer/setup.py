@@ -9,11 +9,19 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        ("bin", ["bin/vla-train"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="VLA workspace maintainers",
     maintainer_email="maintainers@vla-workspace.dev",
-    description="Offline training: policy registry and export to verified artifacts.",
+    description="Offline training: datasets to verified policy artifacts; the trainer node and vla-train.",
     license="Apache-2.0",
+    entry_points={
+        "console_scripts": ["trainer = vla_trainer.trainer_node:main"],
+        "vla.nodes": ["trainer = vla_trainer.trainer_node:TrainerNode"],
+        "vla.params": ["trainer = vla_trainer.trainer_params:TRAINER_PARAMS"],
+        "vla.commands": ["train = vla_trainer.cli:register"],
+        "vla.bench": ["train = vla_trainer.bench:bench_train"],
+    },
 )

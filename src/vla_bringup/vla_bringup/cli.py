@@ -2,8 +2,9 @@
 
   vla up PROFILE            bring a profile up (each node its own process, or --single-process)
   vla profiles              list the profiles
-  vla demo                  run the main job on the simulated robot and report
+  vla demo                  the whole loop on the simulated robot: record, train, hot-swap, evaluate
   vla bench NAME            run a benchmark (last line: one JSON object)
+  vla bench all             run every benchmark, each in its own process, and write reports/bench-*.{json,md}
   vla teleop                drive the robot from this terminal (keyboard) or a joystick
 """
 from __future__ import annotations
@@ -69,14 +70,24 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from vla_bringup.demo import run_demo
-    return run_demo(args, say=_say)
+    if args.expert_only:
+        from vla_bringup.demo import run_demo
+        return run_demo(args, say=_say)
+    from vla_bringup.loop import run_loop
+    return run_loop(args, say=_say)
+
+
+ALL_BENCHES = "all"
 
 
 def cmd_bench(args) -> int:
     from vla_bringup.bench import benches, run_bench
+    if args.name == ALL_BENCHES:
+        from vla_bringup.bench_all import run_from_args
+        return run_from_args(args, sorted(benches()), say=_say)
     if args.name not in benches():
-        print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(benches()))}", file=sys.stderr)
+        print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(benches()))}, {ALL_BENCHES}",
+              file=sys.stderr)
         return 2
     return run_bench(args.name, args, say=_say)
 
@@ -103,22 +114,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("profiles", help="list the profiles").set_defaults(func=cmd_profiles)
 
-    demo = sub.add_parser("demo", help="run the main job on the simulated robot and print a report")
-    demo.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
+    demo = sub.add_parser("demo", help="the whole loop on the simulated robot: record, train, hot-swap, evaluate",
+                          description="Record demonstrations through the ROS graph, train through the trainer's "
+                                      "action, hot-swap the result into the running policy node, evaluate it on "
+                                      "unseen seeds and phrasings, and write a report (runs/demo/<time>/).")
+    demo.add_argument("--demos", type=int, default=50, help="demonstrations to record (default 50)")
+    demo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default 50)")
+    demo.add_argument("--rounds", type=int, default=0,
+                      help="continual rounds after the first: policy drives, corrector intervenes, retrain (default 0)")
+    demo.add_argument("--round-episodes", type=int, default=20, help="episodes recorded per continual round")
+    demo.add_argument("--preset", default="tabletop", help="sim task: tabletop or tabletop_hard (default tabletop)")
+    demo.add_argument("--policy", default="act", help="policy type (default act)")
+    demo.add_argument("--train-minutes", type=float, default=8.0, help="training time budget (default 8)")
+    demo.add_argument("--round-train-minutes", type=float, default=3.0,
+                      help="fine-tuning time budget per continual round (default 3)")
+    demo.add_argument("--epochs", type=int, default=100000, help="epoch limit (the time budget usually ends first)")
+    demo.add_argument("--eval-phrasings", default="heldout", choices=("train", "heldout", "all"),
+                      help="instruction phrasings of the evaluation (default heldout: never trained on)")
+    demo.add_argument("--out", help="run directory (default runs/demo/<UTC time>)")
     demo.add_argument("--real-time-factor", type=float, default=4.0, help="simulated seconds per second")
-    demo.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
-    demo.add_argument("--profile", default="sim", help="profile to bring up (default sim)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first demonstration")
     demo.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter")
-    demo.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    demo.add_argument("--train-set", action="append", metavar="KEY=VALUE",
+                      help="training override, as vla-train takes them (e.g. policy.chunk_size=8)")
+    demo.add_argument("--expert-only", action="store_true",
+                      help="only let the scripted expert drive --episodes episodes through the sim profile")
+    demo.add_argument("--episodes", type=int, default=20, help="--expert-only: episodes to run (default 20)")
+    demo.add_argument("--profile", default="sim", help="--expert-only: profile to bring up (default sim)")
+    demo.add_argument("--timeout", type=float, default=900.0, help="--expert-only: give up after this long")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark; its last line is one JSON object")
-    bench.add_argument("name", help="benchmark name, e.g. sim")
+    bench.add_argument("name", help=f"benchmark name, e.g. sim; '{ALL_BENCHES}' runs every benchmark, each in its "
+                       "own process, and writes reports/bench-<UTC time>.json and .md")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (for smoke tests)")
+    bench.add_argument("--timeout", type=float, default=900.0, help="with all: seconds each bench may take (900)")
+    bench.add_argument("--only", metavar="A,B", help="with all: run only these benches")
+    bench.add_argument("--skip", metavar="A,B", help="with all: leave these benches out")
     bench.set_defaults(func=cmd_bench)
 
     teleop = sub.add_parser("teleop", help="drive the robot from this terminal (keyboard) or a joystick")
-    teleop.add_argument("--device", default="keyboard", choices=["keyboard", "joy", "expert"])
+    teleop.add_argument("--device", default="keyboard", choices=["keyboard", "joy", "expert", "corrector"])
     teleop.add_argument("--topic", default="teleop/cmd_vel", help="where to publish (default teleop/cmd_vel)")
     teleop.add_argument("--set", action="append", metavar="PARAM=VALUE", help="teleop parameter override")
     teleop.set_defaults(func=cmd_teleop)

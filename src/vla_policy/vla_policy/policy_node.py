@@ -40,6 +40,8 @@ from vla_ros.node_base import ManagedNode, main_for
 
 LANGUAGE = "observation.language"
 STATE = "observation.state"
+# No tick for this long (wall clock) means the control loop is idle, and a staged policy is swapped in at once.
+IDLE_SWAP_S = 0.5
 
 
 class PolicyNode(ManagedNode):
@@ -80,6 +82,7 @@ class PolicyNode(ManagedNode):
         self.counters = collections.Counter()
         self._count_lock = threading.Lock()
         self.latencies: collections.deque = collections.deque(maxlen=500)
+        self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
         self.last_event = ""
         self.stale: list[str] = []
         self.encoder_id: str | None = None
@@ -97,6 +100,7 @@ class PolicyNode(ManagedNode):
             self.executor_.reset()
         fps = float(self.slot.active.artifact.manifest["fps"]) if self.slot.active else self.contract.fps
         self._period_ns, self._last_tick_ns = int(1e9 / fps), None
+        self._last_tick_wall = time.monotonic()
         self._last_command_ns, self.max_gap_ms = None, 0.0
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
         self._status_timer = self.create_timer(self.params["status_period"], self._publish_status,
@@ -159,6 +163,7 @@ class PolicyNode(ManagedNode):
         if not self.is_active:
             return
         t0 = time.perf_counter()
+        self._last_tick_wall = time.monotonic()
         # A timer that fires late drops the periods it missed; count them as ticks without a command.
         now_ns = self.get_clock().now().nanoseconds
         skipped = 0
@@ -173,6 +178,7 @@ class PolicyNode(ManagedNode):
                 self.counters[outcome] += 1
         if outcome == "proposed":
             self.latencies.append((time.perf_counter() - t0) * 1e3)
+            self.recent_latencies.append(self.latencies[-1])
             if self._last_command_ns is not None:
                 self.max_gap_ms = max(self.max_gap_ms, (now_ns - self._last_command_ns) * 1e-6)
             self._last_command_ns = now_ns
@@ -271,13 +277,32 @@ class PolicyNode(ManagedNode):
 
     async def _swap_in(self, stage) -> bool:
         """Stage a policy and wait until a tick has swapped it in (at once when inactive: no tick runs)."""
-        stage()
+        installed = stage()
+        if installed.is_set():  # nothing was serving: the slot took it as the active policy directly
+            self._on_new_policy(self.slot.active)
+            return True
         if not self.is_active:
             self.slot.swap_if_staged(True)
             self._on_new_policy(self.slot.active)
             return True
         self._swap_future = Future()
-        return bool(await self._swap_future)
+        # A control loop that is not ticking (a paused /clock between simulated episodes, a robot clock that
+        # stopped) has no chunk to finish: swap at once rather than wait for a tick that may never come.
+        idle_check = self.create_timer(0.1, self._swap_if_idle, clock=self._steady)
+        try:
+            return bool(await self._swap_future)
+        finally:
+            self.destroy_timer(idle_check)
+
+    def _swap_if_idle(self) -> None:
+        future = self._swap_future
+        if future is None or future.done() or time.monotonic() - self._last_tick_wall < IDLE_SWAP_S:
+            return
+        swapped = self.slot.swap_if_staged(True)
+        if swapped is not None:
+            self._on_new_policy(swapped)
+            self.last_event += " (swapped while the control loop was idle)"
+        future.set_result(swapped is not None)
 
     def _publish_status(self) -> None:
         policy = self.slot.active
@@ -294,7 +319,8 @@ class PolicyNode(ManagedNode):
             proposed=counts.get("proposed", 0), stale_ticks=counts.get("stale_ticks", 0),
             missed_ticks=counts.get("missed_ticks", 0), dropped_outputs=counts.get("dropped_outputs", 0),
             max_command_gap_ms=getattr(self, "max_gap_ms", 0.0),
-            last_event=self.last_event)
+            last_event=self.last_event, recent_latency_ms=self.recent_latencies[-1000:])
+        self.recent_latencies = []
         msg.header.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 

@@ -3,8 +3,10 @@
 Commands go to ``teleop/cmd_vel``; a bring-up profile routes that topic to the safety shield's teleop input
 (or, in profiles without a shield, remaps it onto the robot's cmd_vel). ``teleop/intervention`` says, every
 tick, whether the device is commanding: a person taking over from a policy is an intervention the recorder
-stores frame by frame.
-Subscribes: sim/state (expert device), joy (joy device). The keyboard device reads this process's terminal.
+stores frame by frame. The corrector device is a scripted operator: it takes over from the policy with the
+scripted expert when the policy stops making progress (see ``vla_teleop.devices.CorrectorDevice``).
+Subscribes: sim/state (expert and corrector devices), joy (joy device). The keyboard device reads this
+process's terminal.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from vla_core.errors import ConfigError
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist
 from vla_ros.node_base import ManagedNode, main_for
-from vla_teleop.devices import ExpertDevice, JoyDevice, KeyboardDevice
+from vla_teleop.devices import CorrectorDevice, ExpertDevice, JoyDevice, KeyboardDevice
 from vla_teleop.teleop_params import TELEOP_PARAMS
 
 FIELDS = ("linear.x", "linear.y")
@@ -42,10 +44,18 @@ class TeleopNode(ManagedNode):
 
     def configure(self, p: dict) -> None:
         kind = p["device"]
-        if kind == "expert":
+        if kind in ("expert", "corrector"):
             from vla_sim.expert import ScriptedExpert  # the expert lives with the simulator it knows
             expert = ScriptedExpert(max_speed=p["max_speed"])
-            self.device = ExpertDevice(policy=expert.act, on_episode=expert.reset, state_timeout=p["input_timeout"])
+            if kind == "expert":
+                self.device = ExpertDevice(policy=expert.act, on_episode=expert.reset,
+                                           state_timeout=p["input_timeout"])
+            else:
+                self.device = CorrectorDevice(
+                    policy=expert.act, on_takeover=expert.reset, state_timeout=p["input_timeout"],
+                    patience=p["corrector_patience"], takeover=p["corrector_takeover"],
+                    min_progress=p["corrector_min_progress"], max_takeovers=p["corrector_max_takeovers"],
+                    mode=p["corrector_mode"])
             self._entities.append(self.create_subscription(SimState, "sim/state", self._on_sim_state,
                                                            node_qos.SENSOR_SUB))
         elif kind == "joy":
@@ -60,6 +70,7 @@ class TeleopNode(ManagedNode):
         self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
         self._flag_pub = self.create_lifecycle_publisher(Intervention, "teleop/intervention", 10)
         self.sent = 0
+        self._takeovers_logged = 0
 
     def activate(self) -> None:
         self.device.reset()
@@ -91,18 +102,22 @@ class TeleopNode(ManagedNode):
 
     # ---- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
-        # The expert follows simulated time; a person's keys and sticks follow the wall clock.
-        clock = self.get_clock() if isinstance(self.device, ExpertDevice) else self._steady
+        # The expert and corrector follow simulated time; a person's keys and sticks follow the wall clock.
+        clock = self.get_clock() if isinstance(self.device, (ExpertDevice, CorrectorDevice)) else self._steady
         return clock.now().nanoseconds * 1e-9
 
     def _on_sim_state(self, msg: SimState) -> None:
         if self.device is not None and self.is_active:
             if not msg.privileged:
-                self.get_logger().error(f"sim/state from {msg.env_id} carries no privileged state; the expert "
-                                        "device needs an environment with a scripted expert (e.g. tabletop)",
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(f"sim/state from {msg.env_id} carries no privileged state; the "
+                                        f"{self.device.name} device needs an environment with a scripted expert "
+                                        "(e.g. tabletop)", throttle_duration_sec=5.0)
                 return
-            self.device.observe(msg.privileged, msg.episode_index, self._now())
+            try:
+                self.device.observe(msg.privileged, msg.episode_index, self._now())
+            except ValueError as exc:  # the corrector reads the state itself: not a tabletop state
+                self.get_logger().error(f"sim/state from {msg.env_id} dropped: {exc}; the {self.device.name} "
+                                        "device needs the tabletop environment", throttle_duration_sec=5.0)
 
     def _on_joy(self, msg: Joy) -> None:
         if self.device is not None and self.is_active:
@@ -127,6 +142,8 @@ class TeleopNode(ManagedNode):
     def _tick(self) -> None:
         if not self.is_active or self.device is None:
             return
+        if isinstance(self.device, CorrectorDevice):  # a run-time parameter: demonstrations, corrections, watching
+            self.device.mode = self.get_parameter("corrector_mode").value
         command = self.device.command(self._now())
         flag = Intervention(active=command is not None, device=self.device.name)
         flag.header.stamp = self.get_clock().now().to_msg()
@@ -134,6 +151,10 @@ class TeleopNode(ManagedNode):
         if command is not None:
             self._cmd_pub.publish(array_to_twist(command, FIELDS))
             self.sent += 1
+        if isinstance(self.device, CorrectorDevice) and self.device.takeovers != self._takeovers_logged:
+            self._takeovers_logged = self.device.takeovers
+            self.get_logger().info(f"corrector took over: {self.device.episode_takeovers} takeover(s) this episode, "
+                                   f"{self.device.takeovers} in all")
 
 
 main = main_for(TeleopNode)

@@ -2,7 +2,8 @@
 from vla_core.params import ParamSpec
 
 TELEOP_PARAMS = (
-    ParamSpec("device", "expert", "Input device", choices=("expert", "keyboard", "joy"), read_only=True),
+    ParamSpec("device", "expert", "Input device; corrector: the scripted expert takes over only when the policy "
+              "stops making progress", choices=("expert", "keyboard", "joy", "corrector"), read_only=True),
     ParamSpec("rate", 10.0, "Command rate (the robot contract's fps)", range=(1.0, 1000.0), unit="Hz",
               read_only=True),
     ParamSpec("max_speed", 0.25, "Largest commanded speed per axis", range=(0.0, 10.0), unit="m/s"),
@@ -14,4 +15,15 @@ TELEOP_PARAMS = (
     ParamSpec("joy_deadman_button", 4, "Joy button that must be held to command; -1 for none", range=(-1, 63)),
     ParamSpec("input_timeout", 0.5, "Input (sim state, Joy) older than this is ignored", range=(0.01, 10.0),
               unit="s"),
+    ParamSpec("corrector_mode", "on_error", "Corrector: on_error takes over when the policy stalls; always drives "
+              "every step (demonstrations); off only watches (the policy alone)", choices=("on_error", "always", "off")),
+    ParamSpec("corrector_patience", 2.0, "Corrector: take over when the target block has come no closer to its "
+              "zone by corrector_min_progress for this long (sim time); keep it above the approach to the block",
+              range=(0.1, 60.0), unit="s"),
+    ParamSpec("corrector_takeover", 2.0, "Corrector: drive with the scripted expert for this long, then hand back",
+              range=(0.1, 60.0), unit="s"),
+    ParamSpec("corrector_min_progress", 0.01, "Corrector: the least decrease of the target block's distance to "
+              "its zone centre that counts as progress", range=(0.001, 0.5), unit="m"),
+    ParamSpec("corrector_max_takeovers", 0, "Corrector: most takeovers per episode; 0 for no limit",
+              range=(0, 1000)),
 )

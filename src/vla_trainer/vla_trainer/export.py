@@ -46,8 +46,13 @@ def export_artifact(policy: nn.Module, models_dir: Path, name: str, version: str
                     state_names: list[str], action_names: list[str], encoder_id: str,
                     execution: str = "temporal_ensemble", ensemble_coeff: float = 0.01,
                     receding_steps: int | None = None, training: dict[str, Any] | None = None,
-                    dataset_fingerprint: str = "", atol: float = 1e-4) -> tuple[Artifact, float]:
-    """Write ``models_dir/name/version`` and return it with the ONNX-vs-torch max abs difference."""
+                    dataset_fingerprint: str = "", atol: float = 1e-4, tensorrt: str = "off",
+                    fp16: bool = False) -> tuple[Artifact, float]:
+    """Write ``models_dir/name/version`` and return it with the ONNX-vs-torch max abs difference.
+
+    ``tensorrt``: "on" builds a TensorRT engine into the artifact (named by GPU architecture, TensorRT version
+    and precision) and fails when it cannot; "auto" builds one when tensorrt and a GPU are present; "off" not.
+    """
     import onnxruntime as ort
     config = policy.config
     policy = policy.eval()
@@ -87,6 +92,40 @@ def export_artifact(policy: nn.Module, models_dir: Path, name: str, version: str
             "golden": {"file": "golden.npz", "atol": atol},
             "training": training or {}, "dataset_fingerprint": dataset_fingerprint,
         }
-        artifact = write_artifact(models_dir, manifest, {"policy.onnx": onnx_path, "golden.npz": tmp / "golden.npz",
-                                                         "model.safetensors": tmp / "model.safetensors"})
+        files = {"policy.onnx": onnx_path, "golden.npz": tmp / "golden.npz",
+                 "model.safetensors": tmp / "model.safetensors"}
+        engine = build_engine(onnx_path, tmp, tensorrt, fp16)
+        if engine is not None:
+            manifest["engines"] = [engine["entry"]]
+            files[engine["entry"]["file"]] = engine["path"]
+        artifact = write_artifact(models_dir, manifest, files)
     return artifact, diff
+
+
+def tensorrt_available() -> str:
+    """'' when a TensorRT engine can be built here, else the reason it cannot."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "the tensorrt Python package is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible"
+    return ""
+
+
+def build_engine(onnx_path: Path, out_dir: Path, mode: str, fp16: bool) -> dict | None:
+    """Build a TensorRT engine from the exported ONNX (vla_policy.engines' builder and naming)."""
+    if mode == "off":
+        return None
+    reason = tensorrt_available()
+    if reason:
+        if mode == "on":
+            raise ArtifactError(f"output.tensorrt=on but {reason}; use output.tensorrt=auto or off on this machine")
+        return None
+    import tensorrt as trt
+    from vla_policy.engines import build_tensorrt_engine, tensorrt_engine_name
+    built = build_tensorrt_engine(onnx_path, fp16, out_dir / "trt-cache")
+    name = tensorrt_engine_name(onnx_path, fp16)
+    major, minor = torch.cuda.get_device_capability()
+    return {"path": built, "entry": {"kind": "tensorrt", "file": f"engines/{name}", "gpu_arch": f"sm{major}{minor}",
+                                     "tensorrt_version": trt.__version__, "precision": "fp16" if fp16 else "fp32"}}

@@ -1,0 +1,358 @@
+"""`vla demo`: the whole robot-learning loop on the embedded sim, through the ROS graph.
+
+1. Bring up the ``continual`` profile (sim robot, recorder, trainer, shield, perception, language, policy,
+   teleop with the scripted corrector).
+2. Record demonstrations: the corrector drives every step (``corrector_mode: always``), through the shield,
+   and the recorder writes each episode (RecordEpisode goals; one reset per seed).
+3. Train through the trainer's TrainPolicy action (a separate process) with ``deploy``: the trainer asks the
+   policy node to load the artifact, which it hot-swaps between two control ticks.
+4. Evaluate: the policy alone drives episodes on seeds never recorded, with instruction phrasings never trained
+   on; the sim's episode events give success.
+5. Optionally (``--rounds``), the continual loop: the policy drives while the corrector takes over when it stalls;
+   those episodes (interventions flagged per frame) are recorded, the policy is retrained (HG-DAgger) on
+   everything, swapped in live and evaluated again.
+A report (stdout, JSON and a self-contained HTML page with plots) closes the run.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.action import ActionClient
+
+from vla_bringup.bringup import Bringup, BringupError, spec_lookup
+from vla_bringup.profile import load_profile, parse_overrides
+from vla_core.paths import workspace_path
+from vla_interfaces.action import RecordEpisode, TrainPolicy
+from vla_interfaces.msg import EpisodeEvent, PolicyStatus
+from vla_interfaces.srv import ResetEpisode
+from vla_ros import node_qos
+
+
+class LoopError(RuntimeError):
+    """A stage of the loop failed; the message says which and why."""
+
+
+@dataclass
+class LoopOptions:
+    demos: int = 50
+    eval_episodes: int = 50
+    rounds: int = 0
+    round_episodes: int = 20
+    preset: str = "tabletop"
+    policy: str = "act"
+    train_minutes: float = 8.0
+    round_train_minutes: float = 3.0
+    epochs: int = 100_000          # the time budget ends training unless this is smaller
+    real_time_factor: float = 4.0
+    demo_seed: int = 0
+    round_seed: int = 50_000
+    eval_seed: int = 100_000
+    eval_phrasings: str = "heldout"
+    out_dir: str = ""
+    overrides: tuple[str, ...] = ()         # node parameters, NODE.PARAM=VALUE
+    train_overrides: tuple[str, ...] = ()   # vla-train options, KEY=VALUE
+
+
+def heldout_instruction(preset: str, seed: int, phrasings: str, rng: random.Random) -> str:
+    """An instruction for the scene of ``seed`` in a phrasing from ``phrasings``: the scene's own task (its
+    colours) re-worded, so the sim accepts it (the same env and seed give the same scene)."""
+    import gymnasium as gym
+
+    import vla_sim.envs  # noqa: F401 - registers the envs
+    from vla_sim.backends import PRESETS
+    from vla_sim.envs.instructions import format_instruction, parse_instruction, templates
+    env = gym.make(PRESETS[preset]["env_id"], **PRESETS[preset].get("env_kwargs", {}))
+    try:
+        _, info = env.reset(seed=seed)
+    finally:
+        env.close()
+    block, zone = parse_instruction(info["instruction"])
+    return format_instruction(rng.choice(templates(phrasings)), block, zone)
+
+
+class LoopClient:
+    """The loop's ROS side: goals, resets, parameters, and what it watches."""
+
+    def __init__(self, node, say):
+        self.node, self.say = node, say
+        self.record = ActionClient(node, RecordEpisode, "/recorder/record_episode")
+        self.train_client = ActionClient(node, TrainPolicy, "/trainer/train_policy")
+        self.reset_client = node.create_client(ResetEpisode, "/sim_robot/reset")
+        self.teleop_params = node.create_client(SetParameters, "/teleop/set_parameters")
+        self.events: list[EpisodeEvent] = []
+        self.event_cv = threading.Condition()
+        self.latencies: list[float] = []
+        self.status: PolicyStatus | None = None
+        node.create_subscription(EpisodeEvent, "/episode/events", self._on_event, node_qos.EVENTS)
+        node.create_subscription(PolicyStatus, "/policy/status", self._on_status, 10)
+        for client, name in ((self.record, "/recorder/record_episode"), (self.train_client, "/trainer/train_policy")):
+            if not client.wait_for_server(timeout_sec=30):
+                raise LoopError(f"{name} is not available")
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        with self.event_cv:
+            self.events.append(msg)
+            self.event_cv.notify_all()
+
+    def _on_status(self, msg: PolicyStatus) -> None:
+        self.status = msg
+        self.latencies.extend(float(v) for v in msg.recent_latency_ms)
+
+    @staticmethod
+    def _wait(future, timeout: float, what: str):
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise LoopError(f"{what}: no answer within {timeout:g} s")
+        return future.result()
+
+    def set_corrector(self, mode: str) -> None:
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=mode)
+        request = SetParameters.Request(parameters=[Parameter(name="corrector_mode", value=value)])
+        result = self._wait(self.teleop_params.call_async(request), 10, "/teleop/set_parameters").results[0]
+        if not result.successful:
+            raise LoopError(f"teleop refused corrector_mode={mode}: {result.reason}")
+
+    def reset(self, seed: int, instruction: str = "") -> ResetEpisode.Response:
+        response = self._wait(self.reset_client.call_async(ResetEpisode.Request(seed=seed, instruction=instruction)),
+                              10, "/sim_robot/reset")
+        if not response.success:
+            raise LoopError(f"sim reset (seed {seed}) failed: {response.message}")
+        return response
+
+    def wait_end(self, episode_index: int, timeout: float) -> EpisodeEvent:
+        """The SUCCESS or TIMEOUT event of the sim's episode ``episode_index`` (from its reset response)."""
+        deadline = time.monotonic() + timeout
+        with self.event_cv:
+            while True:
+                for msg in self.events:
+                    if msg.episode_index == episode_index and msg.event in (EpisodeEvent.SUCCESS,
+                                                                             EpisodeEvent.TIMEOUT):
+                        self.events.remove(msg)
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LoopError(f"episode {episode_index} did not end within {timeout:g} s")
+                self.event_cv.wait(min(left, 0.5))
+
+    def record_episode(self, seed: int, timeout: float) -> tuple[RecordEpisode.Result, EpisodeEvent]:
+        handle = self._wait(self.record.send_goal_async(RecordEpisode.Goal(time_limit=0.0)), 30, "RecordEpisode goal")
+        if not handle.accepted:
+            raise LoopError("the recorder rejected the RecordEpisode goal (already recording?)")
+        with self.event_cv:
+            self.events.clear()
+        started = self.reset(seed)
+        end = self.wait_end(started.episode_index, timeout)
+        result = self._wait(handle.get_result_async(), timeout, "RecordEpisode result").result
+        return result, end
+
+    def train(self, datasets: list[str], policy: str, overrides: list[str], deploy: bool, timeout: float,
+              on_feedback) -> TrainPolicy.Result:
+        goal = TrainPolicy.Goal(datasets=datasets, policy_type=policy, overrides=overrides, deploy=deploy)
+        handle = self._wait(self.train_client.send_goal_async(goal, feedback_callback=lambda m: on_feedback(m.feedback)),
+                            30, "TrainPolicy goal")
+        if not handle.accepted:
+            raise LoopError("the trainer rejected the goal (is a run in progress?)")
+        return self._wait(handle.get_result_async(), timeout, "TrainPolicy result").result
+
+
+class Loop:
+    def __init__(self, opts: LoopOptions, say=print):
+        self.opts, self.say = opts, say
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        self.stamp = stamp
+        self.out = Path(opts.out_dir) if opts.out_dir else workspace_path(f"runs/demo/{stamp}")
+        self.stages: list[dict] = []
+        self.rounds: list[dict] = []
+        self.training: list[dict] = []
+        self.episodes: list[dict] = []
+        self.rng = random.Random(opts.eval_seed)
+
+    def _stage(self, name: str, t0: float) -> None:
+        self.stages.append({"name": name, "seconds": round(time.monotonic() - t0, 2)})
+
+    def run(self) -> dict:
+        o = self.opts
+        t_start = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        sets = [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
+                "sim_robot.auto_reset=false", "teleop.device=corrector", 'teleop.corrector_mode="off"',
+                f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true", *o.overrides]
+        profile = load_profile("continual", None, parse_overrides(sets), spec_lookup)
+        bringup = Bringup(profile, echo=False, say=lambda m: None, log_dir=self.out / "logs")
+        self.say(f"bringing up '{profile.name}': {', '.join(n.name for n in profile.nodes)} (logs: {self.out / 'logs'})")
+        try:
+            t0 = time.monotonic()
+            up = bringup.start(timeout=180.0)
+            self._stage("bring-up", t0)
+            self.say(f"all {len(profile.nodes)} nodes active in {up:.1f} s")
+            client = LoopClient(bringup.node, self.say)
+            datasets = [self._record_demos(client)]
+            artifact = self._train(client, datasets, 0, o.train_minutes, "bc")
+            self._evaluate(client, 0, artifact)
+            for r in range(1, o.rounds + 1):
+                self._record_corrections(client, r)
+                artifact = self._train(client, datasets, r, o.round_train_minutes, "hg_dagger", init=artifact)
+                self._evaluate(client, r, artifact)
+            swap = {"max_command_gap_ms": client.status.max_command_gap_ms if client.status else float("nan"),
+                    "missed_ticks": int(client.status.missed_ticks) if client.status else -1,
+                    "period_ms": 1000.0 / 10.0}
+            latencies = client.latencies
+        finally:
+            t0 = time.monotonic()
+            bringup.shutdown()
+            self._stage("shutdown", t0)
+        return self._report(t_start, swap, latencies)
+
+    # --- stages ------------------------------------------------------------------------------------------
+    def _record_demos(self, client: LoopClient) -> str:
+        o = self.opts
+        t0 = time.monotonic()
+        client.set_corrector("always")
+        self.say(f"recording {o.demos} demonstrations (scripted operator -> shield -> sim; recorder) from seed "
+                 f"{o.demo_seed}")
+        saved = tries = 0
+        seed = o.demo_seed
+        while saved < o.demos:
+            if tries >= 2 * o.demos:
+                raise LoopError(f"only {saved} of {o.demos} demonstrations were saved in {tries} tries; see the "
+                                f"recorder's log in {self.out / 'logs'}")
+            result, end = client.record_episode(seed, timeout=120.0)
+            seed, tries = seed + 1, tries + 1
+            if not result.success or end.event != EpisodeEvent.SUCCESS:
+                self.say(f"  seed {seed - 1}: not kept ({result.message or 'the demonstration failed'})")
+                continue
+            saved += 1
+            if saved % 10 == 0 or saved == o.demos:
+                self.say(f"  {saved}/{o.demos} recorded ({result.frames} frames in the last, "
+                         f"{result.dropped_frames} dropped)")
+        client.set_corrector("off")
+        self._stage("record demonstrations", t0)
+        return str(self.out / "data" / "robot")
+
+    def _record_corrections(self, client: LoopClient, r: int) -> None:
+        """Episodes driven by the policy, with takeovers flagged per frame, appended to the robot's dataset."""
+        o = self.opts
+        t0 = time.monotonic()
+        self.say(f"round {r}: the policy drives {o.round_episodes} episodes; the corrector takes over when it stalls")
+        client.set_corrector("on_error")
+        successes = 0
+        for i in range(o.round_episodes):
+            result, end = client.record_episode(o.round_seed + 1000 * r + i, timeout=120.0)
+            successes += end.event == EpisodeEvent.SUCCESS
+        client.set_corrector("off")
+        self._stage(f"round {r}: record with corrections", t0)
+        self.say(f"round {r}: {successes}/{o.round_episodes} episodes ended in success with the corrector's help")
+
+    def _train(self, client: LoopClient, datasets: list[str], r: int, minutes: float, algorithm: str,
+               init: str = "") -> str:
+        o = self.opts
+        t0 = time.monotonic()
+        overrides = [f"train.time_budget_s={minutes * 60:g}", f"train.epochs={o.epochs}", f"algorithm.type={algorithm}",
+                     f"output.name=demo-{o.preset}", f"output.version={self.stamp}-r{r}",
+                     f"output.run_dir={self.out / 'train' / f'round{r}'}"]
+        if init:
+            overrides.append(f"train.init_from={init}")
+        overrides += list(o.train_overrides)
+        self.say(f"training {o.policy} ({algorithm}) on {len(datasets)} dataset(s) for up to {minutes:g} min, "
+                 "then hot-swapping it into the running policy node")
+        last = [0.0]
+
+        def on_feedback(fb) -> None:
+            if time.monotonic() - last[0] > 30.0:
+                last[0] = time.monotonic()
+                self.say(f"  epoch {fb.epoch}: train loss {fb.train_loss:.4f}, val loss {fb.val_loss:.4f}, "
+                         f"about {fb.eta:.0f} s left")
+        result = client.train(datasets, o.policy, overrides, True, minutes * 60 + 600, on_feedback)
+        self._stage(f"round {r}: train + deploy", t0)
+        if not result.success:
+            raise LoopError(f"training failed: {result.message}")
+        self.say(f"  {result.message}")
+        metrics = self.out / "train" / f"round{r}" / "metrics.csv"
+        if metrics.is_file():
+            import csv
+            with open(metrics) as f:
+                rows = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            self.training.append({"round": r, "history": rows})
+        return result.artifact
+
+    def _evaluate(self, client: LoopClient, r: int, artifact: str) -> None:
+        o = self.opts
+        t0 = time.monotonic()
+        deadline = time.monotonic() + 30
+        while (client.status is None or not client.status.version or client.status.version not in artifact) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.say(f"evaluating {Path(artifact).parent.name}/{Path(artifact).name} on {o.eval_episodes} unseen seeds "
+                 f"({o.eval_phrasings} phrasings), the policy alone driving")
+        successes = 0
+        for i in range(o.eval_episodes):
+            seed = o.eval_seed + i
+            instruction = heldout_instruction(o.preset, seed, o.eval_phrasings, self.rng)
+            started = client.reset(seed, instruction)
+            end = client.wait_end(started.episode_index, timeout=60.0 + 40.0 / o.real_time_factor)
+            ok = end.event == EpisodeEvent.SUCCESS
+            successes += ok
+            self.episodes.append({"round": r, "seed": seed, "instruction": instruction, "success": bool(ok),
+                                  "steps": int(end.steps)})
+        rate = successes / max(1, o.eval_episodes)
+        self.rounds.append({"round": r, "success_rate": rate, "successes": successes, "episodes": o.eval_episodes,
+                            "instruction_set": o.eval_phrasings, "artifact": artifact})
+        self._stage(f"round {r}: evaluate", t0)
+        self.say(f"round {r}: success {successes}/{o.eval_episodes} = {rate:.0%} on unseen seeds and phrasings")
+
+    def _report(self, t_start: float, swap: dict, latencies: list[float]) -> dict:
+        import numpy as np
+        from vla_bringup.report import print_summary, write_loop_report
+        lat = np.asarray(latencies) if latencies else np.zeros(0)
+        final = self.rounds[-1] if self.rounds else {}
+        report = {
+            "title": f"vla demo: record -> train -> hot-swap -> evaluate ({self.opts.preset})",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": asdict(self.opts), "stages": self.stages, "rounds": self.rounds, "training": self.training,
+            "latency_ms": [round(float(v), 3) for v in lat.tolist()], "swap": swap, "episodes": self.episodes,
+            "summary": {"success_rate": final.get("success_rate"), "eval_episodes": final.get("episodes"),
+                        "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
+                        "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
+                        "max_command_gap_ms": swap["max_command_gap_ms"], "missed_ticks": swap["missed_ticks"],
+                        "total_s": round(time.monotonic() - t_start, 1), "artifact": final.get("artifact")},
+        }
+        (self.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+        html = write_loop_report(self.out / "report.html", report)
+        print_summary(report, say=self.say)
+        self.say(f"report: {html}")
+        report["report_html"] = str(html)
+        return report
+
+
+def _num(value: str):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def run_loop(args, say=print) -> int:
+    opts = LoopOptions(demos=args.demos, eval_episodes=args.eval_episodes, rounds=args.rounds,
+                       round_episodes=args.round_episodes, preset=args.preset, policy=args.policy,
+                       train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
+                       epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
+                       eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
+                       train_overrides=tuple(args.train_set or ()))
+    try:
+        report = Loop(opts, say).run()
+    except (LoopError, BringupError) as exc:
+        say(f"error: {exc}")
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 1
+    summary = report["summary"]
+    print(json.dumps({"demo": "loop", **summary, "report": report["report_html"]}, default=str), flush=True)
+    return 0

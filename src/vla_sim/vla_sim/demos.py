@@ -1,0 +1,68 @@
+"""Scripted demonstrations straight from a sim backend into a dataset (no ROS), faster than real time.
+
+The same writer, features and image path as the recorder (vla_core.dataset, the contract's features, the
+backend's camera image resized as vla_core.image does), so a dataset made here and one recorded through the
+ROS graph train alike. Use it for benchmarks and tests; record through ROS (``vla record``, ``vla demo``) to
+exercise the robot's path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from vla_core.contract import RobotContract
+from vla_core.dataset import DatasetWriter
+from vla_core.observation import model_image
+
+
+def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str = "tabletop", episodes: int = 50,
+                          seed_start: int = 0, instruction_set: str = "train", only_successes: bool = True,
+                          progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+    """Append ``episodes`` expert episodes (seeds from ``seed_start``) to the dataset at ``root``.
+
+    Episodes the expert fails are skipped (and counted) when ``only_successes``; returns counts.
+    """
+    from vla_sim.backends import PRESETS, make_backend
+    config = dict(PRESETS[preset])
+    if config.get("instruction_option"):
+        config["env_kwargs"] = {**config.get("env_kwargs", {}), "instruction_set": instruction_set}
+    backend = make_backend(config)
+    if not backend.has_expert:
+        raise ValueError(f"sim preset '{preset}' has no scripted expert")
+    writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
+    cam = contract.cameras[0]
+    saved = failed = frames = 0
+    seed = seed_start
+    try:
+        for _ in progress(range(episodes)):
+            while True:
+                frame = backend.reset(seed)
+                seed += 1
+                expert = backend.make_expert()
+                episode = writer.begin_episode(backend.instruction, contract=contract.robot)
+                t = 0
+                while True:
+                    action = np.asarray(expert.act(backend.privileged_state()), np.float64)
+                    columns = {"position": frame.joint_positions, "velocity": frame.joint_velocities}
+                    state = [columns[f][j] for j in range(len(contract.state.joints)) for f in contract.state.fields]
+                    episode.add_frame({
+                        f"observation.images.{cam.name}": model_image(frame.image, cam.height, cam.width),
+                        "observation.state": np.asarray(state, np.float32),
+                        "action": action.astype(np.float32), "timestamp": t / contract.fps,
+                        "intervention": True, "late": False, "valid": True})
+                    frame = backend.step(action)
+                    t += 1
+                    if frame.is_success or frame.terminated or frame.truncated:
+                        break
+                if frame.is_success or not only_successes:
+                    episode.save(success=bool(frame.is_success))
+                    saved += 1
+                    frames += t
+                    break
+                episode.discard()
+                failed += 1
+    finally:
+        backend.close()
+    return {"root": str(root), "episodes": saved, "frames": frames, "expert_failures": failed, "next_seed": seed}

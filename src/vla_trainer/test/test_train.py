@@ -1,0 +1,223 @@
+"""The training pipeline on real datasets on disk: train a few steps, export, load as the policy node does, resume,
+DDP with two CPU processes, and every bad-input case rejected before training starts."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vla_core.artifact import verify_artifact
+from vla_core.contract import RobotContract
+from vla_core.dataset import DatasetWriter
+from vla_sim.demos import record_scripted_demos
+from vla_trainer.config import build_config, parse_overrides
+from vla_trainer.data import BatchSampler, DataConfig, DataError, LanguageTable, load_training_data, open_datasets
+from vla_trainer.train import train
+
+WS = Path(__file__).resolve().parents[3]
+CONTRACT = RobotContract.from_yaml(WS / "params" / "robots" / "tabletop_sim.yaml")
+TINY = {"mlp": {"hidden": 32, "channels": 16, "chunk_size": 4},
+        "act": {"dim": 32, "heads": 2, "ff_dim": 64, "encoder_layers": 1, "decoder_layers": 1, "chunk_size": 4},
+        "diffusion": {"chunk_size": 4, "inference_steps": 2, "train_timesteps": 10}}
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "demos"
+    summary = record_scripted_demos(root, CONTRACT, episodes=6, seed_start=0)
+    assert summary["episodes"] == 6
+    return root
+
+
+def config(demos, tmp_path, policy="mlp", **sections):
+    raw = {"policy": {"type": policy, **TINY[policy]},
+           "data": {"paths": [str(demos)], "cache_dir": str(tmp_path / "cache"), "val_fraction": 0.34},
+           "train": {"epochs": 1, "max_steps": 3, "batch_size": 8, "bf16": "off", "warmup_steps": 1},
+           "output": {"models_dir": str(tmp_path / "models"), "run_dir": str(tmp_path / "run"), "version": "1"}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return build_config(raw)
+
+
+@pytest.mark.parametrize("policy", sorted(TINY))
+def test_each_policy_trains_exports_and_runs_as_deployed(demos, tmp_path, policy):
+    from vla_policy.runtime import load_policy
+    events = []
+    result = train(config(demos, tmp_path, policy), events.append)
+    assert result["steps"] == 3 and result["stopped_by"] == "max_steps"
+    assert result["onnx_max_abs_diff"] < 1e-4
+    artifact = verify_artifact(Path(result["artifact"]))
+    assert artifact.manifest["policy_type"] == policy
+    assert artifact.manifest["features"]["observation.language"]["encoder_id"].endswith("all-MiniLM-L6-v2")
+    assert artifact.manifest["features"]["observation.state"]["names"] == CONTRACT.state.names
+    # Loaded exactly as the policy node loads it (checksums, contract, golden pair) and run once on new input.
+    loaded = load_policy(result["artifact"], tmp_path / "models", CONTRACT,
+                         artifact.manifest["features"]["observation.language"]["encoder_id"], ["onnxruntime-cpu"])
+    feeds = {"image_top": np.random.default_rng(3).random((1, 3, 96, 96), dtype=np.float32),
+             "state": np.zeros((1, 4), np.float32), "language": np.full((1, 384), 0.05, np.float32)}
+    chunk = loaded.infer(feeds)
+    assert chunk.shape == (4, 2) and np.all(np.isfinite(chunk))
+    run = tmp_path / "run"
+    assert (run / "loss.png").stat().st_size > 1000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step") and len(rows) == 2
+    assert "val/action_mae/vx" in rows[0]
+    assert [e["event"] for e in events if e["event"] in ("epoch", "done")] == ["epoch", "done"]
+
+
+def test_resume_continues_from_the_checkpoint(demos, tmp_path):
+    first = train(config(demos, tmp_path, train={"epochs": 2, "max_steps": 0}, output={"export": False}))
+    assert first["epochs"] == 2
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == first["steps"]
+    resumed = train(build_config({**config(demos, tmp_path, train={"epochs": 3, "max_steps": 0},
+                                           output={"export": False}).to_dict(), "resume": str(tmp_path / "run")}))
+    assert resumed["epochs"] == 3
+    steps_per_epoch = first["steps"] // 2
+    assert resumed["steps"] == first["steps"] + steps_per_epoch
+    history = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
+
+def test_ddp_with_two_cpu_processes(demos, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+           "vla_trainer.cli", f"--data.paths={demos}", "--policy.type=mlp", "--policy.hidden=32",
+           "--policy.channels=16", "--policy.chunk_size=4", "--train.epochs=2", "--train.batch_size=8",
+           "--train.bf16=off", "--data.val_fraction=0.34", f"--data.cache_dir={tmp_path / 'cache'}",
+           f"--output.models_dir={tmp_path / 'models'}", f"--output.run_dir={tmp_path / 'run'}",
+           "--output.version=ddp", "--progress=json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["event"] == "result" and result["world_size"] == 2
+    assert result["ranks_in_sync"] is True  # DDP averaged gradients: both ranks ended with the same weights
+    single = train(config(demos, tmp_path / "one", train={"epochs": 2, "max_steps": 0}, output={"export": False}))
+    assert result["steps"] * 2 == pytest.approx(single["steps"], abs=2)  # each rank took half of every epoch
+    verify_artifact(Path(result["artifact"]))
+
+
+def test_cli_rejects_unknown_options_with_the_accepted_ones():
+    with pytest.raises(ValueError, match="policy.bogus.*accepts"):
+        build_config(parse_overrides(["--policy.type=act", "--policy.bogus=1"]))
+    with pytest.raises(ValueError, match="unknown key.*train.epoch\\b.*accepts"):
+        build_config(parse_overrides(["--train.epoch=3"]))
+    with pytest.raises(ValueError, match="train.batch_size='many' is not an int"):
+        build_config(parse_overrides(["--train.batch_size=many"]))
+    proc = subprocess.run([sys.executable, "-m", "vla_trainer.cli", "--policy.type=transformer"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown policy type 'transformer'" in proc.stderr
+
+
+def _write(root: Path, episodes: list[np.ndarray], contract=CONTRACT, valid=None):
+    writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
+    cam = contract.cameras[0]
+    for actions in episodes:
+        ep = writer.begin_episode("push the red block into the purple zone")
+        for i, action in enumerate(actions):
+            ep.add_frame({f"observation.images.{cam.name}": np.zeros((cam.height, cam.width, 3), np.uint8),
+                          "observation.state": np.zeros(len(contract.state.names), np.float32),
+                          "action": np.asarray(action, np.float32), "timestamp": i / contract.fps,
+                          "intervention": True, "late": False, "valid": True if valid is None else valid[i]})
+        ep.save(success=True)
+    return root
+
+
+def test_bad_datasets_are_named_before_training(demos, tmp_path):
+    empty = tmp_path / "empty"
+    DatasetWriter(empty, CONTRACT.fps, CONTRACT.features(), robot_type=CONTRACT.robot)
+    with pytest.raises(DataError, match=f"dataset {empty} has no episodes"):
+        open_datasets([str(empty)])
+
+    nan = _write(tmp_path / "nan", [np.zeros((3, 2)), np.array([[0, 0], [np.nan, 0], [0, 0]])])
+    with pytest.raises(DataError, match=f"dataset {nan}, episode 1: non-finite action or state at frame 1"):
+        load_training_data(DataConfig(paths=(str(nan),), cache_dir=str(tmp_path / "c")))
+    # The same NaN in a frame the recorder marked invalid is not trained on, and is allowed.
+    ok = _write(tmp_path / "nan_invalid", [np.array([[0, 0], [np.nan, 0], [0, 0]])], valid=[True, False, True])
+    data = load_training_data(DataConfig(paths=(str(ok),), cache_dir=str(tmp_path / "c"), val_fraction=0.0))
+    assert np.all(np.isfinite(data.stats()["action_mean"]))
+
+    small = RobotContract.from_dict({**_contract_dict(), "cameras": {"top": {
+        "topic": "camera/top/image_raw", "height": 64, "width": 64, "encoding": "rgb8"}}})
+    other = _write(tmp_path / "other", [np.zeros((3, 2))], contract=small)
+    with pytest.raises(DataError, match=f"dataset {other} differs from {demos}.*observation.images.top"):
+        open_datasets([str(demos), str(other)])
+
+    broken = tmp_path / "broken"
+    shutil.copytree(demos, broken)
+    video = sorted(broken.glob("videos/**/*.mp4"))[2]
+    video.unlink()
+    with pytest.raises(DataError, match=f"dataset {broken}, episode 2: video file .* is missing"):
+        open_datasets([str(broken)])
+
+    proc = subprocess.run([sys.executable, "-m", "vla_trainer.cli", f"--data.paths={nan}", "--policy.type=mlp"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "episode 1: non-finite action" in proc.stderr
+
+
+def _contract_dict():
+    import yaml
+    return yaml.safe_load((WS / "params" / "robots" / "tabletop_sim.yaml").read_text())
+
+
+def test_chunks_are_padded_at_episode_ends_and_paraphrases_keep_colours(demos, tmp_path):
+    data = load_training_data(DataConfig(paths=(str(demos),), cache_dir=str(tmp_path / "c"), val_fraction=0.0))
+    table = LanguageTable(data.instructions, "tabletop", lambda text: np.full(3, len(text), np.float32))
+    for instruction in data.instructions:
+        variants = [table.texts[i] for i in table.variants[instruction]]
+        assert len(variants) > 5 and instruction in variants
+        from vla_sim.envs.instructions import parse_instruction
+        assert {parse_instruction(v) for v in variants} == {parse_instruction(instruction)}
+    sampler = BatchSampler(data, data.train_episodes, 8, table)
+    last = int(sampler.end[0]) - 1  # the last frame of the first episode
+    batch = sampler.gather(np.array([last, 0]), False, np.random.default_rng(0))
+    assert batch["action_pad"][0].tolist() == [False] + [True] * 7
+    assert not batch["action_pad"][1].any() or int(sampler.end[0]) < 8
+    np.testing.assert_array_equal(batch["action"][1, 1], data.episodes[0].action[1])
+    # Decoded once: the second load reads the frame cache, and gives the same pixels.
+    again = load_training_data(DataConfig(paths=(str(demos),), cache_dir=str(tmp_path / "c"), val_fraction=0.0))
+    np.testing.assert_array_equal(again.episodes[3].images["top"], data.episodes[3].images["top"])
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 6
+
+
+def test_hg_dagger_learns_only_from_operator_frames_and_iql_needs_labels(demos, tmp_path):
+    from vla_trainer.algorithms import make_algorithm
+    from vla_trainer.config import AlgorithmConfig
+    data = load_training_data(DataConfig(paths=(str(demos),), cache_dir=str(tmp_path / "c"), val_fraction=0.0))
+    ep = data.episodes[0]
+    ep.intervention[:] = False
+    ep.intervention[2:5] = True  # the policy drove, the operator took over for three frames
+    algo = make_algorithm(AlgorithmConfig(type="hg_dagger", correction_weight=3.0), data)
+    table = LanguageTable(data.instructions, "none", lambda text: np.zeros(4, np.float32))
+    weights = np.concatenate([algo.frame_weights(e) for e in data.episodes])
+    sampler = BatchSampler(data, data.train_episodes, 4, table, algo.frame_filter, weights)
+    assert len(sampler) == data.num_frames - (len(ep) - 3)
+    assert set(sampler.samples[sampler.samples < len(ep)].tolist()) == {2, 3, 4}
+    assert sampler.weights[:3].tolist() == [3.0, 3.0, 3.0]
+    for e in data.episodes:
+        e.success = None
+    with pytest.raises(DataError, match="iql needs rewards .* or success labels"):
+        make_algorithm(AlgorithmConfig(type="iql"), data)
+
+
+def test_iql_trains_with_advantage_weights(demos, tmp_path):
+    events = []
+    result = train(config(demos, tmp_path, "mlp", algorithm={"type": "iql"}, train={"max_steps": 4}), events.append)
+    metrics = next(e for e in events if e["event"] == "epoch")["metrics"]
+    assert {"train/v_loss", "train/q_loss", "train/advantage"} <= set(metrics)
+    assert all(np.isfinite(metrics[k]) for k in ("train/v_loss", "train/q_loss"))
+    assert result["artifact"]
+
+
+def test_bf16_autocast_choice_is_measured(demos, tmp_path):
+    events = []
+    train(config(demos, tmp_path, train={"bf16": "auto", "max_steps": 1}, output={"export": False}), events.append)
+    line = next(e["message"] for e in events if e["event"] == "log" and "bf16" in e["message"])
+    assert "ms with it" in line and "ms without" in line
+    torch.set_num_threads(torch.get_num_threads())

@@ -1,0 +1,174 @@
+"""Training algorithms by name (``--algorithm.type``): which frames a policy learns from, and how much.
+
+- ``bc``: behaviour cloning on every valid frame.
+- ``hg_dagger``: HG-DAgger (Kelly et al. 2019): learn only from operator-labelled frames (the recorder's
+  ``intervention`` flag: teleoperated demonstrations and takeovers while the policy drove), with corrections
+  inside policy-driven episodes weighted up, since they are the states the policy itself gets into.
+- ``iql``: implicit Q-learning (Kostrikov et al. 2022) from rewards (``next.reward``) or, failing that, success
+  labels (reward 1 on the last frame of a successful episode). Critics learn V by expectile regression and Q by
+  TD; the policy's imitation loss is weighted per sample by exp(beta * (Q - V)) (advantage-weighted regression).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from vla_trainer.data import BatchSampler, DataError, Episode, TrainingData
+from vla_trainer.policies.encoders import FiLMCNN, SpatialSoftmax
+
+ALGORITHMS: dict[str, type] = {}
+
+
+def register_algorithm(name: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        if name in ALGORITHMS:
+            raise ValueError(f"algorithm '{name}' registered twice")
+        ALGORITHMS[name] = cls
+        cls.name = name
+        return cls
+    return wrap
+
+
+class Algorithm:
+    """Behaviour cloning; subclasses choose frames, weights, and may add per-sample weights each step."""
+
+    def __init__(self, config, data: TrainingData):
+        self.config, self.data = config, data
+
+    def frame_filter(self, episode: Episode) -> np.ndarray | None:
+        return None
+
+    def frame_weights(self, episode: Episode) -> np.ndarray | None:
+        return None
+
+    def attach(self, sampler: BatchSampler, policy, device: torch.device) -> None:
+        """Called once the sampler and policy exist (critics are built here)."""
+
+    def update(self, batch: dict, frames: np.ndarray, to_tensor) -> dict[str, float]:
+        """Before the policy's loss on ``batch``: may set ``batch['weight']`` (B,); returns metrics."""
+        return {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        pass
+
+
+register_algorithm("bc")(Algorithm)
+
+
+@register_algorithm("hg_dagger")
+class HGDAgger(Algorithm):
+    def frame_filter(self, episode: Episode) -> np.ndarray:
+        return episode.intervention
+
+    def frame_weights(self, episode: Episode) -> np.ndarray:
+        mixed = episode.intervention.any() and not episode.intervention.all()
+        w = np.ones(len(episode), np.float64)
+        if mixed:
+            w[episode.intervention] = self.config.correction_weight
+        return w
+
+
+class Critic(nn.Module):
+    """Small FiLM CNN + keypoints + state + instruction (+ action) -> scalar."""
+
+    def __init__(self, cameras: tuple[str, ...], state_dim: int, language_dim: int, action_dim: int):
+        super().__init__()
+        self.cameras = cameras
+        self.encoders = nn.ModuleDict({cam: FiLMCNN(language_dim, 32) for cam in cameras})
+        self.keypoints = SpatialSoftmax()
+        width = 64 * len(cameras) + state_dim + language_dim + action_dim
+        self.net = nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 1))
+
+    def forward(self, images: dict, state: torch.Tensor, language: torch.Tensor,
+                action: torch.Tensor | None = None) -> torch.Tensor:
+        feats = [self.keypoints(self.encoders[cam](images[cam], language)) for cam in self.cameras]
+        parts = [*feats, state, language] + ([action] if action is not None else [])
+        return self.net(torch.cat(parts, dim=1)).squeeze(-1)
+
+
+@register_algorithm("iql")
+class IQL(Algorithm):
+    def __init__(self, config, data: TrainingData):
+        super().__init__(config, data)
+        labelled = [e for e in data.episodes if e.reward is not None or e.success is not None]
+        if not labelled:
+            raise DataError("algorithm iql needs rewards (next.reward) or success labels in the episodes' metadata; "
+                            "none of the datasets has them (mark episodes with the recorder's ~/mark_episode)")
+
+    def attach(self, sampler: BatchSampler, policy, device: torch.device) -> None:
+        cfg = policy.config
+        self.policy, self.device, self.sampler = policy, device, sampler
+        rewards, done = [], []
+        for i in self._episode_ids(sampler):
+            e = self.data.episodes[i]
+            r = e.reward.astype(np.float32) if e.reward is not None else np.zeros(len(e), np.float32)
+            if e.reward is None and e.success:
+                r[-1] = 1.0
+            d = np.zeros(len(e), bool)
+            d[-1] = True
+            rewards.append(r)
+            done.append(d)
+        self.reward, self.done = np.concatenate(rewards), np.concatenate(done)
+        make = lambda action_dim: Critic(cfg.cameras, cfg.state_dim, cfg.language_dim, action_dim).to(device)  # noqa: E731
+        self.q1, self.q2, self.v = make(cfg.action_dim), make(cfg.action_dim), make(0)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
+            p.requires_grad_(False)
+        params = [*self.q1.parameters(), *self.q2.parameters(), *self.v.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=3e-4)
+
+    def _episode_ids(self, sampler: BatchSampler) -> list[int]:
+        return sampler.episode_ids
+
+    def update(self, batch: dict, frames: np.ndarray, to_tensor) -> dict[str, float]:
+        cfg, pol = self.config, self.policy
+        nxt_frames = np.minimum(frames + 1, self.sampler.end[frames] - 1)
+        nxt = to_tensor(self.sampler.gather(nxt_frames, paraphrase=False, rng=np.random.default_rng(0)))
+        reward = torch.as_tensor(self.reward[frames], device=self.device)
+        done = torch.as_tensor(self.done[frames], device=self.device, dtype=torch.float32)
+        state = pol.normalize_state(batch["state"])
+        action = pol.normalize_action(batch["action"][:, 0])
+        images, language = batch["images"], batch["language"]
+        with torch.no_grad():
+            q_target = torch.min(self.q1_target(images, state, language, action),
+                                 self.q2_target(images, state, language, action))
+            v_next = self.v(nxt["images"], pol.normalize_state(nxt["state"]), nxt["language"])
+            td_target = reward + cfg.discount * (1.0 - done) * v_next
+        v = self.v(images, state, language)
+        diff = q_target - v
+        weight = torch.abs(cfg.expectile - (diff < 0).float())
+        v_loss = (weight * diff.pow(2)).mean()
+        q_loss = (self.q1(images, state, language, action) - td_target).pow(2).mean() + \
+                 (self.q2(images, state, language, action) - td_target).pow(2).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        (v_loss + q_loss).backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            for net, target in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
+                for p, tp in zip(net.parameters(), target.parameters()):
+                    tp.mul_(0.995).add_(p, alpha=0.005)
+            advantage = q_target - v.detach()
+            batch["weight"] = torch.clamp(torch.exp(cfg.beta * advantage), max=cfg.max_weight)
+        return {"v_loss": float(v_loss), "q_loss": float(q_loss), "advantage": float(advantage.mean())}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in ("q1", "q2", "v", "q1_target", "q2_target"):
+            out.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("q1", "q2", "v", "q1_target", "q2_target"):
+            prefix = f"{name}."
+            getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def make_algorithm(config, data: TrainingData) -> Algorithm:
+    return ALGORITHMS[config.type](config, data)

@@ -1,0 +1,116 @@
+"""`vla bench train`: training throughput per policy type, the data pipeline's share of a step, and what ACT reaches
+on the embedded sim task from 50 scripted demonstrations on this CPU.
+
+1. 50 scripted demonstrations written as a dataset (vla_sim.demos: the recorder's writer and features).
+2. Per policy type at default size: samples/s of full training steps (batches from the dataset, augmented), and
+   the same steps on one batch already in memory, side by side in one run; the data share is
+   1 - (in-memory step time / full step time).
+3. ACT trained from those demonstrations within a time budget (8 minutes; --quick: 1), exported, and evaluated
+   through onnxruntime in the sim on held-out seeds, with training phrasings and with held-out phrasings.
+The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _throughput(trainer, steps: int) -> dict:
+    """Full steps (gather + tensors + augment + step) vs steps on a batch already in memory, interleaved."""
+    cfg = trainer.config
+    frames = trainer.sampler.samples[:cfg.train.batch_size]
+    cached = trainer._tensors(trainer.sampler.gather(frames, True, trainer.rng), augment_images=True)
+    full, memory, data = [], [], []
+
+    def step(batch) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.bf16):
+            loss = trainer.model(batch)["loss"]
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        idx = trainer.rng.choice(trainer.sampler.samples, cfg.train.batch_size)
+        batch = trainer._tensors(trainer.sampler.gather(idx, True, trainer.rng), augment_images=True)
+        t1 = time.perf_counter()
+        step(batch)
+        t2 = time.perf_counter()
+        step(cached)
+        t3 = time.perf_counter()
+        if i >= 2:  # warm-up
+            full.append(t2 - t0)
+            data.append(t1 - t0)
+            memory.append(t3 - t2)
+    full_s, memory_s = float(np.median(full)), float(np.median(memory))
+    return {"samples_per_s": round(cfg.train.batch_size / full_s, 1),
+            "samples_per_s_in_memory": round(cfg.train.batch_size / memory_s, 1),
+            "step_ms": round(full_s * 1e3, 1), "step_in_memory_ms": round(memory_s * 1e3, 1),
+            "data_ms": round(float(np.median(data)) * 1e3, 2),
+            "data_share": round(max(0.0, 1.0 - memory_s / full_s), 4),
+            "data_share_measured": round(float(np.median(data)) / full_s, 4), "bf16": trainer.bf16}
+
+
+def bench_train(args, say) -> dict:
+    from vla_core.contract import RobotContract
+    from vla_core.paths import workspace_path
+    from vla_sim.demos import record_scripted_demos
+    from vla_trainer.config import build_config
+    from vla_trainer.evaluate import evaluate_artifact
+    from vla_trainer.policies import POLICIES, parameter_count
+    from vla_trainer.train import Trainer
+
+    quick = bool(getattr(args, "quick", False))
+    contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
+    result: dict = {"bench": "train", "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.monotonic()
+        demos = record_scripted_demos(tmp / "demos", contract, episodes=50, seed_start=0)
+        result["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
+                           "seconds": round(time.monotonic() - t0, 2)}
+        say(f"50 scripted demonstrations: {demos['frames']} frames in {result['demos']['seconds']:.1f} s")
+
+        result["policies"] = {}
+        for name in sorted(POLICIES):
+            cfg = build_config({"policy": {"type": name}, "data": {"paths": [str(tmp / "demos")],
+                                                                   "cache_dir": str(tmp / "cache")},
+                                "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / f"t-{name}")}})
+            trainer = Trainer(cfg)
+            trainer._setup()
+            figures = _throughput(trainer, 5 if quick else 20)
+            figures["parameters"] = parameter_count(trainer.policy, trainable_only=True)
+            result["policies"][name] = figures
+            say(f"{name:9s} {figures['samples_per_s']:7.1f} samples/s ({figures['step_ms']:.0f} ms per step of "
+                f"{cfg.train.batch_size}; {figures['samples_per_s_in_memory']:.1f}/s on a batch in memory), data "
+                f"pipeline {100 * figures['data_share']:.1f}% of a step, bf16 {'on' if figures['bf16'] else 'off'}")
+
+        budget = 60.0 if quick else 480.0
+        episodes = 10 if quick else 50
+        cfg = build_config({"policy": {"type": "act", "chunk_size": 10},
+                            "data": {"paths": [str(tmp / "demos")], "cache_dir": str(tmp / "cache")},
+                            "train": {"epochs": 100_000, "time_budget_s": budget},
+                            "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / "act"),
+                                       "name": "bench-act", "version": "1"}})
+        say(f"training ACT on the 50 demonstrations for {budget:g} s")
+        t1 = time.monotonic()
+        trained = Trainer(cfg, lambda e: say(f"  epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss "
+                                             f"{e['val_loss']:.4f}") if e.get("event") == "epoch"
+                          and e["epoch"] % 25 == 0 else None).run()
+        train_s = time.monotonic() - t1
+        act = {"train_seconds": round(train_s, 1), "steps": trained["steps"], "epochs": trained["epochs"],
+               "demos_plus_training_s": round(result["demos"]["seconds"] + train_s, 1)}
+        for phrasings in ("train", "heldout"):
+            ev = evaluate_artifact(trained["artifact"], "tabletop", episodes, 100_000, phrasings,
+                                   models_dir=tmp / "models")
+            act[f"success_{phrasings}_phrasings"] = ev["success_rate"]
+            act[f"eval_{phrasings}_wall_s"] = ev["wall_s"]
+            say(f"ACT on {episodes} held-out seeds, {phrasings} phrasings: {ev['successes']}/{episodes} "
+                f"({100 * ev['success_rate']:.0f}%) in {ev['wall_s']:.1f} s ({ev['real_time_factor']:.0f}x real time)")
+        act["goal_met"] = bool(act["success_train_phrasings"] >= 0.9 and act["demos_plus_training_s"] <= 600)
+        result["act_from_50_demos"] = act
+    return result

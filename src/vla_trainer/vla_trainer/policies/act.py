@@ -1,0 +1,172 @@
+"""Action-chunking transformer (ACT, Zhao et al. 2023), sized for a CPU.
+
+Image features (a FiLM CNN per camera, 6x6 tokens at 96x96) plus one token each for the state and the
+instruction (and the CVAE latent when ``use_vae``) go through a transformer encoder; ``chunk_size`` learned
+queries decode the action chunk. At run time the policy node blends overlapping chunks with ACT's temporal
+ensembling (the artifact says ``execution: temporal_ensemble``). Attention is written out with matmuls so the
+graph exports to plain ONNX ops.
+
+The CVAE (ACT's style variable for multi-modal human demonstrations) is off by default: scripted and
+single-operator demonstrations are close to uni-modal, and at inference ACT uses the latent's prior mean
+anyway. ``use_vae=true`` turns it on with ``kl_weight``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vla_trainer.policies.base import Policy, PolicyConfig, masked_mean, register_policy
+from vla_trainer.policies.encoders import make_image_encoder
+
+
+@dataclass(frozen=True)
+class ACTConfig(PolicyConfig):
+    dim: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    ff_dim: int = 512
+    dropout: float = 0.1
+    use_vae: bool = False
+    latent_dim: int = 16
+    kl_weight: float = 10.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.heads
+        q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
+        kv = self.kv(context).reshape(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        attn = torch.softmax((q @ k.transpose(-1, -2)) * self.scale, dim=-1)
+        return self.out((attn @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; with ``cross`` it also attends to a memory (decoder)."""
+
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, cross: bool = False):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.cross = cross
+        if cross:
+            self.norm2, self.cross_attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.drop(self.attn(y, y))
+        if self.cross:
+            x = x + self.drop(self.cross_attn(self.norm2(x), memory))
+        return x + self.drop(self.ff(self.norm3(x)))
+
+
+def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
+    """(h * w, dim) fixed 2-D sine-cosine position embedding."""
+    quarter = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    parts = []
+    for grid in (ys.reshape(-1), xs.reshape(-1)):
+        angles = grid[:, None] * omega[None]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=1)
+
+
+@register_policy("act")
+class ACTPolicy(Policy):
+    config_class = ACTConfig
+
+    def __init__(self, config: ACTConfig):
+        super().__init__(config)
+        d = config.dim
+        self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim, d)
+                                       for cam in config.cameras})
+        # 12x12 CNN features -> 6x6 tokens: a quarter of the attention cost, still finer than a block
+        self.token_conv = nn.Conv2d(d, d, 3, stride=2, padding=1)
+        self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
+        self.state_proj = nn.Linear(config.state_dim, d)
+        self.language_proj = nn.Linear(config.language_dim, d)
+        self.latent_proj = nn.Linear(config.latent_dim, d)
+        self.token_type = nn.Parameter(torch.zeros(3, d))  # latent, state, language
+        self.encoder = nn.ModuleList([Block(d, config.heads, config.ff_dim, config.dropout)
+                                      for _ in range(config.encoder_layers)])
+        self.queries = nn.Parameter(torch.randn(config.chunk_size, d) * 0.02)
+        self.decoder = nn.ModuleList([Block(d, config.heads, config.ff_dim, config.dropout, cross=True)
+                                      for _ in range(config.decoder_layers)])
+        self.norm = nn.LayerNorm(d)
+        self.action_head = nn.Linear(d, config.action_dim)
+        if config.use_vae:  # ACT's posterior encoder: [CLS, state, actions] -> mean, log-variance of z
+            self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
+            self.vae_action = nn.Linear(config.action_dim, d)
+            self.vae_state = nn.Linear(config.state_dim, d)
+            self.vae_pos = nn.Parameter(torch.randn(config.chunk_size + 2, d) * 0.02)
+            self.vae_encoder = nn.ModuleList([Block(d, config.heads, config.ff_dim, config.dropout)
+                                              for _ in range(config.encoder_layers)])
+            self.vae_out = nn.Linear(d, 2 * config.latent_dim)
+        self._pos_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _pos(self, h: int, w: int, device) -> torch.Tensor:
+        if (h, w) not in self._pos_cache:
+            self._pos_cache[(h, w)] = sincos_2d(h, w, self.config.dim)
+        return self._pos_cache[(h, w)].to(device)
+
+    def _decode(self, images, state: torch.Tensor, language: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised action chunk (B, K, D)."""
+        b = state.shape[0]
+        tokens = [self.latent_proj(latent) + self.token_type[0],
+                  self.state_proj(self.normalize_state(state)) + self.token_type[1],
+                  self.language_proj(language) + self.token_type[2]]
+        seq = [torch.stack(tokens, dim=1)]
+        for i, (enc, img) in enumerate(zip(self.encoders.values(), self.image_list(images))):
+            fmap = self.token_conv(enc(img, language))
+            _, d, h, w = fmap.shape
+            seq.append(fmap.flatten(2).transpose(1, 2) + self._pos(h, w, fmap.device) + self.camera_embed[i])
+        memory = torch.cat(seq, dim=1)
+        for block in self.encoder:
+            memory = block(memory)
+        x = self.queries.unsqueeze(0).expand(b, -1, -1)
+        for block in self.decoder:
+            x = block(x, memory)
+        return self.action_head(self.norm(x))
+
+    def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
+        latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
+        return self.unnormalize_action(self._decode(images, state, language, latent))
+
+    def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        state, target = batch["state"], self.normalize_action(batch["action"])
+        b = state.shape[0]
+        losses = {}
+        if self.config.use_vae:
+            seq = torch.cat([self.vae_cls.expand(b, -1, -1), self.vae_state(self.normalize_state(state))[:, None],
+                             self.vae_action(target)], dim=1) + self.vae_pos
+            for block in self.vae_encoder:
+                seq = block(seq)
+            mu, logvar = self.vae_out(seq[:, 0]).chunk(2, dim=-1)
+            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(dim=-1).mean()
+            losses["kl"] = kl.detach()
+        else:
+            latent = torch.zeros(b, self.config.latent_dim, dtype=state.dtype, device=state.device)
+        pred = self._decode(batch["images"], state, batch["language"], latent)
+        l1 = masked_mean(nn.functional.l1_loss(pred, target, reduction="none"), batch["action_pad"], batch.get("weight"))
+        losses["l1"] = l1.detach()
+        losses["loss"] = l1 + self.config.kl_weight * kl if self.config.use_vae else l1
+        return losses

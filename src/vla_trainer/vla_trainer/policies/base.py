@@ -1,0 +1,149 @@
+"""The policy interface, its config and the registry (``--policy.type=act``).
+
+Every policy maps model tensors (built by vla_core.observation: images (B, 3, H, W) float32 in [0, 1] per
+camera, the state (B, S) in SI units, the instruction embedding (B, L)) to an action chunk (B, K, D) in SI
+units. Normalisation statistics are buffers of the module, so the exported graph carries its own normaliser
+(diffusion_policy keeps its normaliser in the state_dict the same way).
+
+Training goes through ``compute_loss(batch)``, where ``batch`` holds ``images`` (dict camera -> (B, 3, H, W)),
+``state`` (B, S), ``language`` (B, L), ``action`` (B, K, D) SI units and ``action_pad`` (B, K) bool, True for
+steps past the end of the episode, which carry no loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import torch
+from torch import nn
+
+POLICIES: dict[str, type["Policy"]] = {}
+
+
+def register_policy(name: str) -> Callable[[type], type]:
+    """Class decorator: register a Policy subclass under ``name`` (its ``config_class`` holds its options)."""
+    def wrap(cls: type) -> type:
+        if name in POLICIES:
+            raise ValueError(f"policy type '{name}' registered twice")
+        POLICIES[name] = cls
+        cls.type_name = name
+        return cls
+    return wrap
+
+
+def policy_class(name: str) -> type["Policy"]:
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy type '{name}'; choose one of {', '.join(sorted(POLICIES))}")
+    return POLICIES[name]
+
+
+def make_policy(name: str, **kwargs) -> "Policy":
+    """A fresh policy of type ``name``; ``kwargs`` are fields of its config (a typo raises, naming the fields)."""
+    cls = policy_class(name)
+    known = {f.name for f in fields(cls.config_class)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"policy type '{name}' has no option(s) {', '.join(unknown)}; "
+                         f"its options are {', '.join(sorted(known))}")
+    return cls(cls.config_class(**kwargs))
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Options every policy has. Shapes come from the dataset; statistics from the data (``vla_trainer.data``)."""
+
+    cameras: tuple[str, ...] = ("top",)
+    image_size: tuple[int, int] = (96, 96)
+    state_dim: int = 4
+    language_dim: int = 384
+    action_dim: int = 2
+    chunk_size: int = 16
+    # "cnn": a small CNN trained from scratch; "efficientnet-lite0": frozen ImageNet EfficientNet-Lite0.
+    image_encoder: str = "cnn"
+    state_mean: list[float] = field(default_factory=list)
+    state_std: list[float] = field(default_factory=list)
+    action_mean: list[float] = field(default_factory=list)
+    action_std: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "image_size", tuple(self.image_size))
+        for name, dim in (("state_mean", self.state_dim), ("state_std", self.state_dim),
+                          ("action_mean", self.action_dim), ("action_std", self.action_dim)):
+            value = getattr(self, name)
+            if value and len(value) != dim:
+                raise ValueError(f"{name} has {len(value)} values; the policy has dimension {dim}")
+        for name in ("state_std", "action_std"):
+            if any(not v > 0 for v in getattr(self, name)):
+                raise ValueError(f"{name} must be positive everywhere, got {getattr(self, name)}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size {self.chunk_size} must be at least 1")
+        if not self.cameras:
+            raise ValueError("a policy needs at least one camera")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"image_encoder '{self.image_encoder}' is not one of {', '.join(IMAGE_ENCODERS)}")
+
+
+IMAGE_ENCODERS = ("cnn", "efficientnet-lite0")
+
+
+class Policy(nn.Module):
+    """Base class: normaliser buffers and the two entry points (``forward`` for inference, ``compute_loss``)."""
+
+    config_class = PolicyConfig
+    type_name = "policy"
+    # How the policy node executes chunks unless the training config says otherwise: ACT's temporal ensembling
+    # by default; diffusion policies replan every few steps (receding horizon), as Chi et al. do.
+    default_execution = "temporal_ensemble"
+
+    def default_receding_steps(self) -> int | None:
+        return None
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("state_mean", _vec(config.state_mean, config.state_dim, 0.0))
+        self.register_buffer("state_std", _vec(config.state_std, config.state_dim, 1.0))
+        self.register_buffer("action_mean", _vec(config.action_mean, config.action_dim, 0.0))
+        self.register_buffer("action_std", _vec(config.action_std, config.action_dim, 1.0))
+
+    def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
+        return (state - self.state_mean) / self.state_std
+
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return (action - self.action_mean) / self.action_std
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return action * self.action_std + self.action_mean
+
+    def image_list(self, images: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+        if isinstance(images, torch.Tensor):
+            images = {self.config.cameras[0]: images}
+        return [images[cam] for cam in self.config.cameras]
+
+    def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) action chunk in SI units."""
+        raise NotImplementedError
+
+    def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Scalar losses; ``loss`` is the one to minimise, the others are reported."""
+        raise NotImplementedError
+
+
+def masked_mean(per_step: torch.Tensor, pad: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of (B, K, ...) over the steps that are not padding ((B, K) bool, True = padding), optionally
+    weighted per sample ((B,), e.g. IQL's advantage weights)."""
+    while per_step.dim() > 2:
+        per_step = per_step.mean(dim=-1)
+    keep = (~pad).to(per_step.dtype)
+    if weight is not None:
+        keep = keep * weight.to(per_step.dtype)[:, None]
+    return (per_step * keep).sum() / keep.sum().clamp(min=1e-6)
+
+
+def _vec(values: list[float], dim: int, fill: float) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32) if values else torch.full((dim,), fill)
+
+
+def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
