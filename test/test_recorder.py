@@ -208,9 +208,15 @@ nodes:
     for topic in ("/camera/top/image_raw", "/joint_states", "/cmd_vel", "/teleop/intervention"):
         assert topic in line, line
 
-    # Too little disk: the recorder refuses to configure, and says how much is free and what to change.
-    up = vla("up", str(profile), "--quiet", "--set", f"recorder.root={tmp_path / 'ds'}",
-             "--set", "recorder.min_free_mb=10000000")
+    # Too little disk: the recorder refuses to configure, and says how much is free and what to change. (A node
+    # of its own name: on a loaded machine the first run's recorder may still be shutting down.)
+    params = tmp_path / "recorder_disk_params.yaml"
+    params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", "recorder_disk:", 1))
+    disk = tmp_path / "recorder_disk.yaml"
+    disk.write_text(profile.read_text().replace("name: recorder", "name: recorder_disk")
+                    .replace(str(WS / "params" / "recorder.yaml"), str(params)))
+    up = vla("up", str(disk), "--quiet", "--set", f"recorder_disk.root={tmp_path / 'ds'}",
+             "--set", "recorder_disk.min_free_mb=10000000")
     assert up.wait(90) == 1, up.output
     assert "min_free_mb" in up.output and "MB free" in up.output, up.output
 

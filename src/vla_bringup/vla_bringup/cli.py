@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Record demonstrations through the ROS graph, train through the trainer's "
                                       "action, hot-swap the result into the running policy node, evaluate it on "
                                       "unseen seeds and phrasings, and write a report (runs/demo/<time>/).")
-    demo.add_argument("--demos", type=int, default=50, help="demonstrations to record (default 50)")
+    demo.add_argument("--demos", type=int, default=100, help="demonstrations to record (default 100)")
     demo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default 50)")
     demo.add_argument("--rounds", type=int, default=0,
                       help="continual rounds after the first: policy drives, corrector intervenes, retrain (default 0)")
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--real-time-factor", type=float, default=4.0, help="simulated seconds per second")
     demo.add_argument("--seed", type=int, default=0, help="seed of the first demonstration")
     demo.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter")
+    demo.add_argument("--train-config", default="params/train/tabletop_act.yaml",
+                      help="training recipe (a vla-train --config file; default params/train/tabletop_act.yaml)")
     demo.add_argument("--train-set", action="append", metavar="KEY=VALUE",
                       help="training override, as vla-train takes them (e.g. policy.chunk_size=8)")
     demo.add_argument("--expert-only", action="store_true",

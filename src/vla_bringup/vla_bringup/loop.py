@@ -42,7 +42,7 @@ class LoopError(RuntimeError):
 
 @dataclass
 class LoopOptions:
-    demos: int = 50
+    demos: int = 100
     eval_episodes: int = 50
     rounds: int = 0
     round_episodes: int = 20
@@ -59,6 +59,7 @@ class LoopOptions:
     out_dir: str = ""
     overrides: tuple[str, ...] = ()         # node parameters, NODE.PARAM=VALUE
     train_overrides: tuple[str, ...] = ()   # vla-train options, KEY=VALUE
+    train_config: str = "params/train/tabletop_act.yaml"  # the recipe; train_overrides go on top
 
 
 def heldout_instruction(preset: str, seed: int, phrasings: str, rng: random.Random) -> str:
@@ -256,11 +257,12 @@ class Loop:
                init: str = "") -> str:
         o = self.opts
         t0 = time.monotonic()
-        overrides = [f"train.time_budget_s={minutes * 60:g}", f"train.epochs={o.epochs}", f"algorithm.type={algorithm}",
+        overrides = [f"config={workspace_path(o.train_config)}"] if o.train_config else []
+        overrides += [f"train.time_budget_s={minutes * 60:g}", f"train.epochs={o.epochs}", f"algorithm.type={algorithm}",
                      f"output.name=demo-{o.preset}", f"output.version={self.stamp}-r{r}",
                      f"output.run_dir={self.out / 'train' / f'round{r}'}"]
-        if init:
-            overrides.append(f"train.init_from={init}")
+        if init:  # fine-tuning: a third of the recipe's learning rate, so the first steps do not undo the last round
+            overrides += [f"train.init_from={init}", "train.lr=0.0003"]
         overrides += list(o.train_overrides)
         self.say(f"training {o.policy} ({algorithm}) on {len(datasets)} dataset(s) for up to {minutes:g} min, "
                  "then hot-swapping it into the running policy node")
@@ -346,7 +348,7 @@ def run_loop(args, say=print) -> int:
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
-                       train_overrides=tuple(args.train_set or ()))
+                       train_overrides=tuple(args.train_set or ()), train_config=args.train_config)
     try:
         report = Loop(opts, say).run()
     except (LoopError, BringupError) as exc:

@@ -5,7 +5,8 @@ on the embedded sim task from 50 scripted demonstrations on this CPU.
 2. Per policy type at default size: samples/s of full training steps (batches from the dataset, augmented), and
    the same steps on one batch already in memory, side by side in one run; the data share is
    1 - (in-memory step time / full step time).
-3. ACT trained from those demonstrations within a time budget (8 minutes; --quick: 1), exported, and evaluated
+3. ACT trained from those demonstrations with the embedded task's recipe (params/train/tabletop_act.yaml) within
+   a time budget (8 minutes; --quick: 1), exported, and evaluated
    through onnxruntime in the sim on held-out seeds, with training phrasings and with held-out phrasings.
 The last line is one JSON object.
 """
@@ -59,7 +60,7 @@ def bench_train(args, say) -> dict:
     from vla_core.contract import RobotContract
     from vla_core.paths import workspace_path
     from vla_sim.demos import record_scripted_demos
-    from vla_trainer.config import build_config
+    from vla_trainer.config import build_config, parse_overrides
     from vla_trainer.evaluate import evaluate_artifact
     from vla_trainer.policies import POLICIES, parameter_count
     from vla_trainer.train import Trainer
@@ -91,11 +92,13 @@ def bench_train(args, say) -> dict:
 
         budget = 60.0 if quick else 480.0
         episodes = 10 if quick else 50
-        cfg = build_config({"policy": {"type": "act", "chunk_size": 10},
-                            "data": {"paths": [str(tmp / "demos")], "cache_dir": str(tmp / "cache")},
-                            "train": {"epochs": 100_000, "time_budget_s": budget},
-                            "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / "act"),
-                                       "name": "bench-act", "version": "1"}})
+        recipe = workspace_path("params/train/tabletop_act.yaml")
+        raw = parse_overrides([f"--config={recipe}", f"--data.paths={tmp / 'demos'}",
+                               f"--data.cache_dir={tmp / 'cache'}", "--train.epochs=100000", f"--train.time_budget_s={budget}",
+                               f"--output.models_dir={tmp / 'models'}", f"--output.run_dir={tmp / 'act'}",
+                               "--output.name=bench-act", "--output.version=1"])
+        cfg = build_config(raw)
+        result["act_recipe"] = str(recipe)
         say(f"training ACT on the 50 demonstrations for {budget:g} s")
         t1 = time.monotonic()
         trained = Trainer(cfg, lambda e: say(f"  epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +192,7 @@ class FrameCache:
             frames = np.stack([model_image(f, *size) for f in frames])
         frames = np.ascontiguousarray(frames)
         if path is not None:
-            tmp = path.with_suffix(".tmp.npy")
+            tmp = path.parent / f"{path.stem}.{os.getpid()}.tmp.npy"  # DDP ranks may decode the same episode
             np.save(tmp, frames)
             tmp.replace(path)
         return frames

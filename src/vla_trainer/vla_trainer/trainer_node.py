@@ -148,7 +148,7 @@ class TrainerNode(ManagedNode):
         artifact = outcome.result["artifact"]
         final = outcome.result.get("final") or {}
         loss = float(final.get("val/loss", final.get("train/loss", float("nan"))))
-        message = f"{outcome.message} in {outcome.result.get('train_seconds', 0):.0f} s: {artifact}"
+        message = f"{outcome.message} in {outcome.result.get('train_seconds', 0):.1f} s: {artifact}"
         self.last["artifact"] = artifact
         if goal.deploy:
             ok, why = self._deploy(artifact)
@@ -167,13 +167,14 @@ class TrainerNode(ManagedNode):
         if not self.is_active:
             return False, "the trainer was deactivated during training; deploy with `vla deploy`"
         client, timeout = self._deploy_client, self.params["deploy_timeout"]
+        name = self.resolve_service_name(client.srv_name)
         if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
-            return False, f"{client.srv_name} is not available (is the policy node running?)"
+            return False, f"{name} is not available (is the policy node running?)"
         answered = threading.Event()
         future = client.call_async(LoadPolicy.Request(artifact=artifact))
         future.add_done_callback(lambda _: answered.set())
         if not answered.wait(timeout):
-            return False, f"{client.srv_name} did not answer within {timeout:g} s"
+            return False, f"{name} did not answer within {timeout:g} s"
         response = future.result()
         if not response.success:
             return False, response.message

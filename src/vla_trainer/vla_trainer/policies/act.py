@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from vla_trainer.policies.base import Policy, PolicyConfig, masked_mean, register_policy
-from vla_trainer.policies.encoders import make_image_encoder
+from vla_trainer.policies.encoders import SpatialSoftmax, make_image_encoder
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,17 @@ class ACTPolicy(Policy):
     def __init__(self, config: ACTConfig):
         super().__init__(config)
         d = config.dim
-        self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim, d)
-                                       for cam in config.cameras})
-        # 12x12 CNN features -> 6x6 tokens: a quarter of the attention cost, still finer than a block
-        self.token_conv = nn.Conv2d(d, d, 3, stride=2, padding=1)
+        self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim, d,
+                                                               config.image_downsample) for cam in config.cameras})
+        # 96x96 -> 12x12 CNN features -> 6x6 tokens: a quarter of the attention cost, still finer than a block
+        # (with image_downsample 2 the CNN's map is 6x6 already)
+        self.token_conv = nn.Conv2d(d, d, 3, stride=2 if config.image_downsample == 1 else 1, padding=1)
+        # One more token per camera: spatial-softmax keypoints of the CNN's stride-4 map (where it localises
+        # colour blobs early in training).
+        self.early = config.image_encoder == "cnn"
+        if self.early:
+            self.keypoints = SpatialSoftmax()
+            self.keypoint_proj = nn.Linear(2 * 64, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
         self.state_proj = nn.Linear(config.state_dim, d)
         self.language_proj = nn.Linear(config.language_dim, d)
@@ -135,7 +142,12 @@ class ACTPolicy(Policy):
                   self.language_proj(language) + self.token_type[2]]
         seq = [torch.stack(tokens, dim=1)]
         for i, (enc, img) in enumerate(zip(self.encoders.values(), self.image_list(images))):
-            fmap = self.token_conv(enc(img, language))
+            if self.early:
+                early, final = enc.forward_multiscale(img, language)
+                seq.append(self.keypoint_proj(self.keypoints(early))[:, None] + self.camera_embed[i])
+            else:
+                final = enc(img, language)
+            fmap = self.token_conv(final)
             _, d, h, w = fmap.shape
             seq.append(fmap.flatten(2).transpose(1, 2) + self._pos(h, w, fmap.device) + self.camera_embed[i])
         memory = torch.cat(seq, dim=1)

@@ -60,6 +60,7 @@ class PolicyConfig:
     chunk_size: int = 16
     # "cnn": a small CNN trained from scratch; "efficientnet-lite0": frozen ImageNet EfficientNet-Lite0.
     image_encoder: str = "cnn"
+    image_downsample: int = 1  # average-pool the image by this factor before the CNN (cnn encoder only)
     state_mean: list[float] = field(default_factory=list)
     state_std: list[float] = field(default_factory=list)
     action_mean: list[float] = field(default_factory=list)
@@ -80,6 +81,9 @@ class PolicyConfig:
             raise ValueError(f"chunk_size {self.chunk_size} must be at least 1")
         if not self.cameras:
             raise ValueError("a policy needs at least one camera")
+        if self.image_downsample < 1 or any(v % (8 * self.image_downsample) for v in self.image_size):
+            raise ValueError(f"image_downsample {self.image_downsample}: the image size {self.image_size} must be "
+                             f"divisible by 8 x image_downsample")
         if self.image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder '{self.image_encoder}' is not one of {', '.join(IMAGE_ENCODERS)}")
 

@@ -193,7 +193,8 @@ class DiffusionPolicy(Policy):
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
         self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim,
-                                                               config.channels) for cam in config.cameras})
+                                                               config.channels, config.image_downsample)
+                                       for cam in config.cameras})
         self.keypoints = SpatialSoftmax()
         width = 2 * config.channels * len(config.cameras) + config.state_dim + config.language_dim
         self.obs_proj = nn.Sequential(nn.Linear(width, config.cond_dim), nn.Mish(),
