@@ -33,6 +33,7 @@ from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy
 from vla_interfaces.msg import EpisodeEvent, PolicyStatus
 from vla_interfaces.srv import ResetEpisode
+from vla_sim.demos import reworded_instruction
 from vla_ros import node_qos
 
 
@@ -60,23 +61,6 @@ class LoopOptions:
     overrides: tuple[str, ...] = ()         # node parameters, NODE.PARAM=VALUE
     train_overrides: tuple[str, ...] = ()   # vla-train options, KEY=VALUE
     train_config: str = "params/train/tabletop_act.yaml"  # the recipe; train_overrides go on top
-
-
-def heldout_instruction(preset: str, seed: int, phrasings: str, rng: random.Random) -> str:
-    """An instruction for the scene of ``seed`` in a phrasing from ``phrasings``: the scene's own task (its
-    colours) re-worded, so the sim accepts it (the same env and seed give the same scene)."""
-    import gymnasium as gym
-
-    import vla_sim.envs  # noqa: F401 - registers the envs
-    from vla_sim.backends import PRESETS
-    from vla_sim.envs.instructions import format_instruction, parse_instruction, templates
-    env = gym.make(PRESETS[preset]["env_id"], **PRESETS[preset].get("env_kwargs", {}))
-    try:
-        _, info = env.reset(seed=seed)
-    finally:
-        env.close()
-    block, zone = parse_instruction(info["instruction"])
-    return format_instruction(rng.choice(templates(phrasings)), block, zone)
 
 
 class LoopClient:
@@ -298,7 +282,7 @@ class Loop:
         successes = 0
         for i in range(o.eval_episodes):
             seed = o.eval_seed + i
-            instruction = heldout_instruction(o.preset, seed, o.eval_phrasings, self.rng)
+            instruction = reworded_instruction(o.preset, seed, o.eval_phrasings, self.rng)
             started = client.reset(seed, instruction)
             end = client.wait_end(started.episode_index, timeout=60.0 + 40.0 / o.real_time_factor)
             ok = end.event == EpisodeEvent.SUCCESS

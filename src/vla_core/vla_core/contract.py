@@ -6,6 +6,8 @@ Feature names follow LeRobot: ``observation.images.<camera>``, ``observation.sta
 """
 from __future__ import annotations
 
+import numpy as np
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,11 @@ class StateSpec:
     @property
     def names(self) -> list[str]:
         return [f"{j}.{f}" for j in self.joints for f in self.fields]
+
+    def vector(self, positions, velocities, efforts=()) -> np.ndarray:
+        """observation.state from per-joint arrays in ``joints`` order (joint-major, ``fields`` in order)."""
+        columns = {"position": positions, "velocity": velocities, "effort": efforts}
+        return np.asarray([columns[f][j] for j in range(len(self.joints)) for f in self.fields], np.float32)
 
 
 @dataclass(frozen=True)

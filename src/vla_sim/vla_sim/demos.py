@@ -45,11 +45,9 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
                 t = 0
                 while True:
                     action = np.asarray(expert.act(backend.privileged_state()), np.float64)
-                    columns = {"position": frame.joint_positions, "velocity": frame.joint_velocities}
-                    state = [columns[f][j] for j in range(len(contract.state.joints)) for f in contract.state.fields]
                     episode.add_frame({
                         f"observation.images.{cam.name}": model_image(frame.image, cam.height, cam.width),
-                        "observation.state": np.asarray(state, np.float32),
+                        "observation.state": contract.state.vector(frame.joint_positions, frame.joint_velocities),
                         "action": action.astype(np.float32), "timestamp": t / contract.fps,
                         "intervention": True, "late": False, "valid": True})
                     frame = backend.step(action)
@@ -66,3 +64,20 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
     finally:
         backend.close()
     return {"root": str(root), "episodes": saved, "frames": frames, "expert_failures": failed, "next_seed": seed}
+
+
+def reworded_instruction(preset: str, seed: int, phrasings: str, rng) -> str:
+    """The task of the scene of ``seed`` (its block and zone colours) in a random phrasing from ``phrasings``; the
+    sim accepts it on a reset with the same seed, since the same env and seed give the same scene."""
+    import gymnasium as gym
+
+    import vla_sim.envs  # noqa: F401 - registers the envs
+    from vla_sim.backends import PRESETS
+    from vla_sim.envs.instructions import format_instruction, parse_instruction, templates
+    env = gym.make(PRESETS[preset]["env_id"], **PRESETS[preset].get("env_kwargs", {}))
+    try:
+        _, info = env.reset(seed=seed)
+    finally:
+        env.close()
+    block, zone = parse_instruction(info["instruction"])
+    return format_instruction(rng.choice(templates(phrasings)), block, zone)

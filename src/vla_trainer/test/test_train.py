@@ -220,4 +220,3 @@ def test_bf16_autocast_choice_is_measured(demos, tmp_path):
     train(config(demos, tmp_path, train={"bf16": "auto", "max_steps": 1}, output={"export": False}), events.append)
     line = next(e["message"] for e in events if e["event"] == "log" and "bf16" in e["message"])
     assert "ms with it" in line and "ms without" in line
-    torch.set_num_threads(torch.get_num_threads())

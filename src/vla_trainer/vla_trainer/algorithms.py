@@ -106,7 +106,7 @@ class IQL(Algorithm):
         cfg = policy.config
         self.policy, self.device, self.sampler = policy, device, sampler
         rewards, done = [], []
-        for i in self._episode_ids(sampler):
+        for i in sampler.episode_ids:
             e = self.data.episodes[i]
             r = e.reward.astype(np.float32) if e.reward is not None else np.zeros(len(e), np.float32)
             if e.reward is None and e.success:
@@ -123,9 +123,6 @@ class IQL(Algorithm):
             p.requires_grad_(False)
         params = [*self.q1.parameters(), *self.q2.parameters(), *self.v.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=3e-4)
-
-    def _episode_ids(self, sampler: BatchSampler) -> list[int]:
-        return sampler.episode_ids
 
     def update(self, batch: dict, frames: np.ndarray, to_tensor) -> dict[str, float]:
         cfg, pol = self.config, self.policy

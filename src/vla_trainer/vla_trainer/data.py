@@ -279,8 +279,7 @@ class PlanarSymmetry:
     def __init__(self, data: TrainingData):
         joints = list(dict.fromkeys(n.split(".", 1)[0] for n in data.state_names))
         fields = list(dict.fromkeys(n.split(".", 1)[1] for n in data.state_names if "." in n))
-        if len(joints) != 2 or len(data.action_names) != 2 or any(
-                data.image_size[0] != data.image_size[1] for _ in [0]):
+        if len(joints) != 2 or len(data.action_names) != 2 or data.image_size[0] != data.image_size[1]:
             raise DataError(f"data.symmetry=planar_xy needs two joints (x, y) in observation.state, a 2-d action and "
                             f"square images; this data has joints {joints}, actions {data.action_names}, images "
                             f"{data.image_size}; use data.symmetry=none")

@@ -59,7 +59,8 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
                 feeds = {}
                 image = model_image(frame.image, cam.height, cam.width)
                 feeds[names[f"observation.images.{cam.name}"]] = to_chw_float(image)[None]
-                feeds[names["observation.state"]] = _state(frame, robot)[None]
+                feeds[names["observation.state"]] = robot.state.vector(frame.joint_positions,
+                                                                       frame.joint_velocities)[None]
                 feeds[names["observation.language"]] = np.asarray(embedding, np.float32)[None]
                 if executor.needs_inference(tick):
                     executor.push(tick, policy.infer(feeds))
@@ -81,9 +82,3 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
             "seeds": [seed_start, seed_start + episodes - 1], "wall_s": round(seconds, 2),
             "real_time_factor": round(sim_seconds / max(seconds, 1e-9), 1), "rows": rows}
 
-
-def _state(frame, robot: RobotContract) -> np.ndarray:
-    """The backend's joints as the contract's observation.state (joint-major, fields in order)."""
-    columns = {"position": frame.joint_positions, "velocity": frame.joint_velocities}
-    out = [columns[f][i] for i, _ in enumerate(robot.state.joints) for f in robot.state.fields]
-    return np.asarray(out, np.float32)
