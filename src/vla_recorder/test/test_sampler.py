@@ -136,10 +136,29 @@ def test_lost_state_uses_the_previous_one_flagged_late():
 
 def test_same_stamp_state_pairs_with_the_image_that_arrived_with_it():
     """A reset does not advance time: the last frame and the next episode's first share a stamp."""
-    s = make()
+    s = FrameSampler(FPS, ["cam"], state_dim=2, action_dim=1)
+    s.start(99.9)
+    s.offer_image("cam", 99.9, img(0))
+    s.offer_state(99.9, np.array([2.0, 2.0]))
     s.offer_image("cam", 100.0, img(1))
-    s.offer_state(100.0, np.array([1.0, 1.0]))   # end of the previous episode, arrived with image 1
+    s.offer_state(100.0, np.array([1.0, 1.0]))   # the episode's last state, arrived with image 1
+    s.stop(100.0)
     s.offer_state(100.0, np.array([0.0, 0.0]))   # after the reset, same stamp
     s.offer_command(100.05, np.array([0.0]))
+    frames = s.poll(100.1, flush=True)
+    np.testing.assert_array_equal(frames[-1]["observation.state"], [1.0, 1.0])
+
+
+def test_first_frame_is_the_reset_scene_when_the_frame_before_arrives_late():
+    """The frame before a reset shares the episode's start stamp; if it reaches the recorder after the START
+    event, the episode still begins with the reset scene (a camera's images arrive in order)."""
+    s = FrameSampler(FPS, ["cam"], 2, 1)
+    s.start(100.0)
+    s.offer_image("cam", 100.0, img(9))              # the previous episode's last frame, arriving late
+    s.offer_state(100.0, np.array([9.0, 9.0]))
+    s.offer_image("cam", 100.0, img(0))              # the reset scene
+    s.offer_state(100.0, np.array([0.0, 0.0]))
+    s.offer_command(100.05, np.array([0.0]))
     [frame] = s.poll(100.1)
-    np.testing.assert_array_equal(frame["observation.state"], [1.0, 1.0])
+    assert frame["cam"][0, 0, 0] == 0 and s.counters.duplicate_images == 1
+    np.testing.assert_array_equal(frame["observation.state"], [0.0, 0.0])

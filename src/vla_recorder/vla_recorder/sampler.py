@@ -105,8 +105,13 @@ class FrameSampler:
         self._arrivals += 1
         if camera in slot.images:
             self.counters.duplicate_images += 1
-            if abs(stamp - self.slot_time(k)) >= abs(slot.images[camera][0] - self.slot_time(k)):
-                return  # ties keep the first image (an episode's last frame, not the next one's first)
+            # A reset does not advance time: the frame before it and the episode's first frame share a stamp,
+            # and either can reach this callback after the START event. At the start the newest image wins
+            # (a camera's images arrive in order, so it is the reset scene); elsewhere ties keep the first
+            # (an episode's last frame, not the next one's first).
+            at_start = abs(stamp - self.start_time) <= 1e-9 and abs(slot.images[camera][0] - stamp) <= 1e-9
+            if not at_start and abs(stamp - self.slot_time(k)) >= abs(slot.images[camera][0] - self.slot_time(k)):
+                return
         slot.images[camera] = (stamp, rgb, self._arrivals)
 
     def offer_state(self, stamp: float, values: np.ndarray) -> None:
@@ -165,9 +170,12 @@ class FrameSampler:
 
     def _state_for(self, stamp: float, arrival: int):
         """The state stamped like the image (the same sample of the robot); when several share that stamp
-        (a reset does not advance time) the one that arrived nearest the image. Otherwise the newest state
+        (a reset does not advance time) the one that arrived nearest the image, or at the episode's start the
+        newest (the reset state; a topic's messages arrive in order). Otherwise the newest state
         up to half a period after the image."""
         same = [item for item in self._states if abs(item[0] - stamp) <= 1e-6]
+        if same and abs(stamp - self.start_time) <= 1e-9:  # an episode's first frame: the reset state, the newest
+            return max(same, key=lambda item: item[1][1])
         if same:
             return _nearest_arrival(same, arrival)
         return _newest_before(self._states, stamp + 0.5 * self.dt)
