@@ -192,32 +192,33 @@ def test_rerecord_sigkill_and_resume(probe, vla, tmp_path):
 
 
 def test_missing_topics_reported_at_once(probe, vla, tmp_path):
-    profile = tmp_path / "recorder_only.yaml"
-    profile.write_text(f"""
+    # Nodes of their own names: on a loaded machine an earlier test's recorder may still be shutting down.
+    def recorder_alone(name: str):
+        params = tmp_path / f"{name}_params.yaml"
+        params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", f"{name}:", 1))
+        profile = tmp_path / f"{name}.yaml"
+        profile.write_text(f"""
 description: the recorder alone, nothing to record
 use_sim_time: false
 manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
 nodes:
-  - name: recorder
+  - name: {name}
     package: vla_recorder
     executable: recorder
-    params: [{WS / 'params' / 'recorder.yaml'}]
+    params: [{params}]
 """)
-    rec = vla("record", "--up", str(profile), "--root", str(tmp_path / "ds"), "--episodes", "1", "--no-keys",
-              "--set", "recorder.start_timeout=1.0", "--set", "recorder.follow_episode_events=false")
+        return profile
+
+    rec = vla("record", "--up", str(recorder_alone("recorder_alone")), "--recorder", "/recorder_alone",
+              "--root", str(tmp_path / "ds"), "--episodes", "1", "--no-keys",
+              "--set", "recorder_alone.start_timeout=1.0", "--set", "recorder_alone.follow_episode_events=false")
     assert rec.wait(90) == 1, rec.output
-    line = next(line for line in rec.lines if "source topics missing" in line)
+    line = next((line for line in rec.lines if "source topics missing" in line), rec.output)
     for topic in ("/camera/top/image_raw", "/joint_states", "/cmd_vel", "/teleop/intervention"):
         assert topic in line, line
 
-    # Too little disk: the recorder refuses to configure, and says how much is free and what to change. (A node
-    # of its own name: on a loaded machine the first run's recorder may still be shutting down.)
-    params = tmp_path / "recorder_disk_params.yaml"
-    params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", "recorder_disk:", 1))
-    disk = tmp_path / "recorder_disk.yaml"
-    disk.write_text(profile.read_text().replace("name: recorder", "name: recorder_disk")
-                    .replace(str(WS / "params" / "recorder.yaml"), str(params)))
-    up = vla("up", str(disk), "--quiet", "--set", f"recorder_disk.root={tmp_path / 'ds'}",
+    # Too little disk: the recorder refuses to configure, and says how much is free and what to change.
+    up = vla("up", str(recorder_alone("recorder_disk")), "--quiet", "--set", f"recorder_disk.root={tmp_path / 'ds'}",
              "--set", "recorder_disk.min_free_mb=10000000")
     assert up.wait(90) == 1, up.output
     assert "min_free_mb" in up.output and "MB free" in up.output, up.output

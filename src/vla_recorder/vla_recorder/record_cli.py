@@ -84,7 +84,7 @@ def run_record(args, say=print) -> int:
         from vla_bringup.profile import load_profile, parse_overrides
         sets = list(args.set or [])
         if args.root:
-            sets.append(f"recorder.root={os.path.abspath(args.root)}")
+            sets.append(f"{args.recorder.rstrip('/').rsplit('/', 1)[-1]}.root={os.path.abspath(args.root)}")
         if args.real_time_factor:
             sets.append(f"sim_robot.real_time_factor={args.real_time_factor}")
         profile = load_profile(args.up, None, parse_overrides(sets), spec_lookup)
