@@ -32,7 +32,6 @@ class LanguageNode(ManagedNode):
         self.encoder = None
         self._pubs: dict = {}
         self._sub = None
-        self._diag_timer = None
         self._pending: str | None = None
 
     def configure(self, p: dict) -> None:
@@ -53,16 +52,13 @@ class LanguageNode(ManagedNode):
                                f"from {self.encoder.model_path} in {self.load_s:.1f} s")
 
     def activate(self) -> None:
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
-                                             clock=self._steady)
+        self.start_diagnostics()
         if self._pending is not None:
             text, self._pending = self._pending, None
             self._embed(text)
 
     def deactivate(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self.stop_diagnostics()
 
     def cleanup(self) -> None:
         for pub in self._pubs.values():

@@ -56,7 +56,6 @@ class PerceptionNode(ManagedNode):
         self.health: dict[str, CameraHealth] = {}
         self._pubs: dict = {}
         self._subs: list = []
-        self._diag_timer = None
         self.features = None
 
     def configure(self, p: dict) -> None:
@@ -100,13 +99,10 @@ class PerceptionNode(ManagedNode):
 
     def activate(self) -> None:
         self._reset_proposal()  # no stale proposal survives a re-activation
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
-                                             clock=self._steady)
+        self.start_diagnostics()
 
     def deactivate(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self.stop_diagnostics()
 
     def cleanup(self) -> None:
         for pub in self._pubs.values():

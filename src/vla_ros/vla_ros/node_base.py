@@ -44,6 +44,19 @@ class ManagedNode(LifecycleNode):
         self._heartbeat_pub = self.create_publisher(Heartbeat, "~/heartbeat", node_qos.HEARTBEAT)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._heartbeat_timer = self.create_timer(period, self.publish_heartbeat, clock=self._steady)
+        self._diag_timer = None
+
+    def start_diagnostics(self) -> None:
+        """Call ``self._publish_diagnostics`` every ``diagnostics_period`` s of steady time (the wall clock: a
+        paused simulation must not silence /diagnostics)."""
+        self.stop_diagnostics()
+        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
+                                             clock=self._steady)
+
+    def stop_diagnostics(self) -> None:
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
 
     @classmethod
     def all_params(cls) -> tuple[ParamSpec, ...]:

@@ -48,7 +48,6 @@ class SafetyShieldNode(ManagedNode):
         super().__init__("safety_shield", **kwargs)
         self.shield = None
         self._timer = None
-        self._diag_timer = None
         self._pubs: dict = {}
         self._entities: list = []
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -94,16 +93,15 @@ class SafetyShieldNode(ManagedNode):
     def activate(self) -> None:
         self.shield.clear()  # no command from before the activation survives it
         self._timer = self.create_timer(1.0 / self.params["rate"], self._tick)
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
-                                             clock=self._steady)
+        self.start_diagnostics()
         self._pubs["markers"].publish(shield_markers(self.shield, None, self._stamp()))
 
     def deactivate(self) -> None:
         was_ticking = self._timer is not None
-        for name in ("_timer", "_diag_timer"):
-            if getattr(self, name) is not None:
-                self.destroy_timer(getattr(self, name))
-                setattr(self, name, None)
+        self.stop_diagnostics()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
         if was_ticking and self.shield is not None and self.shield.config.command_type != "joint_position":
             # Leave the robot stopped rather than waiting for its own command timeout.
             self._pubs["cmd"].publish(self._command_msg(np.zeros(self.shield.config.dim)))

@@ -115,15 +115,13 @@ class SimRobotNode(ManagedNode):
         self._start_episode(seed=None, instruction=None)
         period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
         self._timer = self.create_timer(period, self._step, clock=self._steady)
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
-                                             clock=self._steady)
+        self.start_diagnostics()
 
     def deactivate(self) -> None:
-        for name in ("_timer", "_diag_timer"):
-            timer = getattr(self, name, None)
-            if timer is not None:
-                self.destroy_timer(timer)
-                setattr(self, name, None)
+        self.stop_diagnostics()
+        if getattr(self, "_timer", None) is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
         if self.frame is not None and self.episode_index >= 0:
             self._publish_event(EpisodeEvent.ABORTED)
         if self.gate is not None:

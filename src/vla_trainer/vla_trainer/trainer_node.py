@@ -34,7 +34,6 @@ class TrainerNode(ManagedNode):
         self._action = None
         self._deploy_client = None
         self._diag_pub = None
-        self._diag_timer = None
         self._job: TrainingJob | None = None
         self._busy = threading.Lock()
         self.counts = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0, "deployed": 0}
@@ -47,13 +46,10 @@ class TrainerNode(ManagedNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def activate(self) -> None:
-        self._diag_timer = self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
-                                             clock=self._steady)
+        self.start_diagnostics()
 
     def deactivate(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self.stop_diagnostics()
 
     def cleanup(self) -> None:
         if self._job is not None and self._job.running():
