@@ -3,6 +3,7 @@ ROS for two VGA cameras, and instruction-embedding latency. The last line printe
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ nodes:
         cpu = (_cpu_seconds(pid) - cpu0) / elapsed
     finally:
         bringup.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
     out = {"sent_per_camera": sent, "seconds": round(elapsed, 2), "perception_cpu_fraction": round(cpu, 3)}
     for cam, frames in received.items():
         lat = np.array([(t - (s.sec + s.nanosec * 1e-9)) * 1e3 for t, s in frames]) if frames else np.zeros(1)
