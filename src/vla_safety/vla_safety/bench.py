@@ -3,7 +3,9 @@
 Figures: p50/p99 (wall clock, and p99 of the thread's CPU time) of one command through the filter, message
 in to message out (Twist -> Twist; a 7-joint Float64MultiArray -> Float64MultiArray; Twist with a 360-ray
 LaserScan parsed and checked against stop, slowdown, limit and approach zones), the e-stop to zero command in control ticks (filter), and the e-stop
-latency over ROS (safety/estop published -> first zero cmd_vel received) with the shield node in this process.
+latency over ROS (safety/estop published -> first zero cmd_vel received) with the shield node in this process,
+spun by a single-threaded executor as `run_node` spins it on the robot (rclpy's multi-threaded executor adds tens of
+milliseconds here, and hundreds at p99).
 """
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ def _ros_estop_latency(trials: int, say) -> tuple[float, float]:
     """p50/p99 (ms) from publishing safety/estop to receiving the zero cmd_vel, over real DDS."""
     import rclpy
     from rclpy.logging import LoggingSeverity
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
 
@@ -114,7 +116,7 @@ def _ros_estop_latency(trials: int, say) -> tuple[float, float]:
     rclpy.init(context=context)
     shield = SafetyShieldNode(context=context)
     probe = rclpy.create_node("safety_bench_probe", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(shield)
     executor.add_node(probe)
     thread = threading.Thread(target=executor.spin, daemon=True)
