@@ -87,6 +87,11 @@ def _cpu_seconds(pid: int) -> float:
 
 def bench_ros(seconds: float, say) -> dict:
     """Two 640x480 bgr8 cameras published at 30 Hz into the perception node (its own process)."""
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
     from vla_bringup.bringup import Bringup, spec_lookup
     from vla_bringup.profile import load_profile, parse_overrides
     from vla_ros import node_qos
@@ -108,9 +113,15 @@ nodes:
     profile = load_profile(str(tmp / "profile.yaml"), None, parse_overrides(sets), spec_lookup)
     bringup = Bringup(profile, echo=False, say=lambda m: None)
     received = {"left": [], "right": []}
+    probe = executor = None
     try:
         bringup.start(timeout=60.0)
-        node = bringup.node
+        # The bench's own node on a single-threaded executor (as the nodes themselves are spun): rclpy's
+        # multi-threaded executor, which Bringup's client uses, would add its own latency to every frame.
+        node = probe = rclpy.create_node("perception_bench_probe")
+        executor = SingleThreadedExecutor()
+        executor.add_node(probe)
+        threading.Thread(target=executor.spin, daemon=True).start()
         pubs = {c: node.create_publisher(Image, f"/camera/{c}/image_raw", node_qos.SENSOR_PUB) for c in received}
         for cam, sink in received.items():
             node.create_subscription(Image, f"/observation/images/{cam}",
@@ -133,6 +144,10 @@ nodes:
         time.sleep(0.5)
         cpu = (_cpu_seconds(pid) - cpu0) / elapsed
     finally:
+        if executor is not None:
+            executor.shutdown()
+        if probe is not None:
+            probe.destroy_node()
         bringup.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     out = {"sent_per_camera": sent, "seconds": round(elapsed, 2), "perception_cpu_fraction": round(cpu, 3)}
