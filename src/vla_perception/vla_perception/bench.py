@@ -113,14 +113,14 @@ nodes:
     profile = load_profile(str(tmp / "profile.yaml"), None, parse_overrides(sets), spec_lookup)
     bringup = Bringup(profile, echo=False, say=lambda m: None)
     received = {"left": [], "right": []}
-    probe = executor = None
+    node = executor = None
     try:
         bringup.start(timeout=60.0)
         # The bench's own node on a single-threaded executor (as the nodes themselves are spun): rclpy's
         # multi-threaded executor, which Bringup's client uses, would add its own latency to every frame.
-        node = probe = rclpy.create_node("perception_bench_probe")
+        node = rclpy.create_node("perception_bench_probe")
         executor = SingleThreadedExecutor()
-        executor.add_node(probe)
+        executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
         pubs = {c: node.create_publisher(Image, f"/camera/{c}/image_raw", node_qos.SENSOR_PUB) for c in received}
         for cam, sink in received.items():
@@ -146,8 +146,8 @@ nodes:
     finally:
         if executor is not None:
             executor.shutdown()
-        if probe is not None:
-            probe.destroy_node()
+        if node is not None:
+            node.destroy_node()
         bringup.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     out = {"sent_per_camera": sent, "seconds": round(elapsed, 2), "perception_cpu_fraction": round(cpu, 3)}

@@ -84,6 +84,9 @@ class FrameSampler:
     def recording(self) -> bool:
         return self.start_time is not None
 
+    def _at_start(self, stamp: float) -> bool:
+        return self.start_time is not None and abs(stamp - self.start_time) <= 1e-9
+
     def slot_time(self, k: int) -> float:
         return self.t0 + k * self.dt
 
@@ -109,7 +112,7 @@ class FrameSampler:
             # and either can reach this callback after the START event. At the start the newest image wins
             # (a camera's images arrive in order, so it is the reset scene); elsewhere ties keep the first
             # (an episode's last frame, not the next one's first).
-            at_start = abs(stamp - self.start_time) <= 1e-9 and abs(slot.images[camera][0] - stamp) <= 1e-9
+            at_start = self._at_start(stamp) and abs(slot.images[camera][0] - stamp) <= 1e-9
             if not at_start and abs(stamp - self.slot_time(k)) >= abs(slot.images[camera][0] - self.slot_time(k)):
                 return
         slot.images[camera] = (stamp, rgb, self._arrivals)
@@ -174,7 +177,7 @@ class FrameSampler:
         newest (the reset state; a topic's messages arrive in order). Otherwise the newest state
         up to half a period after the image."""
         same = [item for item in self._states if abs(item[0] - stamp) <= 1e-6]
-        if same and abs(stamp - self.start_time) <= 1e-9:  # an episode's first frame: the reset state, the newest
+        if same and self._at_start(stamp):  # an episode's first frame: the reset state, the newest
             return max(same, key=lambda item: item[1][1])
         if same:
             return _nearest_arrival(same, arrival)

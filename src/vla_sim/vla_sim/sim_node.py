@@ -119,7 +119,7 @@ class SimRobotNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if getattr(self, "_timer", None) is not None:
+        if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
         if self.frame is not None and self.episode_index >= 0:
