@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 WS := $(CURDIR)
-# Extra arguments: make demo DEMO_ARGS="--episodes 50"; make test TEST_ARGS="-k manager".
+# Extra arguments: make demo DEMO_ARGS="--demos 100"; make test TEST_ARGS="-k manager".
 DEMO_ARGS ?=
 TEST_ARGS ?=
 

@@ -118,11 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Record demonstrations through the ROS graph, train through the trainer's "
                                       "action, hot-swap the result into the running policy node, evaluate it on "
                                       "unseen seeds and phrasings, and write a report (runs/demo/<time>/).")
-    demo.add_argument("--demos", type=int, default=100, help="demonstrations to record (default 100)")
+    demo.add_argument("--demos", type=int, default=200, help="demonstrations to record (default 200)")
     demo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default 50)")
     demo.add_argument("--rounds", type=int, default=0,
                       help="continual rounds after the first: policy drives, corrector intervenes, retrain (default 0)")
     demo.add_argument("--round-episodes", type=int, default=20, help="episodes recorded per continual round")
+    demo.add_argument("--demo-noise", type=float, default=None, metavar="M_PER_S",
+                      help="noise (m/s per axis) on the scripted operator's demonstration commands, so that they show "
+                           "recoveries (DART); 0 for clean demonstrations (default vla_sim.demos.DEMO_NOISE, 0.08)")
     demo.add_argument("--preset", default="tabletop", help="sim task: tabletop or tabletop_hard (default tabletop)")
     demo.add_argument("--policy", default="act", help="policy type (default act)")
     demo.add_argument("--train-minutes", type=float, default=8.0, help="training time budget (default 8)")

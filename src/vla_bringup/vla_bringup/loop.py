@@ -33,7 +33,7 @@ from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy
 from vla_interfaces.msg import EpisodeEvent, PolicyStatus
 from vla_interfaces.srv import ResetEpisode
-from vla_sim.demos import reworded_instruction
+from vla_sim.demos import DEMO_NOISE, reworded_instruction
 from vla_ros import node_qos
 
 
@@ -43,10 +43,11 @@ class LoopError(RuntimeError):
 
 @dataclass
 class LoopOptions:
-    demos: int = 100
+    demos: int = 200
     eval_episodes: int = 50
     rounds: int = 0
     round_episodes: int = 20
+    demo_noise: float = DEMO_NOISE  # m/s per axis on the scripted operator's demonstrations (DART)
     preset: str = "tabletop"
     policy: str = "act"
     train_minutes: float = 8.0
@@ -99,12 +100,17 @@ class LoopClient:
             raise LoopError(f"{what}: no answer within {timeout:g} s")
         return future.result()
 
-    def set_corrector(self, mode: str) -> None:
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=mode)
-        request = SetParameters.Request(parameters=[Parameter(name="corrector_mode", value=value)])
-        result = self._wait(self.teleop_params.call_async(request), 10, "/teleop/set_parameters").results[0]
-        if not result.successful:
-            raise LoopError(f"teleop refused corrector_mode={mode}: {result.reason}")
+    def set_corrector(self, mode: str, noise: float = 0.0) -> None:
+        """Who drives (teleop ``corrector_mode``) and the noise on the scripted operator's commands."""
+        params = [Parameter(name="corrector_mode",
+                            value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=mode)),
+                  Parameter(name="expert_noise",
+                            value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(noise)))]
+        results = self._wait(self.teleop_params.call_async(SetParameters.Request(parameters=params)), 10,
+                             "/teleop/set_parameters").results
+        for param, result in zip(params, results):
+            if not result.successful:
+                raise LoopError(f"teleop refused {param.name}: {result.reason}")
 
     def reset(self, seed: int, instruction: str = "") -> ResetEpisode.Response:
         response = self._wait(self.reset_client.call_async(ResetEpisode.Request(seed=seed, instruction=instruction)),
@@ -201,9 +207,9 @@ class Loop:
     def _record_demos(self, client: LoopClient) -> str:
         o = self.opts
         t0 = time.monotonic()
-        client.set_corrector("always")
+        client.set_corrector("always", o.demo_noise)
         self.say(f"recording {o.demos} demonstrations (scripted operator -> shield -> sim; recorder) from seed "
-                 f"{o.demo_seed}")
+                 f"{o.demo_seed}" + (f", {o.demo_noise:g} m/s noise on its commands" if o.demo_noise else ""))
         saved = tries = 0
         seed = o.demo_seed
         while saved < o.demos:
@@ -328,11 +334,15 @@ def _num(value: str):
 
 def run_loop(args, say=print) -> int:
     opts = LoopOptions(demos=args.demos, eval_episodes=args.eval_episodes, rounds=args.rounds,
-                       round_episodes=args.round_episodes, preset=args.preset, policy=args.policy,
+                       round_episodes=args.round_episodes, demo_noise=DEMO_NOISE if args.demo_noise is None else args.demo_noise, preset=args.preset,
+                       policy=args.policy,
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
                        train_overrides=tuple(args.train_set or ()), train_config=args.train_config)
+    if not 0.0 <= opts.demo_noise <= 1.0:
+        say(f"error: --demo-noise {opts.demo_noise:g} m/s is outside 0..1; 0 records clean demonstrations")
+        return 2
     try:
         report = Loop(opts, say).run()
     except (LoopError, BringupError) as exc:

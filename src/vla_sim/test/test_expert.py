@@ -149,3 +149,28 @@ def test_expert_works_with_a_slower_env():
     expert = ScriptedExpert(max_speed=0.15)
     rate = np.mean([run_episode(env, expert, seed)[0] for seed in range(40)])
     assert rate >= 0.95
+
+
+def test_demonstration_noise_perturbs_commands_around_the_experts_own():
+    env = TabletopPushEnv()
+    env.reset(seed=0)
+    vec = env.privileged_state()
+    clean = ScriptedExpert(max_speed=0.1).act(vec)
+    noisy = ScriptedExpert(max_speed=0.1, noise_std=0.03, seed=1)
+    draws = np.array([noisy.act(vec) for _ in range(2000)])
+    assert np.all(np.abs(draws) <= 0.1 + 1e-7)  # still within the speed limit
+    # The noise is there, about its size, on the axis far from the limit (the other one is clipped at 0.1).
+    assert abs(clean[0]) < 0.05 and 0.025 < draws[:, 0].std() < 0.035
+    # Zero-mean before the limit: the mean command stays near the expert's (clipping shortens it a little).
+    assert np.hypot(*(draws.mean(axis=0) - clean)) < 0.015
+    same = ScriptedExpert(max_speed=0.1, noise_std=0.03, seed=1)
+    np.testing.assert_array_equal(same.act(vec), draws[0])  # seeded: reproducible
+    with pytest.raises(ValueError, match="noise_std"):
+        ScriptedExpert(noise_std=-0.1)
+
+
+def test_noisy_demonstrations_still_succeed():
+    env = TabletopPushEnv(image_size=(16, 16))
+    expert = ScriptedExpert(noise_std=0.08, seed=0)
+    rate = np.mean([run_episode(env, expert, seed)[0] for seed in range(60)])
+    assert rate >= 0.9, f"the expert with 0.08 m/s noise succeeds in {rate:.2f} of episodes"

@@ -345,8 +345,9 @@ class SimBackend:
             return np.zeros(0, np.float64)
         return np.asarray(self._priv(), dtype=np.float64).ravel()
 
-    def make_expert(self):
-        """A new scripted expert (``reset()``, ``act(privileged) -> (n,) m/s``) as configured.
+    def make_expert(self, **overrides):
+        """A new scripted expert (``reset()``, ``act(privileged) -> (n,) m/s``) as configured;
+        ``overrides`` replace or add to the configured ``expert_kwargs`` (e.g. ``noise_std``).
 
         Raises:
             ValueError: no expert configured or no privileged state available.
@@ -355,7 +356,7 @@ class SimBackend:
             raise ValueError(f"no scripted expert for {self.env_id!r} (config 'expert' and a privileged state are needed)")
         module_name, _, cls_name = self.config["expert"].partition(":")
         cls = getattr(importlib.import_module(module_name), cls_name)
-        return cls(**self.config["expert_kwargs"])
+        return cls(**{**self.config["expert_kwargs"], **overrides})
 
     def close(self) -> None:
         """Release the env (idempotent)."""

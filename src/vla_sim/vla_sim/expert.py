@@ -26,6 +26,15 @@ Strategy (a two-mode controller with hysteresis; ``reset()`` between episodes):
 * Edges: a block pushed against the table edge may leave no room behind it;
   then the push direction is the reachable one closest to u (the block slides
   along the edge and off it) with the pusher pressed into the edge.
+
+Demonstration noise (DART, Laskey et al. 2017): with ``noise_std`` > 0 every
+command gets zero-mean Gaussian noise per axis before the speed limit. The
+robot then drifts off the expert's path and the expert's next commands steer
+it back, so demonstrations show recoveries from the small errors a learned
+policy makes; a policy cloned from them compounds its errors far less. The
+noise is added to the speed-limited command and the result clipped to the
+per-axis limit (the robot's own); it is zero-mean before that, so a
+regression on the commands recovers (close to) the expert's own command.
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ class ScriptedExpert:
             between APPROACH and PUSH.
         patience: APPROACH steps after which only the target block is avoided
             (other blocks get shoved aside), a guard against planner cycles.
+        noise_std: standard deviation (m/s, per axis) of the demonstration
+            noise added to every command (see the module docstring); 0: none.
+            May change between calls.
+        seed: seed of the noise generator.
     """
 
     APPROACH = "approach"
@@ -66,15 +79,21 @@ class ScriptedExpert:
         enter_push_deg: float = 20.0,
         leave_push_deg: float = 55.0,
         patience: int = 40,
+        noise_std: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         if not max_speed > 0:
             raise ValueError(f"max_speed must be > 0 m/s, got {max_speed!r}")
+        if not noise_std >= 0:
+            raise ValueError(f"noise_std must be >= 0 m/s, got {noise_std!r}")
         self.max_speed = float(max_speed)
         self.clearance = float(clearance)
         self.standoff = float(standoff)
         self.push_gain = float(push_gain)
         self.approach_gain = float(approach_gain)
         self.patience = int(patience)
+        self.noise_std = float(noise_std)
+        self._rng = np.random.default_rng(seed)
         self._cos_enter = math.cos(math.radians(enter_push_deg))
         self._cos_leave = math.cos(math.radians(leave_push_deg))
         self.reset()
@@ -96,12 +115,11 @@ class ScriptedExpert:
             (2,) float32 commanded pusher velocity (vx, vy) in m/s, base_link.
         """
         s = TabletopPushEnv.decode_privileged(privileged)
-        v = self._command(s)
         speed = min(self.max_speed, s.max_speed)
-        norm = math.hypot(v[0], v[1])
-        if norm > speed:
-            v = v * (speed / norm)
-        return np.clip(v, -speed, speed).astype(np.float32)
+        v = _limit(self._command(s), speed)
+        if self.noise_std > 0:
+            v = np.clip(v + self._rng.normal(0.0, self.noise_std, size=2), -speed, speed)
+        return v.astype(np.float32)
 
     # ------------------------------------------------------------ internals
     def _command(self, s: PrivilegedState) -> np.ndarray:
@@ -297,6 +315,14 @@ class ScriptedExpert:
             tangent = -tangent
         ring = radius + 0.004
         return self.max_speed * tangent + self.approach_gain * (ring - r) * n
+
+
+def _limit(v: np.ndarray, speed: float) -> np.ndarray:
+    """``v`` scaled down to norm ``speed`` if longer, and clipped to ``speed`` per axis."""
+    norm = math.hypot(v[0], v[1])
+    if norm > speed:
+        v = v * (speed / norm)
+    return np.clip(v, -speed, speed)
 
 
 def _segment_hits_disc(p, seg, seg_len, c, radius):

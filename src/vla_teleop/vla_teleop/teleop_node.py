@@ -37,6 +37,7 @@ class TeleopNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("teleop", **kwargs)
         self.device = None
+        self._expert = None
         self._entities: list = []
         self._timer = None
         self._keyboard_thread = None
@@ -46,7 +47,7 @@ class TeleopNode(ManagedNode):
         kind = p["device"]
         if kind in ("expert", "corrector"):
             from vla_sim.expert import ScriptedExpert  # the expert lives with the simulator it knows
-            expert = ScriptedExpert(max_speed=p["max_speed"])
+            expert = self._expert = ScriptedExpert(max_speed=p["max_speed"], noise_std=p["expert_noise"])
             if kind == "expert":
                 self.device = ExpertDevice(policy=expert.act, on_episode=expert.reset,
                                            state_timeout=p["input_timeout"])
@@ -98,7 +99,7 @@ class TeleopNode(ManagedNode):
             if getattr(self, name, None) is not None:
                 self.destroy_publisher(getattr(self, name))
                 setattr(self, name, None)
-        self.device = None
+        self.device = self._expert = None
 
     # ---- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -144,6 +145,8 @@ class TeleopNode(ManagedNode):
             return
         if isinstance(self.device, CorrectorDevice):  # a run-time parameter: demonstrations, corrections, watching
             self.device.mode = self.get_parameter("corrector_mode").value
+        if self._expert is not None:  # run-time too: noisy demonstrations, clean corrections
+            self._expert.noise_std = self.get_parameter("expert_noise").value
         command = self.device.command(self._now())
         flag = Intervention(active=command is not None, device=self.device.name)
         flag.header.stamp = self.get_clock().now().to_msg()

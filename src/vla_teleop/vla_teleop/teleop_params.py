@@ -7,6 +7,9 @@ TELEOP_PARAMS = (
     ParamSpec("rate", 10.0, "Command rate (the robot contract's fps)", range=(1.0, 1000.0), unit="Hz",
               read_only=True),
     ParamSpec("max_speed", 0.25, "Largest commanded speed per axis", range=(0.0, 10.0), unit="m/s"),
+    ParamSpec("expert_noise", 0.0, "Expert and corrector devices: standard deviation of the Gaussian noise added "
+              "to each scripted command per axis (DART demonstrations: they show recoveries from small errors); "
+              "0 for none", range=(0.0, 1.0), unit="m/s"),
     ParamSpec("keyboard_speed", 0.1, "Speed of a keyboard key press", range=(0.0, 10.0), unit="m/s"),
     ParamSpec("keyboard_hold_time", 0.6, "A key press commands for this long (bridges key repeat)",
               range=(0.05, 5.0), unit="s"),

@@ -220,3 +220,26 @@ def test_bf16_autocast_choice_is_measured(demos, tmp_path):
     train(config(demos, tmp_path, train={"bf16": "auto", "max_steps": 1}, output={"export": False}), events.append)
     line = next(e["message"] for e in events if e["event"] == "log" and "bf16" in e["message"])
     assert "ms with it" in line and "ms without" in line
+
+
+def test_the_embedded_tasks_recipe_trains_from_noisy_demonstrations_and_replans_every_tick(tmp_path):
+    """params/train/tabletop_act.yaml as `vla demo` uses it, on demonstrations recorded with DART noise."""
+    root = tmp_path / "noisy"
+    summary = record_scripted_demos(root, CONTRACT, episodes=3, seed_start=0, noise_std=0.08)
+    assert summary["episodes"] == 3
+    record_scripted_demos(tmp_path / "clean", CONTRACT, episodes=1, seed_start=0)
+    # Same seed, same scene: the noise shows in the recorded commands (and the expert steers back).
+    noisy = open_datasets([root])[0].episode_frames(0)["action"]
+    clean = open_datasets([tmp_path / "clean"])[0].episode_frames(0)["action"]
+    n = min(len(noisy), len(clean))
+    assert np.abs(noisy[:n] - clean[:n]).mean() > 0.02
+    raw = parse_overrides([f"--config={WS / 'params/train/tabletop_act.yaml'}", f"--data.paths={root}",
+                           f"--data.cache_dir={tmp_path / 'cache'}", "--data.val_fraction=0.34",
+                           "--train.max_steps=2", "--train.batch_size=8", "--train.bf16=off",
+                           "--policy.dim=32", "--policy.heads=2", "--policy.ff_dim=64",
+                           f"--output.models_dir={tmp_path / 'models'}", f"--output.run_dir={tmp_path / 'run'}",
+                           "--output.version=1"])
+    result = train(build_config(raw))
+    manifest = verify_artifact(Path(result["artifact"])).manifest
+    assert result["steps"] == 2 and manifest["policy_type"] == "act" and manifest["action"]["chunk_size"] == 5
+    assert manifest["action"]["execution"] == "receding_horizon" and manifest["action"]["receding_steps"] == 1
