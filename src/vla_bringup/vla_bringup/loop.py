@@ -333,9 +333,9 @@ def _num(value: str):
 
 
 def run_loop(args, say=print) -> int:
+    noise = DEMO_NOISE if args.demo_noise is None else args.demo_noise
     opts = LoopOptions(demos=args.demos, eval_episodes=args.eval_episodes, rounds=args.rounds,
-                       round_episodes=args.round_episodes, demo_noise=DEMO_NOISE if args.demo_noise is None else args.demo_noise, preset=args.preset,
-                       policy=args.policy,
+                       round_episodes=args.round_episodes, demo_noise=noise, preset=args.preset, policy=args.policy,
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
