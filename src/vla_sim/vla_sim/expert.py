@@ -28,13 +28,13 @@ Strategy (a two-mode controller with hysteresis; ``reset()`` between episodes):
   along the edge and off it) with the pusher pressed into the edge.
 
 Demonstration noise (DART, Laskey et al. 2017): with ``noise_std`` > 0 every
-command gets zero-mean Gaussian noise per axis before the speed limit. The
-robot then drifts off the expert's path and the expert's next commands steer
-it back, so demonstrations show recoveries from the small errors a learned
-policy makes; a policy cloned from them compounds its errors far less. The
-noise is added to the speed-limited command and the result clipped to the
-per-axis limit (the robot's own); it is zero-mean before that, so a
-regression on the commands recovers (close to) the expert's own command.
+speed-limited command gets zero-mean Gaussian noise per axis, and the result
+is clipped to the per-axis limit (the robot's own). The robot then drifts off
+the expert's path and the expert's next commands steer it back, so
+demonstrations show recoveries from the small errors a learned policy makes;
+a policy cloned from them compounds its errors far less. Being zero-mean
+before the clip, a regression on the commands recovers (close to) the
+expert's own command.
 """
 
 from __future__ import annotations
