@@ -34,6 +34,13 @@ def test_demo_runs_the_whole_loop(vla, tmp_path):
     assert data.num_episodes == 6
     # (the flag may lag a frame or two behind a reset, as in test_recorder)
     assert all(data.episode(i)["intervention_frames"] >= data.episode(i)["length"] - 2 for i in range(4))
+    # The round's takeovers, counted from the dataset's per-frame flags, agree with the recorder's episode rows.
+    (corrections,) = report["corrections"]
+    assert corrections["round"] == 1 and corrections["episodes"] == 2
+    assert corrections["intervention_frames"] == sum(data.episode(i)["intervention_frames"] for i in (4, 5))
+    assert corrections["frames"] == sum(data.episode(i)["length"] for i in (4, 5))
+    assert report["rounds"][1]["interventions"] == corrections["intervention_frames"]
+    assert all(0.0 <= r["ci95"][0] <= r["success_rate"] <= r["ci95"][1] <= 1.0 for r in report["rounds"])
     # The artifact each round deployed is verified and was running when the round was evaluated.
     for r in report["rounds"]:
         verify_artifact(Path(r["artifact"]))

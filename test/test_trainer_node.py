@@ -1,6 +1,8 @@
 """The trainer node end to end: real TrainPolicy goals from another process train in a child process (feedback,
 result, artifact), a cancel stops the child, a killed child (what the OOM killer does) aborts the goal with the
-reason while the node keeps serving, and a deploy with no policy node fails with why."""
+reason while the node keeps serving, and a deploy with no policy node fails with why. With retrain_every the node
+starts runs itself every K saved episodes, each fine-tuning the last."""
+import json
 import subprocess
 import threading
 import time
@@ -130,5 +132,44 @@ def test_train_cancel_crash_and_deploy_through_the_action(probe, vla, demos, tmp
     assert outcome.status == STATUS_ABORTED
     assert "deploy failed: /policy/load_policy is not available" in outcome.result.message
     verify_artifact(Path(outcome.result.artifact))
+    up.interrupt()
+    assert up.wait(60) == 0, up.output
+
+
+def _versions(models: Path, timeout: float, count: int) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = sorted(p for p in models.glob("*") if (p / "manifest.json").is_file()) if models.is_dir() else []
+        if len(done) >= count:
+            return done
+        time.sleep(0.5)
+    raise AssertionError(f"{count} artifact(s) expected in {models} within {timeout:g} s")
+
+
+def test_trainer_retrains_on_its_own_every_k_saved_episodes(vla, tmp_path):
+    robot = tmp_path / "robot"
+    contract = RobotContract.from_yaml(WS / "params/robots/tabletop_sim.yaml")
+    record_scripted_demos(robot, contract, episodes=2)  # there before the node: not counted
+    overrides = _overrides(tmp_path, "auto", epochs=1) + ["algorithm.type=hg_dagger"]
+    up = vla("up", str(_profile(tmp_path)), "--quiet", "--set", "trainer.retrain_every=2",
+             "--set", f"trainer.retrain_datasets={json.dumps([str(robot)])}",
+             "--set", f"trainer.retrain_overrides={json.dumps(overrides)}", "--set", "trainer.retrain_deploy=false",
+             "--set", "trainer.retrain_check_period=0.2", "--set", "trainer.default_policy_type=mlp")
+    up.wait_line(r"all 1 nodes active", 90)
+    models = tmp_path / "models" / "auto"
+    record_scripted_demos(robot, contract, episodes=1, seed_start=10)
+    time.sleep(2.0)  # ten checks
+    assert not models.exists(), "one new episode of two started a run"
+    record_scripted_demos(robot, contract, episodes=1, seed_start=20)
+    (first,) = _versions(models, 240, 1)
+    verify_artifact(first)
+    training = json.loads((first / "manifest.json").read_text())["training"]
+    assert training["episodes"] == 4 and not training["config"]["train"]["init_from"]
+    record_scripted_demos(robot, contract, episodes=2, seed_start=30)
+    second = next(v for v in _versions(models, 240, 2) if v != first)
+    verify_artifact(second)
+    # The second run fine-tuned the first, on all 6 episodes.
+    training = json.loads((second / "manifest.json").read_text())["training"]
+    assert training["episodes"] == 6 and Path(training["config"]["train"]["init_from"]).resolve() == first.resolve()
     up.interrupt()
     assert up.wait(60) == 0, up.output

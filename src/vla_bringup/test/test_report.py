@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from vla_bringup.report import print_summary, render_loop_report, write_loop_report
+from vla_bringup.report import print_summary, render_loop_report, wilson_interval, write_loop_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -18,7 +18,7 @@ def full_report() -> dict:
         "config": {"episodes": 20, "rounds": 2, "policy": "mlp", "note": "<b>bold</b>"},
         "stages": [{"name": "record", "seconds": 61.5}, {"name": "train", "seconds": 300.2},
                    {"name": "hot-swap", "seconds": 1.4}, {"name": "evaluate", "seconds": 95.0}],
-        "rounds": [{"round": 1, "success_rate": 0.65, "successes": 13, "episodes": 20,
+        "rounds": [{"round": 1, "success_rate": 0.65, "successes": 13, "episodes": 20, "ci95": [0.4329, 0.8188],
                     "instruction_set": "train", "interventions": 4, "artifact": "models/mlp/v1"},
                    {"round": 2, "success_rate": 0.95, "successes": 19, "episodes": 20,
                     "instruction_set": "held-out", "artifact": "models/mlp/v2"}],
@@ -56,6 +56,7 @@ def test_full_report_is_self_contained_with_four_png_plots(tmp_path):
     assert all(p.startswith(PNG_SIGNATURE) and len(p) > 1000 for p in pngs)
     assert "<details>" in text and text.count("<tr>") >= 20
     assert "65.0%" in text and "95.0%" in text and "models/mlp/v2" in text
+    assert "43.3% – 81.9%" in text  # round 1's interval; round 2 has none: a dash
 
 
 def test_strings_are_escaped(tmp_path):
@@ -100,7 +101,8 @@ def test_print_summary_mentions_stages_each_round_latency_and_swap():
     lines: list[str] = []
     print_summary(full_report(), say=lines.append)
     text = "\n".join(lines)
-    assert "round 1: success 65.0% (13/20) on train, 4 interventions" in text
+    assert "round 1: success 65.0% (13/20) [95% 43.3%-81.9%] on train, trained with 4 more intervention frames" \
+        in text
     assert "round 2: success 95.0% (19/20) on held-out" in text
     assert "train 300.2 s" in text and "total 458.1 s" in text
     assert re.search(r"p50 \d+\.\d\d ms, p99 \d+\.\d\d ms \(501 samples\)", text)
@@ -111,3 +113,10 @@ def test_print_summary_of_an_empty_report():
     lines: list[str] = []
     print_summary(empty_report(), say=lines.append)
     assert lines[0].startswith("nothing yet") and "no evaluation rounds" in lines
+
+
+@pytest.mark.parametrize("successes, n, low, high", [(13, 20, 0.4329, 0.8188), (0, 10, 0.0, 0.2775),
+                                                      (10, 10, 0.7225, 1.0), (45, 50, 0.7864, 0.9565)])
+def test_wilson_interval_matches_the_closed_form(successes, n, low, high):
+    assert wilson_interval(successes, n) == pytest.approx((low, high), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per round (default 50)")
     demo.add_argument("--rounds", type=int, default=0,
                       help="continual rounds after the first: policy drives, corrector intervenes, retrain (default 0)")
-    demo.add_argument("--round-episodes", type=int, default=20, help="episodes recorded per continual round")
+    demo.add_argument("--round-episodes", type=int, default=50,
+                      help="policy-driven episodes recorded per continual round (default 50)")
     demo.add_argument("--demo-noise", type=float, default=None, metavar="M_PER_S",
                       help="noise (m/s per axis) on the scripted operator's demonstration commands, so that they show "
                            "recoveries (DART); 0 for clean demonstrations (default vla_sim.demos.DEMO_NOISE, 0.08)")

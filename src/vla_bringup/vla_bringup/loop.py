@@ -28,7 +28,9 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionClient
 
 from vla_bringup.bringup import Bringup, BringupError, spec_lookup
+from vla_bringup.report import wilson_interval
 from vla_bringup.profile import load_profile, parse_overrides
+from vla_core.dataset.reader import intervention_summary
 from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy
 from vla_interfaces.msg import EpisodeEvent, PolicyStatus
@@ -46,7 +48,7 @@ class LoopOptions:
     demos: int = 200
     eval_episodes: int = 50
     rounds: int = 0
-    round_episodes: int = 20
+    round_episodes: int = 50
     demo_noise: float = DEMO_NOISE  # m/s per axis on the scripted operator's demonstrations (DART)
     preset: str = "tabletop"
     policy: str = "act"
@@ -165,6 +167,7 @@ class Loop:
         self.rounds: list[dict] = []
         self.training: list[dict] = []
         self.episodes: list[dict] = []
+        self.corrections: dict[int, dict] = {}  # round -> intervention_summary of its policy-driven episodes
         self.rng = random.Random(opts.eval_seed)
 
     def _stage(self, name: str, t0: float) -> None:
@@ -235,13 +238,19 @@ class Loop:
         t0 = time.monotonic()
         self.say(f"round {r}: the policy drives {o.round_episodes} episodes; the corrector takes over when it stalls")
         client.set_corrector("on_error")
-        successes = 0
+        successes, saved = 0, []
         for i in range(o.round_episodes):
             result, end = client.record_episode(o.round_seed + 1000 * r + i, timeout=120.0)
             successes += end.event == EpisodeEvent.SUCCESS
+            if result.success:
+                saved.append(result.episode_index)
         client.set_corrector("off")
         self._stage(f"round {r}: record with corrections", t0)
-        self.say(f"round {r}: {successes}/{o.round_episodes} episodes ended in success with the corrector's help")
+        counts = intervention_summary(self.out / "data" / "robot", saved)
+        self.corrections[r] = counts
+        self.say(f"round {r}: {successes}/{o.round_episodes} episodes ended in success with the corrector's help; "
+                 f"{counts['episodes']} saved, the corrector took over in {counts['episodes_with_takeover']} "
+                 f"({counts['takeovers']} takeovers, {counts['intervention_frames']} of {counts['frames']} frames)")
 
     def _train(self, client: LoopClient, datasets: list[str], r: int, minutes: float, algorithm: str,
                init: str = "") -> str:
@@ -296,10 +305,14 @@ class Loop:
             self.episodes.append({"round": r, "seed": seed, "instruction": instruction, "success": bool(ok),
                                   "steps": int(end.steps)})
         rate = successes / max(1, o.eval_episodes)
+        low, high = wilson_interval(successes, o.eval_episodes)
         self.rounds.append({"round": r, "success_rate": rate, "successes": successes, "episodes": o.eval_episodes,
-                            "instruction_set": o.eval_phrasings, "artifact": artifact})
+                            "ci95": [round(low, 4), round(high, 4)], "instruction_set": o.eval_phrasings,
+                            "interventions": self.corrections.get(r, {}).get("intervention_frames"),
+                            "artifact": artifact})
         self._stage(f"round {r}: evaluate", t0)
-        self.say(f"round {r}: success {successes}/{o.eval_episodes} = {rate:.0%} on unseen seeds and phrasings")
+        self.say(f"round {r}: success {successes}/{o.eval_episodes} = {rate:.0%} on unseen seeds and phrasings "
+                 f"(95% interval {low:.0%}-{high:.0%})")
 
     def _report(self, t_start: float, swap: dict, latencies: list[float]) -> dict:
         import numpy as np
@@ -310,6 +323,7 @@ class Loop:
             "title": f"vla demo: record -> train -> hot-swap -> evaluate ({self.opts.preset})",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": asdict(self.opts), "stages": self.stages, "rounds": self.rounds, "training": self.training,
+            "corrections": [{"round": r, **c} for r, c in sorted(self.corrections.items())],
             "latency_ms": [round(float(v), 3) for v in lat.tolist()], "swap": swap, "episodes": self.episodes,
             "summary": {"success_rate": final.get("success_rate"), "eval_episodes": final.get("episodes"),
                         "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else None,

@@ -5,8 +5,8 @@ dict, the same one it writes as JSON next to the HTML:
 
   title: str, created: ISO 8601 str, config: {flag: value}, summary: {headline: value}
   stages: [{name, seconds}]
-  rounds: [{round, success_rate (fraction in [0, 1]), successes, episodes, instruction_set,
-            interventions (optional), artifact}]
+  rounds: [{round, success_rate (fraction in [0, 1]), successes, episodes, ci95 ([low, high], optional),
+            instruction_set, interventions (optional), artifact}]
   training: [{round, history: [{epoch, "train/loss", "val/loss", ...}]}]
   latency_ms: [policy tick latency samples, ms]
   swap: {max_command_gap_ms, missed_ticks, period_ms}
@@ -66,6 +66,22 @@ def _fmt(value) -> str:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
     return "" if value is None else str(value)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate (95% for z = 1.96): how far a rate from n episodes can be
+    trusted. (0, 1) for n = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _ci(r: dict) -> tuple[float, float] | None:
+    ci = r.get("ci95")
+    return (float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
 
 
 def _pct(rate: float) -> str:
@@ -146,7 +162,13 @@ def _success_plot(rounds: list[dict]) -> str:
     labels = [str(r["round"]) for r in rounds]
     rates = [100.0 * float(r["success_rate"]) for r in rounds]
     colors = ["#54a24b" if rate >= 100 * SUCCESS_GOAL else "#e45756" for rate in rates]
-    bars = ax.bar(range(len(labels)), rates, color=colors, width=0.6)
+    intervals = [_ci(r) for r in rounds]
+    errors = None
+    if all(ci is not None for ci in intervals):  # 95% interval of each rate, as error bars
+        errors = [[rate - 100 * lo for rate, (lo, _) in zip(rates, intervals)],
+                  [100 * hi - rate for rate, (_, hi) in zip(rates, intervals)]]
+    bars = ax.bar(range(len(labels)), rates, color=colors, width=0.6, yerr=errors, capsize=4,
+                  error_kw={"elinewidth": 1, "ecolor": "#333"})
     ax.set_xticks(range(len(labels)), labels)
     ax.bar_label(bars, labels=[f"{rate:.0f}%" for rate in rates], padding=2, fontsize=8)
     ax.axhline(100 * SUCCESS_GOAL, color="#333", linestyle="--", linewidth=1,
@@ -209,12 +231,14 @@ def _rounds_section(rounds: list[dict]) -> str:
     for r in rounds:
         rate = float(r["success_rate"])
         klass = "ok" if rate >= SUCCESS_GOAL else "bad"
+        ci = _ci(r)
         rows.append([_e(r["round"]), f'<span class="{klass}">{_e(_pct(rate))}</span>',
+                     _e(f"{_pct(ci[0])} – {_pct(ci[1])}") if ci else "–",
                      f"{_e(r.get('successes', ''))} / {_e(r.get('episodes', ''))}",
                      _e(r.get("instruction_set", "")), _e(_fmt(r.get("interventions", "–"))),
                      f"<code>{_e(r.get('artifact', ''))}</code>"])
-    table = _table(["round", "success", "episodes", "instruction set", "interventions", "artifact"], rows,
-                   numeric={1, 2, 4})
+    table = _table(["round", "success", "95% interval", "episodes", "instruction set", "interventions",
+                    "artifact"], rows, numeric={1, 3, 5})
     return table + _success_plot(rounds)
 
 
@@ -298,9 +322,12 @@ def print_summary(report: dict, say=print) -> None:
         say("stages: " + ", ".join(f"{s['name']} {float(s['seconds']):.1f} s" for s in stages)
             + f" (total {total:.1f} s)")
     for r in report.get("rounds") or []:
-        extra = f", {r['interventions']} interventions" if r.get("interventions") is not None else ""
+        ci = _ci(r)
+        interval = f" [95% {_pct(ci[0])}-{_pct(ci[1])}]" if ci else ""
+        extra = f", trained with {r['interventions']} more intervention frames" \
+            if r.get("interventions") is not None else ""
         say(f"round {r['round']}: success {_pct(float(r['success_rate']))} ({r.get('successes')}/{r.get('episodes')})"
-            f" on {r.get('instruction_set', '?')}{extra}")
+            f"{interval} on {r.get('instruction_set', '?')}{extra}")
     if not report.get("rounds"):
         say("no evaluation rounds")
     samples = report.get("latency_ms") or []

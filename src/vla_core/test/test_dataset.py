@@ -167,3 +167,16 @@ def test_sigkill_during_an_episode_keeps_finished_ones(tmp_path):
 def test_missing_dataset_says_what_to_do(tmp_path):
     with pytest.raises(DatasetError, match="vla record"):
         DatasetReader(tmp_path / "nothing")
+
+
+def test_intervention_summary_counts_operator_frames_and_takeovers(tmp_path):
+    from vla_core.dataset.reader import intervention_summary
+    writer = DatasetWriter(tmp_path, FPS, FEATURES)
+    for flags in ([False, False, True, True, True, False, True, False], [False] * 5, [True] * 4):
+        ep = writer.begin_episode("t")
+        for i, flag in enumerate(flags):
+            ep.add_frame(frame(i, intervention=flag))
+        ep.save(success=True)
+    assert intervention_summary(tmp_path, [0, 1]) == {"episodes": 2, "frames": 13, "intervention_frames": 4,
+                                                      "takeovers": 2, "episodes_with_takeover": 1}
+    assert intervention_summary(tmp_path, [2])["takeovers"] == 1  # operator in control from the first frame

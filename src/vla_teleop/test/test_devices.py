@@ -184,7 +184,8 @@ def _runs(flags):
                                          (_away_policy, 3)])
 def test_corrector_rescues_a_bad_policy_with_the_experts_commands(policy, seed):
     assert not _episode(seed, policy)[0]
-    dev = CorrectorDevice(policy=(expert := ScriptedExpert()).act, on_takeover=expert.reset)  # defaults: 2 s, 2 s
+    dev = CorrectorDevice(policy=(expert := ScriptedExpert()).act, on_takeover=expert.reset, patience=2.0,
+                          takeover=2.0)  # short patience: several takeovers fit in one 20 s episode
     success, states, commands = _episode(seed, policy, dev)
     assert success
     runs = _runs(c is not None for c in commands)

@@ -112,7 +112,7 @@ class CorrectorDevice(TeleopDevice):
     policy: Callable[[np.ndarray], np.ndarray]
     distance: Callable[[np.ndarray], float] = tabletop_target_distance
     on_takeover: Callable[[], None] = lambda: None
-    patience: float = 2.0
+    patience: float = 5.0
     takeover: float = 2.0
     min_progress: float = 0.01
     max_takeovers: int = 0

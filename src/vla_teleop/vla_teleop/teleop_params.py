@@ -20,8 +20,9 @@ TELEOP_PARAMS = (
               unit="s"),
     ParamSpec("corrector_mode", "on_error", "Corrector: on_error takes over when the policy stalls; always drives "
               "every step (demonstrations); off only watches (the policy alone)", choices=("on_error", "always", "off")),
-    ParamSpec("corrector_patience", 2.0, "Corrector: take over when the target block has come no closer to its "
-              "zone by corrector_min_progress for this long (sim time); keep it above the approach to the block",
+    ParamSpec("corrector_patience", 5.0, "Corrector: take over when the target block has come no closer to its "
+              "zone by corrector_min_progress for this long (sim time); keep it above the approach to the block "
+              "(the scripted expert's took up to 4.9 s on the hard task)",
               range=(0.1, 60.0), unit="s"),
     ParamSpec("corrector_takeover", 2.0, "Corrector: drive with the scripted expert for this long, then hand back",
               range=(0.1, 60.0), unit="s"),

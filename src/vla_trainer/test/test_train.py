@@ -200,6 +200,9 @@ def test_hg_dagger_learns_only_from_operator_frames_and_iql_needs_labels(demos, 
     assert len(sampler) == data.num_frames - (len(ep) - 3)
     assert set(sampler.samples[sampler.samples < len(ep)].tolist()) == {2, 3, 4}
     assert sampler.weights[:3].tolist() == [3.0, 3.0, 3.0]
+    # A correction's action chunk ends where the operator handed back: the policy's own actions are no target.
+    pad = sampler.gather(np.array([2, 4]), False, np.random.default_rng(0))["action_pad"]
+    assert pad.tolist() == [[False, False, False, True], [False, True, True, True]]
     for e in data.episodes:
         e.success = None
     with pytest.raises(DataError, match="iql needs rewards .* or success labels"):
@@ -213,6 +216,14 @@ def test_iql_trains_with_advantage_weights(demos, tmp_path):
     assert {"train/v_loss", "train/q_loss", "train/advantage"} <= set(metrics)
     assert all(np.isfinite(metrics[k]) for k in ("train/v_loss", "train/q_loss"))
     assert result["artifact"]
+
+
+def test_eta_counts_down_to_max_steps_when_they_end_training_first(demos, tmp_path):
+    events = []
+    train(config(demos, tmp_path, "mlp", train={"max_steps": 3, "epochs": 100_000}, output={"export": False}),
+          events.append)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert epochs[-1]["step"] == 3 and epochs[-1]["eta_s"] == 0.0
 
 
 def test_bf16_autocast_choice_is_measured(demos, tmp_path):

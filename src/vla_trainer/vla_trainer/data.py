@@ -320,7 +320,8 @@ class BatchSampler:
     """Random batches of training samples (frame, action chunk, instruction) from in-memory episodes.
 
     ``frames`` selects the samples (e.g. only operator-labelled frames for HG-DAgger); every sample's target is
-    the chunk of the next K recorded actions, padded (and masked) past the episode's end or at invalid frames.
+    the chunk of the next K recorded actions, padded (and masked) past the episode's end, at invalid frames and at
+    frames the filter leaves out.
     """
 
     def __init__(self, data: TrainingData, episodes: list[int], chunk_size: int, language: LanguageTable,
@@ -345,8 +346,11 @@ class BatchSampler:
         self.embeddings = language.embeddings
         keep = valid.copy()
         masks = [frame_filter(e) for e in eps] if frame_filter is not None else []
-        if masks and all(m is not None for m in masks):
-            keep &= np.concatenate(masks)
+        # Frames whose actions are targets: a filtered sample's chunk stops where the filter does (an operator's
+        # takeover handed back to the policy: the policy's own next actions are no label).
+        self.labelled = np.concatenate(masks).astype(bool) if masks and all(m is not None for m in masks) \
+            else np.ones(valid.size, bool)
+        keep &= self.labelled
         self.samples = np.flatnonzero(keep)
         if self.samples.size == 0:
             raise DataError("no frame passes the algorithm's filter (e.g. HG-DAgger found no operator-labelled "
@@ -362,7 +366,7 @@ class BatchSampler:
         steps = frames[:, None] + np.arange(self.k)[None]
         pad = steps >= self.end[frames][:, None]
         steps = np.minimum(steps, self.end[frames][:, None] - 1)
-        pad |= ~self.valid[steps]
+        pad |= ~(self.valid[steps] & self.labelled[steps])
         if paraphrase:
             lang = np.array([rng.choice(self.lang_variants[e]) for e in self.episode_of[frames]])
         else:

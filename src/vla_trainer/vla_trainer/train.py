@@ -26,7 +26,7 @@ from torch import nn
 from vla_core.paths import workspace_path
 from vla_trainer.algorithms import make_algorithm
 from vla_trainer.config import TrainConfig
-from vla_trainer.data import BatchSampler, LanguageTable, TrainingData, load_training_data
+from vla_trainer.data import BatchSampler, DataError, LanguageTable, TrainingData, load_training_data
 from vla_trainer.policies import make_policy, parameter_count
 
 Progress = Callable[[dict[str, Any]], None]
@@ -134,8 +134,14 @@ class Trainer:
             frame_weights = np.concatenate(weights)
         self.sampler = BatchSampler(self.data, self.data.train_episodes, k, self.language,
                                     self.algorithm.frame_filter, frame_weights, cfg.data.symmetry)
-        self.val_sampler = BatchSampler(self.data, self.data.val_episodes, k, self.language) \
-            if self.data.val_episodes else None
+        self.val_sampler = None
+        if self.data.val_episodes:  # validated on the same targets as trained on (HG-DAgger: operator frames)
+            try:
+                self.val_sampler = BatchSampler(self.data, self.data.val_episodes, k, self.language,
+                                                self.algorithm.frame_filter)
+            except DataError:
+                self._say(f"no validation: the {len(self.data.val_episodes)} validation episode(s) have no frame "
+                          f"algorithm '{cfg.algorithm.type}' learns from")
         self.algorithm.attach(self.sampler, self.policy, self.device)
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -388,6 +394,8 @@ class Trainer:
         epochs_left = self.config.train.epochs - epoch
         per_epoch = elapsed / max(1, epoch - self.start_epoch)
         eta = epochs_left * per_epoch
+        if self.config.train.max_steps:  # whichever limit comes first
+            eta = min(eta, max(0, self.config.train.max_steps - self.step) * per_epoch / self.steps_per_epoch)
         if self.config.train.time_budget_s:
             eta = min(eta, max(0.0, self.config.train.time_budget_s - elapsed))
         self.progress({"event": "epoch", "epoch": epoch, "epochs": self.config.train.epochs, "step": self.step,

@@ -7,6 +7,11 @@ artifact goes to ``<policy_node>/load_policy``, which verifies it and hot-swaps 
 
 One goal at a time. Deactivating does not stop a run in progress (training never moves the robot) but an
 inactive node accepts no goal and deploys nothing.
+
+With ``retrain_every`` K > 0 the node also starts runs itself: after every K episodes saved in
+``retrain_datasets`` since its last run (vla_trainer.retrain), it trains on them with ``retrain_overrides``
+(HG-DAgger by default), fine-tuning its last artifact, and deploys the result: the continual loop on the robot,
+with the operator's takeovers as the only input. Goals that arrive meanwhile are rejected, as during any run.
 """
 from __future__ import annotations
 
@@ -23,7 +28,29 @@ from vla_interfaces.action import TrainPolicy
 from vla_interfaces.srv import LoadPolicy
 from vla_ros.node_base import ManagedNode, main_for
 from vla_trainer.job import TrainingJob, training_argv
+from vla_trainer.retrain import RetrainTrigger
 from vla_trainer.trainer_params import TRAINER_PARAMS
+
+
+class _OwnRun:
+    """What a run started by ``retrain_every`` has instead of a goal handle: the same request, no client."""
+
+    is_cancel_requested = False
+
+    def __init__(self, request: TrainPolicy.Goal):
+        self.request = request
+
+    def publish_feedback(self, feedback) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def canceled(self) -> None:
+        pass
+
+    def succeed(self) -> None:
+        pass
 
 
 class TrainerNode(ManagedNode):
@@ -36,7 +63,10 @@ class TrainerNode(ManagedNode):
         self._diag_pub = None
         self._job: TrainingJob | None = None
         self._busy = threading.Lock()
-        self.counts = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0, "deployed": 0}
+        self.counts = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0, "deployed": 0,
+                       "own_runs": 0}
+        self._trigger: RetrainTrigger | None = None
+        self._retrain_timer = None
         self.last = {"message": "", "artifact": "", "epoch": 0, "train_loss": float("nan")}
 
     def configure(self, p: dict) -> None:
@@ -44,12 +74,65 @@ class TrainerNode(ManagedNode):
                                     goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT)
         self._deploy_client = self.create_client(LoadPolicy, f"{p['policy_node'].rstrip('/')}/load_policy")
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        datasets = [str(workspace_path(d)) for d in p["retrain_datasets"] if d]
+        self._trigger = RetrainTrigger(datasets)
+        self._trigger.total()  # a path that is not a dataset fails the configure transition, with the fix
 
     def activate(self) -> None:
         self.start_diagnostics()
+        reference = self._trigger.arm()  # episodes already recorded do not start a run
+        self._retrain_timer = self.create_timer(self.params["retrain_check_period"], self._check_retrain,
+                                                clock=self._steady)
+        if self._trigger.datasets:
+            self.get_logger().info(f"retrain_every: counting episodes in {', '.join(self._trigger.datasets)} "
+                                   f"from {reference}")
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
+        if self._retrain_timer is not None:
+            self.destroy_timer(self._retrain_timer)
+            self._retrain_timer = None
+
+    def _check_retrain(self) -> None:
+        """Start a run of our own once ``retrain_every`` new episodes are saved (read each check: run-time)."""
+        every = int(self.get_parameter("retrain_every").value)
+        if every <= 0 or not self.is_active or self._busy.locked():
+            return
+        self._trigger.every = every
+        if not self._trigger.datasets:
+            self.get_logger().warning("retrain_every is set but retrain_datasets is empty: no run starts; set "
+                                      "retrain_datasets to the recorder's root", throttle_duration_sec=60.0)
+            return
+        try:
+            if not self._trigger.due():
+                return
+        except ValueError as exc:
+            self.get_logger().error(f"retrain_every: {exc}", throttle_duration_sec=60.0)
+            return
+        if not self._busy.acquire(blocking=False):  # a goal got in first
+            return
+        episodes = self._trigger.started()
+        p = self.params
+        overrides = [o for o in p["retrain_overrides"] if o]
+        if self.get_parameter("retrain_from_last").value and self.last["artifact"]:
+            overrides.append(f"train.init_from={self.last['artifact']}")
+        request = TrainPolicy.Goal(datasets=self._trigger.datasets, policy_type=p["default_policy_type"],
+                                   overrides=overrides, deploy=bool(self.get_parameter("retrain_deploy").value))
+        self.counts["own_runs"] += 1
+        self.get_logger().info(f"retrain_every={every}: {episodes} episodes saved, starting a run "
+                               f"({' '.join(overrides) or 'no overrides'})")
+
+        def work() -> None:
+            try:
+                result = self._train(_OwnRun(request))
+            except Exception as exc:  # noqa: BLE001 - reported; the node keeps serving
+                self.get_logger().error(f"own training run failed: {type(exc).__name__}: {exc}")
+                self.counts["failed"] += 1
+                result = TrainPolicy.Result(success=False, message=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._busy.release()
+            self.last["message"] = result.message
+        threading.Thread(target=work, name="retrain", daemon=True).start()
 
     def cleanup(self) -> None:
         if self._job is not None and self._job.running():

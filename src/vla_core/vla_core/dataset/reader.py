@@ -127,3 +127,20 @@ class DatasetReader:
             raise L.DatasetError(f"{path}: no video frame at {len(missing)} timestamps of episode {ep} "
                                  f"(first at {missing[0] / self.fps:.3f} s); the file is damaged")
         return np.stack([by_slot[int(s)] for s in slots])
+
+
+def intervention_summary(root: str | Path, episodes) -> dict[str, int]:
+    """What operators did in ``episodes`` (indices) of the dataset at ``root``: ``episodes``, ``frames``,
+    ``intervention_frames`` (the operator was commanding), ``takeovers`` (starts of such stretches) and
+    ``episodes_with_takeover``."""
+    reader = DatasetReader(root, decode_images=False)
+    out = {"episodes": 0, "frames": 0, "intervention_frames": 0, "takeovers": 0, "episodes_with_takeover": 0}
+    for ep in episodes:
+        flags = np.asarray(reader.episode_frames(int(ep))["intervention"]).reshape(-1).astype(bool)
+        starts = int(np.count_nonzero(flags[1:] & ~flags[:-1])) + int(flags[:1].sum())
+        out["episodes"] += 1
+        out["frames"] += int(flags.size)
+        out["intervention_frames"] += int(flags.sum())
+        out["takeovers"] += starts
+        out["episodes_with_takeover"] += int(starts > 0)
+    return out
