@@ -22,21 +22,20 @@ def test_trigger_counts_episodes_saved_after_arming_and_restarts_at_each_run(tmp
     a, b = tmp_path / "a", tmp_path / "b"
     writer_a = DatasetWriter(a, 10.0, FEATURES)
     _save(writer_a)
-    trigger = RetrainTrigger([str(a), str(b)], every=3)
-    assert trigger.arm() == 1 and not trigger.due()  # what was there before does not count
+    trigger = RetrainTrigger([str(a), str(b)])
+    assert trigger.arm() == 1 and not trigger.due(3)  # what was there before does not count
     _save(writer_a)
     writer_b = DatasetWriter(b, 10.0, FEATURES)  # a dataset that appears later counts too
     _save(writer_b)
-    assert trigger.pending() == 2 and not trigger.due()
+    assert trigger.pending() == 2 and not trigger.due(3)
     _save(writer_b)
-    assert trigger.due()
-    assert trigger.started() == 4 and trigger.pending() == 0 and not trigger.due()
+    assert trigger.due(3)
+    assert trigger.started() == 4 and trigger.pending() == 0 and not trigger.due(3)
     for _ in range(3):
         _save(writer_a)
-    assert trigger.due()
-    trigger.every = 0  # off
-    assert not trigger.due()
-    assert not RetrainTrigger([], every=1).due()
+    assert trigger.due(3)
+    assert not trigger.due(0)  # off
+    assert not RetrainTrigger([]).due(1)  # nothing to count
 
 
 def test_count_episodes_is_zero_before_the_first_and_names_a_bad_info_file(tmp_path):

@@ -33,12 +33,11 @@ class RetrainTrigger:
     """Counts episodes in ``datasets`` and says when ``every`` new ones have come since the last run.
 
     ``arm()`` takes the present count as the reference (episodes already there do not start a run);
-    ``due()`` is true once ``every`` more were saved; ``started()`` moves the reference to the count the run
-    trains on, so episodes recorded while it trains count toward the next one. ``every`` 0: never due.
+    ``due(every)`` is true once ``every`` more were saved (never for 0); ``started()`` moves the reference to
+    the count the run trains on, so episodes recorded while it trains count toward the next one.
     """
 
     datasets: list[str]
-    every: int = 0
     reference: int | None = field(default=None, init=False)
 
     def total(self) -> int:
@@ -54,8 +53,8 @@ class RetrainTrigger:
             self.arm()
         return self.total() - self.reference
 
-    def due(self) -> bool:
-        return self.every > 0 and bool(self.datasets) and self.pending() >= self.every
+    def due(self, every: int) -> bool:
+        return every > 0 and bool(self.datasets) and self.pending() >= every
 
     def started(self) -> int:
         """A run starts now: the reference becomes the present count, which it returns."""

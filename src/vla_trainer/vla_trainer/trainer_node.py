@@ -98,13 +98,12 @@ class TrainerNode(ManagedNode):
         every = int(self.get_parameter("retrain_every").value)
         if every <= 0 or not self.is_active or self._busy.locked():
             return
-        self._trigger.every = every
         if not self._trigger.datasets:
             self.get_logger().warning("retrain_every is set but retrain_datasets is empty: no run starts; set "
                                       "retrain_datasets to the recorder's root", throttle_duration_sec=60.0)
             return
         try:
-            if not self._trigger.due():
+            if not self._trigger.due(every):
                 return
         except ValueError as exc:
             self.get_logger().error(f"retrain_every: {exc}", throttle_duration_sec=60.0)
@@ -143,7 +142,7 @@ class TrainerNode(ManagedNode):
             self.destroy_client(self._deploy_client)
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
-        self._action = self._deploy_client = self._diag_pub = None
+        self._action = self._deploy_client = self._diag_pub = self._trigger = None
 
     def _on_goal(self, goal) -> GoalResponse:
         if not self.is_active:
