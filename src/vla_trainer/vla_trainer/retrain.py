@@ -11,14 +11,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vla_core.dataset import layout as L
+
 
 def count_episodes(root: str | Path) -> int:
     """Saved episodes of the LeRobot dataset at ``root``; 0 while it has none (no ``meta/info.json`` yet).
 
+    Only ``total_episodes`` is read: this runs every few seconds, and ``load_meta`` would also read the
+    episodes table.
+
     Raises:
         ValueError: ``meta/info.json`` exists but is not a dataset's (the message names the file).
     """
-    info = Path(root) / "meta" / "info.json"
+    info = Path(root) / L.INFO_PATH
     if not info.is_file():
         return 0
     try:
