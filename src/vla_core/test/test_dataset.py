@@ -14,6 +14,9 @@ import pytest
 from vla_core.dataset import DatasetError, DatasetReader, DatasetWriter
 
 FPS = 10.0
+LEROBOT_EPISODE_COLUMNS = {"episode_index", "tasks", "length", "data/chunk_index", "data/file_index",
+                           "dataset_from_index", "dataset_to_index", "meta/episodes/chunk_index",
+                           "meta/episodes/file_index"}
 FEATURES = {
     "observation.images.top": {"dtype": "video", "shape": [48, 64, 3], "names": ["height", "width", "channels"]},
     "observation.state": {"dtype": "float32", "shape": [4], "names": ["x.p", "y.p", "x.v", "y.v"]},
@@ -67,7 +70,11 @@ def test_layout_matches_lerobot_v30(tmp_path):
         "push the red block": 0, "push the blue block": 1}
     episodes = pq.read_table(tmp_path / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
     assert [e["dataset_from_index"] for e in episodes] == [0, 12]
-    assert episodes[1]["tasks"] == ["push the blue block"] and episodes[1]["success"] is False
+    assert episodes[1]["tasks"] == ["push the blue block"]
+    assert all(k in LEROBOT_EPISODE_COLUMNS or k.startswith(("videos/", "stats/")) for k in episodes[1])
+    side = pq.read_table(tmp_path / "meta/vla/episodes.parquet").to_pylist()  # the workspace's own fields
+    assert side[1]["success"] is False and side[1]["instruction"] == "push the blue block"
+    assert isinstance(info["fps"], int) and info["fps"] == 10
     stats = json.loads((tmp_path / "meta/stats.json").read_text())
     assert stats["action"]["count"] == [19]
     assert np.allclose(stats["observation.state"]["min"], [0, 1, 2, 3])
@@ -76,22 +83,46 @@ def test_layout_matches_lerobot_v30(tmp_path):
     assert data.column("index").to_pylist() == list(range(12, 19))
 
 
-def test_round_trip_within_codec_error(tmp_path):
-    writer = DatasetWriter(tmp_path, FPS, FEATURES)
-    record(writer, 15, "task a", skip={5})  # slot 5 lost: the timestamps keep the gap, the video too
+def _check_frame(item, i: int) -> None:
+    np.testing.assert_array_equal(item["observation.state"], np.arange(4) + i)
+    np.testing.assert_allclose(item["action"], [0.1 * i, -0.1 * i], rtol=1e-6)
+    decoded = item["observation.images.top"].astype(int)
+    error = np.abs(decoded - image(i)).mean()
+    neighbour = min(np.abs(decoded - image(j)).mean() for j in (i - 1, i + 1))
+    assert error < 8.0 and error < neighbour / 2, f"frame {i}: error {error:.1f}, neighbour {neighbour:.1f}"
+
+
+def test_round_trip_keeping_gaps_within_codec_error(tmp_path):
+    writer = DatasetWriter(tmp_path, FPS, FEATURES, gaps="keep")
+    record(writer, 15, "task a", skip={5})  # slot 5 lost: the timestamps keep the gap
     reader = DatasetReader(tmp_path)
     assert len(reader) == 14 and reader.episode(0)["dropped_frames"] == 1
     for row, i in enumerate([0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14]):
         item = reader[row]
         assert item["frame_index"] == row and item["task"] == "task a"
         assert item["timestamp"] == pytest.approx(i / FPS)
-        np.testing.assert_array_equal(item["observation.state"], np.arange(4) + i)
-        np.testing.assert_allclose(item["action"], [0.1 * i, -0.1 * i], rtol=1e-6)
         assert item["intervention"] == (i % 3 == 0)
-        decoded = item["observation.images.top"].astype(int)
-        error = np.abs(decoded - image(i)).mean()
-        neighbour = min(np.abs(decoded - image(j)).mean() for j in (i - 1, i + 1))
-        assert error < 8.0 and error < neighbour / 2, f"frame {i}: error {error:.1f}, neighbour {neighbour:.1f}"
+        _check_frame(item, i)
+    # The video still has a frame in every slot (slot 5 repeats slot 4), so a decoder that indexes frames by
+    # timestamp * fps (LeRobot's default, torchcodec) finds the last frame instead of running off the end.
+    import av
+    with av.open(str(tmp_path / "videos/observation.images.top/chunk-000/file-000.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 15
+
+
+def test_dropped_frames_are_filled_by_default_so_timestamps_are_exact(tmp_path):
+    writer = DatasetWriter(tmp_path, FPS, FEATURES)
+    row = record(writer, 15, "task a", skip={5, 6, 11})
+    reader = DatasetReader(tmp_path)
+    frames = reader.episode_frames(0)
+    assert len(reader) == 15 and row["dropped_frames"] == 3 and row["invalid_frames"] == 3
+    np.testing.assert_array_equal(frames["frame_index"], np.arange(15))
+    np.testing.assert_array_equal(frames["timestamp"], (np.arange(15) / FPS).astype(np.float32))
+    assert np.flatnonzero(~frames["valid"]).tolist() == [5, 6, 11]  # left out of training and of the stats
+    for i, source in enumerate([0, 1, 2, 3, 4, 4, 4, 7, 8, 9, 10, 10, 12, 13, 14]):
+        _check_frame(reader[i], source)  # a filled slot repeats the previous frame
+    stats = json.loads((tmp_path / "meta/stats.json").read_text())
+    assert stats["action"]["count"] == [12]
 
 
 def test_invalid_frames_are_flagged_and_left_out_of_stats(tmp_path):

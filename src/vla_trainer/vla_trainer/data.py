@@ -2,8 +2,10 @@
 
 Every dataset is checked before training starts (non-empty, the same features as the others, every video file
 present, finite actions); a problem raises DataError naming the dataset and the episode. Videos are decoded once
-per episode and kept in memory (and in an on-disk cache keyed by the file's size and mtime, so a second run does
-not decode again). Batches are gathered with numpy fancy indexing from those arrays: an action chunk of K steps
+per episode, in file order (a video LeRobot packs many episodes into is decoded once, start to end), and kept in
+memory and in an on-disk cache keyed by the file's size and mtime and the episode's span in it, so a second run
+does not decode again. Cameras are the dataset's video or image features (``observation.images.<name>``, or a
+single ``observation.image``). Batches are gathered with numpy fancy indexing from those arrays: an action chunk of K steps
 per frame, padded past the episode's end, plus the instruction's embedding (a random paraphrase when enabled).
 """
 from __future__ import annotations
@@ -114,19 +116,22 @@ class TrainingData:
                 "action_mean": action.mean(0).tolist(), "action_std": np.maximum(action.std(0), 1e-3).tolist()}
 
 
+def camera_name(key: str) -> str:
+    """The policy's name for a camera feature: ``observation.images.top`` -> ``top``, ``observation.image`` ->
+    ``image`` (names become module keys: no dots)."""
+    if key.startswith("observation.images."):
+        return key[len("observation.images."):]
+    return key[len("observation."):].replace(".", "_") if key.startswith("observation.") else key.replace(".", "_")
+
+
 def _features_signature(info: dict) -> dict:
     feats = info["features"]
     sig = {}
     for key, feat in feats.items():
-        if key.startswith("observation.images.") or key in ("observation.state", "action"):
-            sig[key] = {"dtype": feat["dtype"], "shape": list(feat["shape"]), "names": feat.get("names")}
+        if feat.get("dtype") in ("video", "image") or key in ("observation.state", "action"):
+            sig[key] = {"dtype": "camera" if feat["dtype"] in ("video", "image") else feat["dtype"],
+                        "shape": list(feat["shape"]), "names": feat.get("names")}
     return sig
-
-
-def _video_path(reader: DatasetReader, ep: int, key: str) -> Path:
-    meta = reader.episode(ep)
-    return reader.root / L.VIDEO_PATH.format(video_key=key, chunk_index=meta[f"videos/{key}/chunk_index"],
-                                             file_index=meta[f"videos/{key}/file_index"])
 
 
 def open_datasets(paths: Iterable[str]) -> list[DatasetReader]:
@@ -146,8 +151,9 @@ def open_datasets(paths: Iterable[str]) -> list[DatasetReader]:
         for key in ("observation.state", "action"):
             if key not in reader.features:
                 raise DataError(f"dataset {path} has no '{key}' feature; features: {', '.join(reader.features)}")
-        if not reader.video_keys:
-            raise DataError(f"dataset {path} has no camera (observation.images.*); the policies need one")
+        if not reader.camera_keys:
+            raise DataError(f"dataset {path} has no camera (a video or image feature such as "
+                            "observation.images.top); the policies need one")
         sig = _features_signature(reader.info)
         if first is None:
             first = (path, sig, float(reader.fps))
@@ -161,7 +167,10 @@ def open_datasets(paths: Iterable[str]) -> list[DatasetReader]:
                                 + "; ".join(diffs))
         for ep in range(reader.num_episodes):
             for key in reader.video_keys:
-                video = _video_path(reader, ep, key)
+                try:
+                    video = reader.video_path(ep, key)
+                except DatasetError as exc:
+                    raise DataError(f"dataset {path}: {exc}") from exc
                 if not video.is_file():
                     raise DataError(f"dataset {path}, episode {ep}: video file {video} is missing; restore it or "
                                     "delete the episode")
@@ -170,24 +179,33 @@ def open_datasets(paths: Iterable[str]) -> list[DatasetReader]:
 
 
 class FrameCache:
-    """Decoded episode videos on disk (.npy), keyed by the video file's path, size and mtime and the image size."""
+    """Decoded episode frames on disk (.npy), keyed by the file they come from (path, size, mtime), the episode's
+    place in it (episode index, row range, and for a video its from/to timestamps: LeRobot packs many episodes
+    into one file) and the image size."""
 
     def __init__(self, root: Path | None):
         self.root = root
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
 
-    def _key(self, video: Path, size: tuple[int, int]) -> str:
-        st = video.stat()
-        ident = f"{video.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}"
+    @staticmethod
+    def _key(reader: DatasetReader, ep: int, key: str, size: tuple[int, int]) -> str:
+        meta = reader.episode(ep)
+        if key in reader.video_keys:
+            source = reader.video_path(ep, key)
+            span = reader.video_span(ep, key)
+        else:  # images stored in the parquet
+            source, span = reader.data_path(ep), None
+        st = source.stat()
+        ident = (f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{key}|{ep}|{meta['dataset_from_index']}|"
+                 f"{meta['length']}|{span}|{size}")
         return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
     def load(self, reader: DatasetReader, ep: int, key: str, size: tuple[int, int]) -> np.ndarray:
-        video = _video_path(reader, ep, key)
-        path = self.root / f"{self._key(video, size)}.npy" if self.root is not None else None
+        path = self.root / f"{self._key(reader, ep, key, size)}.npy" if self.root is not None else None
         if path is not None and path.is_file():
             return np.load(path)
-        frames = reader._episode_video(ep, key)
+        frames = reader.episode_images(ep, key)
         if frames.shape[1:3] != tuple(size):
             frames = np.stack([model_image(f, *size) for f in frames])
         frames = np.ascontiguousarray(frames)
@@ -204,8 +222,9 @@ def load_training_data(config: DataConfig, image_size: tuple[int, int] | None = 
     from vla_core.paths import workspace_path
     readers = open_datasets(config.paths)
     first = readers[0]
-    cameras = tuple(k[len("observation.images."):] for k in first.video_keys)
-    native = tuple(first.features[first.video_keys[0]]["shape"][:2])
+    keys = tuple(first.camera_keys)
+    cameras = tuple(camera_name(k) for k in keys)
+    native = tuple(first.features[keys[0]]["shape"][:2])
     size = tuple(image_size) if image_size else native
     cache = FrameCache(Path(config.cache_dir) if config.cache_dir else workspace_path("runs/cache"))
     jobs = [(reader, ep) for reader in readers for ep in range(reader.num_episodes)]
@@ -214,8 +233,8 @@ def load_training_data(config: DataConfig, image_size: tuple[int, int] | None = 
     for reader, ep in progress(jobs):
         name = str(reader.root)
         try:
-            cols = reader._episode_data(ep)
-            images = {cam: cache.load(reader, ep, f"observation.images.{cam}", size) for cam in cameras}
+            cols = reader.episode_data(ep)
+            images = {cam: cache.load(reader, ep, key, size) for cam, key in zip(cameras, keys)}
         except (DatasetError, OSError, ValueError) as exc:
             raise DataError(f"dataset {name}, episode {ep}: {exc}") from exc
         meta = reader.episode(ep)

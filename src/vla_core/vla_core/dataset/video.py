@@ -36,9 +36,7 @@ class VideoEncoder:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
         self.frames = 0
-        self._sums = np.zeros((4, 3))  # per-channel sum, sum of squares, min, max over subsampled pixels
-        self._sums[2], self._sums[3] = 255.0, 0.0
-        self._pixels = 0
+        self._hist = np.zeros((3, 256), dtype=np.int64)  # per-channel histogram of subsampled pixels
         self._options = {"crf": str(crf), "g": str(gop)}
         if codec == "libx264":
             self._options.update(preset=preset, tune="zerolatency")
@@ -59,17 +57,14 @@ class VideoEncoder:
         self._queue.put((rgb, pts))
 
     def close(self) -> dict:
-        """Flush and close the file; return per-channel image stats in [0, 1] (LeRobot's (3, 1, 1) form)."""
+        """Flush and close the file; return per-channel image stats in [0, 1] (LeRobot's (3, 1, 1) form,
+        quantiles included)."""
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             raise VideoError(f"encoding {self.path.name} failed: {self._error}")
-        n = max(self._pixels, 1)
-        mean = self._sums[0] / n
-        std = np.sqrt(np.maximum(self._sums[1] / n - mean ** 2, 0.0))
-        shape = lambda v: (np.asarray(v) / 255.0).reshape(3, 1, 1)  # noqa: E731
-        return {"min": shape(self._sums[2]), "max": shape(self._sums[3]), "mean": shape(mean),
-                "std": shape(std), "count": np.array([self.frames])}
+        from vla_core.dataset.layout import histogram_stats
+        return histogram_stats(self._hist, self.frames)
 
     def abort(self) -> None:
         self._queue.put(None)
@@ -114,12 +109,9 @@ class VideoEncoder:
                     self._error = self._error or exc
 
     def _accumulate(self, rgb: np.ndarray) -> None:
-        sub = rgb[::8, ::8].reshape(-1, 3).astype(np.float64)
-        self._sums[0] += sub.sum(0)
-        self._sums[1] += (sub ** 2).sum(0)
-        self._sums[2] = np.minimum(self._sums[2], sub.min(0))
-        self._sums[3] = np.maximum(self._sums[3], sub.max(0))
-        self._pixels += sub.shape[0]
+        sub = rgb[::8, ::8].reshape(-1, 3)
+        for c in range(3):
+            self._hist[c] += np.bincount(sub[:, c], minlength=256)
 
 
 def _fsync_path(path: Path) -> None:
@@ -128,6 +120,80 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class VideoReader:
+    """Sequential access to one video file holding one or many episodes (LeRobot packs many into one MP4 and
+    locates each by ``from_timestamp``/``to_timestamp``). Asking for episodes in file order decodes the file once:
+    the decoder keeps its place, and seeks only to jump forward over a gap or back."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), float(fps)
+        self._tolerance = 0.25 / self.fps
+        self._container = None
+        self._frames = None
+        self._pending: tuple[float, object] | None = None  # the next decoded frame, not yet handed out
+        self._position = 0.0  # time of the next frame the iterator would give
+        self.frames_decoded = 0
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._frames = self._pending = None
+
+    def _open(self, from_time: float) -> None:
+        self.close()
+        self._container = av.open(str(self.path))
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if from_time > self._tolerance:
+            self._container.seek(int((from_time - self._tolerance) / stream.time_base), stream=stream, backward=True)
+        base = stream.time_base
+
+        def frames():
+            for frame in self._container.decode(stream):
+                t = float(frame.pts * base) if frame.pts is not None else float(frame.time)
+                yield t, frame
+
+        self._frames = frames()
+        self._position = from_time
+
+    def _next(self):
+        if self._pending is not None:
+            item, self._pending = self._pending, None
+            return item
+        item = next(self._frames, None)
+        if item is not None:
+            self.frames_decoded += 1
+        return item
+
+    def read(self, from_time: float, to_time: float | None = None) -> list[tuple[float, np.ndarray]]:
+        """(time - from_time, RGB) of every frame with from_time <= time < to_time (seconds, the file's timeline;
+        ``to_time`` None: to the end of the file)."""
+        tol = self._tolerance
+        restart = self._frames is None or from_time < self._position - tol
+        if not restart and self._pending is not None and self._pending[0] > from_time + tol:
+            restart = True  # the frames asked for lie before the one already decoded
+        if not restart and from_time - self._position > 2.0:  # a long jump forward: seek rather than decode
+            restart = True
+        if restart:
+            self._open(from_time)
+        out: list[tuple[float, np.ndarray]] = []
+        while True:
+            item = self._next()
+            if item is None:
+                self._position = float("inf")
+                break
+            t, frame = item
+            if t < from_time - tol:
+                continue
+            if to_time is not None and t >= to_time - tol:
+                self._pending = item
+                self._position = t
+                break
+            out.append((t - from_time, frame.to_ndarray(format="rgb24")))
+            self._position = t
+        return out
 
 
 def decode_frames(path: Path, fps: float, from_time: float = 0.0, count: int | None = None

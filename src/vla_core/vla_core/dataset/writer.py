@@ -8,7 +8,16 @@ dataset as it was after the last committed episode; opening it again removes the
 appends after the last committed episode (files of an uncommitted one are overwritten).
 
 One data file and one video file per camera per episode (file index = episode index within its chunk):
-a committed file is never rewritten, which is what makes a kill harmless.
+a committed file is never rewritten, which is what makes a kill harmless. A dataset LeRobot wrote (many episodes
+per file) can be appended to: new episodes get files of their own after LeRobot's.
+
+Dropped frames (``gaps``): with ``"fill"`` (the default) every slot of the 1/fps grid between an episode's first
+and last frame gets a row, so that ``timestamp == frame_index / fps`` exactly, as LeRobot's decoders and
+``delta_timestamps`` assume: a dropped slot repeats the previous frame's image, state and action with
+``valid=False`` (left out of training and of the statistics) and is counted in ``dropped_frames``. With
+``"keep"`` the rows are only the recorded frames and ``timestamp`` keeps the gap (the true sample times); the
+video still holds a frame for every slot (the previous image repeated), so a decoder that indexes frames by
+``timestamp * fps`` finds the right one.
 """
 from __future__ import annotations
 
@@ -25,10 +34,12 @@ import pyarrow.parquet as pq
 from vla_core.dataset import layout as L
 from vla_core.dataset.video import VideoEncoder
 
-# Per-episode columns added to LeRobot's episodes table: instruction, success (null until labelled),
-# late_frames, dropped_frames, invalid_frames, intervention_frames, achieved_fps, contract (the robot
-# contract's YAML), encoder_id (the instruction's text encoder), recorded_at (wall clock), start_stamp
-# (clock time of the first frame, to match frames with the topics or an MCAP bag).
+# The workspace's per-episode fields, kept in meta/vla/episodes.parquet (not in LeRobot's episodes table, whose
+# schema LeRobot's writer must be able to append to): instruction, success (null until labelled), late_frames,
+# dropped_frames, invalid_frames, intervention_frames, achieved_fps, contract (the robot contract's YAML),
+# encoder_id (the instruction's text encoder), recorded_at (wall clock), start_stamp (clock time of the first
+# frame, to match frames with the topics or an MCAP bag).
+GAP_MODES = ("fill", "keep")
 
 
 def _arrow_type(feature: dict) -> pa.DataType:
@@ -47,9 +58,13 @@ class DatasetWriter:
     """
 
     def __init__(self, root: str | Path, fps: float, features: dict[str, dict], robot_type: str = "",
-                 codec: str = "libx264", crf: int = 23, gop: int = 10, chunks_size: int = L.DEFAULT_CHUNKS_SIZE):
+                 codec: str = "libx264", crf: int = 23, gop: int = 10, chunks_size: int = L.DEFAULT_CHUNKS_SIZE,
+                 gaps: str = "fill"):
         self.root = Path(root)
-        self.codec, self.crf, self.gop = codec, crf, gop
+        if gaps not in GAP_MODES:
+            raise ValueError(f"gaps '{gaps}' is not one of {', '.join(GAP_MODES)}")
+        fps = L.integral_fps(fps)
+        self.codec, self.crf, self.gop, self.gaps = codec, crf, gop, gaps
         feats = {k: dict(v) for k, v in features.items()}
         for key in L.video_keys(feats):
             h, w, c = feats[key]["shape"]
@@ -71,13 +86,14 @@ class DatasetWriter:
 
     def _check_compatible(self, fps: float, feats: dict) -> None:
         problems = []
-        if abs(self.info["fps"] - fps) > 1e-9:
+        if abs(float(self.info["fps"]) - fps) > 1e-9:
             problems.append(f"fps {self.info['fps']} in the dataset, {fps} asked")
         for key in sorted(set(self.info["features"]) | set(feats)):
             old, new = self.info["features"].get(key), feats.get(key)
             if old is None or new is None:
                 problems.append(f"feature '{key}' only in the {'request' if old is None else 'dataset'}")
-            elif (old["dtype"], list(old["shape"])) != (new["dtype"], list(new["shape"])):
+            elif (old["dtype"], list(old["shape"])) != (new["dtype"], list(new["shape"])) and not (
+                    key in L.DEFAULT_FEATURES and old["dtype"] == new["dtype"]):  # LeRobot: index columns () or [1]
                 problems.append(f"feature '{key}': {old['dtype']}{list(old['shape'])} in the dataset, "
                                 f"{new['dtype']}{list(new['shape'])} asked")
         if problems:
@@ -134,16 +150,28 @@ class DatasetWriter:
             "pandas_version": "2.2.0"}).encode()})
         _atomic_parquet(tasks, root / L.TASKS_PATH)
         if self.episodes:
-            table = pa.Table.from_pylist(self.episodes)
-            if table.schema.field("success").type == pa.null():  # no episode labelled yet
-                table = table.set_column(table.schema.get_field_index("success"), "success",
-                                         table.column("success").cast(pa.bool_()))
-            _atomic_parquet(table,
-                            root / L.EPISODES_PATH.format(chunk_index=0, file_index=0))
+            # The sidecar first: a row for an episode not committed yet is ignored by the reader (no match).
+            side = [{k: v for k, v in row.items() if not L.is_lerobot_episode_column(k)}
+                    | {"episode_index": row["episode_index"], "length": row["length"],
+                       "dataset_from_index": row["dataset_from_index"]} for row in self.episodes]
+            table = pa.Table.from_pylist(side)
+            for name, kind in (("success", pa.bool_()), ("instruction", pa.string()), ("contract", pa.string())):
+                if name in table.column_names and table.schema.field(name).type == pa.null():
+                    table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(kind))
+            _atomic_parquet(table, root / L.SIDECAR_PATH)
+            rows = [{k: v for k, v in row.items() if L.is_lerobot_episode_column(k)}
+                    | {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0} for row in self.episodes]
+            target = root / L.EPISODES_PATH.format(chunk_index=0, file_index=0)
+            _atomic_parquet(pa.Table.from_pylist(rows), target)
+            # Rows LeRobot spread over several files are all in file-000 now (the reader keeps file-000's copy).
+            for extra in (root / "meta" / "episodes").glob("chunk-*/file-*.parquet"):
+                if extra != target:
+                    extra.unlink()
         per_episode = [_stats_from_row(row) for row in self.episodes]
         L.atomic_write_json(root / L.STATS_PATH, L.aggregate_stats(per_episode))
         self.info.update(total_episodes=len(self.episodes), total_frames=self.num_frames, total_tasks=len(self.tasks),
                          splits={"train": f"0:{len(self.episodes)}"} if self.episodes else {})
+        self.info["fps"] = L.integral_fps(self.info["fps"])
         L.atomic_write_json(root / L.INFO_PATH, self.info)
 
 
@@ -161,7 +189,8 @@ def _stats_from_row(row: dict) -> dict[str, dict[str, np.ndarray]]:
     for key, value in row.items():
         if key.startswith("stats/"):
             feature, stat = key[len("stats/"):].rsplit("/", 1)
-            stats.setdefault(feature, {})[stat] = np.asarray(value)
+            if value is not None:
+                stats.setdefault(feature, {})[stat] = np.asarray(value, dtype=np.float64)
     return stats
 
 
@@ -183,6 +212,9 @@ class EpisodeWriter:
                                            feats[key]["shape"][1], dataset.info["fps"], dataset.codec,
                                            dataset.crf, dataset.gop) for key in self.video_keys}
         self.late = self.dropped = self.invalid = self.interventions = 0
+        self.filled = 0  # dropped slots given a row (gaps="fill") or a repeated video frame (gaps="keep")
+        self._first_pts: int | None = None
+        self._last: tuple[int, dict] | None = None  # (pts, frame) of the previous frame
         self.backlog_at_save, self.encode_flush_s = 0, 0.0
         self.start_stamp = 0.0  # clock time of timestamp 0 (the first frame's message stamp), seconds
         self.closed = False
@@ -212,7 +244,27 @@ class EpisodeWriter:
             expected = tuple(self.dataset.features[key]["shape"])
             if image.shape != expected or image.dtype != np.uint8:
                 raise L.DatasetError(f"{key}: image {image.dtype}{image.shape}, expected uint8{expected}")
-            self.encoders[key].put(image, pts)
+        if self._first_pts is None:
+            self._first_pts = pts if self.dataset.gaps == "fill" else 0
+        if self._last is not None:
+            if pts <= self._last[0]:
+                raise L.DatasetError(f"frame at {float(frame['timestamp']):.4f} s is not after the previous one "
+                                     f"({self._last[0] / fps:.4f} s); frames must come in time order, one per slot")
+            for missing in range(self._last[0] + 1, pts):  # dropped slots
+                self.filled += 1
+                filler = dict(self._last[1], valid=False, late=False)
+                filler["timestamp"] = (missing - self._first_pts) / fps
+                self._append(filler, missing, row=self.dataset.gaps == "fill")
+        if self.dataset.gaps == "fill":
+            frame = dict(frame, timestamp=(pts - self._first_pts) / fps)
+        self._append(frame, pts, row=True)
+        self._last = (pts, frame)
+
+    def _append(self, frame: dict[str, Any], pts: int, row: bool) -> None:
+        for key in self.video_keys:
+            self.encoders[key].put(frame[key], pts - self._first_pts)
+        if not row:
+            return
         for key in self.columns:
             self.rows[key].append(frame[key])
         self.late += bool(frame["late"])
@@ -220,6 +272,8 @@ class EpisodeWriter:
         self.interventions += bool(frame["intervention"])
 
     def count_dropped(self, n: int = 1) -> None:
+        """Count ``n`` slots without a frame (the recorder's own count; gaps between frames are also found
+        from the timestamps, and ``dropped_frames`` is the larger of the two)."""
         self.dropped += n
 
     def discard(self) -> None:
@@ -250,6 +304,7 @@ class EpisodeWriter:
             first_index = ds.num_frames
             task_index = ds.task_index(self.instruction)
             table = self._table(first_index, task_index)
+            self._table_cache = table
             data_tmp = self.staging / "data.parquet"
             pq.write_table(table, data_tmp)
             for path in [data_tmp, *(self.staging / f"{k}.mp4" for k in self.video_keys)]:
@@ -304,17 +359,18 @@ class EpisodeWriter:
             row[f"videos/{key}/to_timestamp"] = float(ts[-1]) + 1.0 / self.dataset.info["fps"]
         row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
         row.update({"instruction": self.instruction, "success": success, "late_frames": self.late,
-                    "dropped_frames": self.dropped, "invalid_frames": self.invalid,
+                    "dropped_frames": max(self.dropped, self.filled), "invalid_frames": self.invalid,
                     "intervention_frames": self.interventions,
                     "achieved_fps": (n - 1) / span if span > 0 else 0.0,
                     "contract": self.contract, "encoder_id": self.encoder_id, "recorded_at": self.started_at,
-                    "start_stamp": self.start_stamp})
+                    "start_stamp": self.start_stamp + (self._first_pts or 0) / self.dataset.info["fps"]})
         valid = np.asarray(self.rows["valid"], dtype=bool)
-        for key in self.columns:
-            feat = self.dataset.features[key]
-            if feat["dtype"] not in ("float32", "float64", "int64", "bool"):
+        table = self._table_cache
+        from vla_core.dataset.reader import column_to_numpy
+        for key, feat in self.dataset.features.items():  # every numeric feature, the index columns too (LeRobot)
+            if key not in table.column_names or feat["dtype"] not in ("float32", "float64", "int64", "int32", "bool"):
                 continue
-            values = np.asarray(self.rows[key], dtype=np.float64).reshape(n, -1)
+            values = np.asarray(column_to_numpy(table.column(key), key), dtype=np.float64).reshape(n, -1)
             if key in ("observation.state", "action") or key.startswith("observation."):
                 values = values[valid]  # statistics over valid frames only: never a NaN in the normaliser
             for stat, value in L.episode_stats(values).items():
