@@ -4,12 +4,14 @@ An artifact holds ``manifest.json`` (what the policy needs and produces, how it 
 file, a golden input/output pair), ``policy.onnx`` (takes raw features, returns actions in SI units: the
 normaliser is part of the graph), safetensors weights, and optional TensorRT engines named by GPU architecture,
 TensorRT version and precision. :func:`write_artifact` writes one atomically; :func:`verify_artifact` checks
-every checksum before any file is deserialised; :func:`compatibility` lists every mismatch with a contract.
+the manifest (:func:`manifest_problems`: every problem at once) and every checksum before any file is
+deserialised; :func:`compatibility` lists every mismatch with a contract.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -28,7 +30,15 @@ MANIFEST = "manifest.json"
 REQUIRED = ("format", "name", "version", "created", "policy_type", "fps", "features", "action", "onnx", "golden",
             "files")
 EXECUTION_MODES = ("temporal_ensemble", "receding_horizon")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Names, versions, feature names and file path parts: one directory entry each, never '.', '..' or a path.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME_CHARS = 128
+MAX_SPEC_CHARS = 1024  # a ~/load_policy request: a path, NAME or NAME/VERSION
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_DTYPES = ("video", "image")
+DTYPES = IMAGE_DTYPES + ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
+MAX_FEATURE_DIMS = 4
+MAX_CHUNK_SIZE = 10_000
 
 
 class ArtifactError(ValueError):
@@ -52,11 +62,26 @@ class Artifact:
         return self.path / self.manifest[key]["file"] if isinstance(self.manifest[key], dict) else self.path / key
 
     def golden(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-        """(inputs, outputs, atol) of the golden pair; loaded without pickle."""
+        """(inputs, outputs, atol) of the golden pair; loaded without pickle. Raises ArtifactError when the file
+        is not an .npz of numeric arrays with at least one input and one output (a matching checksum only says
+        the file is the one exported, not that the export was sound)."""
         g = self.manifest["golden"]
-        with np.load(self.path / g["file"], allow_pickle=False) as data:
-            inputs = {k.removeprefix("input:"): data[k] for k in data.files if k.startswith("input:")}
-            outputs = {k.removeprefix("output:"): data[k] for k in data.files if k.startswith("output:")}
+        path = self.path / g["file"]
+        try:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not named input:/output: arrays")
+            with data:
+                inputs = {k.removeprefix("input:"): data[k] for k in data.files if k.startswith("input:")}
+                outputs = {k.removeprefix("output:"): data[k] for k in data.files if k.startswith("output:")}
+        except Exception as exc:  # noqa: BLE001 - zipfile, numpy and OS errors all mean: unreadable
+            raise ArtifactError(f"{path} cannot be read as an .npz archive ({type(exc).__name__}: {exc}); "
+                                "re-export the artifact") from None
+        problems = [] if inputs and outputs else ["it needs at least one 'input:<name>' and one 'output:<name>' array"]
+        problems += [f"'{k}' has dtype {v.dtype}, not a number" for k, v in {**inputs, **outputs}.items()
+                     if not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_)]
+        if problems:
+            raise ArtifactError(f"{path}: " + "; ".join(problems) + "; re-export the artifact")
         return inputs, outputs, float(g["atol"])
 
 
@@ -81,9 +106,9 @@ def write_artifact(models_dir: Path, manifest: dict[str, Any], files: Mapping[st
     A crash leaves either no artifact or a complete one; an existing version is never overwritten.
     """
     name, version = manifest.get("name", ""), manifest.get("version", "")
-    for label, value in (("name", name), ("version", version)):
-        if not isinstance(value, str) or not VERSION.match(value):
-            raise ArtifactError(f"manifest {label} {value!r} must be letters, digits, '.', '_' or '-'")
+    bad = [p for p in (name_problem("manifest name", name), name_problem("manifest version", version)) if p]
+    if bad:
+        raise ArtifactError("; ".join(bad))
     final = Path(models_dir) / name / version
     if final.exists():
         raise ArtifactError(f"{final} already exists; artifacts are immutable: choose a new version")
@@ -101,9 +126,9 @@ def write_artifact(models_dir: Path, manifest: dict[str, Any], files: Mapping[st
             checksums[rel] = sha256_file(dst)
         manifest = {**manifest, "format": FORMAT, "files": checksums}
         manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        problems = _schema_problems(manifest)
+        problems = manifest_problems(manifest)
         if problems:
-            raise ArtifactError("manifest is incomplete: " + "; ".join(problems))
+            raise ArtifactError(f"manifest has {len(problems)} problem(s): " + "; ".join(problems))
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         for p in stage.rglob("*"):
             if p.is_file():
@@ -122,10 +147,32 @@ def write_artifact(models_dir: Path, manifest: dict[str, Any], files: Mapping[st
 
 
 def resolve(spec: str, models_dir: Path) -> Path:
-    """An artifact directory from a path, ``name/version``, or ``name`` (its newest version)."""
+    """An artifact directory from a path, ``name/version``, or ``name`` (its newest version).
+
+    The spec is checked before it touches the file system: at most MAX_SPEC_CHARS characters, no control
+    characters, no '..' part; a registry spec is NAME or NAME/VERSION of valid names (so it stays inside
+    ``models_dir``). Raises ArtifactError saying what is wrong.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ArtifactError("no artifact named: give a path, NAME or NAME/VERSION under the models directory")
+    if len(spec) > MAX_SPEC_CHARS:
+        raise ArtifactError(f"artifact spec {_short(spec)} has {len(spec)} characters, at most {MAX_SPEC_CHARS}: "
+                            "give a path, NAME or NAME/VERSION")
+    if any(ord(c) < 32 or ord(c) == 127 for c in spec):
+        raise ArtifactError(f"artifact spec {_short(spec)} holds control characters: give a path, NAME or "
+                            "NAME/VERSION")
+    if ".." in Path(spec).parts:
+        raise ArtifactError(f"artifact spec {_short(spec)} contains '..': give an absolute path, NAME or "
+                            "NAME/VERSION")
     path = Path(spec)
-    if (path / MANIFEST).is_file():
+    if _is_file(path / MANIFEST):
         return path
+    parts = spec.split("/")
+    bad = [p for p in (name_problem("name", part) for part in parts) if p] if len(parts) <= 2 else \
+        ["it has more than one '/' and is not an artifact directory"]
+    if bad:
+        raise ArtifactError(f"no policy artifact {_short(spec)}: " + "; ".join(bad) +
+                            f" (give a path, NAME or NAME/VERSION under {models_dir})")
     candidate = Path(models_dir) / spec
     if (candidate / MANIFEST).is_file():
         return candidate
@@ -135,7 +182,7 @@ def resolve(spec: str, models_dir: Path) -> Path:
         if versions:
             return versions[-1]
     known = sorted(str(p.parent.relative_to(models_dir)) for p in Path(models_dir).glob(f"*/*/{MANIFEST}"))
-    raise ArtifactError(f"no policy artifact '{spec}' (a path, NAME or NAME/VERSION under {models_dir}); "
+    raise ArtifactError(f"no policy artifact {_short(spec)} (a path, NAME or NAME/VERSION under {models_dir}); "
                         f"available: {', '.join(known) or 'none (train one first)'}")
 
 
@@ -151,9 +198,10 @@ def verify_artifact(path: Path) -> Artifact:
         raise ArtifactError(f"{path}: no {MANIFEST}; is this a policy artifact directory?") from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path / MANIFEST} is not valid JSON ({exc}); the artifact is corrupt") from None
-    problems = _schema_problems(manifest)
+    problems = manifest_problems(manifest)
     if problems:
-        raise ArtifactError(f"{path / MANIFEST}: " + "; ".join(problems))
+        raise ArtifactError(f"{path / MANIFEST} has {len(problems)} problem(s): " + "; ".join(problems) +
+                            " (re-export the artifact)")
     bad = []
     for rel, expected in manifest["files"].items():
         f = path / rel
@@ -167,25 +215,185 @@ def verify_artifact(path: Path) -> Artifact:
     return Artifact(path, manifest)
 
 
-def _schema_problems(m: Any) -> list[str]:
+def name_problem(label: str, value: Any) -> str | None:
+    """Why ``value`` cannot be a name, version or file-name part of an artifact, or None."""
+    if not isinstance(value, str):
+        return f"{label} must be a string, not {type(value).__name__}"
+    if not value:
+        return f"{label} is empty"
+    if len(value) > MAX_NAME_CHARS:
+        return f"{label} {_short(value)} has {len(value)} characters, at most {MAX_NAME_CHARS}"
+    if not NAME.match(value):
+        return (f"{label} {_short(value)} may hold only letters, digits, '.', '_' and '-', starting with a letter "
+                "or digit (no '/', no '..')")
+    return None
+
+
+def manifest_problems(m: Any) -> list[str]:
+    """Every way ``m`` is not a valid manifest, all at once (LeRobot's validate_frame style), or []."""
     if not isinstance(m, dict):
-        return ["the manifest must be a JSON object"]
+        return [f"the manifest must be a JSON object, not {type(m).__name__}"]
     problems = [f"missing '{k}'" for k in REQUIRED if k not in m]
-    if problems:
-        return problems
-    if m["format"] != FORMAT:
-        problems.append(f"format {m['format']!r} is not {FORMAT!r}")
-    action = m["action"]
-    if not isinstance(action, dict) or int(action.get("chunk_size", 0)) < 1:
-        problems.append("action.chunk_size must be a positive integer")
-    elif action.get("execution") not in EXECUTION_MODES:
-        problems.append(f"action.execution {action.get('execution')!r} must be one of {', '.join(EXECUTION_MODES)}")
-    if "action" not in m["features"]:
-        problems.append("features has no 'action'")
+    if "format" in m and m["format"] != FORMAT:
+        problems.append(f"format {_short(m['format'])} is not {FORMAT!r}")
+    problems += [p for p in (name_problem(k, m[k]) for k in ("name", "version") if k in m) if p]
+    if "policy_type" in m:
+        problems += [p for p in [name_problem("policy_type", m["policy_type"])] if p]
+    if "created" in m and not isinstance(m["created"], str):
+        problems.append(f"created must be a string (ISO 8601), not {type(m['created']).__name__}")
+    if "fps" in m and not _number(m["fps"], low=0.0, strict=True):
+        problems.append(f"fps {_short(m['fps'])} must be a positive number (Hz)")
+    files = m.get("files")
+    if "files" in m:
+        problems += _files_problems(files)
+    listed = files if isinstance(files, dict) else None  # None: 'files' itself is wrong, said once above
+    features = m.get("features")
+    if "features" in m:
+        problems += _features_problems(features)
+    if "action" in m:
+        problems += _action_problems(m["action"])
     for key in ("onnx", "golden"):
-        if not isinstance(m[key], dict) or m[key].get("file") not in m["files"]:
-            problems.append(f"{key}.file must name a file listed in 'files'")
+        if key in m:
+            problems += _file_entry_problems(key, m[key], listed)
+    onnx = m.get("onnx")
+    if isinstance(onnx, dict):
+        problems += _onnx_io_problems(onnx, features if isinstance(features, dict) else None)
+    golden = m.get("golden")
+    if isinstance(golden, dict) and "atol" not in golden:
+        problems.append("golden has no atol (the largest allowed difference from the golden outputs)")
+    elif isinstance(golden, dict) and not _number(golden["atol"], low=0.0):
+        problems.append(f"golden.atol {_short(golden['atol'])} must be a finite number >= 0 (the largest "
+                        "allowed difference from the golden outputs)")
+    engines = m.get("engines")
+    if engines is not None:
+        if not isinstance(engines, list):
+            problems.append(f"engines must be a list, not {type(engines).__name__}")
+        else:
+            for i, entry in enumerate(engines):
+                problems += _file_entry_problems(f"engines[{i}]", entry, listed)
+                if isinstance(entry, dict) and not isinstance(entry.get("kind"), str):
+                    problems.append(f"engines[{i}].kind must be a string such as 'tensorrt'")
     return problems
+
+
+def _files_problems(files: Any) -> list[str]:
+    if not isinstance(files, dict):
+        return [f"files must be a mapping of file name to sha256, not a {type(files).__name__}"]
+    problems = []
+    for rel, digest in files.items():
+        parts = rel.split("/") if isinstance(rel, str) else [rel]
+        bad = [p for p in (name_problem("file name part", part) for part in parts) if p]
+        if bad or len(parts) > 4:
+            problems.append(f"files: {_short(rel)} must be a relative path inside the artifact "
+                            f"({'; '.join(bad) or 'at most 4 levels deep'})")
+        if not (isinstance(digest, str) and SHA256.match(digest)):
+            problems.append(f"files: the sha256 of {_short(rel)} must be 64 lowercase hex digits, "
+                            f"not {_short(digest)}")
+    return problems
+
+
+def _features_problems(features: Any) -> list[str]:
+    if not isinstance(features, dict):
+        return [f"features must be a mapping of feature name to {{dtype, shape}}, not a {type(features).__name__}"]
+    problems = [] if "action" in features else ["features has no 'action'"]
+    for name, spec in features.items():
+        bad = name_problem("feature name", name)
+        label = f"feature {_short(name)}"
+        if bad:
+            problems.append(bad)
+        if not isinstance(spec, dict):
+            problems.append(f"{label} must be a mapping with dtype and shape, not a {type(spec).__name__}")
+            continue
+        dtype, shape = spec.get("dtype"), spec.get("shape")
+        if dtype not in DTYPES:
+            problems.append(f"{label}: dtype {_short(dtype)} must be one of {', '.join(DTYPES)}")
+        if "shape" not in spec:
+            problems.append(f"{label} has no shape")
+        elif not (isinstance(shape, list) and 1 <= len(shape) <= MAX_FEATURE_DIMS
+                  and all(_positive_int(d) for d in shape)):
+            problems.append(f"{label}: shape {_short(shape)} must be a list of 1 to {MAX_FEATURE_DIMS} positive "
+                            "integers")
+        elif dtype in IMAGE_DTYPES and (len(shape) != 3 or shape[2] != 3):
+            problems.append(f"{label}: an image's shape is [height, width, 3], not {shape}")
+        elif name == "action" and len(shape) != 1:
+            problems.append(f"feature 'action': shape {shape} must be one-dimensional [action_dim]")
+        names = spec.get("names")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            problems.append(f"{label}: names must be a list of strings")
+        if "encoder_id" in spec and not isinstance(spec["encoder_id"], str):
+            problems.append(f"{label}: encoder_id must be a string")
+    return problems
+
+
+def _action_problems(action: Any) -> list[str]:
+    if not isinstance(action, dict):
+        return [f"action must be a mapping with chunk_size and execution, not a {type(action).__name__}"]
+    problems = []
+    chunk = action.get("chunk_size")
+    if not (_positive_int(chunk) and chunk <= MAX_CHUNK_SIZE):
+        problems.append(f"action.chunk_size {_short(chunk)} must be a positive integer up to {MAX_CHUNK_SIZE}")
+    if action.get("execution") not in EXECUTION_MODES:
+        problems.append(f"action.execution {_short(action.get('execution'))} must be one of "
+                        f"{', '.join(EXECUTION_MODES)}")
+    steps = action.get("receding_steps")
+    if steps is not None and not (_positive_int(steps) and (not _positive_int(chunk) or steps <= chunk)):
+        problems.append(f"action.receding_steps {_short(steps)} must be a positive integer up to chunk_size")
+    if "ensemble_coeff" in action and not _number(action["ensemble_coeff"], low=0.0):
+        problems.append(f"action.ensemble_coeff {_short(action['ensemble_coeff'])} must be a finite number >= 0")
+    return problems
+
+
+def _file_entry_problems(key: str, entry: Any, listed: dict | None) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"{key} must be a mapping with a 'file', not a {type(entry).__name__}"]
+    ref = entry.get("file")
+    if not isinstance(ref, str):
+        return [f"{key}.file must name a file listed in 'files'"]
+    if listed is not None and ref not in listed:
+        return [f"{key}.file {_short(ref)} is not listed in 'files'"]
+    return []
+
+
+def _onnx_io_problems(onnx: dict, features: dict | None) -> list[str]:
+    problems = []
+    inputs, outputs = onnx.get("inputs"), onnx.get("outputs", {"action": "action"})
+    if not (isinstance(inputs, dict) and inputs and all(isinstance(v, str) and v for v in inputs.values())):
+        problems.append("onnx.inputs must map each input feature to the ONNX input name, e.g. "
+                        "{\"observation.state\": \"state\"}")
+    elif features is not None:
+        for feature in inputs:
+            if feature not in features or feature == "action":
+                problems.append(f"onnx.inputs: {_short(feature)} is not an input feature declared in 'features'")
+    if not (isinstance(outputs, dict) and isinstance(outputs.get("action", "action"), str)):
+        problems.append("onnx.outputs must map 'action' to the ONNX output name")
+    return problems
+
+
+def _number(value: Any, low: float, strict: bool = False) -> bool:
+    """A real, finite number >= low (> low when strict); booleans and strings such as 'NaN' are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return value > low if strict else value >= low
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """repr(value) cut to ``limit`` characters, with the full length when cut (for error messages)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f", {len(value)} characters" if isinstance(value, (str, list, dict)) else ""
+    return f"{text[:limit]}… ({type(value).__name__}{size})"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, for one
+        return False
 
 
 def compatibility(manifest: Mapping[str, Any], contract: RobotContract, encoder_id: str | None = None) -> list[str]:
@@ -202,7 +410,7 @@ def compatibility(manifest: Mapping[str, Any], contract: RobotContract, encoder_
             problems.append(f"feature '{name}' is not served by robot contract '{contract.robot}' "
                             f"(it serves: {', '.join(served)})")
             continue
-        if list(spec["shape"]) != list(served[name]["shape"]):
+        if list(spec.get("shape", [])) != list(served[name]["shape"]):
             problems.append(f"feature '{name}': the policy expects shape {list(spec['shape'])}, the contract "
                             f"serves {served[name]['shape']}")
         names = spec.get("names")

@@ -3,9 +3,13 @@ import pytest
 
 from pathlib import Path
 
-from vla_core.artifact import ArtifactError
+from vla_core.artifact import Artifact, ArtifactError
 from vla_core.contract import RobotContract
-from vla_policy.runtime import PolicySlot, load_policy
+from vla_policy.engines import make_engine
+from vla_policy.fixtures import BAD_ARTIFACTS, make_bad_artifact
+from vla_policy.inputs import InputSpec
+from vla_policy.runtime import (LoadedPolicy, PolicyOutputError, PolicySlot, _check_on_golden, engine_input_problems,
+                                load_policy)
 
 CONTRACT = RobotContract.from_yaml(Path(__file__).resolve().parents[3] / "params" / "robots" / "tabletop_sim.yaml")
 CPU = ["onnxruntime-cpu"]
@@ -64,3 +68,59 @@ def test_slot_swaps_only_at_a_boundary_and_rolls_back(models, make_artifact):
 def test_rollback_without_previous_is_an_error():
     with pytest.raises(ArtifactError, match="no previous policy"):
         PolicySlot().stage_rollback()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARTIFACTS))
+def test_spoilt_artifacts_are_rejected_with_the_reason_never_an_other_error(models, case):
+    make_bad_artifact(models, "bad", case)
+    with pytest.raises(ArtifactError) as err:
+        load(models, "tiny/bad")
+    assert BAD_ARTIFACTS[case] in str(err.value)
+
+
+def test_a_nan_tolerance_cannot_pass_a_mismatched_model(models, make_artifact):
+    """Past the manifest check, a NaN atol (or a NaN difference) still fails the golden comparison."""
+    art = make_bad_artifact(models, "bad", "atol_nan")  # golden outputs off by 1.0
+    manifest = dict(art.manifest, golden={**art.manifest["golden"], "atol": float("nan")})
+    engine, _ = make_engine(art.path / "policy.onnx", CPU)
+    policy = LoadedPolicy(Artifact(art.path, manifest), engine, 0.0)
+    with pytest.raises(ArtifactError, match="differs by 1 > atol nan"):
+        _check_on_golden(policy, warmup=0)
+
+
+def test_a_spec_too_long_for_the_file_system_is_rejected(models):
+    with pytest.raises(ArtifactError, match="5000 characters"):
+        load(models, "n" * 5000)
+    with pytest.raises(ArtifactError, match="contains '..'"):
+        load(models, "../x")
+
+
+def test_the_model_must_take_what_the_manifest_declares():
+    specs = {"observation.state": InputSpec("observation.state", (4,), "float32"),
+             "observation.images.top": InputSpec("observation.images.top", (96, 96, 3), "video")}
+    names = {"observation.state": "state", "observation.images.top": "image"}
+    fits = {"state": ((1, 4), np.float32), "image": (("batch", 3, 96, 96), np.float32)}
+    assert engine_input_problems(specs, names, fits) == []
+    problems = engine_input_problems(specs, names, {"state": ((1, 5), np.float32), "image": ((1, 3, 64, 64),
+                                                                                          np.float32),
+                                                    "extra": ((1,), np.int64)})
+    text = "\n".join(problems)
+    assert len(problems) == 3, text
+    for fragment in ("'extra' is fed by no feature", "observation.state is fed as [1, 4], the model's 'state' "
+                     "takes [1, 5]", "fed as [1, 3, 96, 96], the model's 'image' takes [1, 3, 64, 64]"):
+        assert fragment in text
+
+
+def test_an_engine_failure_is_a_dropped_output_not_a_crash(models, make_artifact):
+    make_artifact(models, "a", bias=0.1)
+    policy = load(models, "tiny/a")
+    with pytest.raises(PolicyOutputError, match="failed on onnxruntime-cpu"):
+        policy.infer({"state": np.zeros((1, 4), np.float32), "language": np.zeros((1, 383), np.float32)})
+
+
+def test_a_camera_policy_declares_its_image_input(models, make_artifact):
+    make_artifact(models, "cam", bias=0.1, camera=True)
+    policy = load(models, "tiny/cam")
+    assert policy.input_specs["observation.images.top"] == InputSpec("observation.images.top", (96, 96, 3), "video")
+    feeds = dict(FEEDS, image_top=np.zeros((1, 3, 96, 96), np.float32))
+    np.testing.assert_allclose(policy.infer(feeds), np.full((4, 2), 0.1), atol=1e-6)

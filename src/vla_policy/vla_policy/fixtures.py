@@ -1,20 +1,24 @@
 """Small, real policy artifacts for tests and benchmarks: a torch model exported to ONNX, written with
 vla_core.artifact exactly as the trainer writes its artifacts. ``bias`` sets the constant action the policy
-proposes, so a test can tell which policy answered; ``poison`` makes it output NaN."""
+proposes, so a test can tell which policy answered; ``poison`` makes it output NaN; ``camera`` adds the top
+camera's image as an input. :func:`make_bad_artifact` writes artifacts that must be refused."""
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from vla_core.artifact import Artifact, save_golden, write_artifact
+from vla_core.artifact import MANIFEST, Artifact, save_golden, sha256_file, write_artifact
 
 STATE_NAMES = ["gantry_x.position", "gantry_x.velocity", "gantry_y.position", "gantry_y.velocity"]
 
 
 class TinyPolicy(torch.nn.Module):
-    """state (1, 4) + language (1, 384) -> action chunk (1, K, 2); ``bias`` marks which policy answered."""
+    """state (1, 4) + language (1, 384) [+ image (1, 3, 96, 96)] -> action chunk (1, K, 2); ``bias`` marks which
+    policy answered."""
 
     def __init__(self, chunk: int, bias: float, poison: bool = False, action_dim: int = 2):
         super().__init__()
@@ -24,29 +28,34 @@ class TinyPolicy(torch.nn.Module):
         torch.nn.init.constant_(self.net.bias, bias)
         self.poison = poison
 
-    def forward(self, state, language):
+    def forward(self, state, language, image=None):
         out = self.net(torch.cat([state, language], dim=1)).view(-1, self.chunk, self.dim)
+        if image is not None:  # a real input of the graph that does not change the answer
+            out = out + 0.0 * image.mean()
         return out * float("nan") if self.poison else out
 
 
 def make_artifact(models: Path, version: str, bias: float, chunk: int = 4, poison: bool = False,
                   action_dim: int = 2, encoder: str = "minilm", execution: str = "receding_horizon",
-                  fps: float = 10.0, name: str = "tiny") -> Artifact:
+                  fps: float = 10.0, name: str = "tiny", camera: bool = False) -> Artifact:
     """Write models/<name>/<version>/ and return it."""
     with tempfile.TemporaryDirectory() as tmp:
-        return _write(Path(tmp), models, version, bias, chunk, poison, action_dim, encoder, execution, fps, name)
+        return _write(Path(tmp), models, version, bias, chunk, poison, action_dim, encoder, execution, fps, name,
+                      camera)
 
 
 def _write(work: Path, models: Path, version: str, bias: float, chunk: int, poison: bool, action_dim: int,
-           encoder: str, execution: str, fps: float, name: str) -> Artifact:
+           encoder: str, execution: str, fps: float, name: str, camera: bool) -> Artifact:
     model = TinyPolicy(chunk, bias, poison, action_dim).eval()
-    state, lang = torch.zeros(1, 4), torch.zeros(1, 384)
+    feeds = {"state": torch.zeros(1, 4), "language": torch.zeros(1, 384)}
+    if camera:
+        feeds["image_top"] = torch.zeros(1, 3, 96, 96)
     onnx_path = work / "policy.onnx"
-    torch.onnx.export(model, (state, lang), str(onnx_path), input_names=["state", "language"],
+    torch.onnx.export(model, tuple(feeds.values()), str(onnx_path), input_names=list(feeds),
                       output_names=["action"], dynamo=False, opset_version=17)
     with torch.no_grad():
-        golden_out = TinyPolicy(chunk, bias, False, action_dim)(state, lang).numpy()
-    save_golden(work / "golden.npz", {"state": state.numpy(), "language": lang.numpy()}, {"action": golden_out})
+        golden_out = TinyPolicy(chunk, bias, False, action_dim)(*feeds.values()).numpy()
+    save_golden(work / "golden.npz", {k: v.numpy() for k, v in feeds.items()}, {"action": golden_out})
     manifest = {
         "name": name, "version": version, "policy_type": "mlp", "fps": fps,
         "features": {
@@ -59,4 +68,52 @@ def _write(work: Path, models: Path, version: str, bias: float, chunk: int, pois
                  "outputs": {"action": "action"}},
         "golden": {"file": "golden.npz", "atol": 1e-5},
     }
+    if camera:
+        manifest["features"]["observation.images.top"] = {"dtype": "video", "shape": [96, 96, 3],
+                                                          "names": ["height", "width", "channels"]}
+        manifest["onnx"]["inputs"]["observation.images.top"] = "image_top"
     return write_artifact(models, manifest, {"policy.onnx": onnx_path, "golden.npz": work / "golden.npz"})
+
+
+# Artifacts that must be refused, each with a fragment of the reason (the manifest is not itself checksummed:
+# anyone who can write the registry can write these).
+BAD_ARTIFACTS = {
+    "no_atol": "golden has no atol",
+    "features_list": "features must be a mapping",
+    "files_list": "files must be a mapping",
+    "no_shape": "feature 'observation.state' has no shape",
+    "golden_not_zip": "cannot be read as an .npz archive",
+    "atol_nan": "golden.atol 'NaN' must be a finite number",
+    "name_traversal": "name '../x' may hold only",
+}
+
+
+def make_bad_artifact(models: Path, version: str, case: str) -> Artifact:
+    """A tiny artifact at models/tiny/<version>/ spoilt as ``case`` (a key of BAD_ARTIFACTS). Its golden
+    outputs do not match its model either, so that a check that lets it through loads a wrong policy."""
+    art = make_artifact(models, version, bias=0.3)
+    golden = art.path / "golden.npz"
+    with np.load(golden) as data:
+        arrays = {k: data[k] + (1.0 if k.startswith("output:") else 0.0) for k in data.files}
+    np.savez(golden, **arrays)
+    m = json.loads((art.path / MANIFEST).read_text())
+    m["files"]["golden.npz"] = sha256_file(golden)
+    if case == "no_atol":
+        del m["golden"]["atol"]
+    elif case == "features_list":
+        m["features"] = list(m["features"])
+    elif case == "files_list":
+        m["files"] = list(m["files"])
+    elif case == "no_shape":
+        del m["features"]["observation.state"]["shape"]
+    elif case == "golden_not_zip":
+        golden.write_bytes(b"this is not a zip archive, but its checksum is in the manifest")
+        m["files"]["golden.npz"] = sha256_file(golden)
+    elif case == "atol_nan":
+        m["golden"]["atol"] = "NaN"
+    elif case == "name_traversal":
+        m["name"] = "../x"
+    else:
+        raise ValueError(f"unknown bad artifact case {case!r}; choose from {', '.join(BAD_ARTIFACTS)}")
+    (art.path / MANIFEST).write_text(json.dumps(m))
+    return Artifact(art.path, m)

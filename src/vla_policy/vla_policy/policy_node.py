@@ -3,12 +3,15 @@
 Subscribes: <image_prefix>/<camera> (model-ready sensor_msgs/Image from the perception node), joint_states,
 instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused).
 Publishes: ~/cmd_vel (geometry_msgs/Twist, the proposed command: the safety shield decides what is sent),
-~/status (vla_interfaces/PolicyStatus), /diagnostics.
+~/status (vla_interfaces/PolicyStatus), /diagnostics ("policy: policy", and the node base's "policy: node").
 Services: ~/load_policy (vla_interfaces/LoadPolicy), ~/rollback (std_srvs/Trigger).
 
 The control tick never waits: loading, verification and warm-up run on a worker thread that the service callback
-awaits; the tick swaps the staged policy in at a chunk boundary. A stale or missing input means
-no proposal; a non-finite output is dropped and counted.
+awaits; the tick swaps the staged policy in at a chunk boundary. Every input is checked against what the serving
+artifact declares (vla_policy.inputs); a bad one is dropped, counted by feature and reason, logged (throttled)
+with the value and the fix, and its feature goes missing. A stale, missing or dropped input means no proposal
+(the shield then stops the robot); a non-finite output is dropped and counted. An exception that escapes a
+callback (caught by the node base) does the same: the chunk in flight and the observations are forgotten.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import threading
 import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.task import Future
@@ -25,21 +29,20 @@ from std_srvs.srv import Trigger
 
 from vla_core.artifact import ArtifactError
 from vla_core.contract import RobotContract
-from vla_core.image import ImageError, image_array, to_rgb8
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
 from vla_policy.chunking import ChunkExecutor
 from vla_policy.engines import EngineUnavailable
-from vla_policy.inputs import InputCache, state_vector
+from vla_policy.inputs import LANGUAGE, STATE, InputCache, InputError, embedding_input, image_input, state_vector
 from vla_policy.policy_params import POLICY_PARAMS
 from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 
-LANGUAGE = "observation.language"
-STATE = "observation.state"
+EMBEDDING_TOPIC = "instruction/embedding"
+MAX_LOG_CHARS = 600
 # No tick for this long (wall clock) means the control loop is idle, and a staged policy is swapped in at once.
 IDLE_SWAP_S = 0.5
 
@@ -74,18 +77,23 @@ class PolicyNode(ManagedNode):
         self._entities += [
             self.create_subscription(JointState, self.contract.state.topic, self._on_joints, node_qos.SENSOR_SUB,
                                      callback_group=self.io_group),
-            self.create_subscription(InstructionEmbedding, "instruction/embedding", self._on_embedding,
+            self.create_subscription(InstructionEmbedding, EMBEDDING_TOPIC, self._on_embedding,
                                      node_qos.LATCHED, callback_group=self.io_group),
             self.create_service(LoadPolicy, "~/load_policy", self._on_load, callback_group=self.io_group),
             self.create_service(Trigger, "~/rollback", self._on_rollback, callback_group=self.io_group),
         ]
+        self._diag_pub = lp(DiagnosticArray, "/diagnostics", 10)
         self.counters = collections.Counter()
+        self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
+        self.last_reject = ""
         self._count_lock = threading.Lock()
         self.latencies: collections.deque = collections.deque(maxlen=500)
         self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
         self.last_event = ""
         self.stale: list[str] = []
         self.encoder_id: str | None = None
+        self._embedding_encoder: str | None = None  # encoder of the instruction embedding in the cache
+        self.start_diagnostics()
         if p["artifact"]:
             policy = self._load(p["artifact"])
             self.slot.stage(policy)
@@ -115,10 +123,11 @@ class PolicyNode(ManagedNode):
                 setattr(self, name, None)
 
     def cleanup(self) -> None:
+        self.stop_diagnostics()
         for entity in self._entities:
             (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
         self._entities = []
-        for pub in ("_cmd_pub", "_status_pub"):
+        for pub in ("_cmd_pub", "_status_pub", "_diag_pub"):
             if getattr(self, pub, None) is not None:
                 self.destroy_publisher(getattr(self, pub))
                 setattr(self, pub, None)
@@ -129,34 +138,54 @@ class PolicyNode(ManagedNode):
         self.executor_ = None
 
     # ---- inputs ---------------------------------------------------------------------------------
+    # Each callback only converts: vla_policy.inputs checks against the serving artifact and raises InputError.
     def _on_image(self, feature: str, msg: Image) -> None:
         try:
-            rgb = to_rgb8(image_array(msg.data, msg.height, msg.width, msg.encoding, msg.step), msg.encoding)
-        except ImageError as exc:
-            self.counters["dropped_inputs"] += 1
-            self.get_logger().warn(f"{feature}: image dropped: {exc}", throttle_duration_sec=2.0)
-            return
-        self.cache.put(feature, rgb, time_to_seconds(msg.header.stamp))
+            rgb = image_input(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+            self.cache.offer(feature, rgb, time_to_seconds(msg.header.stamp), f"{msg.encoding[:32]} image")
+        except InputError as exc:
+            self._reject(feature, exc)
 
     def _on_joints(self, msg: JointState) -> None:
         try:
             vec = state_vector(list(msg.name), list(msg.position), list(msg.velocity), list(msg.effort),
                                self.contract.state.joints, self.contract.state.fields)
-        except ValueError as exc:
-            self.counters["dropped_inputs"] += 1
-            self.get_logger().warn(f"joint_states dropped: {exc}", throttle_duration_sec=2.0)
-            return
-        self.cache.put(STATE, vec, time_to_seconds(msg.header.stamp))
+            self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
+        except InputError as exc:
+            self._reject(STATE, exc)
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
-        wanted = self.encoder_id
-        if wanted is not None and msg.encoder_id != wanted:
-            reason = f"embedding from encoder '{msg.encoder_id}' refused: this policy was trained with '{wanted}'"
-            self.cache.refuse(LANGUAGE, reason)
-            self.get_logger().error(reason, throttle_duration_sec=5.0)
+        self._embedding_encoder = msg.encoder_id
+        try:
+            vec = embedding_input(msg.embedding, msg.encoder_id, self.encoder_id, msg.text)
+            # The instruction holds until the next one (no stamp): it arrives once, latched.
+            self.cache.offer(LANGUAGE, vec, None, f"encoder '{msg.encoder_id[:64]}'")
+        except InputError as exc:
+            self._reject(LANGUAGE, exc)
+
+    def _reject(self, feature: str, exc: InputError) -> None:
+        """Drop the feature (nothing older is used in its place), count it and say why, throttled."""
+        self.cache.refuse(feature, str(exc))
+        text = f"{feature} input dropped ({exc.reason}): {exc}"[:MAX_LOG_CHARS]
+        with self._count_lock:
+            self.rejects[(feature, exc.reason)] += 1
+            self.last_reject = text
+        self.throttled_warning((feature, exc.reason), text + "; no command is proposed until a valid one arrives")
+
+    def on_callback_error(self, where: str, exc: Exception) -> None:
+        """As for stale input: forget the chunk in flight and the observations, so that nothing is proposed
+        until fresh ones arrive. The latched instruction is kept unless its own callback failed."""
+        cache = getattr(self, "cache", None)
+        if cache is None:
             return
-        # The instruction holds until the next one: its stamp is renewed by every tick that uses it.
-        self.cache.put(LANGUAGE, np.asarray(msg.embedding, dtype=np.float32), float("inf"))
+        if self.executor_ is not None:
+            self.executor_.reset()
+        if where.endswith(EMBEDDING_TOPIC):
+            cache.drop()
+            cache.refuse(LANGUAGE, f"the instruction embedding's callback failed ({type(exc).__name__}); send the "
+                                   "instruction again")
+        else:
+            cache.drop(keep=(LANGUAGE,))
 
     # ---- control ----------------------------------------------------------------------------------
     def _on_tick(self) -> None:
@@ -208,7 +237,7 @@ class PolicyNode(ManagedNode):
                 executor.push(tick, policy.infer(self.cache.feeds(policy.input_names)))
             except PolicyOutputError as exc:
                 executor.reset()
-                self.get_logger().error(f"output dropped: {exc}", throttle_duration_sec=2.0)
+                self.throttled_error("output", f"output dropped: {exc}"[:MAX_LOG_CHARS])
                 return "dropped_outputs"
         action = executor.action(tick)
         if action is None:
@@ -221,8 +250,14 @@ class PolicyNode(ManagedNode):
         self.executor_ = ChunkExecutor(policy.chunk_size, policy.action_dim, m["action"]["execution"],
                                        m["action"].get("ensemble_coeff", 0.01), m["action"].get("receding_steps"))
         self.encoder_id = m["features"].get(LANGUAGE, {}).get("encoder_id")
-        if self.encoder_id and LANGUAGE in self.cache.refused:
+        if LANGUAGE in self.cache.samples and self.encoder_id and self._embedding_encoder != self.encoder_id:
+            self.cache.refuse(LANGUAGE, f"the instruction was embedded by '{self._embedding_encoder}', "
+                                        f"{policy.label} was trained with '{self.encoder_id}'")
+        elif self.encoder_id and LANGUAGE in self.cache.refused:
             self.cache.refused.pop(LANGUAGE)
+        for exc in self.cache.expect(policy.input_specs):
+            self.throttled_warning(("swap", exc.reason), f"kept input dropped on serving {policy.label}: {exc}"
+                                   [:MAX_LOG_CHARS])
         self.last_event = f"serving {policy.label} on {policy.engine.name}"
         self.counters["swaps"] += 1
         self.get_logger().info(self.last_event + (f" (skipped: {'; '.join(policy.skipped_engines)})"
@@ -239,10 +274,14 @@ class PolicyNode(ManagedNode):
         # ticking, and answers once a tick has swapped the new policy in.
         try:
             policy = await self._off_executor(lambda: self._load(request.artifact))
-        except (ArtifactError, EngineUnavailable, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever fails, the load is rejected and the reason returned
+            reason = str(exc) if isinstance(exc, (ArtifactError, EngineUnavailable, ValueError)) else \
+                f"{type(exc).__name__}: {exc}"
             response.success, response.message = False, f"rejected, still serving " \
-                f"{self.slot.active.label if self.slot.active else 'nothing'}: {exc}"
-            self.get_logger().error(response.message)
+                f"{self.slot.active.label if self.slot.active else 'nothing'}: {reason}"
+            with self._count_lock:
+                self.counters["rejected_loads"] += 1
+            self.throttled_error("load_policy", response.message[:2 * MAX_LOG_CHARS], period_s=1.0)
             return response
         if not await self._swap_in(lambda: self.slot.stage(policy)):
             response.success, response.message = False, "loaded, but the node was deactivated before the swap"
@@ -323,6 +362,33 @@ class PolicyNode(ManagedNode):
         self.recent_latencies = []
         msg.header.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        """``policy: policy``: what is served, tick outcomes, and the inputs dropped by feature and reason."""
+        policy = self.slot.active
+        with self._count_lock:
+            counts, rejects, last_reject = dict(self.counters), dict(self.rejects), self.last_reject
+        values = {"policy": policy.label if policy else "", "engine": policy.engine.name if policy else "",
+                  "stale_inputs": ", ".join(self.stale)}
+        values.update({k: counts.get(k, 0) for k in ("ticks", "proposed", "stale_ticks", "missed_ticks",
+                                                      "dropped_outputs", "rejected_loads", "swaps")})
+        values["rejected_inputs"] = sum(rejects.values())
+        values.update({f"rejected: {feature} {reason}": n for (feature, reason), n in sorted(rejects.items())})
+        values["last_rejected_input"] = last_reject
+        values.update({f"refused: {feature}": reason[:MAX_LOG_CHARS] for feature, reason in self.cache.refused.items()})
+        if policy is None:
+            level, message = DiagnosticStatus.WARN, "no policy loaded: nothing proposed (call ~/load_policy)"
+        elif self.stale:
+            level, message = DiagnosticStatus.WARN, f"not proposing: inputs missing, stale or dropped: " \
+                                                    f"{', '.join(self.stale)}"
+        else:
+            level, message = DiagnosticStatus.OK, f"proposing with {policy.label} on {policy.engine.name}"
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: policy", message=message,
+                                  hardware_id=policy.engine.name if policy else "",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
 
 # One executor thread: rclpy's multi-threaded executor spent most of its time polling futures and made a

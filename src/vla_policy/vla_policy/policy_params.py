@@ -17,4 +17,5 @@ POLICY_PARAMS = (
     ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
               read_only=True),
     ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
+    ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )

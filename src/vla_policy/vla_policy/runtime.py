@@ -16,6 +16,7 @@ import numpy as np
 from vla_core.artifact import Artifact, ArtifactError, compatibility, resolve, verify_artifact
 from vla_core.contract import RobotContract
 from vla_policy.engines import Engine, make_engine
+from vla_policy.inputs import InputSpec, input_specs
 
 
 class PolicyOutputError(RuntimeError):
@@ -46,9 +47,19 @@ class LoadedPolicy:
         """Feature name -> ONNX input name."""
         return dict(self.artifact.manifest["onnx"].get("inputs", {}))
 
+    @property
+    def input_specs(self) -> dict[str, InputSpec]:
+        """Feature name -> what the model takes (shape, dtype), as the manifest declares it."""
+        return input_specs(self.artifact.manifest)
+
     def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """One inference: the (chunk_size, action_dim) action chunk; raises PolicyOutputError when unusable."""
-        out = self.engine.run(feeds)
+        """One inference: the (chunk_size, action_dim) action chunk; raises PolicyOutputError when unusable
+        (the engine failed, or the output has the wrong size or non-finite values)."""
+        try:
+            out = self.engine.run(feeds)
+        except Exception as exc:  # noqa: BLE001 - an engine failure is a dropped output, never a crash
+            raise PolicyOutputError(f"{self.label} failed on {self.engine.name}: {type(exc).__name__}: "
+                                    f"{str(exc)[:300]}") from exc
         name = self.artifact.manifest["onnx"].get("outputs", {}).get("action", "action")
         chunk = np.asarray(out[name])
         if chunk.size != self.chunk_size * self.action_dim:
@@ -74,7 +85,23 @@ def load_policy(spec: str, models_dir: Path, contract: RobotContract, encoder_id
     engine, skipped = make_engine(artifact.path / artifact.manifest["onnx"]["file"], preference, threads=threads,
                                   cache_dir=cache_dir, engine_path=engine_path)
     policy = LoadedPolicy(artifact, engine, 0.0, skipped)
-    inputs, outputs, atol = artifact.golden()
+    try:
+        _check_on_golden(policy, warmup)
+    except BaseException:
+        engine.close()
+        raise
+    policy.load_time = time.perf_counter() - t0
+    return policy
+
+
+def _check_on_golden(policy: LoadedPolicy, warmup: int) -> None:
+    """The model takes what the manifest declares and reproduces its golden outputs within atol, finite."""
+    engine = policy.engine
+    problems = engine_input_problems(policy.input_specs, policy.input_names, engine.inputs)
+    if problems:
+        raise ArtifactError(f"{policy.label}: the model does not take what its manifest declares: "
+                            + "; ".join(problems) + " (re-export the artifact)")
+    inputs, outputs, atol = policy.artifact.golden()
     try:
         got = engine.run(inputs)
     except Exception as exc:  # noqa: BLE001 - any engine failure on the golden input rejects the artifact
@@ -87,13 +114,37 @@ def load_policy(spec: str, models_dir: Path, contract: RobotContract, encoder_id
         if not np.all(np.isfinite(value)):
             raise ArtifactError(f"{policy.label} produces non-finite values on its golden input ({engine.name})")
         diff = float(np.max(np.abs(value - expected))) if value.size else 0.0
-        if diff > atol:
+        if not diff <= atol:  # a NaN difference fails too
             raise ArtifactError(f"{policy.label}: golden output '{name}' differs by {diff:.3g} > atol {atol:g} "
                                 f"on {engine.name}")
     for _ in range(warmup):
         engine.run(inputs)
-    policy.load_time = time.perf_counter() - t0
-    return policy
+
+
+def engine_input_problems(specs: dict[str, InputSpec], names: dict[str, str],
+                          taken: dict[str, tuple[tuple, np.dtype]]) -> list[str]:
+    """Every mismatch between the inputs the manifest declares and those the model takes, or [].
+
+    The node feeds (1, *shape) float32 for vectors and (1, 3, H, W) float32 for (H, W, 3) images; symbolic or
+    dynamic dimensions in the model accept any size.
+    """
+    problems = []
+    for onnx_name in sorted(set(taken) - set(names.values())):
+        problems.append(f"model input '{onnx_name}' is fed by no feature in onnx.inputs")
+    for feature, onnx_name in names.items():
+        if onnx_name not in taken:
+            problems.append(f"onnx.inputs maps {feature} to '{onnx_name}', which the model does not take "
+                            f"(it takes: {', '.join(sorted(taken))})")
+            continue
+        shape, dtype = taken[onnx_name]
+        spec = specs[feature]
+        fed = (1, spec.shape[2], spec.shape[0], spec.shape[1]) if spec.is_image else (1, *spec.shape)
+        fixed = [(want, got) for want, got in zip(shape, fed) if isinstance(want, int) and want > 0]
+        if len(shape) != len(fed) or any(want != got for want, got in fixed):
+            problems.append(f"{feature} is fed as {list(fed)}, the model's '{onnx_name}' takes {list(shape)}")
+        if np.dtype(dtype) != np.float32:
+            problems.append(f"the model's '{onnx_name}' takes {np.dtype(dtype)}; the policy node feeds float32")
+    return problems
 
 
 class PolicySlot:

@@ -1,16 +1,21 @@
-"""ManagedNode with real rclpy (in process): parameters, lifecycle results, heartbeats, error reasons."""
+"""ManagedNode with real rclpy (in process): parameters, lifecycle results, heartbeats, error reasons, callbacks
+that raise, throttled logging."""
 import threading
+import time
 
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State
 from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from vla_core.errors import ConfigError
 from vla_core.params import ParamSpec
 from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
-from vla_ros.node_base import ManagedNode
+from vla_ros.node_base import ManagedNode, ThrottledLog
 
 
 class Demo(ManagedNode):
@@ -116,3 +121,160 @@ def test_heartbeat_carries_state_and_last_error(context):
     assert errors[-1].node == "/demo_node" and "needs a camera" in errors[-1].last_error
     node.destroy_node()
     listener.destroy_node()
+
+
+class Buggy(ManagedNode):
+    """A node whose callbacks raise on request: a subscription, a timer, a service and an async service."""
+
+    def __init__(self, **kwargs):
+        super().__init__("buggy_node", **kwargs)
+        self.received, self.safe_calls = [], []
+        self.timer_raises = True
+
+    def configure(self, params):
+        self.create_subscription(String, "/buggy/in", self._on_msg, 10)
+        self.create_service(Trigger, "~/boom", self._on_boom)
+        self.create_service(Trigger, "~/boom_async", self._on_boom_async)
+        self.create_timer(0.05, self._on_timer)
+
+    def _on_msg(self, msg):
+        if msg.data == "boom":
+            raise RuntimeError("bad message")
+        self.received.append(msg.data)
+
+    def _on_timer(self):
+        if self.timer_raises:
+            self.timer_raises = False
+            raise KeyError("timer state")
+
+    def _on_boom(self, request, response):
+        raise ZeroDivisionError("service bug")
+
+    async def _on_boom_async(self, request, response):
+        raise ValueError("async service bug")
+
+    def on_callback_error(self, where, exc):
+        self.safe_calls.append(where)
+
+
+def spin(context, *nodes):
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    return executor, thread
+
+
+def wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_an_exception_in_any_callback_is_caught_counted_and_the_node_stays_active(context):
+    node = Buggy(context=context, cli_args=["--ros-args", "-p", "heartbeat_period:=0.05"],
+                 use_global_arguments=False)
+    client_node = rclpy.create_node("buggy_client", context=context)
+    diags = []
+    client_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    pub = client_node.create_publisher(String, "/buggy/in", 10)
+    executor, thread = spin(context, node, client_node)
+    node.trigger_configure()
+    node.trigger_activate()
+    assert wait(lambda: pub.get_subscription_count() > 0)
+    pub.publish(String(data="boom"))
+    assert wait(lambda: node.callback_errors["subscription /buggy/in"] == 1)
+    pub.publish(String(data="fine"))
+    assert wait(lambda: node.received == ["fine"]), "the subscription still works after its callback raised"
+    assert wait(lambda: node.callback_errors["timer Buggy._on_timer"] == 1)
+
+    for name, fragment in (("/buggy_node/boom", "ZeroDivisionError: service bug"),
+                           ("/buggy_node/boom_async", "ValueError: async service bug")):
+        client = client_node.create_client(Trigger, name)
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(Trigger.Request())
+        assert wait(future.done), f"{name} answered although its callback raised"
+        assert not future.result().success and fragment in future.result().message
+
+    assert thread.is_alive() and node.is_active
+    assert sum(node.callback_errors.values()) == 4
+    assert set(node.safe_calls) == {"subscription /buggy/in", "timer Buggy._on_timer", "service ~/boom",
+                                    "service ~/boom_async"}
+
+    def counted():
+        for array in reversed(diags):
+            for status in array.status:
+                if status.name == "buggy_node: node":
+                    return {kv.key: kv.value for kv in status.values}, status
+        return None
+    assert wait(lambda: counted() and counted()[0]["callback_errors"] == "4", 5)
+    values, status = counted()
+    assert values["state"] == "active" and status.level == DiagnosticStatus.WARN
+    assert values["callback_errors: subscription /buggy/in"] == "1"
+    executor.shutdown(timeout_sec=1.0)
+    node.destroy_node()
+    client_node.destroy_node()
+
+
+def test_guard_keeps_what_rclpy_inspects():
+    """rclpy picks a subscription's and a timer's arguments from the callback's signature."""
+    import inspect
+
+    from rclpy.timer import TimerInfo
+
+    def with_info(msg, info):
+        return info
+
+    def timer(info: TimerInfo):
+        return info
+
+    async def coro(request, response):
+        return response
+
+    class Fake:
+        guard = ManagedNode.guard
+    guarded = Fake().guard(with_info, "x")
+    assert list(inspect.signature(guarded).parameters) == ["msg", "info"]
+    assert inspect.signature(Fake().guard(timer, "t")).parameters["info"].annotation is TimerInfo
+    assert inspect.iscoroutinefunction(Fake().guard(coro, "c"))
+
+
+class RecordingLogger:
+    """Stands in for the rclpy logger only to read what was logged; the real one is used below too."""
+
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, text):
+        self.lines.append(("warning", text))
+
+    def error(self, text):
+        self.lines.append(("error", text))
+
+
+def test_throttled_log_throttles_per_key_and_counts_what_it_held_back():
+    now = [0.0]
+    log = RecordingLogger()
+    throttled = ThrottledLog(log, clock=lambda: now[0])
+    assert throttled.warning("a", "first")
+    assert not throttled.warning("a", "second")
+    assert throttled.error("b", "other key")
+    now[0] = 2.5
+    assert throttled.warning("a", "third")
+    assert log.lines == [("warning", "first"), ("error", "other key"),
+                         ("warning", "third (1 more like this in the last 2 s)")]
+
+
+def test_throttled_log_mixes_severities_and_periods_on_a_real_rclpy_logger(context):
+    """rclpy raises 'Logger severity cannot be changed between calls' when one call site changes severity or
+    throttle; ThrottledLog is one call site per severity, throttled by key, so any mix is safe."""
+    node = rclpy.create_node("throttle_probe", context=context)
+    throttled = ThrottledLog(node.get_logger())
+    for i in range(3):
+        throttled.warning(("topic", i), "a warning", period_s=0.0)
+        throttled.error(("topic", i), "an error", period_s=5.0)
+        throttled.warning("other", "a warning with another period", period_s=1.0)
+    node.get_logger().warning("unthrottled warning elsewhere")
+    node.destroy_node()

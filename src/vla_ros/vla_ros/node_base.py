@@ -9,14 +9,33 @@ Subclasses implement the plain methods ``configure(params)``, ``activate()``, ``
 ``cleanup()``; this class turns their exceptions into lifecycle results, keeps the reason as
 ``last_error``, and publishes a :class:`vla_interfaces.msg.Heartbeat` on ``~/heartbeat`` from a
 steady-clock timer (so that a paused /clock never looks like a dead node) that the lifecycle manager watches.
+
+A bug must not become an outage: every subscription, timer, service and guard-condition callback created
+through the node (``create_subscription`` and friends, rclpy's own parameter services and the heartbeat
+included) runs inside a guard. An exception that escapes it is caught, counted per callback, logged
+(throttled; the traceback at debug level), and handed to :meth:`ManagedNode.on_callback_error`, where a
+command-producing node makes its command path safe; the node stays up in its lifecycle state. A service
+whose callback raised answers with its default response (``success=False`` and the reason where the type has
+them). Every node reports the counts on /diagnostics as ``<node>: node``. Action servers are created outside
+the node's factories: wrap their callbacks with :meth:`ManagedNode.guard`.
+
+rclpy identifies a log call by its call site, and raises when one site changes severity or throttling between
+calls (its deprecated ``warn()`` makes every caller one site). :class:`ThrottledLog` (``throttled_warning``,
+``throttled_error``) throttles by key instead and is safe to mix with any other logging.
 """
 from __future__ import annotations
 
+import collections
+import functools
+import inspect
 import sys
+import threading
+import time
 import traceback
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -28,14 +47,74 @@ from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
 from vla_ros.node_params import declare_specs, read_specs
 
+# Period of the node base's own /diagnostics status when the node declares no diagnostics_period.
+NODE_DIAGNOSTICS_PERIOD = 1.0
+# A caught callback exception keeps the node's status at WARN this long (steady seconds).
+CALLBACK_ERROR_WARN_S = 60.0
+MAX_EXCEPTION_CHARS = 500
+STATE_LABELS = {State.PRIMARY_STATE_UNCONFIGURED: "unconfigured", State.PRIMARY_STATE_INACTIVE: "inactive",
+                State.PRIMARY_STATE_ACTIVE: "active", State.PRIMARY_STATE_FINALIZED: "finalized"}
+
+
+class ThrottledLog:
+    """Logging throttled per key through one rclpy logger, safe to mix with any other logging call.
+
+    rclpy's ``throttle_duration_sec`` is bound to the call site: one site may not change severity or throttle
+    between calls. Here each severity is logged from its own line without rclpy's throttle, and throttling is
+    by ``key`` (keep keys to a small set, e.g. topic and reason): the first message of a key is logged, later
+    ones within ``period_s`` are counted, and the count is added to the next message logged. Thread-safe.
+    """
+
+    MAX_KEYS = 1024
+
+    def __init__(self, logger, clock: Callable[[], float] = time.monotonic):
+        self.logger = logger
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[Any, tuple[float, int]] = {}  # key -> (time logged, messages suppressed since)
+
+    def _due(self, key: Any, text: str, period_s: float) -> str | None:
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < period_s:
+                self._last[key] = (last[0], last[1] + 1)
+                return None
+            if len(self._last) >= self.MAX_KEYS:
+                self._last.clear()
+            self._last[key] = (now, 0)
+        if last is not None and last[1]:
+            text += f" ({last[1]} more like this in the last {now - last[0]:.0f} s)"
+        return text
+
+    def warning(self, key: Any, text: str, period_s: float = 2.0) -> bool:
+        """Log ``text`` at WARN unless ``key`` was logged less than ``period_s`` ago; True when logged."""
+        text = self._due(key, text, period_s)
+        if text is None:
+            return False
+        self.logger.warning(text)
+        return True
+
+    def error(self, key: Any, text: str, period_s: float = 2.0) -> bool:
+        text = self._due(key, text, period_s)
+        if text is None:
+            return False
+        self.logger.error(text)
+        return True
 
 
 class ManagedNode(LifecycleNode):
-    """A lifecycle node with spec-declared parameters, a heartbeat and error reporting."""
+    """A lifecycle node with spec-declared parameters, a heartbeat, error reporting and guarded callbacks."""
 
     PARAMS: tuple[ParamSpec, ...] = ()
 
     def __init__(self, node_name: str, **kwargs: Any):
+        # Set before rclpy's constructor, which creates the parameter services through create_service.
+        self.callback_errors: collections.Counter = collections.Counter()
+        self.last_callback_error = ""
+        self._last_callback_error_t = float("-inf")
+        self._callback_error_lock = threading.Lock()
+        self._throttled: ThrottledLog | None = None
         super().__init__(node_name, **kwargs)
         self.params: dict[str, Any] = {}
         self.last_error = ""
@@ -45,6 +124,15 @@ class ManagedNode(LifecycleNode):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._heartbeat_timer = self.create_timer(period, self.publish_heartbeat, clock=self._steady)
         self._diag_timer = None
+        diag_period = NODE_DIAGNOSTICS_PERIOD
+        if self.has_parameter("diagnostics_period"):
+            try:
+                diag_period = float(self.get_parameter("diagnostics_period").value)
+            except (TypeError, ValueError):  # a bad override is reported by configure
+                pass
+        self._node_diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._node_diag_timer = self.create_timer(max(diag_period, 0.1), self.publish_node_diagnostics,
+                                                  clock=self._steady)
 
     def start_diagnostics(self) -> None:
         """Call ``self._publish_diagnostics`` every ``diagnostics_period`` s of steady time (the wall clock: a
@@ -57,6 +145,112 @@ class ManagedNode(LifecycleNode):
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
+
+    # ---- guarded callbacks ------------------------------------------------------------------------
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(msg_type, topic, self.guard(callback, f"subscription {topic}"),
+                                           qos_profile, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, callback_group=None, clock=None, autostart=True):
+        return super().create_timer(timer_period_sec, self.guard(callback, f"timer {_callable_name(callback)}"),
+                                    callback_group=callback_group, clock=clock, autostart=autostart)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        return super().create_service(srv_type, srv_name, self.guard(callback, f"service {srv_name}"), **kwargs)
+
+    def create_guard_condition(self, callback, callback_group=None):
+        return super().create_guard_condition(self.guard(callback, f"guard condition {_callable_name(callback)}"),
+                                              callback_group=callback_group)
+
+    def guard(self, callback: Callable | None, where: str) -> Callable | None:
+        """``callback`` wrapped so that an exception escaping it is caught, counted under ``where`` and handed
+        to :meth:`on_callback_error` instead of ending the process. Keeps the signature (rclpy inspects it)
+        and coroutine functions stay coroutine functions."""
+        if callback is None or getattr(callback, "_vla_guarded", False):
+            return callback
+        if inspect.iscoroutinefunction(callback):
+            @functools.wraps(callback)
+            async def guarded_async(*args, **kwargs):
+                try:
+                    return await callback(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the point of the guard
+                    return self._callback_failed(where, exc, args)
+            guarded = guarded_async
+        else:
+            @functools.wraps(callback)
+            def guarded(*args, **kwargs):
+                try:
+                    return callback(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the point of the guard
+                    return self._callback_failed(where, exc, args)
+        guarded._vla_guarded = True
+        return guarded
+
+    def on_callback_error(self, where: str, exc: Exception) -> None:
+        """Hook: an exception escaped the callback ``where`` (already counted and logged). A node that produces
+        commands makes its command path safe here, as it does for stale input; the default does nothing."""
+
+    def _callback_failed(self, where: str, exc: Exception, args: tuple) -> Any:
+        text = f"{type(exc).__name__}: {exc}"[:MAX_EXCEPTION_CHARS]
+        with self._callback_error_lock:
+            self.callback_errors[where] += 1
+            count = sum(self.callback_errors.values())
+            self.last_callback_error = f"{where}: {text}"
+            self._last_callback_error_t = time.monotonic()
+        try:
+            if self.throttled.error(("callback", where), f"{where} raised {text}; the message or event was "
+                                    f"dropped and the node stays up ({count} caught so far). This is a bug: "
+                                    "please report it with the traceback (logged at debug level)"):
+                self.get_logger().debug(f"{where}:\n{traceback.format_exc()}")
+            self.on_callback_error(where, exc)
+        except Exception as hook_exc:  # noqa: BLE001 - a failing hook must not undo the guard
+            with self._callback_error_lock:
+                self.callback_errors["on_callback_error"] += 1
+            self.throttled.error("on_callback_error", f"on_callback_error raised {type(hook_exc).__name__}: "
+                                 f"{hook_exc}"[:MAX_EXCEPTION_CHARS])
+        response = args[1] if where.startswith("service ") and len(args) >= 2 else None
+        if response is not None:
+            if hasattr(response, "success"):
+                response.success = False
+            if hasattr(response, "message"):
+                response.message = f"internal error, request dropped: {text}"
+        return response
+
+    @property
+    def throttled(self) -> ThrottledLog:
+        """Per-key throttled logging for this node (see :class:`ThrottledLog`)."""
+        if self._throttled is None:
+            self._throttled = ThrottledLog(self.get_logger())
+        return self._throttled
+
+    def throttled_warning(self, key: Any, text: str, period_s: float = 2.0) -> bool:
+        """Log a warning at most once per ``period_s`` for ``key`` (e.g. ``(topic, reason)``)."""
+        return self.throttled.warning(key, text, period_s)
+
+    def throttled_error(self, key: Any, text: str, period_s: float = 2.0) -> bool:
+        return self.throttled.error(key, text, period_s)
+
+    def node_diagnostics(self) -> DiagnosticStatus:
+        """``<node>: node``: lifecycle state and the callback exceptions caught, per callback."""
+        with self._callback_error_lock:
+            errors = dict(self.callback_errors)
+            last, since = self.last_callback_error, time.monotonic() - self._last_callback_error_t
+        total = sum(errors.values())
+        values = {"state": STATE_LABELS.get(self.lifecycle_state, str(self.lifecycle_state)),
+                  "callback_errors": total, "last_callback_error": last, "last_error": self.last_error}
+        values.update({f"callback_errors: {where}": n for where, n in sorted(errors.items())})
+        recent = since < CALLBACK_ERROR_WARN_S
+        return DiagnosticStatus(
+            level=DiagnosticStatus.WARN if recent else DiagnosticStatus.OK, name=f"{self.get_name()}: node",
+            hardware_id=self.get_fully_qualified_name(),
+            message=(f"{total} callback exception(s) caught, the last {since:.0f} s ago: {last}" if recent else
+                     f"{values['state']}; {total} callback exception(s) caught"),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+
+    def publish_node_diagnostics(self) -> None:
+        array = DiagnosticArray(status=[self.node_diagnostics()])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._node_diag_pub.publish(array)
 
     @classmethod
     def all_params(cls) -> tuple[ParamSpec, ...]:
@@ -172,6 +366,11 @@ class ManagedNode(LifecycleNode):
             self._safe_deactivate()
         if self.lifecycle_state in (State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE):
             self._safe_cleanup()
+
+
+def _callable_name(callback: Any) -> str:
+    return getattr(callback, "__qualname__", None) or getattr(getattr(callback, "func", None), "__qualname__", None) \
+        or type(callback).__name__
 
 
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
