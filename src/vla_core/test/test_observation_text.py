@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vla_core.image import ImageError, camera_frame
-from vla_core.observation import dataset_images_to_tensor, model_image, to_chw_float
+from vla_core.observation import model_image, to_chw_float
 from vla_core.text import EncoderMismatch, InstructionError, check_encoder_id, normalize_instruction
 
 
@@ -15,10 +15,10 @@ def test_chw_float_layout_and_scale():
     assert t[0, 0, 1] == 1.0 and t[1, 0, 1] == np.float32(51) * np.float32(1 / 255) and t[2, 0, 1] == 0.0
 
 
-def test_batched_trainer_path_matches_single_frames():
+def test_batched_tensors_match_single_frames_and_the_recorded_frame():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 120, 160, 3), dtype=np.uint8)
-    batch = dataset_images_to_tensor(frames, 96, 96)
+    batch = to_chw_float(np.stack([model_image(f, 96, 96) for f in frames]))
     assert batch.shape == (4, 3, 96, 96)
     for frame, tensor in zip(frames, batch):
         assert tensor.tobytes() == to_chw_float(model_image(frame, 96, 96)).tobytes()

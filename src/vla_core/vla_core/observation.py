@@ -29,14 +29,6 @@ def to_chw_float(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def dataset_images_to_tensor(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The trainer's path: dataset frames (N, H, W, 3) uint8 RGB -> (N, 3, height, width) float32 in [0, 1]."""
-    _check_rgb(frames, "dataset frames", batched=True)
-    if frames.shape[1:3] != (height, width):
-        frames = np.stack([model_image(f, height, width) for f in frames])
-    return to_chw_float(frames)
-
-
 def _check_rgb(rgb: np.ndarray, what: str, batched: bool = False) -> None:
     ndim = 4 if batched else 3
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != ndim or rgb.shape[-1] != 3:

@@ -1,5 +1,6 @@
-"""Camera messages -> model-ready images: the encoding matrix, bad inputs, and parity with the recorder's and
-trainer's functions (bitwise, on fixed inputs)."""
+"""Camera messages -> model-ready images: the encoding matrix, bad inputs, and pixel parity with the recorder's
+function and the trainer's dataset resize (bitwise, on fixed inputs). The tensor parity of the trainer's batch code
+and the policy node's input code is tested in vla_trainer/test/test_image_parity.py."""
 from __future__ import annotations
 
 import cv2
@@ -9,7 +10,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from vla_core.contract import CameraSpec
 from vla_core.image import ImageError, camera_frame
-from vla_core.observation import dataset_images_to_tensor, model_image, to_chw_float
+from vla_core.observation import model_image, to_chw_float
 from vla_perception.pipeline import CameraPipeline
 
 TOP = CameraSpec("top", "camera/top/image_raw", "camera/top/camera_info", 96, 96, "rgb8", "cam")
@@ -126,15 +127,15 @@ def test_corrupt_compressed_is_refused(data, words):
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
 def test_parity_recorder_trainer_perception(encoding):
-    """The recorder's function, the trainer's path and the perception node's conversion agree bitwise."""
+    """The recorder's function, the trainer's dataset resize and the perception node's conversion agree bitwise."""
     source = RGB if encoding == "rgb8" else np.ascontiguousarray(RGB[..., ::-1])
     msg = image_msg(source, encoding, pad=4)
     perception = CameraPipeline(TOP).from_image(msg)
     recorder = camera_frame(msg.data, msg.height, msg.width, msg.encoding, msg.step, 96, 96)
     assert perception.tobytes() == recorder.tobytes()
     # Trainer: the recorded frame -> tensor; a dataset stored at camera size -> the same model image.
-    trainer = dataset_images_to_tensor(recorder[None], 96, 96)[0]
-    trainer_full = dataset_images_to_tensor(RGB[None], 96, 96)[0]
+    trainer = to_chw_float(model_image(recorder, 96, 96))
+    trainer_full = to_chw_float(model_image(RGB, 96, 96))
     served = to_chw_float(perception)
     assert served.tobytes() == trainer.tobytes() == trainer_full.tobytes()
     assert model_image(RGB, 96, 96).tobytes() == perception.tobytes()

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vla_core.observation import to_chw_float
 from vla_core.paths import workspace_path
 from vla_trainer.algorithms import make_algorithm
 from vla_trainer.config import TrainConfig
@@ -53,6 +54,15 @@ def _device(local_rank: int) -> torch.device:
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+def batch_tensors(arrays: dict, device: torch.device) -> dict[str, Any]:
+    """A gathered batch (numpy) -> tensors on ``device``. Images, (N, H, W, 3) uint8 RGB per camera, become
+    (N, 3, H, W) float32 in [0, 1] through :func:`vla_core.observation.to_chw_float`, the conversion the policy
+    node and the simulated evaluation use, so training sees bitwise the tensors that serving sees."""
+    images = {cam: torch.from_numpy(to_chw_float(frames)).to(device) for cam, frames in arrays["images"].items()}
+    return {"images": images, **{key: torch.from_numpy(arrays[key]).to(device)
+                                 for key in ("state", "language", "action", "action_pad")}}
 
 
 def augment(images: torch.Tensor, shift: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
@@ -192,18 +202,12 @@ class Trainer:
 
     # --- batches -----------------------------------------------------------------------------------------
     def _tensors(self, arrays: dict, augment_images: bool) -> dict:
-        cfg = self.config.data
-        dev = self.device
-        images = {}
-        for cam, frames in arrays["images"].items():
-            x = torch.from_numpy(frames).to(dev).permute(0, 3, 1, 2).float().div_(255.0)
-            if augment_images:
-                x = augment(x, cfg.image_shift, cfg.colour_jitter, self.gen)
-            images[cam] = x.contiguous()
-        return {"images": images, "state": torch.from_numpy(arrays["state"]).to(dev),
-                "language": torch.from_numpy(arrays["language"]).to(dev),
-                "action": torch.from_numpy(arrays["action"]).to(dev),
-                "action_pad": torch.from_numpy(arrays["action_pad"]).to(dev)}
+        batch = batch_tensors(arrays, self.device)
+        if augment_images:
+            cfg = self.config.data
+            batch["images"] = {cam: augment(x, cfg.image_shift, cfg.colour_jitter, self.gen).contiguous()
+                               for cam, x in batch["images"].items()}
+        return batch
 
     def _lr(self) -> float:
         cfg = self.config.train
