@@ -6,6 +6,8 @@ Feature names follow LeRobot: ``observation.images.<camera>``, ``observation.sta
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dataclasses import dataclass, field
@@ -23,6 +25,19 @@ ACTION_TYPES = {
     "trajectory_msgs/msg/JointTrajectory": None,
 }
 STATE_FIELDS = ("position", "velocity", "effort")
+LIMIT_KEYS = ("max_velocity", "max_acceleration")
+
+
+def _limit_list(value: Any, key: str, size: int, problems: list[str]) -> tuple[float, ...] | None:
+    """An optional per-field physical limit of the action (finite, > 0, one per field)."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == size and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in value)
+    if not ok:
+        problems.append(f"action.{key} = {value!r}: expected {size} finite numbers > 0, one per action field")
+        return None
+    return tuple(float(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,12 @@ class ActionSpec:
     low: tuple[float, ...]
     high: tuple[float, ...]
     unit: str = ""
+    # The robot's physical limits per action field (None: not declared). With ``low``/``high`` they are the
+    # safety shield's hard limits, which run-time tuning can only tighten: ``max_velocity`` bounds joint
+    # velocities (position commands) or adds a speed bound to velocity commands, ``max_acceleration`` bounds
+    # the change of velocity per second on every field.
+    max_velocity: tuple[float, ...] | None = None
+    max_acceleration: tuple[float, ...] | None = None
 
     @property
     def dim(self) -> int:
@@ -186,8 +207,9 @@ class RobotContract:
                     problems.append(f"action: every low must be below its high (low={low}, high={high})")
                 else:
                     names = tuple(ac.get("names", fields))
+                    rates = {key: _limit_list(ac.get(key), key, len(fields), problems) for key in LIMIT_KEYS}
                     action = ActionSpec(topic, typ, tuple(fields), names, tuple(map(float, low)),
-                                        tuple(map(float, high)), ac.get("unit", ""))
+                                        tuple(map(float, high)), ac.get("unit", ""), **rates)
         if problems:
             raise ConfigError(problems, source)
         instruction = data.get("instruction") or {}

@@ -2,8 +2,6 @@
 import numpy as np
 import pytest
 
-from vla_safety.config import config_from_params
-
 FWD = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
@@ -162,9 +160,8 @@ def test_zones_stop_slowdown_and_sensor_timeout(make_shield):
     assert report.rules[-1][0] in ("watchdog", "zone.source_timeout:scan")
 
 
-def test_joint_position_limits_and_hold(make_shield):
-    s = make_shield(command_type="joint_position", joint_names=["a", "b"], joint_lower=[-1.0, -1.0],
-                    joint_upper=[1.0, 1.0], joint_max_velocity=[1.0, 1.0], joint_max_accel=[100.0, 100.0],
+def test_joint_position_limits_and_hold(make_shield, limits):
+    s = make_shield(limits([-1.0, -1.0], [1.0, 1.0], [1.0, 1.0], [100.0, 100.0]), command_type="joint_position",
                     joint_max_step=[0.05, 0.5])
     cmd, report = s.step(0.0)
     assert cmd is None  # nothing sent and no joint_states: nothing can be held
@@ -178,9 +175,9 @@ def test_joint_position_limits_and_hold(make_shield):
     assert s.step(0.2)[0] == pytest.approx([0.05, 1.0])  # e-stop holds the last position sent
 
 
-def test_joint_velocity_keeps_joints_inside_limits(make_shield):
-    s = make_shield(command_type="joint_velocity", joint_names=["a"], joint_lower=[-1.0], joint_upper=[1.0],
-                    joint_max_velocity=[2.0], joint_max_accel=[100.0], joint_max_step=[10.0])
+def test_joint_velocity_keeps_joints_inside_limits(make_shield, limits):
+    s = make_shield(limits([-1.0], [1.0], [2.0], [100.0], "joint_velocity"), command_type="joint_velocity",
+                    joint_max_step=[10.0])
     s.set_position([0.95], 0.0)
     s.offer_command("teleop", [2.0], 0.0)
     cmd, report = s.step(0.0)
@@ -192,21 +189,22 @@ def test_joint_velocity_keeps_joints_inside_limits(make_shield):
     (dict(zones="[{name: z, type: stop, points: [[0, 0], [1, 0]]}]", scan_topic="scan"), "3 or more"),
     (dict(zones="[{name: z, type: stop, points: [[0, 0], [1, 0], [0, 1]]}]"), "no obstacle source"),
     (dict(max_accel=[0.0] * 6), "max_accel must be > 0"),
-    (dict(command_type="joint_position", joint_names=["a", "b"]), "joint_names has 2 joints"),
+    (dict(command_type="joint_position", joint_names=["a", "b"]), "must be the contract's action names"),
+    (dict(command_type="joint_position", joint_max_velocity=[1.0, 1.0]), "one per axis"),
     (dict(locks="[{name: 'bad name'}]"), "letters, digits"),
     (dict(min_height=3.0), "min_height"),
 ])
-def test_bad_configuration_says_what_to_fix(params, overrides, fragment):
+def test_bad_configuration_says_what_to_fix(config, overrides, fragment):
     with pytest.raises(ValueError, match=fragment):
-        config_from_params(params(**overrides))
+        config(**overrides)
 
 
-def test_limits_change_at_run_time_topology_does_not(make_shield, params):
+def test_limits_change_at_run_time_topology_does_not(make_shield, config):
     s = make_shield()
-    s.update_limits(config_from_params(params(max_velocity=[0.1, 0.1, 0, 0, 0, 0])))
+    s.update_limits(config(max_velocity=[0.1, 0.1, 0, 0, 0, 0]))
     s.offer_command("policy", FWD, 0.0)
     s.offer_command("policy", FWD, 0.1)
     s.step(0.0)
     assert s.step(0.1)[0][0] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="topology"):
-        s.update_limits(config_from_params(params(locks="[{name: pause}]")))
+        s.update_limits(config(locks="[{name: pause}]"))

@@ -4,7 +4,6 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vla_safety.config import config_from_params
 from vla_safety.shield import Shield
 
 DT = 0.1
@@ -58,9 +57,9 @@ def nothing_valid_fresh(sent_at, t, dim):
 
 @SETTINGS
 @given(st.lists(tick(6), min_size=1, max_size=40))
-def test_twist_output_always_within_limits(params, events):
+def test_twist_output_always_within_limits(params, config, events):
     p = params(teleop_timeout=TIMEOUT, policy_timeout=TIMEOUT, max_jerk=[20.0, 0, 0, 0, 0, 20.0])
-    shield = Shield(config_from_params(p))
+    shield = Shield(config(**p))
     vmax, amax = np.array(p["max_velocity"]), np.maximum(p["max_accel"], p["max_decel"])
     prev, t, sent_at = np.zeros(6), 0.0, {}
     for event in events:
@@ -90,11 +89,12 @@ def test_twist_output_always_within_limits(params, events):
 
 @SETTINGS
 @given(st.lists(tick(7), min_size=1, max_size=30), st.lists(st.floats(-1.0, 1.0), min_size=7, max_size=7))
-def test_joint_positions_always_within_limits(params, events, start):
-    p = params(command_type="joint_position", teleop_timeout=TIMEOUT, policy_timeout=TIMEOUT)
-    shield = Shield(config_from_params(p))
-    lower, upper = np.array(p["joint_lower"]), np.array(p["joint_upper"])
-    max_step = np.minimum(p["joint_max_step"], np.array(p["joint_max_velocity"]) * DT)
+def test_joint_positions_always_within_limits(config, events, start):
+    shield = Shield(config(command_type="joint_position", teleop_timeout=TIMEOUT, policy_timeout=TIMEOUT,
+                           joint_max_step=[0.05]))
+    lim = shield.config.joints
+    lower, upper = lim.lower, lim.upper
+    max_step = np.minimum(lim.max_step, lim.max_velocity * DT)
     q0 = np.clip(start, lower, upper)
     shield.set_position(q0, 0.0)
     prev, t, sent_at = None, 0.0, {}
@@ -120,10 +120,10 @@ def test_joint_positions_always_within_limits(params, events, start):
 @given(st.lists(st.tuples(st.sampled_from(["teleop", "policy"]), st.one_of(st.lists(value, min_size=6, max_size=6),
                                                                             poisoned(6))),
                 min_size=1, max_size=10), st.integers(1, 6))
-def test_repeated_steps_within_one_period_never_add_up(params, commands, repeats):
+def test_repeated_steps_within_one_period_never_add_up(params, config, commands, repeats):
     """A timer tick and commands at the same instant: the output still moves at most one period's worth."""
     p = params()
-    shield = Shield(config_from_params(p))
+    shield = Shield(config(**p))
     amax = np.maximum(p["max_accel"], p["max_decel"])
     prev = np.zeros(6)
     for k, (source, values) in enumerate(commands):

@@ -17,8 +17,11 @@ from geometry_msgs.msg import Twist
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float64MultiArray
 
+from vla_core.contract import RobotContract
 from vla_core.params import defaults
+from vla_core.paths import workspace_path
 from vla_safety.config import config_from_params
+from vla_safety.hard_limits import HardLimits, hard_limits
 from vla_safety.limits import TWIST_FIELDS
 from vla_safety.shield import Shield
 from vla_safety.shield_params import SHIELD_PARAMS
@@ -173,15 +176,22 @@ def bench_safety(args, say) -> dict:
     rng = np.random.default_rng(0)
     base = defaults(SHIELD_PARAMS)
     result = {"bench": "safety", "commands": n}
+    twist = hard_limits(RobotContract.from_yaml(workspace_path(base["contract"])), "twist")
+    # The Franka's arm (its contract without the fingers), 15 rad/s^2 (the contract declares no acceleration).
+    franka = hard_limits(RobotContract.from_yaml(workspace_path("params/robots/isaac_sim_franka.yaml")),
+                         "joint_position")
+    arm = HardLimits("joint_position", franka.names[:7], franka.velocity[:7], franka.accel[:7], franka.lower[:7],
+                     franka.upper[:7], franka.source)
 
-    shield = Shield(config_from_params(dict(base)))
+    shield = Shield(config_from_params(dict(base), twist))
     _report(result, "twist", _time_twist(shield, n, rng), "Twist command through the shield", "goal p99 <= 0.5 ms",
             say)
 
-    shield = Shield(config_from_params(dict(base, command_type="joint_position")))
+    shield = Shield(config_from_params(dict(base, command_type="joint_position", joint_max_accel=[15.0],
+                                            joint_max_step=[0.05]), arm))
     _report(result, "joint7", _time_joints(shield, n, rng), "7-joint position command", "goal p99 <= 0.5 ms", say)
 
-    shield = Shield(config_from_params(dict(base, zones=ZONES, scan_topic="scan")))
+    shield = Shield(config_from_params(dict(base, zones=ZONES, scan_topic="scan"), twist))
     angles = np.linspace(-np.pi, np.pi, 360, endpoint=False)
     ranges = 0.5 + 2.0 * rng.random(360)  # obstacles between 0.5 and 2.5 m all around
     scan = LaserScan(angle_min=float(angles[0]), angle_max=float(angles[-1]),
@@ -191,7 +201,7 @@ def bench_safety(args, say) -> dict:
             "Twist + 360-ray scan in 4 zones (stop, slowdown, limit, approach 12 steps)",
             "goal p99 <= 5 ms; Nav2's collision monitor reports about 4.5 ms", say)
 
-    ticks = _estop_ticks(Shield(config_from_params(dict(base))))
+    ticks = _estop_ticks(Shield(config_from_params(dict(base), twist)))
     result["estop_to_zero_ticks"] = ticks
     say(f"e-stop to zero command: {ticks} ticks (0 = on the same tick)")
 

@@ -1,13 +1,24 @@
-"""Node parameters -> :class:`vla_safety.shield.ShieldConfig` (pure; every problem in one message)."""
+"""Node parameters + the robot's hard limits -> :class:`vla_safety.shield.ShieldConfig` (pure; every problem
+in one message).
+
+Limits come from two places: the robot contract's hard limits (:mod:`vla_safety.hard_limits`, fixed at
+configure) and the limit parameters, which tune inside them (-1: the hard limit). :func:`loosened` is the
+run-time rule for what the contract does not bound (timeouts, the workspace box, jerk): a change may only
+tighten what the shield was configured with.
+"""
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import yaml
 
+from vla_safety.hard_limits import HardLimits, resolve
 from vla_safety.limits import JointLimits, TwistLimits, WorkspaceBox
 from vla_safety.shield import ShieldConfig
 from vla_safety.zones import parse_zones
+
+TIMEOUTS = ("teleop_timeout", "policy_timeout", "state_timeout", "sensor_timeout")
 
 
 def parse_locks(text: str) -> tuple:
@@ -29,8 +40,18 @@ def parse_locks(text: str) -> tuple:
     return tuple(locks)
 
 
-def config_from_params(p: dict[str, Any]) -> ShieldConfig:
-    """Build and validate the configuration; raises ValueError with every problem found."""
+def _per_axis(name: str, values, n: int, problems: list[str]) -> np.ndarray | None:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 1:
+        return np.full(n, values[0])
+    if values.size != n:
+        problems.append(f"{name} has {values.size} values; give one per axis ({n}) or one for all")
+        return None
+    return values
+
+
+def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
+    """Build and validate the configuration within ``hard``; raises ValueError with every problem found."""
     problems = []
 
     def attempt(build):
@@ -41,19 +62,29 @@ def config_from_params(p: dict[str, Any]) -> ShieldConfig:
             return None
 
     kind = p["command_type"]
-    twist = attempt(lambda: TwistLimits(p["max_velocity"], p["max_accel"], p["max_decel"], p["max_jerk"],
-                                        p["deadband"])) if kind == "twist" else None
-    joints = None
-    if kind != "twist":
-        n = len(p["joint_names"])
-        lists = {k: p[k] for k in ("joint_lower", "joint_upper", "joint_max_velocity", "joint_max_accel",
-                                   "joint_max_step")}
-        wrong = [f"{k} has {len(v)}" for k, v in lists.items() if len(v) != n]
-        if wrong:
-            problems.append(f"joint_names has {n} joints but {', '.join(wrong)} values; give one per joint")
-        else:
-            joints = attempt(lambda: JointLimits(p["joint_lower"], p["joint_upper"], p["joint_max_velocity"],
-                                                 p["joint_max_accel"], p["joint_max_step"]))
+    if hard.command_type != kind:
+        raise ValueError(f"hard limits for {hard.command_type} commands cannot bound a {kind} shield")
+    twist = joints = None
+    if kind == "twist":
+        values = [resolve("max_velocity", p["max_velocity"], hard.velocity, hard, problems, "speed"),
+                  resolve("max_accel", p["max_accel"], hard.accel, hard, problems, "acceleration"),
+                  resolve("max_decel", p["max_decel"], hard.accel, hard, problems, "acceleration"),
+                  _per_axis("max_jerk", p["max_jerk"], 6, problems), _per_axis("deadband", p["deadband"], 6, problems)]
+        if all(v is not None for v in values):
+            twist = attempt(lambda: TwistLimits(*values))
+    else:
+        named = [n for n in p["joint_names"] if n]
+        if named and tuple(named) != hard.names:
+            problems.append(f"joint_names {named} must be the contract's action names in order, "
+                            f"{list(hard.names)}; leave joint_names empty to use them")
+        margin = _per_axis("joint_position_margin", p["joint_position_margin"], hard.dim, problems)
+        values = [resolve("joint_max_velocity", p["joint_max_velocity"], hard.velocity, hard, problems, "velocity"),
+                  resolve("joint_max_accel", p["joint_max_accel"], hard.accel, hard, problems, "acceleration"),
+                  _per_axis("joint_max_step", p["joint_max_step"], hard.dim, problems)]
+        if margin is not None and all(v is not None for v in values):
+            velocity, accel, step = values
+            joints = attempt(lambda: JointLimits(hard.lower + margin, hard.upper - margin, velocity, accel,
+                                                 np.where(step < 0, np.inf, step)))
     workspace = None
     if p["workspace_enabled"]:
         if len(p["workspace_joints"]) != len(p["workspace_min"]):
@@ -71,4 +102,25 @@ def config_from_params(p: dict[str, Any]) -> ShieldConfig:
     return ShieldConfig(command_type=kind, rate=p["rate"], teleop_timeout=p["teleop_timeout"],
                         policy_timeout=p["policy_timeout"], locks=locks, twist=twist, joints=joints,
                         workspace=workspace, zones=zones, sensors=sensors, sensor_timeout=p["sensor_timeout"],
-                        state_timeout=p["state_timeout"])
+                        state_timeout=p["state_timeout"],
+                        supervisor_timeout=p["supervisor_timeout"] if p["supervisor"] else None,
+                        max_clock_jump=p["max_clock_jump"])
+
+
+def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:
+    """What ``new`` (a run-time change) loosens compared with the ``configured`` shield, for the settings the
+    contract does not bound: longer timeouts, a larger workspace box, a weaker or disabled jerk limit."""
+    problems = [f"{name} {getattr(new, name):g} > {getattr(configured, name):g} configured"
+                for name in TIMEOUTS if getattr(new, name) > getattr(configured, name)]
+    box, limit = new.workspace, configured.workspace
+    if limit is not None and box is not None and (np.any(box.low < limit.low) or np.any(box.high > limit.high)):
+        problems.append(f"workspace [{list(box.low)}, {list(box.high)}] reaches outside the configured "
+                        f"[{list(limit.low)}, {list(limit.high)}]")
+    if configured.twist is not None and new.twist is not None:
+        was, now = configured.twist.max_jerk, new.twist.max_jerk
+        if np.any((was > 0) & ((now <= 0) | (now > was))):
+            problems.append(f"max_jerk {list(now)} is weaker than the configured {list(was)}")
+    if problems:
+        return [f"run-time changes may only tighten: {'; '.join(problems)}; loosen them in the parameter file "
+                f"and restart the shield"]
+    return []

@@ -29,12 +29,16 @@ def _clip(x: np.ndarray, low, high) -> np.ndarray:
     return np.minimum(np.maximum(x, low), high)
 
 
-def _vector(name: str, values, size: int, positive: bool = True) -> np.ndarray:
+def _vector(name: str, values, size: int, positive: bool = True, unbounded: bool = False) -> np.ndarray:
+    """``values`` as a float array of ``size``; finite (``unbounded``: ±inf allowed, NaN never), >= 0 if
+    ``positive``."""
     array = np.asarray(values, dtype=np.float64)
     if array.shape != (size,):
         raise ValueError(f"{name} needs {size} values, got {len(array)}: {list(array)}")
-    if not np.all(np.isfinite(array)) or (positive and np.any(array < 0)):
-        raise ValueError(f"{name} must be finite and >= 0, got {list(array)}")
+    ok = ~np.isnan(array) if unbounded else np.isfinite(array)
+    if not np.all(ok) or (positive and np.any(array < 0)):
+        bound = "not NaN" if unbounded else "finite"
+        raise ValueError(f"{name} must be {bound}{' and >= 0' if positive else ''}, got {list(array)}")
     return array
 
 
@@ -53,10 +57,11 @@ class TwistLimits:
     def __post_init__(self):
         for name in ("max_velocity", "max_accel", "max_decel", "max_jerk", "deadband"):
             object.__setattr__(self, name, _vector(name, getattr(self, name), 6))
+        moving = self.max_velocity > 0
         for name in ("max_accel", "max_decel"):
-            if np.any(getattr(self, name) <= 0):
-                raise ValueError(f"{name} must be > 0 on every axis (a zero would freeze the axis), "
-                                 f"got {list(getattr(self, name))}; use max_velocity 0 to forbid an axis")
+            if np.any(getattr(self, name)[moving] <= 0):
+                raise ValueError(f"{name} must be > 0 on every axis allowed to move (a zero would freeze the "
+                                 f"axis), got {list(getattr(self, name))}; use max_velocity 0 to forbid an axis")
 
 
 def limit_twist(target: np.ndarray, prev_v: np.ndarray, prev_a: np.ndarray, dt: float,
@@ -93,9 +98,9 @@ def limit_twist(target: np.ndarray, prev_v: np.ndarray, prev_a: np.ndarray, dt: 
 
 @dataclass(frozen=True)
 class JointLimits:
-    """Per-joint limits: ``lower``/``upper`` positions (rad or m), ``max_velocity``, ``max_accel``, and
-    ``max_step``, the largest change of the command per tick (position for position commands, velocity for
-    velocity commands)."""
+    """Per-joint limits: ``lower``/``upper`` positions (rad or m; ±inf: unbounded), ``max_velocity``,
+    ``max_accel``, and ``max_step``, the largest change of the command per tick (position for position
+    commands, velocity for velocity commands; inf: only velocity and acceleration bound it)."""
 
     lower: tuple
     upper: tuple
@@ -107,12 +112,14 @@ class JointLimits:
         n = len(self.lower)
         if n == 0:
             raise ValueError("joint limits need at least one joint; set joint_lower/joint_upper/...")
-        object.__setattr__(self, "lower", _vector("joint_lower", self.lower, n, positive=False))
-        object.__setattr__(self, "upper", _vector("joint_upper", self.upper, n, positive=False))
-        for name in ("max_velocity", "max_accel", "max_step"):
+        object.__setattr__(self, "lower", _vector("joint lower limit", self.lower, n, False, unbounded=True))
+        object.__setattr__(self, "upper", _vector("joint upper limit", self.upper, n, False, unbounded=True))
+        for name in ("max_velocity", "max_accel"):
             object.__setattr__(self, name, _vector(f"joint_{name}", getattr(self, name), n))
+        object.__setattr__(self, "max_step", _vector("joint_max_step", self.max_step, n, unbounded=True))
         if np.any(self.lower > self.upper):
-            raise ValueError(f"joint_lower {list(self.lower)} must be <= joint_upper {list(self.upper)}")
+            raise ValueError(f"joint lower limits {list(self.lower)} must be <= upper limits {list(self.upper)} "
+                             f"(joint_position_margin too large?)")
 
     @property
     def dim(self) -> int:

@@ -1,7 +1,8 @@
 """Input multiplexer with twist_mux semantics: priorities, a timeout per source, lock topics.
 
-Pure Python: the shield node feeds it commands and lock states with their receipt time (node clock, s).
-A source is *fresh* while its newest message is at most ``timeout`` old. A lock of priority P blocks every
+Pure Python: the shield node feeds it commands and lock states with their receipt time, an
+:class:`~vla_safety.clock.Instant` (steady and ROS clock). A source is *fresh* while its newest message is at
+most ``timeout`` old on both clocks (:func:`vla_safety.clock.fresh`: /clock cannot stretch it). A lock of priority P blocks every
 source of priority <= P while it is locked, and also when it has a timeout and its last message is older
 than that (a lock publisher that dies locks, as in twist_mux). Among the fresh, unblocked sources the one
 with the highest priority wins. A source whose newest message was rejected is fresh but carries no command:
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_safety.clock import NEVER, Instant, fresh
+
 
 @dataclass
 class Source:
@@ -22,10 +25,10 @@ class Source:
     priority: int
     timeout: float
     command: np.ndarray | None = field(default=None, repr=False)
-    stamp: float = -np.inf
+    stamp: Instant = NEVER
 
-    def fresh(self, now: float) -> bool:
-        return now - self.stamp <= self.timeout
+    def fresh(self, now: Instant) -> bool:
+        return fresh(self.stamp, now, self.timeout)
 
 
 @dataclass
@@ -36,10 +39,10 @@ class Lock:
     priority: int
     timeout: float = 0.0
     locked: bool = False
-    stamp: float = -np.inf
+    stamp: Instant = NEVER
 
-    def engaged(self, now: float) -> bool:
-        expired = self.timeout > 0.0 and now - self.stamp > self.timeout
+    def engaged(self, now: Instant) -> bool:
+        expired = self.timeout > 0.0 and not fresh(self.stamp, now, self.timeout)
         return self.locked or expired
 
 
@@ -54,16 +57,16 @@ class Mux:
         self.sources = {s.name: s for s in sources}
         self.locks = {lk.name: lk for lk in locks}
 
-    def offer(self, name: str, command: np.ndarray | None, now: float) -> None:
+    def offer(self, name: str, command: np.ndarray | None, now: Instant) -> None:
         """Newest message of source ``name`` at ``now``; None marks a rejected message (stop while fresh)."""
         source = self.sources[name]
         source.command, source.stamp = command, now
 
-    def set_lock(self, name: str, locked: bool, now: float) -> None:
+    def set_lock(self, name: str, locked: bool, now: Instant) -> None:
         lock = self.locks[name]
         lock.locked, lock.stamp = bool(locked), now
 
-    def lock_priority(self, now: float) -> tuple[int, str]:
+    def lock_priority(self, now: Instant) -> tuple[int, str]:
         """Highest priority of the engaged locks (-1 when none) and that lock's name."""
         best, name = -1, ""
         for lock in self.locks.values():
@@ -71,7 +74,7 @@ class Mux:
                 best, name = lock.priority, lock.name
         return best, name
 
-    def select(self, now: float) -> tuple[Source | None, list[str]]:
+    def select(self, now: Instant) -> tuple[Source | None, list[str]]:
         """The winning source (None: nothing fresh and unblocked) and the names of the fresh sources."""
         floor, _ = self.lock_priority(now)
         fresh = [s for s in self.sources.values() if s.fresh(now)]
@@ -82,4 +85,4 @@ class Mux:
     def clear(self) -> None:
         """Forget every held command (on activation and e-stop reset: nothing old is executed)."""
         for source in self.sources.values():
-            source.command, source.stamp = None, -np.inf
+            source.command, source.stamp = None, NEVER

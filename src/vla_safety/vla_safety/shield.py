@@ -1,17 +1,25 @@
 """The safety shield's filter: mux, e-stop, watchdog, rejection, limits and collision zones in one step.
 
 Pure Python + numpy, deterministic: the node feeds inputs as they arrive (``offer_command``, ``set_lock``,
-``offer_points``, ``set_position``, ``estop_input``/``trigger_estop``) stamped with the node clock (s), and
-calls ``step(now)`` on every control tick and on every accepted command. ``step`` returns the command to send
-(or None: nothing may be sent) and a :class:`Report` of what acted.
+``offer_points``, ``set_position``, ``estop_input``/``trigger_estop``, ``supervisor_input``) stamped with
+an :class:`~vla_safety.clock.Instant` (steady and ROS clock, s), and calls ``step(now)`` on every control
+tick and on every accepted command. ``step`` returns the command to send (or None: nothing may be sent) and
+a :class:`Report` of what acted.
+
+Time: every freshness check (command sources, locks, joint states, obstacle sensors) must pass on both
+clocks (:mod:`vla_safety.clock`), so a stray /clock can make inputs stale but never keep them fresh; a
+ROS clock that goes back, or leaps ahead of the steady clock by more than ``max_clock_jump`` s, stops the
+robot on that step and forgets every held command (rule ``clock_jump``). The supervisor (the lifecycle
+manager) is watched on the steady clock alone: it reports on a steady timer whatever the sim speed.
 
 Ticks: rate limits (acceleration, jerk, step) are applied against the output in effect at the end of the
 previous control period (``1 / rate`` s), with dt = that period. Several steps within one period (a timer
 tick and a command arriving at the same simulated instant) therefore all limit against the same reference,
 and the robot, which applies the newest command once per period, never sees more than the limits allow.
 
-Stops are never rate-limited: e-stop, watchdog (nothing fresh), a rejected command, an engaged lock, a
-stop zone and a silent obstacle sensor take effect on the same step. A stop is zero velocity for Twist and
+Stops are never rate-limited: e-stop, a clock jump, a lost or not-active supervisor, watchdog (nothing
+fresh), a rejected command, an engaged lock, a stop zone and a silent obstacle sensor take effect on the
+same step. A stop is zero velocity for Twist and
 joint velocity commands, and holding the last position sent for joint position commands.
 """
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_safety.clock import ClockWatch, Instant, fresh, instant
 from vla_safety.limits import (JointLimits, Rules, TwistLimits, WorkspaceBox, limit_joint_position,
                                limit_joint_velocity, limit_twist)
 from vla_safety.mux import Lock, Mux, Source
@@ -29,12 +38,17 @@ COMMAND_TYPES = ("twist", "joint_position", "joint_velocity")
 TELEOP, POLICY = "teleop", "policy"
 # Operator above policy, fixed by design; locks take priorities relative to these (twist_mux semantics).
 TELEOP_PRIORITY, POLICY_PRIORITY = 100, 50
+# Header stamps of obstacle data may lead this machine's clock by this much (clock sync between machines).
+SENSOR_SKEW = 0.05
 
 
 @dataclass(frozen=True)
 class ShieldConfig:
     """Validated shield configuration. ``locks``: (name, priority, timeout s). ``sensors``: names of the
-    obstacle sources the zones need (each must deliver points within ``sensor_timeout`` s)."""
+    obstacle sources the zones need (each must deliver points within ``sensor_timeout`` s).
+    ``supervisor_timeout``: None when no supervisor watches the command path, else the longest silence (s,
+    steady clock) before the robot stops. ``max_clock_jump``: the ROS clock's largest lead over the steady
+    clock between two steps (s) before it counts as a jump."""
 
     command_type: str = "twist"
     rate: float = 10.0
@@ -48,6 +62,8 @@ class ShieldConfig:
     sensors: tuple[str, ...] = ()
     sensor_timeout: float = 0.5
     state_timeout: float = 0.5
+    supervisor_timeout: float | None = None
+    max_clock_jump: float = 1.0
 
     def __post_init__(self):
         problems = []
@@ -65,6 +81,10 @@ class ShieldConfig:
             problems.append("zones are configured but no obstacle source is: set scan_topic or pointcloud_topic")
         if self.workspace is not None and self.command_type != "twist":
             problems.append("the workspace box bounds Cartesian (Twist) motion; joint commands use joint limits")
+        if self.supervisor_timeout is not None and not self.supervisor_timeout > 0:
+            problems.append(f"supervisor_timeout {self.supervisor_timeout} must be > 0 s")
+        if not self.max_clock_jump > 0:
+            problems.append(f"max_clock_jump {self.max_clock_jump} must be > 0 s")
         for name, priority, timeout in self.locks:
             if not 0 <= priority <= 255 or timeout < 0:
                 problems.append(f"lock {name!r}: priority must be in [0, 255] and timeout >= 0")
@@ -78,20 +98,23 @@ class ShieldConfig:
 
 @dataclass
 class Report:
-    """What one step did: the source forwarded, e-stop, takeover, rules that acted with amounts."""
+    """What one step did: the source forwarded, e-stop, takeover, rules that acted with amounts, and why a
+    clock or supervisor stop happened (``why``, empty otherwise)."""
 
     source: str
     estop: bool
     takeover: bool
     rules: Rules
     command: np.ndarray | None
+    why: str = ""
 
     @property
     def stopped(self) -> bool:
         return any(r[0] in STOP_RULES or r[0].split(":")[0] in STOP_RULES for r in self.rules)
 
 
-STOP_RULES = {"estop", "watchdog", "reject", "lock", "zone.stop", "zone.source_timeout", "no_position"}
+STOP_RULES = {"estop", "clock_jump", "supervisor", "watchdog", "reject", "lock", "zone.stop", "zone.source_timeout",
+              "no_position"}
 
 
 @dataclass
@@ -120,8 +143,10 @@ class Shield:
         self.counters = Counters()
         self.estopped = False
         self.estop_asserted = False
-        self._points: dict[str, tuple[np.ndarray, float]] = {}
-        self._position: tuple[np.ndarray, float] | None = None
+        self._points: dict[str, tuple[np.ndarray, Instant]] = {}
+        self._position: tuple[np.ndarray, Instant] | None = None
+        self._supervisor: tuple[bool, str, Instant] | None = None
+        self._clock = ClockWatch(config.max_clock_jump)
         self._was_takeover = False
         self.clear()
 
@@ -129,10 +154,11 @@ class Shield:
     def update_limits(self, config: ShieldConfig) -> None:
         """Change limits at run time; topology (command type, dimension, sources, locks, sensors) may not."""
         old = self.config
-        if (config.command_type, config.dim, config.locks, config.sensors) != (
-                old.command_type, old.dim, old.locks, old.sensors):
-            raise ValueError("command type, joint count, locks and obstacle sources are topology and cannot "
-                             "change at run time; edit the parameter file and restart the shield")
+        if (config.command_type, config.dim, config.locks, config.sensors, config.supervisor_timeout,
+                config.max_clock_jump) != (old.command_type, old.dim, old.locks, old.sensors,
+                                           old.supervisor_timeout, old.max_clock_jump):
+            raise ValueError("command type, joint count, locks, obstacle sources, supervisor and clock checks are "
+                             "topology, fixed at configure; edit the parameter file and restart the shield")
         self.config = config
         self.mux.sources[TELEOP].timeout = config.teleop_timeout
         self.mux.sources[POLICY].timeout = config.policy_timeout
@@ -150,9 +176,10 @@ class Shield:
         self._period_start: float | None = None
 
     # ---- inputs -------------------------------------------------------------------------------
-    def offer_command(self, source: str, values, now: float) -> str | None:
+    def offer_command(self, source: str, values, now: Instant | float) -> str | None:
         """A command from ``source`` ('teleop' or 'policy') received at ``now``. Returns why it was rejected
         (it then stops the robot while fresh, and is counted), or None."""
+        now = instant(now)
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         dim = self.config.dim
         reason = None
@@ -168,18 +195,39 @@ class Shield:
         self.mux.offer(source, values, now)
         return None
 
-    def set_lock(self, name: str, locked: bool, now: float) -> None:
-        self.mux.set_lock(name, locked, now)
+    def set_lock(self, name: str, locked: bool, now: Instant | float) -> None:
+        self.mux.set_lock(name, locked, instant(now))
 
-    def offer_points(self, sensor: str, points: np.ndarray, stamp: float) -> None:
-        """Obstacle points (N, 2) in base_link from ``sensor``, measured at ``stamp``."""
-        self._points[sensor] = (np.asarray(points, dtype=np.float64).reshape(-1, 2), stamp)
+    def offer_points(self, sensor: str, points: np.ndarray, stamp: Instant | float) -> None:
+        """Obstacle points (N, 2) in base_link from ``sensor``: ``stamp`` is its receipt on the steady clock
+        and its measurement time (header stamp) on the ROS clock."""
+        self._points[sensor] = (np.asarray(points, dtype=np.float64).reshape(-1, 2), instant(stamp))
 
-    def set_position(self, position, now: float) -> None:
+    def set_position(self, position, now: Instant | float) -> None:
         """Measured joint positions (joint commands) or end-effector position (workspace box), at ``now``."""
-        self._position = (np.asarray(position, dtype=np.float64), now)
+        self._position = (np.asarray(position, dtype=np.float64), instant(now))
 
-    def estop_input(self, asserted: bool, now: float) -> None:
+    def supervisor_input(self, active: bool, phase: str, reason: str, now: Instant | float) -> None:
+        """The supervisor's status: ``active`` (everything it manages is up) and its ``phase`` and ``reason``.
+        Ignored when no supervisor is configured."""
+        self._supervisor = (bool(active), f"{phase}: {reason}" if reason else phase, instant(now))
+
+    def supervisor_problem(self, now: Instant | float) -> str | None:
+        """Why the supervisor does not allow motion at ``now`` (None: it does, or none is configured)."""
+        timeout = self.config.supervisor_timeout
+        if timeout is None:
+            return None
+        if self._supervisor is None:
+            return "no status from the supervisor yet"
+        active, phase, stamp = self._supervisor
+        age = instant(now).steady - stamp.steady
+        if age > timeout:
+            return f"the supervisor has been silent for {age:.2f} s (supervisor_timeout {timeout:g} s)"
+        if not active:
+            return f"the supervisor reports {phase}"
+        return None
+
+    def estop_input(self, asserted: bool, now: Instant | float) -> None:
         """The e-stop topic: True latches the e-stop; False only allows a later reset."""
         self.estop_asserted = bool(asserted)
         if asserted:
@@ -200,12 +248,12 @@ class Shield:
         return True, "e-stop released" if was else "e-stop was not engaged"
 
     # ---- the filter ---------------------------------------------------------------------------------
-    def _fresh_position(self, now: float) -> np.ndarray | None:
-        if self._position is None or now - self._position[1] > self.config.state_timeout:
+    def _fresh_position(self, now: Instant) -> np.ndarray | None:
+        if self._position is None or not fresh(self._position[1], now, self.config.state_timeout):
             return None
         return self._position[0]
 
-    def _stop(self, now: float) -> _Output:
+    def _stop(self, now: Instant) -> _Output:
         dim = self.config.dim
         zero = np.zeros(dim)
         if self.config.command_type == "joint_position":
@@ -220,25 +268,39 @@ class Shield:
     def _emit(self, out: _Output) -> np.ndarray | None:
         return out.q if self.config.command_type == "joint_position" else out.v
 
-    def step(self, now: float) -> tuple[np.ndarray | None, Report]:
-        """One control step at ``now`` (node clock, s): the command to send (None: send nothing) and why."""
-        if self._period_start is None or now - self._period_start >= self.dt - 1e-9 or now < self._period_start:
-            self._ref, self._period_start = self._last, now
+    def step(self, now: Instant | float) -> tuple[np.ndarray | None, Report]:
+        """One control step at ``now``: the command to send (None: send nothing) and why. Rate limits count
+        control periods on the ROS clock (simulated time under use_sim_time)."""
+        now = instant(now)
+        jump = self._clock.jumped(now)
+        if jump:
+            self.mux.clear()  # nothing stamped before the jump can be trusted: only new commands move
+            self._period_start = None
+        t = now.ros
+        if self._period_start is None or t - self._period_start >= self.dt - 1e-9 or t < self._period_start:
+            self._ref, self._period_start = self._last, t
         self.counters.ticks += 1
         rules: Rules = []
-        winner, fresh = self.mux.select(now)
-        takeover = winner is not None and winner.name == TELEOP and POLICY in fresh and not self.estopped
+        supervisor = self.supervisor_problem(now)
+        why = jump or supervisor or ""
+        winner, fresh_sources = self.mux.select(now)
+        blocked = self.estopped or bool(why)
+        takeover = winner is not None and winner.name == TELEOP and POLICY in fresh_sources and not blocked
         if takeover and not self._was_takeover:
             self.counters.takeovers += 1
         self._was_takeover = takeover
-        source = "estop" if self.estopped else (winner.name if winner else "none")
+        source = "estop" if self.estopped else ("none" if why or winner is None else winner.name)
         out = None
         if self.estopped:
             rules.append(("estop", 0.0))
+        elif jump:
+            rules.append(("clock_jump", 0.0))
+        elif supervisor:
+            rules.append(("supervisor", 0.0))
         elif winner is None:
             floor, lock = self.mux.lock_priority(now)
-            rules.append((f"lock:{lock}", 0.0) if fresh and floor >= 0 else ("watchdog", 0.0))
-            self.counters.stale_ticks += not fresh
+            rules.append((f"lock:{lock}", 0.0) if fresh_sources and floor >= 0 else ("watchdog", 0.0))
+            self.counters.stale_ticks += not fresh_sources
         elif winner.command is None:
             rules.append((f"reject:{winner.name}", 0.0))
         else:
@@ -252,9 +314,9 @@ class Shield:
         self._last = out
         for name, _ in rules:
             self.counters.rules[name] = self.counters.rules.get(name, 0) + 1
-        return self._emit(out), Report(source, self.estopped, takeover, rules, self._emit(out))
+        return self._emit(out), Report(source, self.estopped, takeover, rules, self._emit(out), why)
 
-    def _limit(self, target: np.ndarray, now: float, rules: Rules) -> _Output | None:
+    def _limit(self, target: np.ndarray, now: Instant, rules: Rules) -> _Output | None:
         cfg, ref, dt = self.config, self._ref, self.dt
         if cfg.command_type == "twist":
             v, a, r = limit_twist(target, ref.v, ref.a, dt, cfg.twist)
@@ -269,8 +331,8 @@ class Shield:
             if cfg.zones:
                 points = []
                 for sensor in cfg.sensors:
-                    pts, stamp = self._points.get(sensor, (None, -np.inf))
-                    if now - stamp > cfg.sensor_timeout:
+                    pts, stamp = self._points.get(sensor, (None, None))
+                    if stamp is None or not fresh(stamp, now, cfg.sensor_timeout, SENSOR_SKEW):
                         rules.append((f"zone.source_timeout:{sensor}", 0.0))
                         return None
                     points.append(pts)

@@ -3,15 +3,30 @@
 Subscribes: teleop/cmd_vel and policy/cmd_vel (geometry_msgs/Twist) for command_type twist, or teleop/cmd and
 policy/cmd (std_msgs/Float64MultiArray) for joint commands; safety/estop (std_msgs/Bool, True = stop);
 safety/lock/<name> (std_msgs/Bool); joint_states (joint commands, workspace box); the scan / point-cloud
-topics the parameters name (collision zones).
+topics the parameters name (collision zones); <supervisor>/status (vla_interfaces/ManagerStatus) when a
+supervisor is named.
 Publishes: cmd_vel (Twist) or cmd (Float64MultiArray), what the robot gets; ~/state (vla_interfaces/
 ShieldState) every step; ~/intervention (vla_interfaces/Intervention: an operator overriding a running
 policy); /diagnostics; ~/markers (visualization_msgs/MarkerArray: zones, workspace box, a state colour).
 Services: ~/estop and ~/reset (std_srvs/Trigger).
 
 The filter is :class:`vla_safety.shield.Shield`; this node converts messages and owns the timers. It steps on
-a timer at ``rate`` on the node clock (so it follows /clock under use_sim_time), on every command received
-(no added latency) and on every e-stop message (zero on the same step). INACTIVE never publishes a command.
+every command received (no added latency, so a simulation faster than real time is followed at its own
+pace), on every e-stop and supervisor message (a stop goes out on that same step), and on a timer at
+``rate`` on the steady clock. INACTIVE never publishes a command.
+
+Clocks, and why this is safe in simulation and on a robot: every input is stamped with both the steady
+clock and the node clock (:mod:`vla_safety.clock`), and counts as fresh only while it is fresh on both. The
+steady clock cannot be moved from the network, so a command source that goes silent is stale within its
+timeout in real seconds whatever /clock says, and the steady timer keeps stepping while /clock is frozen,
+stretched or flooded. The node clock (simulated time under use_sim_time) keeps the timeouts and rate limits
+in simulated seconds when the sim runs faster than real time; a second /clock publisher (a replayed bag) can
+only make inputs stale, and a clock that goes back or leaps ahead is a clock jump that stops the robot. On a
+robot (no use_sim_time) both clocks run at the same rate and the steady one guards against system-clock steps.
+
+Limits: the robot contract (``contract``) declares hard limits, read once at configure; the limit
+parameters tune inside them, and a change that would exceed them (or loosen a timeout, the workspace box or
+jerk beyond the configured value) is refused with the reason.
 """
 from __future__ import annotations
 
@@ -24,11 +39,15 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from vla_interfaces.msg import Intervention, ShieldState
+from vla_core.contract import RobotContract
+from vla_core.paths import workspace_path
+from vla_interfaces.msg import Intervention, ManagerStatus, ShieldState
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist, time_to_seconds, twist_to_array
 from vla_ros.node_base import ManagedNode, main_for
-from vla_safety.config import config_from_params
+from vla_safety.clock import Instant
+from vla_safety.config import config_from_params, loosened
+from vla_safety.hard_limits import hard_limits
 from vla_safety.limits import TWIST_FIELDS
 from vla_safety.markers import shield_markers
 from vla_safety.shield import POLICY, TELEOP, Shield
@@ -47,6 +66,7 @@ class SafetyShieldNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("safety_shield", **kwargs)
         self.shield = None
+        self.hard = None
         self._timer = None
         self._pubs: dict = {}
         self._entities: list = []
@@ -54,7 +74,9 @@ class SafetyShieldNode(ManagedNode):
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
-        self.shield = Shield(config_from_params(p))
+        self.hard = hard_limits(RobotContract.from_yaml(workspace_path(p["contract"])), p["command_type"])
+        self.shield = Shield(config_from_params(p, self.hard))
+        self._configured = self.shield.config
         twist = p["command_type"] == "twist"
         msg_type, suffix = (Twist, "cmd_vel") if twist else (Float64MultiArray, "cmd")
         lp = self.create_lifecycle_publisher
@@ -75,6 +97,10 @@ class SafetyShieldNode(ManagedNode):
             self.create_service(Trigger, "~/estop", self._on_estop_service),
             self.create_service(Trigger, "~/reset", self._on_reset_service),
         ]
+        if p["supervisor"]:
+            self._entities.append(sub(ManagerStatus, f"{p['supervisor']}/status", self._on_supervisor,
+                                      node_qos.LATCHED))
+        self._supervisor_said = None
         for name, _, _ in self.shield.config.locks:
             self._entities.append(sub(Bool, f"safety/lock/{name}", lambda m, n=name: self._on_lock(n, m), 10))
         if not twist or p["workspace_enabled"]:
@@ -88,11 +114,13 @@ class SafetyShieldNode(ManagedNode):
         self._last_report = None
         self.get_logger().info(
             f"{p['command_type']} at {p['rate']:g} Hz; sources teleop > policy; "
-            f"{len(self.shield.config.locks)} locks, {len(self.shield.config.zones)} zones")
+            f"{len(self.shield.config.locks)} locks, {len(self.shield.config.zones)} zones; hard limits from "
+            f"{self.hard.source}; " + (f"supervised by {p['supervisor']}" if p["supervisor"] else "no supervisor"))
 
     def activate(self) -> None:
         self.shield.clear()  # no command from before the activation survives it
-        self._timer = self.create_timer(1.0 / self.params["rate"], self._tick)
+        # Steady clock: a frozen or stretched /clock cannot keep the watchdog from firing.
+        self._timer = self.create_timer(1.0 / self.params["rate"], self._tick, clock=self._steady)
         self.start_diagnostics()
         self._pubs["markers"].publish(shield_markers(self.shield, None, self._stamp()))
 
@@ -111,7 +139,7 @@ class SafetyShieldNode(ManagedNode):
             self.destroy_publisher(pub)
         for entity in self._entities:
             (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
-        self._pubs, self._entities, self.shield = {}, [], None
+        self._pubs, self._entities, self.shield, self.hard = {}, [], None, None
 
     # ---- parameters at run time -------------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -125,17 +153,21 @@ class SafetyShieldNode(ManagedNode):
         values = dict(self.params)
         values.update({q.name: _plain(q.value) for q in params if q.name in values})
         try:
-            config = config_from_params(values)
+            config = config_from_params(values, self.hard)  # within the contract's hard limits
+            problems = loosened(config, self._configured)
+            if problems:
+                raise ValueError("; ".join(problems))
             self.shield.update_limits(config)
         except ValueError as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}", throttle_duration_sec=1.0)
             return SetParametersResult(successful=False, reason=str(exc))
         self.params = values
         self.get_logger().info("limits updated: " + ", ".join(q.name for q in params))
         return SetParametersResult(successful=True)
 
     # ---- inputs -----------------------------------------------------------------------------------
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _now(self) -> Instant:
+        return Instant(self._steady.now().nanoseconds * 1e-9, self.get_clock().now().nanoseconds * 1e-9)
 
     def _stamp(self):
         return self.get_clock().now().to_msg()
@@ -182,6 +214,18 @@ class SafetyShieldNode(ManagedNode):
         self.get_logger().info(f"reset: {response.message}")
         return response
 
+    def _on_supervisor(self, msg: ManagerStatus) -> None:
+        if self.shield is None:
+            return
+        now = self._now()
+        self.shield.supervisor_input(msg.active, msg.phase, msg.reason, now)
+        said = self.shield.supervisor_problem(now)
+        if said != self._supervisor_said:
+            log = self.get_logger()
+            (log.warning(f"stopping: {said}") if said else log.info("the supervisor reports active"))
+            self._supervisor_said = said
+        self._tick()  # a not-active status stops the robot on this very message
+
     def _on_lock(self, name: str, msg: Bool) -> None:
         if self.shield is not None:
             self.shield.set_lock(name, msg.data, self._now())
@@ -189,8 +233,7 @@ class SafetyShieldNode(ManagedNode):
     def _on_joint_states(self, msg: JointState) -> None:
         if self.shield is None:
             return
-        names = (self.params["joint_names"] if self.params["command_type"] != "twist"
-                 else self.params["workspace_joints"])
+        names = self.hard.names if self.params["command_type"] != "twist" else self.params["workspace_joints"]
         index = {n: i for i, n in enumerate(msg.name)}
         missing = [n for n in names if n not in index]
         if missing or len(msg.position) != len(msg.name):
@@ -227,9 +270,11 @@ class SafetyShieldNode(ManagedNode):
                            tuple(self.params["pointcloud_pose"]))
         self.shield.offer_points("pointcloud", pts, self._sensor_time(msg.header.stamp))
 
-    def _sensor_time(self, stamp) -> float:
+    def _sensor_time(self, stamp) -> Instant:
+        """Receipt on the steady clock, measurement (header stamp) on the ROS clock."""
+        now = self._now()
         t = time_to_seconds(stamp)
-        return t if t > 0 else self._now()  # unstamped data counts from its arrival
+        return Instant(now.steady, t if t > 0 else now.ros)  # unstamped data counts from its arrival
 
     # ---- output -----------------------------------------------------------------------------------
     def _command_msg(self, values: np.ndarray):
@@ -241,6 +286,9 @@ class SafetyShieldNode(ManagedNode):
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command
         command, report = self.shield.step(self._now())
+        if report.why and "clock_jump" in (r for r, _ in report.rules):
+            self.get_logger().warning(f"clock jump, robot stopped and held commands dropped: {report.why}",
+                                      throttle_duration_sec=1.0)
         if command is not None:
             self._pubs["cmd"].publish(self._command_msg(command))
         self._last_report = report
@@ -266,7 +314,8 @@ class SafetyShieldNode(ManagedNode):
         if self.shield.estopped:
             level, message = DiagnosticStatus.ERROR, "e-stop latched; call ~/reset"
         elif report is not None and report.stopped:
-            level, message = DiagnosticStatus.WARN, "stopped: " + ", ".join(r for r, _ in report.rules)
+            level, message = DiagnosticStatus.WARN, "stopped: " + ", ".join(r for r, _ in report.rules) + (
+                f" ({report.why})" if report.why else "")
         elif c.rejected or any(self.dropped.values()):
             level, message = DiagnosticStatus.WARN, f"{c.rejected} commands rejected"
         else:
