@@ -58,7 +58,9 @@ def test_action_is_what_the_shield_sends_and_the_recorder_records(contract):
     assert command_vector(Float64MultiArray(data=q), contract).tolist() == q
 
 
-def test_arm_limits_match_the_shields_franka_limits(contract):
-    from vla_safety.shield_params import FRANKA_LOWER, FRANKA_UPPER
-    assert list(contract.action.low[:7]) == FRANKA_LOWER and list(contract.action.high[:7]) == FRANKA_UPPER
+def test_the_shields_hard_limits_are_the_contracts(contract):
+    from vla_safety.hard_limits import hard_limits
+    hard = hard_limits(contract, "joint_position")
+    assert hard.names == tuple(JOINTS) and list(hard.lower) == list(contract.action.low)
+    assert list(hard.upper) == list(contract.action.high) and list(hard.velocity) == list(contract.action.max_velocity)
     assert contract.action.low[7:] == (0.0, 0.0) and contract.action.high[7:] == (0.04, 0.04)
