@@ -26,24 +26,55 @@ class EncoderMismatch(ValueError):
 def normalize_instruction(text: object, max_chars: int = MAX_INSTRUCTION_CHARS) -> str:
     """The instruction as the encoder sees it: surrounding whitespace stripped, nothing else changed.
 
+    The one check every component applies (the language node before encoding, the recorder before an
+    instruction reaches a dataset, the sim robot before a reset, the trainer through its encoder), so that
+    whatever is recorded can be trained on. Bad text is rejected, never repaired: a silently edited
+    instruction would condition the policy on words nobody said.
+
     Raises InstructionError for non-strings, empty or whitespace-only text, text longer than ``max_chars``
-    characters, and text with control characters (other than tab/newline) or invalid Unicode.
+    characters, and text with control characters (other than tab/newline), bidirectional-override
+    characters, non-characters or invalid Unicode (lone surrogates).
     """
+    return check_text(text, "instruction", max_chars, example="'push the red cube onto the purple square'")
+
+
+def check_text(text: object, what: str, max_chars: int, example: str = "") -> str:
+    """``text`` with surrounding whitespace stripped, or InstructionError naming ``what`` is wrong with it
+    (not a string, empty, longer than ``max_chars``, or a character from :func:`invalid_character`)."""
     if not isinstance(text, str):
-        raise InstructionError(f"instruction must be text, got {type(text).__name__}")
+        raise InstructionError(f"{what} must be text, got {type(text).__name__}")
     stripped = text.strip()
     if not stripped:
-        raise InstructionError(f"instruction {text!r} is empty; publish a sentence such as "
-                               "'push the red cube onto the purple square'")
+        raise InstructionError(f"{what} {_preview(text)} is empty" +
+                               (f"; publish a sentence such as {example}" if example else ""))
     if len(stripped) > max_chars:
-        raise InstructionError(f"instruction is {len(stripped)} characters long ({_preview(stripped)}); "
-                               f"the limit is {max_chars}: shorten it or raise max_instruction_chars")
+        raise InstructionError(f"{what} is {len(stripped)} characters long ({_preview(stripped)}); "
+                               f"the limit is {max_chars}: shorten it" +
+                               (" or raise max_instruction_chars" if what == "instruction" else ""))
     for ch in stripped:
-        category = unicodedata.category(ch)
-        if category == "Cs" or (category == "Cc" and ch not in "\t\n"):
-            raise InstructionError(f"instruction {_preview(stripped)} contains the invalid character "
-                                   f"U+{ord(ch):04X}; send plain text")
+        if invalid_character(ch):
+            raise InstructionError(f"{what} {_preview(stripped)} contains the invalid character "
+                                   f"U+{ord(ch):04X} ({invalid_character(ch)}); send plain text")
     return stripped
+
+
+# Characters that reorder how text displays (Trojan Source): what a person reads is not what is stored.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def invalid_character(ch: str) -> str:
+    """Why ``ch`` may not appear in an instruction or other recorded text ('' if it may)."""
+    category = unicodedata.category(ch)
+    if category == "Cc" and ch not in "\t\n":
+        return "a control character"
+    if category == "Cs":
+        return "a lone surrogate, not valid Unicode"
+    if ch in _BIDI_CONTROLS:
+        return "a bidirectional override"
+    code = ord(ch)
+    if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
+        return "a Unicode non-character"
+    return ""
 
 
 def check_encoder_id(expected: str, actual: str) -> None:

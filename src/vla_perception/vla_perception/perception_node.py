@@ -11,7 +11,10 @@ while someone subscribes), observation/features/<camera> (vla_interfaces/Feature
 
 Every conversion is vla_core.image's, the function the recorder and the trainer use. A frame that cannot be
 converted (unknown encoding, wrong buffer size, corrupt compressed data, colour on a depth camera) is
-dropped, counted per reason and reported with a throttled warning that names the value and the fix.
+dropped, counted per reason and reported with a throttled warning that names the value and the fix; so is a
+frame stamped more than ``max_future_stamp`` ahead of the node clock (it would look fresh to every consumer).
+Camera health is judged on arrivals (steady clock), so a stamp cannot silence the stale-camera alarm. The
+overlay draws only what it can: a command out of range is drawn at full length, a non-finite one not at all.
 INACTIVE: frames are ignored and nothing is published.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
+import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
@@ -70,7 +74,8 @@ class PerceptionNode(ManagedNode):
         lp = self.create_lifecycle_publisher
         for cam in contract.cameras:
             self.pipelines[cam.name] = CameraPipeline(cam, p["depth_scale"])
-            self.health[cam.name] = CameraHealth(cam.name, contract.fps, p["stale_after"])
+            self.health[cam.name] = CameraHealth(cam.name, contract.fps, p["stale_after"],
+                                                 max_future=p["max_future_stamp"])
             self._pubs[cam.name] = lp(Image, f"{p['output_prefix']}/{cam.name}", node_qos.SENSOR_PUB)
             if p["transport"] == "compressed":
                 self._subs.append(self.create_subscription(CompressedImage, f"{cam.topic}/compressed",
@@ -93,6 +98,7 @@ class PerceptionNode(ManagedNode):
             self._subs.append(self.create_subscription(PolicyStatus, "policy/status", self._on_status, 10))
             self._subs.append(self.create_subscription(Twist, "policy/cmd_vel", self._on_cmd, node_qos.COMMAND))
         self.max_speed = max(abs(v) for v in contract.action.low + contract.action.high)
+        self.overlay_errors = 0
         self._reset_proposal()
         self.get_logger().info(f"{len(self.pipelines)} cameras of {contract.robot} ({', '.join(names)}), "
                                f"{p['transport']} transport, images read by {bridge_in_use()}")
@@ -122,12 +128,17 @@ class PerceptionNode(ManagedNode):
 
     def _process(self, camera: str, msg, convert) -> None:
         health = self.health[camera]
+        stamp, now = time_to_seconds(msg.header.stamp), self.get_clock().now().nanoseconds * 1e-9
+        problem = health.admit(stamp, now)
+        if problem:
+            self.get_logger().warning(f"camera '{camera}': frame dropped: {problem}", throttle_duration_sec=2.0)
+            return
         try:
             array = convert(msg)
         except ImageError as exc:
             reason = "encoding" if "encoding" in str(exc) else "data"
             health.drop(reason, str(exc))
-            self.get_logger().warn(f"camera '{camera}': frame dropped: {exc}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"camera '{camera}': frame dropped: {exc}", throttle_duration_sec=2.0)
             return
         pipeline = self.pipelines[camera]
         if not msg.header.frame_id:
@@ -138,7 +149,7 @@ class PerceptionNode(ManagedNode):
             vector = FeatureVector(header=msg.header, encoder_id=self.features.encoder_id,
                                    data=self.features(array).tolist())
             self._pubs[f"features/{camera}"].publish(vector)
-        health.frame(time_to_seconds(msg.header.stamp), time.monotonic())
+        health.frame(stamp, time.monotonic(), now)
         if camera == self.overlay_camera and "overlay" in self._pubs:
             self._maybe_overlay(array, msg.header)
 
@@ -160,23 +171,33 @@ class PerceptionNode(ManagedNode):
         timeout = self.params["proposal_timeout"]
         status = self._status if now - self._status_t < timeout else None
         cmd = self._cmd if now - self._cmd_t < timeout else None
-        if array.ndim == 2:  # depth: metres -> grey for display
-            array = np.repeat(np.clip(array * (255.0 / max(float(array.max()), 1e-6)), 0, 255)
+        if array.ndim == 2:  # depth: metres -> grey for display (NaN/inf: no return, drawn black)
+            finite = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
+            array = np.repeat(np.clip(finite * (255.0 / max(float(finite.max()), 1e-6)), 0, 255)
                               .astype(np.uint8)[..., None], 3, axis=2)
-        lines, ok = status_lines(status, cmd)
-        image = draw_overlay(array, self.params["overlay_width"], cmd, self.max_speed, lines, ok)
+        try:
+            lines, ok = status_lines(status, cmd)
+            image = draw_overlay(array, self.params["overlay_width"], cmd, self.max_speed, lines, ok)
+        except (cv2.error, ValueError, OverflowError) as exc:  # a debug image must never cost the camera path
+            self.overlay_errors += 1
+            self.get_logger().error(f"overlay not drawn ({self.overlay_errors} so far): {exc}",
+                                    throttle_duration_sec=5.0)
+            return
         pub.publish(array_to_image(image, "rgb8", header))
 
     # ---- diagnostics -----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        now, wall = time_to_seconds(self.get_clock().now().to_msg()), time.monotonic()
+        wall = time.monotonic()
         statuses = []
         for name, health in self.health.items():
-            level, message = health.level(now)
+            level, message = health.level(wall)
             cam = self.pipelines[name].camera
+            values = health.values(wall)
+            if name == self.overlay_camera:
+                values["overlay_errors"] = str(self.overlay_errors)
             statuses.append(DiagnosticStatus(
                 level=bytes([level]), name=f"{self.get_name()}: camera {name}", hardware_id=cam.topic,
-                message=message, values=[KeyValue(key=k, value=v) for k, v in health.values(now, wall).items()]))
+                message=message, values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         self._pubs["diagnostics"].publish(array)

@@ -81,6 +81,34 @@ def test_non_finite_state_is_invalid_and_kept_as_is():
     frames = run(s, 6, state=lambda i: np.array([np.inf if i == 2 else i, 0.0]))
     assert [f["valid"] for f in frames[:4]] == [True, True, False, True]
     assert np.isinf(frames[2]["observation.state"][0]) and s.counters.invalid == 1
+    assert s.counters.invalid_reasons == {"state_nonfinite": 1}
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38, 1e300])
+def test_values_beyond_float32_are_invalid_not_infinite_and_valid(value):
+    """A command of 1e39 m/s is finite as float64 but inf in the float32 dataset: the row is invalid (the trainer
+    refuses a valid row with inf), counted under its reason, and nothing is warned about on stderr."""
+    s = FrameSampler(FPS, ["cam"], 2, 1)
+    s.start(0.0)
+    for i, command in enumerate([0.1, value, 0.2]):
+        s.offer_image("cam", i * DT, img(i))
+        s.offer_state(i * DT, np.array([i, 0.0]))
+        s.offer_command(i * DT + 0.01, np.array([command]))
+    with np.errstate(over="raise"):  # an overflow warning would have been raised here
+        frames = s.poll(0.35)
+    assert [f["valid"] for f in frames] == [True, False, True]
+    assert np.isinf(frames[1]["action"][0]) and frames[1]["action"].dtype == np.float32
+    assert s.counters.invalid == 1 and s.counters.invalid_reasons == {"action_nonfinite": 1}
+
+
+def test_wrong_sizes_and_missing_sources_are_counted_by_reason():
+    s = FrameSampler(FPS, ["cam"], 2, 1)
+    s.start(0.0)
+    s.offer_image("cam", 0.0, img(0))
+    s.offer_state(0.0, np.array([1.0, 2.0, 3.0]))
+    [frame] = s.poll(0.15)
+    assert not frame["valid"]
+    assert s.counters.invalid_reasons == {"state_wrong_size": 1, "action_missing": 1}
 
 
 def test_faster_camera_keeps_the_image_nearest_the_slot():

@@ -13,14 +13,22 @@ runs on its own thread so that sampling never waits. With ``follow_episode_event
 robot episode (START .. SUCCESS/TIMEOUT; ABORTED, e.g. a reset, moves on to the next one). With ``mcap`` the
 same topics also go, raw, to ``<root>/mcap/episode-NNNNNN.mcap``. Deactivate and shutdown save the episode
 in progress.
+
+Every input is checked before it can reach a dataset (vla_recorder.inputs): instructions by vla_core.text,
+stamps against the node clock, episode events against the robot's episode sequence, goals for their limits.
+A refused input is dropped, counted per reason, reported with a throttled warning, on /diagnostics, in the
+RecordEpisode result and in the episode's sidecar (vla_recorder.saving). An episode whose START is not followed
+by the robot's frames, or whose robot turns out to be in another episode, ends with the reason.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
 from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -33,6 +41,7 @@ from vla_core.dataset import DatasetError, DatasetWriter
 from vla_core.errors import ConfigError
 from vla_core.image import ImageError
 from vla_core.paths import workspace_path
+from vla_core.text import InstructionError, check_text, normalize_instruction
 from vla_interfaces.action import RecordEpisode
 from vla_interfaces.msg import EpisodeEvent, Intervention
 from vla_interfaces.srv import MarkEpisode
@@ -42,9 +51,12 @@ try:  # published by the language node; older interface builds lack it
 except ImportError:  # pragma: no cover - depends on the installed interfaces
     InstructionEmbedding = None
 from vla_recorder.convert import command_type, command_vector, image_to_feature, joint_state_vector
+from vla_recorder import inputs
+from vla_recorder.inputs import Rejects, RobotEpisodes, future_stamp_problem
 from vla_recorder.mcap_bag import McapBag
 from vla_recorder.recorder_params import RECORDER_PARAMS
 from vla_recorder.sampler import FrameSampler
+from vla_recorder.saving import close_episode
 from vla_ros import node_qos
 from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
@@ -96,12 +108,16 @@ class RecorderNode(ManagedNode):
                                     late_after=p["late_after"] or None, drop_after=p["drop_after"] or None,
                                     command_timeout=p["command_timeout"])
         self.command_topic = p["command_topic"] or c.action.topic
-        self.instruction = ""
+        self.instruction, self.instruction_problem = "", ""
         self.encoder_id = p["encoder_id"]
-        self.events: list[tuple[float, EpisodeEvent]] = []
+        self.events: list[tuple[float, EpisodeEvent]] = []  # (arrival, event) of the events that fit the robot's
+        self.resyncs: list[tuple[float, int]] = []  # (arrival, episode) of robot ends that contradicted the sequence
+        self.robot = RobotEpisodes(p["max_future_stamp"])
+        self.rejects = Rejects()
+        self.saved = self.failed_saves = 0
         self.seen: dict[str, float] = {}
-        self.bad_images = 0
         self._last_saved: int | None = None
+        self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         sub = self.create_subscription
         self._entities = [
             sub(JointState, c.state.topic, self._on_state, RECORD_SUB),
@@ -137,8 +153,10 @@ class RecorderNode(ManagedNode):
 
     def activate(self) -> None:
         self._end_request = None
+        self.start_diagnostics()
 
     def deactivate(self) -> None:
+        self.stop_diagnostics()
         if self.episode is not None:
             self._finish("save", "the recorder was deactivated")
             self._finished.wait(30.0)  # a concurrent finish (the action's) may still be committing
@@ -152,35 +170,57 @@ class RecorderNode(ManagedNode):
             self._action.destroy()
         if getattr(self, "_timer", None) is not None:
             self.destroy_timer(self._timer)
-        self._entities, self._control_services, self._action, self._timer = [], [], None, None
+        if getattr(self, "_diag_pub", None) is not None:
+            self.destroy_publisher(self._diag_pub)
+        self._entities, self._control_services, self._action, self._timer, self._diag_pub = [], [], None, None, None
         self.writer = None
 
     # ---- sources ----------------------------------------------------------------------------------
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _refuse(self, reason: str, problem: str) -> int:
+        """Count a refused input (per reason, in all and in the episode); return the count of ``reason``."""
+        with self._lock:
+            return self.rejects.add(reason, problem)
+
+    def _stamp_ok(self, what: str, reason: str, stamp: float) -> bool:
+        problem = future_stamp_problem(what, stamp, self.now(), self.params["max_future_stamp"])
+        if problem:
+            n = self._refuse(reason, problem)
+            self.get_logger().warning(f"{what} refused ({n} so far): {problem}", throttle_duration_sec=2.0)
+        return problem is None
+
     def _on_image(self, msg: Image, cam, key: str) -> None:
         self.seen[cam.topic] = time.monotonic()
         if self.episode is None:
             return
+        stamp = time_to_seconds(msg.header.stamp)
+        if not self._stamp_ok(f"image on {cam.topic}", "image_future_stamp", stamp):
+            return
         try:
             rgb, note = image_to_feature(msg, cam)
         except (ImageError, ValueError) as exc:
-            self.bad_images += 1
-            self.get_logger().warn(f"image dropped ({self.bad_images} so far): {exc}", throttle_duration_sec=2.0)
+            n = self._refuse("image_encoding" if "encoding" in str(exc) else "image_data", str(exc))
+            self.get_logger().warning(f"image dropped ({n} so far): {exc}", throttle_duration_sec=2.0)
             return
         if note:
             self.get_logger().info(f"{cam.topic}: converting {note} as the contract allows",
                                    throttle_duration_sec=30.0)
         with self._lock:
-            self.sampler.offer_image(key, time_to_seconds(msg.header.stamp), rgb)
+            self.sampler.offer_image(key, stamp, rgb)
 
     def _on_state(self, msg: JointState) -> None:
         self.seen[self.contract.state.topic] = time.monotonic()
+        stamp = time_to_seconds(msg.header.stamp)
+        if not self._stamp_ok(f"joint state on {self.contract.state.topic}", "state_future_stamp", stamp):
+            return
         with self._lock:
-            self.sampler.offer_state(time_to_seconds(msg.header.stamp), joint_state_vector(msg, self.contract))
+            self.sampler.offer_state(stamp, joint_state_vector(msg, self.contract))
 
     def _on_command(self, msg) -> None:
+        # Not refused here: a command the robot could not use (wrong size, beyond float32) makes its frames
+        # invalid, counted per reason by the sampler (the robot held still rather than executing another one).
         with self._lock:
             self.sampler.offer_command(self.now(), command_vector(msg, self.contract))
 
@@ -189,8 +229,14 @@ class RecorderNode(ManagedNode):
             self.sampler.offer_intervention(self.now(), msg.active)
 
     def _on_instruction(self, msg: String) -> None:
-        self.instruction = msg.data
         self.seen[self.contract.instruction_topic] = time.monotonic()
+        try:
+            self.instruction, self.instruction_problem = normalize_instruction(msg.data), ""
+        except InstructionError as exc:  # never recorded: the trainer's encoder would refuse the whole dataset
+            self.instruction, self.instruction_problem = "", f"instruction rejected: {exc}"
+            n = self._refuse("instruction_invalid", self.instruction_problem)
+            self.get_logger().warning(f"{self.instruction_problem} ({n} so far); episodes need a valid instruction",
+                                      throttle_duration_sec=2.0)
 
     def _on_raw(self, topic: str, data: bytes) -> None:
         bag = self._bag
@@ -217,10 +263,27 @@ class RecorderNode(ManagedNode):
             bag.path.unlink(missing_ok=True)
 
     def _on_embedding(self, msg) -> None:
-        self.encoder_id = msg.encoder_id
+        try:
+            self.encoder_id = check_text(msg.encoder_id, "encoder id", 256)
+        except InstructionError as exc:
+            n = self._refuse("encoder_id_invalid", str(exc))
+            self.get_logger().warning(f"embedding's {exc} ({n} so far); keeping encoder id {self.encoder_id!r}",
+                                      throttle_duration_sec=5.0)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        self.events.append((time.monotonic(), msg))
+        event = inputs.EpisodeEvent(kind=msg.event, index=msg.episode_index, stamp=time_to_seconds(msg.header.stamp),
+                                    instruction=msg.instruction)
+        running = self.robot.running
+        problem = self.robot.check(event, self.now())
+        arrival = time.monotonic()
+        if problem:
+            n = self._refuse("episode_event", problem)
+            self.get_logger().warning(f"episode event refused ({n} so far): {problem}", throttle_duration_sec=1.0)
+            if event.kind in inputs.END_KINDS and running is not None:  # the robot is in another episode
+                self.resyncs.append((arrival, event.index))
+                del self.resyncs[:-100]
+            return
+        self.events.append((arrival, msg))
         del self.events[:-100]
 
     def _on_tick(self) -> None:
@@ -236,8 +299,10 @@ class RecorderNode(ManagedNode):
     # ---- episode control ----------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
         if not self.is_active or self._active_goal:
-            self.get_logger().warn("RecordEpisode goal rejected: " +
-                                   ("the recorder is not active" if not self.is_active else "already recording"))
+            reason = "goal_inactive" if not self.is_active else "goal_busy"
+            problem = "the recorder is not active" if not self.is_active else "already recording"
+            n = self._refuse(reason, f"RecordEpisode goal rejected: {problem}")
+            self.get_logger().warning(f"RecordEpisode goal rejected ({n} so far): {problem}")
             return GoalResponse.REJECT
         self._active_goal = True
         self._goal_time = time.monotonic()  # episode events from here on belong to this goal
@@ -261,8 +326,21 @@ class RecorderNode(ManagedNode):
             missing.append(f"{self.resolve_topic_name(self.params['intervention_topic'])} (no publisher; "
                            "set intervention_required: false when no operator can take over)")
         if not goal.instruction and not self.instruction and not self.params["follow_episode_events"]:
-            missing.append(f"{self.resolve_topic_name(c.instruction_topic)} (no instruction; or give one in the goal)")
+            missing.append(f"{self.resolve_topic_name(c.instruction_topic)} "
+                           f"({self.instruction_problem or 'no instruction'}; or give one in the goal)")
         return missing
+
+    def _goal_problem(self, goal) -> str:
+        """Why the goal's fields cannot be recorded ('' if they can)."""
+        if goal.instruction.strip():
+            try:
+                normalize_instruction(goal.instruction)
+            except InstructionError as exc:
+                return f"goal's instruction rejected: {exc}"
+        if not (math.isfinite(goal.time_limit) and 0.0 <= goal.time_limit <= 86400.0):
+            return (f"goal's time_limit {goal.time_limit} s is not a duration; give 0 (the recorder's "
+                    "default_time_limit) up to 86400 s")
+        return ""
 
     async def _execute(self, goal_handle):
         """Record on a worker thread: the executor (one thread) keeps sampling while an episode runs and
@@ -294,6 +372,13 @@ class RecorderNode(ManagedNode):
             goal_handle.abort()
             return self._result(False, f"disk almost full: {free_mb(self.root):.0f} MB free under {self.root}, "
                                        f"min_free_mb {p['min_free_mb']:g}; free space or record elsewhere")
+        problem = self._goal_problem(goal)
+        if problem:
+            self._refuse("goal_invalid", problem)
+            self.get_logger().error(problem)
+            goal_handle.abort()
+            return self._result(False, problem)
+        goal_instruction = normalize_instruction(goal.instruction) if goal.instruction.strip() else ""
         missing = self._missing_sources(goal)
         if missing:
             message = f"{len(missing)} source topics missing: " + "; ".join(missing)
@@ -302,22 +387,32 @@ class RecorderNode(ManagedNode):
             return self._result(False, message)
         since = self._goal_time
         while True:
-            instruction, start = goal.instruction or self.instruction, self.now()
+            instruction, start = goal_instruction or self.instruction, self.now()
             if p["follow_episode_events"]:
                 event = self._wait_event(since, (EpisodeEvent.START,), goal_handle)
                 if event is None:
                     goal_handle.abort()
+                    refused = (f"; {self.rejects.total['episode_event']} episode events refused so far, last: "
+                               f"{self.rejects.last_problem}") if self.rejects.total["episode_event"] else ""
                     return self._result(False, f"no episode START on {p['episode_events_topic']} within "
                                                f"{p['start_timeout']:g} s; reset the robot's episode "
-                                               "(vla record does)")
-                instruction, start = goal.instruction or event.instruction, time_to_seconds(event.header.stamp)
+                                               f"(vla record does){refused}")
+                instruction = goal_instruction or event.instruction.strip() or self.instruction
+                # The time limit runs from the START's stamp, but never from a time still to come.
+                start = min(time_to_seconds(event.header.stamp), self.now())
+            if not instruction:
+                goal_handle.abort()
+                return self._result(False, "no instruction for the episode: "
+                                           f"{self.instruction_problem or 'none published'}; give one in the goal")
             limit = goal.time_limit if goal.time_limit > 0 else p["default_time_limit"]
             with self._lock:
                 self._end_request, self._label = None, None
                 self._finished.clear()
                 self.episode = self.writer.begin_episode(instruction, self.contract_text, self.encoder_id)
                 self.sampler.start(start)
+                self.rejects.new_episode()
                 self._open_bag(self.episode.episode_index)
+            started = time.monotonic()
             self.get_logger().info(f"episode {self.writer.num_episodes} started: \"{instruction}\", "
                                    f"limit {limit:g} s")
             last_disk_check, restart_since = time.monotonic(), None
@@ -330,6 +425,19 @@ class RecorderNode(ManagedNode):
                 elif time.monotonic() - last_disk_check > 1.0 and free_mb(self.root) < p["min_free_mb"]:
                     self._request("save", f"disk almost full ({free_mb(self.root):.0f} MB free < min_free_mb "
                                           f"{p['min_free_mb']:g}): episode closed early")
+                elif self.sampler.t0 is None and time.monotonic() - started > p["start_timeout"]:
+                    # The robot's frames follow its START at once: a START without them was not the robot's.
+                    problem = (f"no image stamped after the episode's start ({start:.3f} s) within "
+                               f"{p['start_timeout']:g} s: the START event was not followed by the robot's frames")
+                    self._refuse("start_without_frames", problem)
+                    self._request("discard", problem)
+                elif p["follow_episode_events"] and any(t >= started and i != robot_episode
+                                                        for t, i in list(self.resyncs)):
+                    i = next(i for t, i in list(self.resyncs) if t >= started and i != robot_episode)
+                    restart_since = time.monotonic()
+                    self._request("discard", f"the robot ended its episode {i} while episode {robot_episode} was "
+                                             f"being recorded: that START was not the robot's; recording its "
+                                             "next episode")
                 elif p["follow_episode_events"]:
                     for t, ev in list(self.events):
                         if t >= since and ev.episode_index == robot_episode and ev.event in END_EVENTS:
@@ -402,35 +510,41 @@ class RecorderNode(ManagedNode):
             episode.start_stamp = self.sampler.t0 or 0.0
             self.sampler.start_time = None
             self.episode = None
-        summary = {"episode_index": episode.episode_index, "frames": episode.frames, "late": episode.late,
-                   "dropped": episode.dropped, "invalid": episode.invalid, "achieved_fps": 0.0, "saved": False}
-        t0 = time.monotonic()
-        if how == "save":
-            try:
-                row = episode.save(success=self._label)
-                summary.update(saved=True, achieved_fps=row["achieved_fps"],
-                               message=f"episode {episode.episode_index} saved: {episode.frames} frames, "
-                                       f"{row['achieved_fps']:.2f} fps achieved, {episode.late} late, "
-                                       f"{episode.dropped} dropped ({counters.stale_images} images arrived after "
-                                       f"their frame closed), {episode.invalid} invalid "
-                                       f"({why}; finalized in {time.monotonic() - t0:.2f} s, of which "
-                                       f"{episode.encode_flush_s:.2f} s encoding the last "
-                                       f"{episode.backlog_at_save} frames)")
-                self._last_saved = episode.episode_index
-            except DatasetError as exc:
-                summary["message"] = f"episode {episode.episode_index} not saved: {exc} ({why})"
-            except Exception as exc:  # noqa: BLE001 - a full disk or a failed encoder: say so, keep running
-                episode.discard()
-                summary["message"] = f"episode {episode.episode_index} could not be saved: {exc} ({why})"
-        else:
-            episode.discard()
-            summary["message"] = f"episode {episode.episode_index} discarded ({why}); re-record it"
+            rejects = dict(self.rejects.episode)
+        summary = close_episode(self.writer, episode, how, why, self._label, counters, rejects)
+        if summary["saved"]:
+            self.saved += 1
+            self._last_saved = episode.episode_index
+        elif how == "save":
+            self.failed_saves += 1
         self._close_bag(episode.episode_index, keep=summary["saved"])
-        summary["finalize_s"] = time.monotonic() - t0
         self._summary = summary
         self.get_logger().info(summary["message"])
         self._finished.set()
         return summary
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            total, last = dict(self.rejects.total), self.rejects.last_problem
+            episode = self.episode
+            c = self.sampler.counters
+            values = {"recording": "none" if episode is None else str(episode.episode_index),
+                      "episodes_saved": self.saved, "saves_failed": self.failed_saves,
+                      "dataset_episodes": self.writer.num_episodes if self.writer else 0,
+                      "inputs_refused": sum(total.values()), **{f"refused_{k}": v for k, v in sorted(total.items())}}
+            if episode is not None:
+                values.update(frames=c.frames, late=c.late, dropped=c.dropped, invalid=c.invalid,
+                              **{f"invalid_{k}": v for k, v in sorted(c.invalid_reasons.items())})
+        refused = values["inputs_refused"]
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if refused or self.failed_saves else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: recording", hardware_id=str(self.root),
+            message=(f"{refused} inputs refused; last: {last}" if refused else
+                     f"{self.failed_saves} saves failed" if self.failed_saves else "ok"),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
     def _on_save(self, request, response):
         if self.episode is None:

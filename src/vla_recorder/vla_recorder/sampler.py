@@ -11,12 +11,14 @@ executed after that observation (LeRobot's convention). Nothing is re-stamped or
 * a state older than ``late_after`` (half a period) at the image's stamp, or a command older than
   ``command_timeout``, makes the frame **late** (the row is written, real values, ``late=True``);
 * a missing or non-finite state or action makes the row **invalid** (``valid=False``; values kept as they
-  were, NaN where nothing was received), never silently replaced.
+  were, NaN where nothing was received), never silently replaced. Values are stored as float32, so "finite"
+  is judged after that cast: a command of 1e39 is ``inf`` in the dataset, and its row is invalid. Each
+  invalid row is counted under its reason (``SamplerCounters.invalid_reasons``).
 """
 from __future__ import annotations
 
 import bisect
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +33,9 @@ class SamplerCounters:
     interventions: int = 0
     duplicate_images: int = 0  # a camera faster than fps: the image nearest the slot was kept
     stale_images: int = 0  # arrived for a slot that was already closed (dropped or written)
+    # Why rows were invalid: state_missing, state_wrong_size, state_nonfinite (NaN/inf, or beyond float32),
+    # action_missing, action_wrong_size, action_nonfinite. A row can have two reasons.
+    invalid_reasons: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -189,26 +194,27 @@ class FrameSampler:
         late = False
         state = self._state_for(stamp, arrival)
         if state is None:
-            state_values, state_ok = np.full(self.state_dim, np.nan), False
+            state_values, state_problem = np.full(self.state_dim, np.nan), "state_missing"
         else:
             state_values = state[1][0]
             late |= stamp - state[0] > self.late_after + 1e-9
-            state_ok = state_values.shape == (self.state_dim,) and bool(np.isfinite(state_values).all())
+            state_problem = _problem("state", state_values, self.state_dim)
         command = _newest_before(self._commands, tk1 - 1e-9)
         if command is None:
-            action_values, action_ok = np.full(self.action_dim, np.nan), False
+            action_values, action_problem = np.full(self.action_dim, np.nan), "action_missing"
         else:
             action_values = command[1]
             late |= tk1 - command[0] > self.command_timeout
-            action_ok = action_values.shape == (self.action_dim,) and bool(np.isfinite(action_values).all())
+            action_problem = _problem("action", action_values, self.action_dim)
         flag = _newest_before(self._interventions, tk1 - 1e-9)
         intervention = bool(flag and flag[1]) or any(
             active for t, active in self._interventions if tk <= t < tk1)
-        valid = state_ok and action_ok
+        valid = not (state_problem or action_problem)
         c = self.counters
         c.frames += 1
         c.late += late
         c.invalid += not valid
+        c.invalid_reasons.update(r for r in (state_problem, action_problem) if r)
         c.interventions += intervention
         frame = {cam: slot.images[cam][1] for cam in self.cameras}
         frame.update({
@@ -223,11 +229,23 @@ def _nearest_arrival(items, arrival: int):
     return min(items, key=lambda item: abs(item[1][1] - arrival))
 
 
+def _problem(name: str, values: np.ndarray, dim: int) -> str:
+    """'' if ``values`` is a usable ``name`` of ``dim`` values as stored (float32), else the invalid reason."""
+    if values.shape != (dim,):
+        return f"{name}_wrong_size"
+    return "" if np.isfinite(_float32(values)).all() else f"{name}_nonfinite"
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf: counted as non-finite, not a warning
+        return values.astype(np.float32)
+
+
 def _fit(values: np.ndarray, dim: int) -> np.ndarray:
     """``values`` as float32 of length ``dim`` (a wrong dimension becomes NaN: the row is invalid anyway)."""
     if values.shape != (dim,):
         return np.full(dim, np.nan, dtype=np.float32)
-    return values.astype(np.float32)
+    return _float32(values)
 
 
 def _insert(history: deque, t: float, value) -> None:

@@ -39,3 +39,28 @@ def test_clear_forgets_command():
     gate.clear()
     action, fresh = gate.current(0.1)
     assert not fresh and action.tolist() == [0.0, 0.0]
+
+
+# ---- reset requests ---------------------------------------------------------------------------------------
+from vla_sim.command_gate import MAX_SEED, following_seed, reset_request  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", [2**63 - 1, 2**32, MAX_SEED + 1])
+def test_a_seed_out_of_range_is_refused_with_the_range(seed):
+    with pytest.raises(ValueError, match=rf"seed {seed} is out of range.*0 \.\. 4294967295"):
+        reset_request(seed, "", next_seed=5)
+
+
+def test_negative_seed_takes_the_next_and_the_sequence_wraps():
+    assert reset_request(-1, "", next_seed=5) == (5, None)
+    assert reset_request(MAX_SEED, "  ", next_seed=5) == (MAX_SEED, None)
+    assert following_seed(MAX_SEED) == 0 and following_seed(7) == 8
+
+
+def test_reset_instruction_is_checked_like_every_instruction():
+    assert reset_request(3, "  push the red cube onto the purple square ", 0) == (
+        3, "push the red cube onto the purple square")
+    with pytest.raises(ValueError, match="U\\+001B"):
+        reset_request(3, "push the red cube\x1b[2J", 0)
+    with pytest.raises(ValueError, match="characters long"):
+        reset_request(3, "push " * 200, 0)

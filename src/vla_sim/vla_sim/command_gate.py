@@ -1,4 +1,5 @@
-"""What the sim robot does with incoming commands: validate, hold the newest, stop when it goes stale.
+"""What the sim robot does with incoming commands: validate, hold the newest, stop when it goes stale; and
+which reset requests it accepts.
 
 A real robot's driver behaves the same way: a non-finite or wrong-dimension command is refused and counted,
 never applied; with no fresh command within ``timeout`` (simulated seconds) the robot gets zero velocity.
@@ -8,6 +9,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vla_core.text import normalize_instruction
+
+# Episode seeds: numpy's legacy seeding (RandomState, which gymnasium environments and their wrappers may use)
+# takes 0 .. 2**32 - 1, and every seed must fit EpisodeEvent.seed (int64); the sequence wraps after the last.
+MAX_SEED = 2**32 - 1
+
+
+def reset_request(seed: int, instruction: str, next_seed: int) -> tuple[int, str | None]:
+    """The (seed, instruction) a reset request asks for: a negative ``seed`` takes ``next_seed``, an empty
+    ``instruction`` (after stripping) lets the environment draw one (None).
+
+    Raises:
+        ValueError: a seed above :data:`MAX_SEED`, or an instruction that
+            :func:`vla_core.text.normalize_instruction` refuses (control characters, too long); the message
+            names the value and what to send instead.
+    """
+    seed = int(seed)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed {seed} is out of range: episode seeds are 0 .. {MAX_SEED} (2**32 - 1); "
+                         "send a seed in that range, or -1 for the next seed in sequence")
+    if seed < 0:
+        seed = next_seed
+    text = None if not instruction.strip() else normalize_instruction(instruction)
+    return seed, text
+
+
+def following_seed(seed: int) -> int:
+    """The seed after ``seed`` in the sequence (wraps to 0 after :data:`MAX_SEED`)."""
+    return (seed + 1) % (MAX_SEED + 1)
 
 
 @dataclass

@@ -6,7 +6,9 @@ Publishes (relative names, so a namespace moves them all):
   sim/state (vla_interfaces/SimState, ground truth for scripted experts), /clock (when publish_clock),
   /diagnostics.
 Subscribes: cmd_vel (geometry_msgs/Twist) or cmd (std_msgs/Float64MultiArray), per ``command_type``.
-Services: ~/reset (vla_interfaces/ResetEpisode).
+Services: ~/reset (vla_interfaces/ResetEpisode): the seed (0 .. 2**32 - 1, or negative for the next one) and the
+instruction (checked by vla_core.text) are validated before anything changes; a refused reset leaves the
+episode running and publishes no event.
 
 The simulation steps on a steady-clock timer at fps x real_time_factor; simulated time advances one
 control period per step and, with publish_clock, drives every use_sim_time node. INACTIVE: paused, no output.
@@ -32,7 +34,7 @@ from vla_ros.convert import (TWIST_FIELDS, multiarray_to_array, pinhole_camera_i
                              seconds_to_time, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_sim.backends import PRESETS, make_backend
-from vla_sim.command_gate import CommandGate
+from vla_sim.command_gate import CommandGate, following_seed, reset_request
 from vla_sim.contract_check import contract_mismatches
 from vla_sim.sim_params import SIM_ROBOT_PARAMS
 
@@ -105,6 +107,7 @@ class SimRobotNode(ManagedNode):
         self.episode_steps = 0
         self.frame = None
         self.totals = {"steps": 0, "episodes": 0, "successes": 0}
+        self.resets_refused = 0
         self._rate_window = (time.monotonic(), 0, 0.0)
         self.get_logger().info(
             f"{b.env_id}: {b.image_shape[1]}x{b.image_shape[0]} camera, joints {list(b.joint_names)}, "
@@ -149,16 +152,25 @@ class SimRobotNode(ManagedNode):
             return  # INACTIVE: the robot is not commandable
         reason = self.gate.offer(values, self.sim_time)
         if reason:
-            self.get_logger().warn(f"command rejected: {reason}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"command rejected: {reason}", throttle_duration_sec=1.0)
 
     # ---- simulation ---------------------------------------------------------------------------
     def _stamp(self):
         return seconds_to_time(self.sim_time) if "clock" in self._pubs else self.get_clock().now().to_msg()
 
-    def _start_episode(self, seed: int | None, instruction: str | None) -> None:
-        seed = self.next_seed if seed is None or seed < 0 else seed
-        self.frame = self.backend.reset(seed, instruction or None)
-        self.next_seed = seed + 1
+    def _start_episode(self, seed: int | None, instruction: str | None, abort_running: bool = False) -> None:
+        """Reset the environment (``seed`` None: the next in sequence) and announce the episode. With
+        ``abort_running`` the running episode's ABORTED event goes out first, once the reset has succeeded.
+
+        Raises:
+            ValueError: the environment cannot start that episode; nothing changed, nothing was published.
+        """
+        seed = self.next_seed if seed is None else seed
+        aborted = self._event(EpisodeEvent.ABORTED) if abort_running and self.frame is not None else None
+        self.frame = self.backend.reset(seed, instruction)
+        if aborted is not None:
+            self._pubs["events"].publish(aborted)
+        self.next_seed = following_seed(seed)
         self.seed = seed
         self.episode_index += 1
         self.episode_steps = 0
@@ -206,23 +218,28 @@ class SimRobotNode(ManagedNode):
             state.header.stamp = stamp
             self._pubs["state"].publish(state)
 
-    def _publish_event(self, kind: int) -> None:
+    def _event(self, kind: int) -> EpisodeEvent:
         event = EpisodeEvent(event=kind, episode_index=self.episode_index, seed=self.seed,
                              instruction=self.backend.instruction, steps=self.episode_steps,
                              sim_time=self.sim_time - self.episode_start)
         event.header.stamp = self._stamp()
-        self._pubs["events"].publish(event)
+        return event
+
+    def _publish_event(self, kind: int) -> None:
+        self._pubs["events"].publish(self._event(kind))
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response):
         if not self.is_active:
             response.success, response.message = False, "sim_robot is not active; activate it (vla up) first"
             return response
         try:
-            if self.frame is not None:
-                self._publish_event(EpisodeEvent.ABORTED)
-            self._start_episode(request.seed, request.instruction)
-        except ValueError as exc:
-            response.success, response.message = False, str(exc)
+            seed, instruction = reset_request(request.seed, request.instruction, self.next_seed)
+            self._start_episode(seed, instruction, abort_running=True)
+        except ValueError as exc:  # a bad seed or instruction, or one the environment cannot follow
+            self.resets_refused += 1
+            self.get_logger().warning(f"reset refused ({self.resets_refused} so far): {exc}",
+                                      throttle_duration_sec=1.0)
+            response.success, response.message = False, f"reset refused: {exc}"
             return response
         if self._timer is None:
             period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
@@ -237,7 +254,7 @@ class SimRobotNode(ManagedNode):
         t0, steps0, sim0 = self._rate_window
         elapsed = max(now - t0, 1e-9)
         self._rate_window = (now, self.totals["steps"], self.sim_time)
-        values = {**self.totals, **self.gate.counters(),
+        values = {**self.totals, **self.gate.counters(), "resets_refused": self.resets_refused,
                   "step_rate_hz": f"{(self.totals['steps'] - steps0) / elapsed:.1f}",
                   "real_time_factor": f"{(self.sim_time - sim0) / elapsed:.2f}",
                   "episode": self.episode_index, "instruction": self.backend.instruction}

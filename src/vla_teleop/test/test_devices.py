@@ -229,3 +229,83 @@ def test_corrector_modes_drive_always_or_never():
     device.mode = "on_error"
     device.observe(np.zeros(3), episode=1, now=10.0)
     assert device.command(10.0) is None  # a new episode: the policy is in control until it stalls
+
+
+# ---- validation of the privileged state ------------------------------------------------------------------
+from vla_teleop.devices import check_tabletop_state, finite_state  # noqa: E402
+
+
+def _tabletop_state(seed: int = 0) -> np.ndarray:
+    env = TabletopPushEnv()
+    env.reset(seed=seed)
+    state = env.privileged_state()
+    env.close()
+    return state
+
+
+def _broken(state: np.ndarray, index: int, value: float) -> np.ndarray:
+    out = state.copy()
+    out[index] = value
+    return out
+
+
+@pytest.mark.parametrize("make_bad, words", [
+    (lambda s: s[:1], "1 values|version"),                    # what crashed the teleop node: one value
+    (lambda s: np.array([]), "0 values"),
+    (lambda s: s[:-1], "expected"),                            # one value short for its block/zone counts
+    (lambda s: _broken(s, 0, 2.0), "version"),
+    (lambda s: _broken(s, 1, np.inf), "non-finite"),
+    (lambda s: _broken(s, 1, 2.5), "whole numbers"),
+    (lambda s: _broken(s, 2, -1.0), "whole numbers"),
+    (lambda s: _broken(s, 3, 40.0), "target block 40"),
+    (lambda s: _broken(s, 4, -1.0), "target zone -1"),
+    (lambda s: _broken(s, 10, 0.0), "dt 0 is not positive"),
+    (lambda s: _broken(s, 12, np.nan), "non-finite"),
+    (lambda s: np.zeros(5000), "5000 values"),
+])
+def test_tabletop_check_refuses_states_the_expert_cannot_act_on(make_bad, words):
+    with pytest.raises(ValueError, match=words):
+        check_tabletop_state(make_bad(_tabletop_state()))
+
+
+def test_expert_device_drops_a_bad_state_and_keeps_the_last_good_one():
+    expert = ScriptedExpert()
+    dev = ExpertDevice(policy=expert.act, on_episode=expert.reset, check=check_tabletop_state)
+    good = _tabletop_state(3)
+    dev.observe(good, episode=0, now=0.0)
+    with pytest.raises(ValueError):
+        dev.observe(np.array([1.0]), episode=0, now=0.1)
+    command = dev.command(0.2)  # computed from the last good state: without the check this raised here
+    np.testing.assert_allclose(command, ScriptedExpert().act(good))
+    assert dev.command(0.6) is None  # no good state since 0.0: stale, the device stops commanding
+
+
+def test_corrector_refuses_a_bad_state_before_reading_it():
+    dev = CorrectorDevice(policy=ScriptedExpert().act, check=check_tabletop_state)
+    with pytest.raises(ValueError, match="target block"):
+        dev.observe(_broken(_tabletop_state(), 3, 9.0), episode=0, now=0.0)
+    assert dev.command(0.0) is None
+
+
+def test_every_state_the_check_passes_gives_a_finite_command():
+    """Random corruptions of real states: the check refuses them, or the expert acts finitely on them."""
+    rng = np.random.default_rng(0)
+    passed = 0
+    for trial in range(400):
+        state = _tabletop_state(trial % 7)
+        for _ in range(rng.integers(1, 4)):
+            i = int(rng.integers(0, state.size))
+            state[i] = rng.choice([0.0, -1.0, 1e-12, 1e12, float(rng.normal()), float(rng.integers(0, 4))])
+        try:
+            checked = check_tabletop_state(state)
+        except ValueError:
+            continue
+        passed += 1
+        assert np.all(np.isfinite(ScriptedExpert().act(checked))), state
+    assert passed > 50  # the fuzz reached the expert, not only the check
+
+
+def test_finite_state_is_the_generic_check():
+    np.testing.assert_allclose(finite_state([1, 2]), [1.0, 2.0])
+    with pytest.raises(ValueError, match="not a vector of numbers"):
+        finite_state(["a"])

@@ -31,6 +31,55 @@ def make_device(name: str, **kwargs) -> "TeleopDevice":
     return DEVICES[name](**kwargs)
 
 
+# A privileged state longer than this is not a simulator's state (the tabletop's is 15 + 3 * objects values).
+MAX_PRIVILEGED_VALUES = 4096
+
+
+def finite_state(privileged) -> np.ndarray:
+    """``privileged`` as a flat float64 vector, or ValueError naming what is wrong (empty, too long, not
+    numbers, non-finite). The check every privileged state passes before a device uses it."""
+    try:
+        state = np.asarray(privileged, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"privileged state is not a vector of numbers: {exc}") from None
+    if state.size == 0 or state.size > MAX_PRIVILEGED_VALUES:
+        raise ValueError(f"privileged state has {state.size} values; expected 1 to {MAX_PRIVILEGED_VALUES}")
+    bad = np.flatnonzero(~np.isfinite(state))
+    if bad.size:
+        raise ValueError(f"privileged state has {bad.size} non-finite values (first at index {int(bad[0])}: "
+                         f"{state[bad[0]]})")
+    return state
+
+
+def check_tabletop_state(privileged) -> np.ndarray:
+    """``privileged`` as a flat float64 vector if it is a state the tabletop's scripted expert can act on
+    (``vla_sim``'s TabletopPushEnv layout, version 1): right version and length for its block and zone
+    counts, finite values, target indices among the blocks and zones, positive sizes and period.
+
+    Raises:
+        ValueError: naming the first problem; the state must be dropped.
+    """
+    from vla_sim.envs.tabletop import PRIVILEGED_HEADER_SIZE, TabletopPushEnv  # the simulator owns the layout
+
+    state = finite_state(privileged)
+    if state.size >= 3 and not all(float(c).is_integer() and 0 < c <= 64 for c in state[1:3]):
+        raise ValueError(f"privileged state counts {state[1]:g} blocks and {state[2]:g} zones; expected whole "
+                         "numbers from 1 to 64")
+    s = TabletopPushEnv.decode_privileged(state)  # ValueError: wrong version or length
+    problems = []
+    if not float(state[3]).is_integer() or not 0 <= s.target_block < len(s.block_pos):
+        problems.append(f"target block {state[3]:g} is not one of the {len(s.block_pos)} blocks")
+    if not float(state[4]).is_integer() or not 0 <= s.target_zone < len(s.zone_pos):
+        problems.append(f"target zone {state[4]:g} is not one of the {len(s.zone_pos)} zones")
+    sizes = {"block radius": s.block_radius, "zone half size": s.zone_half_size, "pusher radius": s.pusher_radius,
+             "table half size": s.table_half_size, "max speed": s.max_speed, "dt": s.dt}
+    problems += [f"{name} {value:g} is not positive" for name, value in sizes.items() if not value > 0]
+    if problems:
+        raise ValueError(f"privileged state (header of {PRIVILEGED_HEADER_SIZE} values) is not usable: "
+                         + "; ".join(problems))
+    return state
+
+
 class TeleopDevice:
     name: ClassVar[str] = ""
 
@@ -45,20 +94,31 @@ class TeleopDevice:
 @register_device("expert")
 @dataclass
 class ExpertDevice(TeleopDevice):
-    """The simulator's scripted expert, fed the privileged state the sim robot publishes."""
+    """The simulator's scripted expert, fed the privileged state the sim robot publishes.
+
+    ``check`` validates every state before it is kept (:func:`finite_state`; the teleop node passes
+    :func:`check_tabletop_state` for the tabletop's expert): a state the expert cannot act on is refused
+    when it arrives, not when the next command is computed."""
 
     policy: Callable[[np.ndarray], np.ndarray]
     on_episode: Callable[[], None] = lambda: None
     state_timeout: float = 0.5
+    check: Callable[[np.ndarray], np.ndarray] = finite_state
     _state: np.ndarray | None = field(default=None, repr=False)
     _stamp: float = field(default=-np.inf, repr=False)
     _episode: int = field(default=-1, repr=False)
 
     def observe(self, privileged: np.ndarray, episode: int, now: float) -> None:
+        """Keep the state of ``episode`` received at ``now`` (s).
+
+        Raises:
+            ValueError: ``check`` refused the state (the previous state is kept, and goes stale).
+        """
+        state = self.check(privileged)
         if episode != self._episode:
             self._episode = episode
             self.on_episode()
-        self._state, self._stamp = np.asarray(privileged, dtype=np.float64), now
+        self._state, self._stamp = state, now
 
     def command(self, now: float) -> np.ndarray | None:
         if self._state is None or now - self._stamp > self.state_timeout:
@@ -117,6 +177,7 @@ class CorrectorDevice(TeleopDevice):
     min_progress: float = 0.01
     max_takeovers: int = 0
     state_timeout: float = 0.5
+    check: Callable[[np.ndarray], np.ndarray] = finite_state  # validates each state first (see ExpertDevice)
     # "on_error": take over when the policy stalls (above); "always": drive every step (recording
     # demonstrations); "off": watch only (evaluating the policy alone). May change at any time.
     mode: str = "on_error"
@@ -152,10 +213,12 @@ class CorrectorDevice(TeleopDevice):
         """Take the privileged state of ``episode`` at time ``now`` (s) and decide who is in control.
 
         Raises:
-            ValueError: ``distance`` cannot read ``privileged`` (state unchanged).
+            ValueError: ``check`` refused the state or ``distance`` cannot read it (state unchanged).
         """
-        state = np.asarray(privileged, dtype=np.float64)
+        state = self.check(privileged)
         d = float(self.distance(state))
+        if not np.isfinite(d):
+            raise ValueError(f"the distance to the goal of this state is {d}")
         self._state, self._stamp = state, now
         if episode != self._episode:
             self._episode, self.episode_takeovers, self._until = episode, 0, None

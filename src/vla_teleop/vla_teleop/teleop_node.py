@@ -6,7 +6,12 @@ tick, whether the device is commanding: a person taking over from a policy is an
 stores frame by frame. The corrector device is a scripted operator: it takes over from the policy with the
 scripted expert when the policy stops making progress (see ``vla_teleop.devices.CorrectorDevice``).
 Subscribes: sim/state (expert and corrector devices), joy (joy device). The keyboard device reads this
-process's terminal.
+process's terminal. Publishes /diagnostics: commands sent, inputs rejected per reason.
+
+Every input is validated before a device uses it (a sim state the expert cannot act on, a Joy message without
+the configured axes, non-finite values): it is dropped, counted per reason, and reported with a throttled
+warning; the device then has no fresh input and stops commanding. A device that fails to compute a command
+(or computes a non-finite one) sends nothing that tick, counted the same way.
 """
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ import sys
 import termios
 import threading
 import tty
+from collections import Counter
 
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Joy
 from vla_interfaces.msg import Intervention, SimState
 from geometry_msgs.msg import Twist
@@ -25,7 +33,7 @@ from vla_core.errors import ConfigError
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist
 from vla_ros.node_base import ManagedNode, main_for
-from vla_teleop.devices import CorrectorDevice, ExpertDevice, JoyDevice, KeyboardDevice
+from vla_teleop.devices import CorrectorDevice, ExpertDevice, JoyDevice, KeyboardDevice, check_tabletop_state
 from vla_teleop.teleop_params import TELEOP_PARAMS
 
 FIELDS = ("linear.x", "linear.y")
@@ -42,6 +50,8 @@ class TeleopNode(ManagedNode):
         self._timer = None
         self._keyboard_thread = None
         self._stop_keyboard = threading.Event()
+        self.rejected: Counter[str] = Counter()  # inputs (and ticks) dropped, per reason
+        self.last_problem = ""
 
     def configure(self, p: dict) -> None:
         kind = p["device"]
@@ -50,13 +60,13 @@ class TeleopNode(ManagedNode):
             expert = self._expert = ScriptedExpert(max_speed=p["max_speed"], noise_std=p["expert_noise"])
             if kind == "expert":
                 self.device = ExpertDevice(policy=expert.act, on_episode=expert.reset,
-                                           state_timeout=p["input_timeout"])
+                                           state_timeout=p["input_timeout"], check=check_tabletop_state)
             else:
                 self.device = CorrectorDevice(
                     policy=expert.act, on_takeover=expert.reset, state_timeout=p["input_timeout"],
                     patience=p["corrector_patience"], takeover=p["corrector_takeover"],
                     min_progress=p["corrector_min_progress"], max_takeovers=p["corrector_max_takeovers"],
-                    mode=p["corrector_mode"])
+                    mode=p["corrector_mode"], check=check_tabletop_state)
             self._entities.append(self.create_subscription(SimState, "sim/state", self._on_sim_state,
                                                            node_qos.SENSOR_SUB))
         elif kind == "joy":
@@ -70,6 +80,7 @@ class TeleopNode(ManagedNode):
             self.device = KeyboardDevice(speed=p["keyboard_speed"], hold_time=p["keyboard_hold_time"])
         self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
         self._flag_pub = self.create_lifecycle_publisher(Intervention, "teleop/intervention", 10)
+        self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.sent = 0
         self._takeovers_logged = 0
 
@@ -81,8 +92,10 @@ class TeleopNode(ManagedNode):
             self._keyboard_thread = threading.Thread(target=self._read_keys, daemon=True)
             self._keyboard_thread.start()
             print("teleop: w/s forward/back, a/d left/right, space stops (arrow keys work too)", file=sys.stderr)
+        self.start_diagnostics()
 
     def deactivate(self) -> None:
+        self.stop_diagnostics()
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -95,7 +108,7 @@ class TeleopNode(ManagedNode):
         for sub in self._entities:
             self.destroy_subscription(sub)
         self._entities = []
-        for name in ("_cmd_pub", "_flag_pub"):
+        for name in ("_cmd_pub", "_flag_pub", "_diag_pub"):
             if getattr(self, name, None) is not None:
                 self.destroy_publisher(getattr(self, name))
                 setattr(self, name, None)
@@ -107,25 +120,34 @@ class TeleopNode(ManagedNode):
         clock = self.get_clock() if isinstance(self.device, (ExpertDevice, CorrectorDevice)) else self._steady
         return clock.now().nanoseconds * 1e-9
 
+    def _reject(self, reason: str, problem: str) -> None:
+        self.rejected[reason] += 1
+        self.last_problem = problem
+
     def _on_sim_state(self, msg: SimState) -> None:
-        if self.device is not None and self.is_active:
-            if not msg.privileged:
-                self.get_logger().error(f"sim/state from {msg.env_id} carries no privileged state; the "
-                                        f"{self.device.name} device needs an environment with a scripted expert "
-                                        "(e.g. tabletop)", throttle_duration_sec=5.0)
-                return
-            try:
-                self.device.observe(msg.privileged, msg.episode_index, self._now())
-            except ValueError as exc:  # the corrector reads the state itself: not a tabletop state
-                self.get_logger().error(f"sim/state from {msg.env_id} dropped: {exc}; the {self.device.name} "
-                                        "device needs the tabletop environment", throttle_duration_sec=5.0)
+        if self.device is None or not self.is_active:
+            return
+        if not msg.privileged:
+            self._reject("sim_state_empty", f"sim/state from {msg.env_id!r} carries no privileged state")
+            self.get_logger().error(f"sim/state from {msg.env_id!r} carries no privileged state; the "
+                                    f"{self.device.name} device needs an environment with a scripted expert "
+                                    "(e.g. tabletop)", throttle_duration_sec=5.0)
+            return
+        try:
+            self.device.observe(msg.privileged, msg.episode_index, self._now())
+        except ValueError as exc:  # the check names what is wrong: size, version, non-finite, indices
+            self._reject("sim_state_invalid", f"sim/state from {msg.env_id!r}: {exc}")
+            self.get_logger().warning(f"sim/state from {msg.env_id!r} dropped ({self.rejected['sim_state_invalid']} "
+                                      f"so far): {exc}; the {self.device.name} device needs the tabletop "
+                                      "environment's state", throttle_duration_sec=5.0)
 
     def _on_joy(self, msg: Joy) -> None:
         if self.device is not None and self.is_active:
             problem = self.device.update(list(msg.axes), list(msg.buttons), self._now())
             if problem:
-                self.get_logger().warn(f"Joy message dropped: {problem}; check joy_axis_*/joy_deadman_button",
-                                       throttle_duration_sec=2.0)
+                self._reject("joy_invalid", problem)
+                self.get_logger().warning(f"Joy message dropped: {problem}; check joy_axis_*/joy_deadman_button",
+                                          throttle_duration_sec=2.0)
 
     def _read_keys(self) -> None:
         fd = sys.stdin.fileno()
@@ -147,7 +169,7 @@ class TeleopNode(ManagedNode):
             self.device.mode = self.get_parameter("corrector_mode").value
         if self._expert is not None:  # run-time too: noisy demonstrations, clean corrections
             self._expert.noise_std = self.get_parameter("expert_noise").value
-        command = self.device.command(self._now())
+        command = self._command()
         flag = Intervention(active=command is not None, device=self.device.name)
         flag.header.stamp = self.get_clock().now().to_msg()
         self._flag_pub.publish(flag)
@@ -158,6 +180,37 @@ class TeleopNode(ManagedNode):
             self._takeovers_logged = self.device.takeovers
             self.get_logger().info(f"corrector took over: {self.device.episode_takeovers} takeover(s) this episode, "
                                    f"{self.device.takeovers} in all")
+
+    def _command(self):
+        """The device's command for this tick, or None: a device that fails, or proposes a non-finite
+        command, sends nothing (the operator is not commanding; the policy or the shield's stop applies)."""
+        try:
+            command = self.device.command(self._now())
+        except Exception as exc:  # noqa: BLE001 - a failing device must not stop the node; counted and reported
+            self._reject("device_error", f"{self.device.name} device failed: {type(exc).__name__}: {exc}")
+            self.get_logger().error(f"{self.device.name} device failed, no command sent: {type(exc).__name__}: "
+                                    f"{exc}", throttle_duration_sec=5.0)
+            return None
+        if command is not None and not np.all(np.isfinite(command)):
+            self._reject("command_nonfinite", f"{self.device.name} device proposed {list(command)}")
+            self.get_logger().error(f"{self.device.name} device proposed the non-finite command {list(command)}; "
+                                    "not sent", throttle_duration_sec=5.0)
+            return None
+        return command
+
+    def _publish_diagnostics(self) -> None:
+        dropped = sum(self.rejected.values())
+        values = {"device": self.device.name if self.device else "none", "sent": self.sent, "rejected": dropped,
+                  **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())}}
+        if isinstance(self.device, CorrectorDevice):
+            values["takeovers"] = self.device.takeovers
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK, name=f"{self.get_name()}: device",
+            message=f"{dropped} inputs rejected; last: {self.last_problem}" if dropped else "ok",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
 
 main = main_for(TeleopNode)

@@ -28,6 +28,8 @@ TELEOP_PARAMS = (
               range=(0.1, 60.0), unit="s"),
     ParamSpec("corrector_min_progress", 0.01, "Corrector: the least decrease of the target block's distance to "
               "its zone centre that counts as progress", range=(0.001, 0.5), unit="m"),
+    ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics (commands sent, inputs rejected and why)",
+              range=(0.1, 60.0), unit="s"),
     ParamSpec("corrector_max_takeovers", 0, "Corrector: most takeovers per episode; 0 for no limit",
               range=(0, 1000)),
 )
