@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from geometry_msgs.msg import Twist
@@ -119,3 +122,149 @@ def test_bad_profile_input_exits_nonzero_naming_the_problem(vla, tmp_path):
     up = vla("up", str(bad))
     assert up.wait(30) == 2
     assert "missing.yaml does not exist" in up.output
+
+
+# ---- the lifecycle manager against stub nodes (test/managed_stub.py), each its own process ----------------------
+STUB = Path(__file__).resolve().parent / "managed_stub.py"
+
+
+@pytest.fixture
+def processes():
+    started: list[subprocess.Popen] = []
+
+    def start(*argv: str) -> subprocess.Popen:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        started.append(proc)
+        return proc
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def stub(processes, name: str, *extra: str) -> subprocess.Popen:
+    return processes(sys.executable, str(STUB), name, *extra)
+
+
+def manager(processes, nodes, **params) -> subprocess.Popen:
+    from ament_index_python.packages import get_package_prefix
+    exe = Path(get_package_prefix("vla_bringup")) / "lib" / "vla_bringup" / "lifecycle_manager"
+    values = {"node_names": "[" + ",".join(nodes) + "]", "heartbeat_timeout": "1.0", "graph_check_period": "0.5",
+              **{k: str(v) for k, v in params.items()}}
+    return processes(str(exe), "--ros-args", *[a for k, v in values.items() for a in ("-p", f"{k}:={v}")])
+
+
+def phases(status):
+    return [(m.phase, m.reason) for _, m in status]
+
+
+def first_status(status, predicate):
+    return next(((t, m) for t, m in list(status) if predicate(m)), None)
+
+
+def node_state(probe, name: str) -> int:
+    """The node's lifecycle state id, from its get_state (never call this inside probe.wait_for: it holds the
+    lock that the probe's callbacks need)."""
+    from lifecycle_msgs.srv import GetState
+    return probe.call(GetState, f"/{name}/get_state", GetState.Request(), timeout=10).current_state.id
+
+
+def test_concurrent_calls_are_serialised_without_blinding_the_watch(probe, processes):
+    """Eight ~/manage_nodes calls at once: one runs, the others are told 'busy' at once, and a node killed right
+    after is still detected within the heartbeat timeout."""
+    status = probe.collect(ManagerStatus, "/lifecycle_manager/status", node_qos.LATCHED)
+    stub(processes, "stub_a")
+    victim = stub(processes, "stub_b")
+    manager(processes, ["stub_a", "stub_b"])
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase == "active"), 60, "manager active")
+    client = probe.node.create_client(ManageNodes, "/lifecycle_manager/manage_nodes")
+    assert client.wait_for_service(timeout_sec=10)
+    commands = [ManageNodes.Request.PAUSE, ManageNodes.Request.RESUME] * 4
+    futures = [client.call_async(ManageNodes.Request(command=c)) for c in commands]
+    t0 = time.monotonic()
+    probe.wait_for(lambda: all(f.done() for f in futures), 10, "every call answered")
+    answers = [f.result() for f in futures]
+    busy = [a for a in answers if not a.success and a.message.startswith("busy: ")]
+    assert len(busy) >= len(commands) - 2, [a.message for a in answers]
+    assert "one command runs at a time" in busy[0].message
+    assert time.monotonic() - t0 < 10
+    killed_at = time.monotonic()
+    os.killpg(victim.pid, signal.SIGKILL)
+    try:
+        probe.wait_for(lambda: first_status(status, lambda m: "heartbeat lost from /stub_b" in m.reason), 5,
+                       "the loss of /stub_b reported")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; statuses: {phases(status)}") from None
+    detected_at, _ = first_status(status, lambda m: "heartbeat lost from /stub_b" in m.reason)
+    assert detected_at - killed_at < 1.0 + 1.0
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase == "safe_stop"), 10, "safe_stop")
+
+
+def test_forged_heartbeats_neither_hide_a_frozen_node_nor_go_unreported(probe, processes):
+    """A publisher on /stub_b/heartbeat from another process is reported as a fault, and when /stub_b's executor
+    freezes, its loss is detected although the forged beats go on; once it runs again it deactivates."""
+    from vla_interfaces.msg import Heartbeat
+    status = probe.collect(ManagerStatus, "/lifecycle_manager/status", node_qos.LATCHED)
+    stub(processes, "stub_a")
+    stub(processes, "stub_b", "--ros-args", "-p", "freeze_s:=4.0")
+    manager(processes, ["stub_a", "stub_b"])
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase == "active"), 60, "manager active")
+    forger = probe.node.create_publisher(Heartbeat, "/stub_b/heartbeat", node_qos.HEARTBEAT)
+    forge = probe.node.create_timer(0.05, lambda: forger.publish(Heartbeat(node="/stub_b", state=3)))
+    try:
+        probe.wait_for(lambda: first_status(status, lambda m: "/stub_b/heartbeat" in m.reason), 10,
+                       "the forged heartbeat publisher reported")
+        _, forged = first_status(status, lambda m: "/stub_b/heartbeat" in m.reason)
+        assert "ROS_DOMAIN_ID" in forged.reason, forged.reason
+        freeze = probe.node.create_client(Trigger, "/stub_b/freeze")
+        assert freeze.wait_for_service(timeout_sec=10)
+        frozen_at = time.monotonic()
+        freeze.call_async(Trigger.Request())
+        try:
+            probe.wait_for(lambda: first_status(status, lambda m: "heartbeat lost from /stub_b" in m.reason), 4,
+                           "the frozen /stub_b reported lost")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; statuses: {phases(status)}") from None
+        lost_at, _ = first_status(status, lambda m: "heartbeat lost from /stub_b" in m.reason)
+        assert lost_at - frozen_at < 1.0 + 1.5
+    finally:
+        probe.node.destroy_timer(forge)
+    # The manager asked the frozen node to deactivate: it does so as soon as its executor runs again.
+    deadline = time.monotonic() + 15
+    while node_state(probe, "stub_b") != State.PRIMARY_STATE_INACTIVE:
+        assert time.monotonic() < deadline, "/stub_b did not deactivate after it thawed"
+        time.sleep(0.2)
+    assert node_state(probe, "stub_a") == State.PRIMARY_STATE_INACTIVE
+
+
+def test_active_is_reported_only_when_every_node_says_active(probe, processes):
+    """A node that advertises its lifecycle services seconds before it spins (a model loading in its
+    constructor) is configured and activated, not skipped: 'active' means every node answers ACTIVE."""
+    status = probe.collect(ManagerStatus, "/lifecycle_manager/status", node_qos.LATCHED)
+    stub(processes, "stub_a")
+    stub(processes, "stub_slow", "--spin-delay", "7")
+    manager(processes, ["stub_a", "stub_slow"])
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase in ("active", "failed")), 60, "manager done")
+    _, done = first_status(status, lambda m: m.phase in ("active", "failed"))
+    assert done.phase == "active", phases(status)
+    assert node_state(probe, "stub_slow") == State.PRIMARY_STATE_ACTIVE
+    assert node_state(probe, "stub_a") == State.PRIMARY_STATE_ACTIVE
+    assert all(n.state == State.PRIMARY_STATE_ACTIVE for n in done.nodes), [(n.node, n.state) for n in done.nodes]
+
+
+def test_a_second_node_with_a_managed_name_is_reported(probe, processes):
+    """Another graph on the same domain (here one node named like a managed one) makes the manager stop its
+    graph and say why, naming the node and the fix."""
+    status = probe.collect(ManagerStatus, "/lifecycle_manager/status", node_qos.LATCHED)
+    stub(processes, "stub_a")
+    stub(processes, "stub_b")
+    manager(processes, ["stub_a", "stub_b"])
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase == "active"), 60, "manager active")
+    stub(processes, "stub_b")  # the twin
+    probe.wait_for(lambda: first_status(status, lambda m: m.phase == "safe_stop"), 15, "safe_stop")
+    _, stopped = first_status(status, lambda m: m.phase == "safe_stop")
+    assert "/stub_b" in stopped.reason and "ROS_DOMAIN_ID" in stopped.reason, stopped.reason
+    probe.wait_for(lambda: first_status(status, lambda m: "2 nodes answer to /stub_b on this ROS domain" in m.reason),
+                   10, "the duplicate name reported")

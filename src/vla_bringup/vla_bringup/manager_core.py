@@ -1,14 +1,25 @@
 """The lifecycle manager's logic without ROS: which transitions, in which order; who is alive.
 
 Semantics follow Nav2's lifecycle manager: start-up configures every node in order and then activates every
-node in order; pause, reset and shutdown walk the nodes in reverse order. A node whose heartbeat stops is
-lost, and the system is brought to a safe state (every remaining node deactivated, command sources first).
+node in order; pause, reset and shutdown walk the nodes in reverse order, except that the command gates (the
+safety shield) go first, so that from the first step of any stop no command reaches the robot. A node whose
+heartbeat stops is lost, and the system is brought to a safe state (every remaining node deactivated).
+
+Heartbeats are bound to the process that sends them: the manager learns the publisher of each node's
+heartbeat topic (its DDS GID) at start-up and counts only beats from that publisher, so a forged beat from
+another node on the domain keeps nothing alive; a second publisher on a heartbeat topic, or a second node
+answering to a managed node's name, is a fault.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Mapping, Sequence
+
+# What to do about a second graph on the same ROS domain (said wherever one is found).
+DUPLICATE_FIX = ("stop the other graph, or give one of them its own domain (export ROS_DOMAIN_ID=<0-101> before "
+                 "starting it)")
 
 
 class State(IntEnum):
@@ -66,11 +77,13 @@ class Step:
             "active_", "")
 
 
-def plan(command: Command, order: Sequence[str], states: Mapping[str, State]) -> list[Step]:
+def plan(command: Command, order: Sequence[str], states: Mapping[str, State],
+         gates: Sequence[str] = ()) -> list[Step]:
     """The ordered transitions that carry ``states`` to what ``command`` asks for.
 
     ``order`` is the bring-up order; nodes already in the target state are skipped, so a plan is safe to
-    re-run. Unknown or finalized nodes are left alone (the caller reports them).
+    re-run. Unknown or finalized nodes are left alone (the caller reports them, see :func:`unmet`). Walks
+    toward INACTIVE and below take the ``gates`` (the nodes every robot command passes through) first.
     """
     sim = {n: State(states.get(n, State.UNKNOWN)) for n in order}
     steps: list[Step] = []
@@ -81,7 +94,8 @@ def plan(command: Command, order: Sequence[str], states: Mapping[str, State]) ->
                 steps.append(Step(n, transition))
                 sim[n] = EDGES[transition][1]
 
-    forward, backward = list(order), list(reversed(order))
+    forward = list(order)
+    backward = [n for n in reversed(order) if n in gates] + [n for n in reversed(order) if n not in gates]
     if command in (Command.STARTUP, Command.CONFIGURE, Command.RESUME):
         if command != Command.RESUME:
             walk(forward, State.UNCONFIGURED, Transition.CONFIGURE)
@@ -101,29 +115,118 @@ def plan(command: Command, order: Sequence[str], states: Mapping[str, State]) ->
     return steps
 
 
-def safe_stop_plan(order: Sequence[str], states: Mapping[str, State], lost: Sequence[str]) -> list[Step]:
-    """Deactivate every node that is still reachable, in reverse bring-up order (command sources last in
-    the order come first), leaving the lost ones alone."""
+def safe_stop_plan(order: Sequence[str], states: Mapping[str, State], lost: Sequence[str],
+                   gates: Sequence[str] = ()) -> list[Step]:
+    """Deactivate every node that is still reachable: the gates first, then reverse bring-up order (command
+    sources last in the order come first), leaving the lost ones alone."""
     alive = [n for n in order if n not in set(lost)]
-    return plan(Command.PAUSE, alive, states)
+    return plan(Command.PAUSE, alive, states, gates)
+
+
+# The states every node must be in after a command succeeds (checked with each node's get_state, never assumed).
+EXPECTED = {
+    Command.STARTUP: {State.ACTIVE},
+    Command.RESUME: {State.ACTIVE},
+    Command.CONFIGURE: {State.INACTIVE, State.ACTIVE},
+    Command.PAUSE: {State.INACTIVE, State.UNCONFIGURED},
+    Command.RESET: {State.UNCONFIGURED},
+    Command.CLEANUP: {State.UNCONFIGURED},
+    Command.SHUTDOWN: {State.FINALIZED, State.UNKNOWN},  # a node whose process is gone is down too
+}
+
+
+def unmet(command: Command, order: Sequence[str], states: Mapping[str, State]) -> list[str]:
+    """Why ``states`` (as each node reported them) are not what ``command`` promises; empty when they are."""
+    want = EXPECTED[command]
+    names = " or ".join(sorted(s.name.lower() for s in want))
+    out = []
+    for n in order:
+        got = State(states.get(n, State.UNKNOWN))
+        if got not in want:
+            seen = "did not report its state" if got == State.UNKNOWN else f"is {got.name.lower()}"
+            out.append(f"{n} {seen} (expected {names})")
+    return out
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A publisher as the ROS graph shows it: its node's fully qualified name and its GID."""
+    node: str
+    gid: bytes
+
+    def __str__(self) -> str:
+        return f"{self.node} (gid {self.gid.hex()[:12]}…)"
+
+
+def pick_heartbeat_publisher(node: str, publishers: Sequence[Endpoint]) -> tuple[bytes | None, str]:
+    """The GID to bind ``node``'s heartbeat to, from the publishers on its heartbeat topic.
+
+    Returns (gid, "") when exactly one publisher exists and it belongs to ``node``; (None, "") while none
+    is discovered yet; (None, why) when the topic cannot be trusted.
+    """
+    if not publishers:
+        return None, ""
+    if len(publishers) > 1:
+        return None, (f"{len(publishers)} publishers on {node}/heartbeat ({', '.join(map(str, publishers))}): another "
+                      f"graph runs on this ROS domain, or someone forges heartbeats; {DUPLICATE_FIX}")
+    only = publishers[0]
+    if only.node != node:
+        return None, f"{node}/heartbeat is published by {only}, not by {node}: heartbeats may be forged"
+    return only.gid, ""
+
+
+def graph_faults(order: Sequence[str], node_names: Sequence[str], heartbeat_publishers: Mapping[str, Sequence[Endpoint]],
+                 bound: Mapping[str, bytes]) -> list[str]:
+    """What is wrong with the graph around the managed nodes: a managed name that two nodes answer to, or a
+    heartbeat topic with a publisher other than the bound one. ``node_names`` lists every node on the
+    domain, fully qualified, duplicates included."""
+    counts = Counter(node_names)
+    faults = [f"{counts[n]} nodes answer to {n} on this ROS domain; {DUPLICATE_FIX}" for n in order if counts[n] > 1]
+    for n in order:
+        if n not in bound:
+            continue
+        strangers = [p for p in heartbeat_publishers.get(n, ()) if p.gid != bound[n]]
+        if strangers:
+            faults.append(f"a second publisher on {n}/heartbeat: {', '.join(map(str, strangers))}; heartbeats may "
+                          f"be forged or another graph runs on this ROS domain; {DUPLICATE_FIX}")
+    return faults
 
 
 @dataclass
 class HeartbeatMonitor:
-    """Tracks each node's last heartbeat (steady-clock seconds) and says who is lost."""
+    """Tracks each node's last heartbeat (steady-clock seconds) and says who is lost.
+
+    Only beats from a node's bound publisher count (:meth:`bind`); others are counted in ``foreign`` and
+    ignored. A node in a transition is ``hold``-ed (its executor may be busy configuring) and judged again
+    from its ``release``.
+    """
 
     nodes: Sequence[str]
     timeout: float
     last: dict[str, float] = field(default_factory=dict)
     state: dict[str, State] = field(default_factory=dict)
     error: dict[str, str] = field(default_factory=dict)
+    publisher: dict[str, bytes] = field(default_factory=dict)
+    foreign: dict[str, int] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+    released: dict[str, float] = field(default_factory=dict)
     armed_at: float | None = None
 
-    def beat(self, node: str, now: float, state: int, last_error: str = "") -> None:
-        if node in self.nodes:
-            self.last[node] = now
-            self.state[node] = State(state) if state in State._value2member_map_ else State.UNKNOWN
-            self.error[node] = last_error
+    def bind(self, node: str, gid: bytes) -> None:
+        """Count only heartbeats that ``gid`` (the node's own heartbeat publisher) sends."""
+        self.publisher[node] = bytes(gid)
+
+    def beat(self, node: str, now: float, state: int, last_error: str = "", *, publisher: bytes | None) -> bool:
+        """Record a heartbeat from ``publisher``; return False (and count it) when it is not the node's own."""
+        if node not in self.nodes or node not in self.publisher:
+            return False
+        if publisher is None or bytes(publisher) != self.publisher[node]:
+            self.foreign[node] = self.foreign.get(node, 0) + 1
+            return False
+        self.last[node] = now
+        self.state[node] = State(state) if state in State._value2member_map_ else State.UNKNOWN
+        self.error[node] = last_error
+        return True
 
     def arm(self, now: float) -> None:
         """Start judging liveness (after start-up: a node is busy while it configures)."""
@@ -132,11 +235,31 @@ class HeartbeatMonitor:
     def disarm(self) -> None:
         self.armed_at = None
 
+    @property
+    def armed(self) -> bool:
+        return self.armed_at is not None
+
+    def hold(self, node: str) -> None:
+        """Do not judge ``node`` while it runs a transition."""
+        self.held.add(node)
+
+    def release(self, node: str, now: float) -> None:
+        self.held.discard(node)
+        self.released[node] = now
+
     def age(self, node: str, now: float) -> float:
         return now - self.last[node] if node in self.last else -1.0
 
     def lost(self, now: float) -> list[str]:
-        """Nodes with no heartbeat within ``timeout``, once armed (a node never heard from counts from arming)."""
+        """Nodes with no heartbeat within ``timeout``, once armed (a node never heard from counts from arming,
+        a node that was held counts from its release)."""
         if self.armed_at is None:
             return []
-        return [n for n in self.nodes if now - max(self.last.get(n, self.armed_at), self.armed_at) > self.timeout]
+        out = []
+        for n in self.nodes:
+            if n in self.held:
+                continue
+            since = max(self.last.get(n, self.armed_at), self.armed_at, self.released.get(n, self.armed_at))
+            if now - since > self.timeout:
+                out.append(n)
+        return out

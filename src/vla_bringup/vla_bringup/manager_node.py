@@ -4,26 +4,32 @@ Services: ~/manage_nodes (vla_interfaces/ManageNodes), ~/is_active (std_srvs/Tri
 Publishes: ~/status (vla_interfaces/ManagerStatus, latched), /diagnostics.
 Subscribes: <node>/heartbeat of every managed node.
 
-Transitions run one at a time on a worker thread, calling each node's ~/change_state; the executor keeps
-spinning (heartbeats, services) meanwhile. After start-up every node's heartbeat is watched: a lost node
-brings the rest to INACTIVE in reverse order (no command reaches the robot) and the status says why.
+One command runs at a time, on a worker thread that calls each node's ~/change_state; a ~/manage_nodes call
+that arrives meanwhile is answered "busy" at once, so no caller holds more than one executor thread. The
+heartbeat watch has callback groups of its own and never waits on anything, so it keeps judging while
+commands run. After start-up every node's heartbeat is watched (only beats from the publisher learned at
+start-up count): a lost node, a second node with a managed node's name or a second heartbeat publisher
+interrupts whatever command runs and brings the rest to INACTIVE, command gates first (no command reaches
+the robot), and the status says why. "active" is reported only when every node's get_state says ACTIVE.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import Transition as TransitionMsg
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from vla_bringup.manager_core import Command, HeartbeatMonitor, State, Step, plan, safe_stop_plan
+from vla_bringup.manager_core import (DUPLICATE_FIX, Command, Endpoint, HeartbeatMonitor, State, Step, Transition, graph_faults,
+                                      pick_heartbeat_publisher, plan, safe_stop_plan, unmet)
 from vla_bringup.manager_params import MANAGER_PARAMS
 from vla_interfaces.msg import Heartbeat, ManagedNodeState, ManagerStatus
 from vla_interfaces.srv import ManageNodes
@@ -31,9 +37,31 @@ from vla_ros import node_qos
 from vla_ros.node_base import run_node
 from vla_ros.node_params import declare_specs, read_specs
 
+STATUS_PERIOD = 0.2  # s
+UP_COMMANDS = (Command.STARTUP, Command.CONFIGURE, Command.RESUME)
+# Commands after which the nodes are gone or unconfigured: the watch stops when they begin.
+DOWN_COMMANDS = (Command.SHUTDOWN, Command.RESET, Command.CLEANUP)
+PHASE_AFTER = {Command.STARTUP: "active", Command.RESUME: "active", Command.PAUSE: "paused",
+               Command.CONFIGURE: "paused", Command.RESET: "idle", Command.CLEANUP: "idle", Command.SHUTDOWN: "idle"}
+
 
 def qualify(name: str) -> str:
     return name if name.startswith("/") else "/" + name
+
+
+def fully_qualified(name: str, namespace: str) -> str:
+    return namespace.rstrip("/") + "/" + name
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why the graph must go to a safe state: lost nodes (no heartbeat) and/or a graph that cannot be trusted."""
+    reason: str
+    lost: tuple[str, ...] = ()
+
+
+class Interrupted(Exception):
+    """A fault arrived while a command ran."""
 
 
 class LifecycleManager(Node):
@@ -49,7 +77,12 @@ class LifecycleManager(Node):
         self.order = [qualify(n) for n in p["node_names"] if n]
         if problems or not self.order:
             raise SystemExit(f"lifecycle_manager: {'; '.join(problems) or 'node_names is empty: list the managed nodes in bring-up order'}")
+        self.gates = [g for g in (qualify(n) for n in p["command_gates"] if n) if g in self.order]
         self.group = ReentrantCallbackGroup()
+        # The watch: heartbeats and their judge share one group, the graph check has its own. Neither waits on
+        # a service or the worker, so a busy manager never stops watching.
+        self.watch_group = MutuallyExclusiveCallbackGroup()
+        self.graph_group = MutuallyExclusiveCallbackGroup()
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.monitor = HeartbeatMonitor(self.order, p["heartbeat_timeout"])
         self.states = {n: State.UNKNOWN for n in self.order}
@@ -58,99 +91,232 @@ class LifecycleManager(Node):
                        for n in self.order}
         self.get = {n: self.create_client(GetState, f"{n}/get_state", callback_group=self.group) for n in self.order}
         for n in self.order:
-            self.create_subscription(Heartbeat, f"{n}/heartbeat", lambda m, n=n: self._on_heartbeat(n, m),
-                                     node_qos.HEARTBEAT, callback_group=self.group)
+            self.create_subscription(Heartbeat, f"{n}/heartbeat", lambda m, info, n=n: self._on_heartbeat(n, m, info),
+                                     node_qos.HEARTBEAT, callback_group=self.watch_group)
         self.status_pub = self.create_publisher(ManagerStatus, "~/status", node_qos.LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(ManageNodes, "~/manage_nodes", self._on_manage, callback_group=self.group)
         self.create_service(Trigger, "~/is_active", self._on_is_active, callback_group=self.group)
-        self.create_timer(0.05, self._check_heartbeats, clock=self.steady, callback_group=self.group)
+        self.create_timer(0.05, self._check_heartbeats, clock=self.steady, callback_group=self.watch_group)
+        self.create_timer(p["graph_check_period"], self._check_graph, clock=self.steady,
+                          callback_group=self.graph_group)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics, clock=self.steady,
                           callback_group=self.group)
+        # ~/status is also republished on a steady timer: the safety shield (parameter supervisor) stops the
+        # robot when it goes silent for its supervisor_timeout.
+        self.create_timer(STATUS_PERIOD, self._publish_status, clock=self.steady, callback_group=self.group)
+        self.faults: queue.Queue[Fault] = queue.Queue()
+        self.reported: set[str] = set()        # graph faults already raised (each once)
         self.jobs: queue.Queue = queue.Queue()
+        self.busy_lock = threading.Lock()
+        self.busy: tuple[str, float] | None = None  # (what runs, since when): ~/manage_nodes answers "busy" meanwhile
+        self.stopping = False                   # a safe stop runs: its own transitions are not interrupted
+        self.lost: set[str] = set()             # nodes declared lost: a later stop does not wait on them
         self.worker = threading.Thread(target=self._work, daemon=True)
         self.worker.start()
         self._publish_status()
         if p["autostart"]:
+            self._admit("startup")
             self.jobs.put((Command.STARTUP, None))
 
     # ---- worker ---------------------------------------------------------------------------------
+    def _admit(self, what: str) -> str | None:
+        """Mark the manager busy with ``what``; return what already runs (and refuse) if it is busy."""
+        with self.busy_lock:
+            if self.busy is not None:
+                running, since = self.busy
+                return f"{running} (for {time.monotonic() - since:.1f} s)"
+            self.busy = (what, time.monotonic())
+            return None
+
+    def _done(self) -> None:
+        with self.busy_lock:
+            self.busy = None
+
     def _work(self) -> None:
         while rclpy.ok(context=self.context):
             try:
-                command, arg = self.jobs.get(timeout=0.2)
+                fault = self.faults.get_nowait()
+            except queue.Empty:
+                fault = None
+            if fault is not None:
+                self._safe_stop(fault)
+                continue
+            try:
+                command, done = self.jobs.get(timeout=0.05)
             except queue.Empty:
                 continue
-            if command == "safe_stop":
-                self._safe_stop(lost=arg)
-                continue
-            ok, message = self._run(command)
-            done = arg
+            try:
+                ok, message = self._run(command)
+            except Interrupted as exc:
+                ok, message = False, f"{command.name.lower()} interrupted: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave a caller waiting forever
+                ok, message = False, f"{command.name.lower()} failed: {type(exc).__name__}: {exc}"
+                self.get_logger().error(message)
+                self._set_phase("failed", message)
+            finally:
+                self._done()
             if done is not None:
                 done.put((ok, message))
 
     def _run(self, command: Command) -> tuple[bool, str]:
-        self.monitor.disarm()
         name = command.name.lower()
-        self._set_phase({Command.STARTUP: "starting", Command.RESUME: "starting", Command.CONFIGURE: "starting"}
-                        .get(command, "stopping"), "")
+        if command in DOWN_COMMANDS:
+            self.monitor.disarm()
+        self._set_phase("starting" if command in UP_COMMANDS else "stopping", "")
         t0 = time.monotonic()
-        if not self._wait_for_services():
+        if command in UP_COMMANDS:
+            if not self._wait_for_services() or not self._bind_heartbeats():
+                return False, self.reason
+        skipped = [] if command in UP_COMMANDS else self._unreachable()
+        if not self._refresh_states(patient=command in UP_COMMANDS, skip=skipped):
             return False, self.reason
-        self._refresh_states()
-        for step in plan(command, self.order, self.states):
+        for step in plan(command, [n for n in self.order if n not in skipped], self.states, self.gates):
+            self._interrupt_on_fault()
             ok, why = self._transition(step)
             if not ok:
-                self.get_logger().error(f"{name} failed: {why}")
-                self._set_phase("failed", why)
-                for s in safe_stop_plan(self.order, self.states, lost=[step.node]):
-                    self._transition(s)
-                self._publish_status()
-                return False, why
-        final = {Command.STARTUP: "active", Command.RESUME: "active", Command.PAUSE: "paused",
-                 Command.CONFIGURE: "paused", Command.RESET: "idle", Command.CLEANUP: "idle",
-                 Command.SHUTDOWN: "idle"}[command]
+                return self._fail(name, why, step.node)
+        self._refresh_states(patient=False, skip=skipped)
+        problems = unmet(command, self.order, self.states)
+        if problems:
+            return self._fail(name, "after the transitions " + "; ".join(problems), None)
+        final = PHASE_AFTER[command]
+        if command in UP_COMMANDS:
+            self.lost.clear()  # every node answered get_state just now
         self._set_phase(final, "")
-        if final == "active":
+        if command not in DOWN_COMMANDS and not self.monitor.armed:
             self.monitor.arm(self._now())
         message = f"{name}: {len(self.order)} nodes {final} in {time.monotonic() - t0:.2f} s"
+        if skipped:
+            message += f" (skipped, not reachable: {', '.join(skipped)})"
         self.get_logger().info(message)
         return True, message
 
-    def _safe_stop(self, lost: list[str]) -> None:
-        ages = ", ".join(f"{n} (last heartbeat {self.monitor.age(n, self._now()):.1f} s ago)" for n in lost)
-        reason = f"heartbeat lost from {ages}"
-        self.get_logger().error(f"{reason}; deactivating the remaining nodes")
-        for n in lost:
-            self.states[n] = State.UNKNOWN
-        # 'safe_stop' is announced only once the survivors are INACTIVE: the status never claims a safe
-        # state that is not yet reached.
-        self._set_phase("stopping", reason)
-        failed = [s.node for s in safe_stop_plan(self.order, self.states, lost) if not self._transition(s)[0]]
-        if failed:
-            reason += f"; could not deactivate {', '.join(failed)}"
-        self._set_phase("safe_stop", reason + "; the remaining nodes were deactivated")
+    def _fail(self, name: str, why: str, node: str | None) -> tuple[bool, str]:
+        self.get_logger().error(f"{name} failed: {why}")
+        self._set_phase("failed", why)
+        self.stopping = True
+        try:
+            for s in safe_stop_plan(self.order, self.states, lost=[node] if node else [], gates=self.gates):
+                self._transition(s)
+        finally:
+            self.stopping = False
+        self._publish_status()
+        return False, why
+
+    def _interrupt_on_fault(self) -> None:
+        if not self.stopping and not self.faults.empty():
+            raise Interrupted(self.faults.queue[0].reason)
+
+    def _safe_stop(self, fault: Fault) -> None:
+        self.get_logger().error(f"{fault.reason}; deactivating the remaining nodes")
+        with self.busy_lock:  # callers are refused meanwhile (a command it interrupted has already ended)
+            self.busy = ("safe stop", time.monotonic())
+        self.stopping = True
+        try:
+            self.lost.update(fault.lost)
+            for n in fault.lost:
+                if self.states[n] == State.ACTIVE:
+                    # A frozen node (alive, executor stuck) deactivates as soon as it runs again.
+                    self.change[n].call_async(ChangeState.Request(
+                        transition=TransitionMsg(id=int(Transition.DEACTIVATE))))
+                self.states[n] = State.UNKNOWN
+            # 'safe_stop' is announced only once the survivors are INACTIVE: the status never claims a safe
+            # state that is not yet reached.
+            self._set_phase("stopping", fault.reason)
+            self._refresh_states(patient=False, skip=list(fault.lost))
+            steps = safe_stop_plan(self.order, self.states, fault.lost, self.gates)
+            failed = [s.node for s in steps if not self._transition(s)[0]]
+            reason = fault.reason + (f"; could not deactivate {', '.join(failed)}" if failed else "")
+            self._set_phase("safe_stop", reason + "; the remaining nodes were deactivated")
+        finally:
+            self.stopping = False
+            with self.busy_lock:
+                self.busy = None if self.jobs.empty() else ("a queued command", time.monotonic())
 
     def _wait_for_services(self) -> bool:
         deadline = time.monotonic() + self.p["service_wait_timeout"]
         for n in self.order:
             while not self.change[n].wait_for_service(timeout_sec=0.2):
+                self._interrupt_on_fault()
                 if time.monotonic() > deadline or not rclpy.ok(context=self.context):
                     self._set_phase("failed", f"{n} did not come up: its lifecycle services did not appear within "
                                               f"{self.p['service_wait_timeout']:g} s (is its process running?)")
                     return False
         return True
 
-    def _refresh_states(self) -> None:
-        for n in self.order:
-            future = self.get[n].call_async(GetState.Request())
-            result = self._wait(future, 5.0)
-            self.states[n] = State(result.current_state.id) if result else State.UNKNOWN
+    def _unreachable(self) -> list[str]:
+        """Nodes found lost or whose lifecycle services are gone (their process exited): stopping skips them
+        at once instead of waiting out a transition timeout on each."""
+        gone = [n for n in self.order if n in self.lost or not self.change[n].service_is_ready()]
+        for n in gone:
+            self.get_logger().warning(f"{n} is not reachable (its lifecycle services are gone); skipping it")
+            self.states[n] = State.UNKNOWN
+        return gone
+
+    def _bind_heartbeats(self) -> bool:
+        """Learn each node's heartbeat publisher (once its one publisher is discovered); refuse a graph where a
+        managed name is taken twice or a heartbeat topic has a second publisher."""
+        deadline = time.monotonic() + self.p["service_wait_timeout"]
+        while True:
+            names, publishers = self._graph()
+            faults = graph_faults(self.order, names, publishers, self.monitor.publisher)
+            waiting = []
+            for n in self.order:
+                if n in self.monitor.publisher:
+                    continue
+                gid, why = pick_heartbeat_publisher(n, publishers[n])
+                if why:
+                    faults.append(why)
+                elif gid is None:
+                    waiting.append(n)
+                else:
+                    self.monitor.bind(n, gid)
+            if faults:
+                self._set_phase("failed", "; ".join(faults))
+                self.reported.update(faults)
+                return False
+            if not waiting:
+                return True
+            if time.monotonic() > deadline or not rclpy.ok(context=self.context):
+                self._set_phase("failed", f"no heartbeat publisher of {', '.join(waiting)} appeared within "
+                                          f"{self.p['service_wait_timeout']:g} s (is it a managed node?)")
+                return False
+            time.sleep(0.1)
+
+    def _graph(self) -> tuple[list[str], dict[str, list[Endpoint]]]:
+        names = [fully_qualified(n, ns) for n, ns in self.get_node_names_and_namespaces()]
+        publishers = {n: [Endpoint(fully_qualified(i.node_name, i.node_namespace), bytes(i.endpoint_gid))
+                          for i in self.get_publishers_info_by_topic(f"{n}/heartbeat")] for n in self.order}
+        return names, publishers
+
+    def _refresh_states(self, patient: bool, skip=()) -> bool:
+        """Ask every node (but ``skip``) for its state, all at once. ``patient``: a node that does not answer is
+        asked again until the service wait timeout (a node can advertise its services before it spins)."""
+        deadline = time.monotonic() + (self.p["service_wait_timeout"] if patient else 0.0)
+        pending = [n for n in self.order if n not in skip]
+        while pending:
+            futures = {n: self.get[n].call_async(GetState.Request()) for n in pending}
+            for n, future in futures.items():
+                result = self._wait(future, 2.0 if patient else 1.0)
+                self.states[n] = State(result.current_state.id) if result else State.UNKNOWN
+            pending = [n for n in pending if self.states[n] == State.UNKNOWN]
+            if not pending or not patient:
+                break
+            if time.monotonic() > deadline:
+                self._set_phase("failed", f"{', '.join(pending)} did not answer get_state within "
+                                          f"{self.p['service_wait_timeout']:g} s (is its process stuck?)")
+                return False
+        return True
 
     def _transition(self, step: Step) -> tuple[bool, str]:
         self.get_logger().info(f"{step.verb} {step.node}")
         request = ChangeState.Request(transition=TransitionMsg(id=int(step.transition)))
-        result = self._wait(self.change[step.node].call_async(request), self.p["transition_timeout"])
+        self.monitor.hold(step.node)
+        try:
+            result = self._wait(self.change[step.node].call_async(request), self.p["transition_timeout"])
+        finally:
+            self.monitor.release(step.node, self._now())
         self._refresh_one(step.node)
         self._publish_status()
         if result is None:
@@ -172,26 +338,53 @@ class LifecycleManager(Node):
         self.states[node] = State(result.current_state.id) if result else State.UNKNOWN
 
     def _wait(self, future, timeout: float):
+        """The future's result, or None after ``timeout``; raises Interrupted when a fault arrives first."""
         event = threading.Event()
         future.add_done_callback(lambda _: event.set())
-        if not event.wait(timeout):
-            future.cancel()
-            return None
+        deadline = time.monotonic() + timeout
+        while not event.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or not rclpy.ok(context=self.context):
+                future.cancel()
+                return None
+            self._interrupt_on_fault()
         return future.result()
 
-    # ---- callbacks --------------------------------------------------------------------------------
+    # ---- the watch (never waits) ------------------------------------------------------------------
     def _now(self) -> float:
         return self.steady.now().nanoseconds * 1e-9
 
-    def _on_heartbeat(self, node: str, msg: Heartbeat) -> None:
-        self.monitor.beat(node, self._now(), msg.state, msg.last_error)
+    def _on_heartbeat(self, node: str, msg: Heartbeat, info) -> None:
+        gid = (info.get("publisher_gid") or {}).get("data")
+        if self.monitor.beat(node, self._now(), msg.state, msg.last_error, publisher=gid) or \
+                node not in self.monitor.publisher:
+            return
+        sender = next((str(e) for e in self._graph()[1][node] if e.gid == bytes(gid or b"")),
+                      f"gid {bytes(gid or b'').hex()[:12]}…")
+        self._raise_graph_fault(f"a heartbeat for {node} came from another publisher, {sender}: a second node "
+                                f"answers to {node} or heartbeats are forged; {DUPLICATE_FIX}")
 
     def _check_heartbeats(self) -> None:
-        lost = self.monitor.lost(self._now()) if self.phase == "active" else []
+        now = self._now()
+        lost = self.monitor.lost(now)
         if lost:
             self.monitor.disarm()  # one safe stop per loss
-            self.jobs.put(("safe_stop", lost))
+            ages = ", ".join(f"{n} (last heartbeat {self.monitor.age(n, now):.1f} s ago)" for n in lost)
+            self.faults.put(Fault(f"heartbeat lost from {ages}", tuple(lost)))
 
+    def _check_graph(self) -> None:
+        if not self.monitor.publisher:
+            return  # nothing bound yet: start-up checks the graph itself
+        names, publishers = self._graph()
+        for fault in graph_faults(self.order, names, publishers, self.monitor.publisher):
+            self._raise_graph_fault(fault)
+
+    def _raise_graph_fault(self, reason: str) -> None:
+        if reason in self.reported:
+            return
+        self.reported.add(reason)
+        self.faults.put(Fault(reason))
+
+    # ---- services (answer at once or after the one command they started) ---------------------------
     def _on_manage(self, request: ManageNodes.Request, response: ManageNodes.Response):
         try:
             command = Command(request.command)
@@ -199,10 +392,22 @@ class LifecycleManager(Node):
             response.success, response.message = False, (
                 f"unknown command {request.command}; use one of " + ", ".join(f"{c.name}={c.value}" for c in Command))
             return response
+        running = self._admit(command.name.lower())
+        if running is not None:
+            response.success, response.message = False, (
+                f"busy: {running} is in progress; one command runs at a time: call again when ~/status shows it "
+                f"finished")
+            return response
         done: queue.Queue = queue.Queue()
         self.jobs.put((command, done))
-        response.success, response.message = done.get()
-        return response
+        while True:
+            try:
+                response.success, response.message = done.get(timeout=0.2)
+                return response
+            except queue.Empty:
+                if not rclpy.ok(context=self.context) or not self.worker.is_alive():
+                    response.success, response.message = False, "the lifecycle manager is shutting down"
+                    return response
 
     def _on_is_active(self, request: Trigger.Request, response: Trigger.Response):
         response.success = self.phase == "active"
@@ -229,8 +434,12 @@ class LifecycleManager(Node):
         level = {"active": DiagnosticStatus.OK, "failed": DiagnosticStatus.ERROR,
                  "safe_stop": DiagnosticStatus.ERROR}.get(self.phase, DiagnosticStatus.WARN)
         now = self._now()
-        values = [KeyValue(key=n, value=f"{self.states[n].name.lower()}, heartbeat {self.monitor.age(n, now):.2f} s")
+        values = [KeyValue(key=n, value=f"{self.states[n].name.lower()}, heartbeat {self.monitor.age(n, now):.2f} s"
+                                        + (f", {self.monitor.foreign[n]} foreign heartbeats ignored"
+                                           if self.monitor.foreign.get(n) else ""))
                   for n in self.order]
+        busy = self.busy
+        values.append(KeyValue(key="busy", value=busy[0] if busy else ""))
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: bring-up", message=self.reason or self.phase,
                                   values=values)
         array = DiagnosticArray(status=[status])
