@@ -191,3 +191,51 @@ def test_compressed_transport_and_features(probe, vla, tmp_path):
                   "corrupt frames dropped")
     up.interrupt()
     assert up.wait(30) == 0
+
+
+def test_overlay_survives_any_command_and_a_future_stamp_cannot_silence_the_stale_alarm(probe, vla, tmp_path):
+    """A proposal of 1e7 m/s while someone watches the overlay used to crash the node (OpenCV "Can't parse
+    'pt2'"); one frame stamped in the future used to keep the camera 'fresh' for good."""
+    overlay = probe.collect(Image, "/perception/overlay", node_qos.SENSOR_SUB)
+    top = probe.collect(Image, "/observation/images/top", node_qos.SENSOR_SUB)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", *perception_profile(tmp_path, "raw"), "--set", "perception.stale_after=0.5")
+    up.wait_line("all 1 nodes active", 90)
+    pub = probe.node.create_publisher(Image, "/camera/top/image_raw", node_qos.SENSOR_PUB)
+    cmd_pub = probe.node.create_publisher(Twist, "/policy/cmd_vel", node_qos.COMMAND)
+    probe.wait_for(lambda: pub.get_subscription_count() and cmd_pub.get_subscription_count(), 10,
+                   "perception's subscriptions")
+    bgr = fixed_bgr(96, 96)
+
+    def now_msg(offset: float = 0.0) -> Image:
+        msg = image_msg(bgr, "bgr8", 0)
+        t = time.time() + offset
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
+        return msg
+
+    for vx, vy in [(1e7, 0.0), (-1e308, 1e308), (float("nan"), 1.0), (0.0, float("-inf"))]:
+        cmd = Twist()
+        cmd.linear.x, cmd.linear.y = vx, vy
+        n = len(overlay)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(overlay) < n + 3:
+            cmd_pub.publish(cmd)
+            pub.publish(now_msg())
+            time.sleep(0.12)
+        assert len(overlay) >= n + 3, f"no overlay drawn for the command ({vx}, {vy}):\n{up.output}"
+    assert up.proc.poll() is None, up.output
+
+    # One frame from a clock a day ahead is refused and counted, not published ...
+    n_top = len(top)
+    publish_until(probe, pub, now_msg(86400.0),
+                  lambda: int(camera_values(diags, "top").get("dropped_future_stamp", 0)) >= 1, 10,
+                  "the future-stamped frame refused")
+    assert all(abs(m.header.stamp.sec - time.time()) < 60 for _, m in top[n_top:])
+    # ... and with no frame since, the camera is reported stale.
+    t_quiet = time.monotonic()
+    probe.wait_for(lambda: any(s.name == "perception: camera top" and s.level == DiagnosticStatus.ERROR
+                               and "no frame for" in s.message
+                               for t, a in list(diags) if t > t_quiet + 0.6 for s in a.status),
+                   10, "the stale-camera alarm after a future-stamped frame")
+    up.interrupt()
+    assert up.wait(30) == 0

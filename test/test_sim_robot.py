@@ -56,7 +56,7 @@ def counters(diags):
     values = {}
     for _, array in diags:
         for status in array.status:
-            if status.name.startswith("sim_robot"):
+            if status.name == "sim_robot: simulation":
                 values = {kv.key: kv.value for kv in status.values}
     return values
 
@@ -116,3 +116,27 @@ def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
     probe.wait_for(lambda: any(e.event == EpisodeEvent.START and e.seed == 7 for _, e in events), 10, "START seed 7")
     bad = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=8, instruction="dance a jig"))
     assert not bad.success and "dance a jig" in bad.message
+
+
+def test_reset_refuses_seeds_and_instructions_it_cannot_keep(probe, vla, tmp_path):
+    """A reset with seed 2**63-1 used to be accepted, and the sim died when the next seed (2**63) went out."""
+    events = probe.collect(EpisodeEvent, "/episode/events", node_qos.EVENTS)
+    images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
+    up = vla("up", *sim_only_profile(tmp_path, "twist"), "--set", "sim_robot.max_episode_steps=5")
+    up.wait_line("all 1 nodes active", 90)
+    for seed in (2**63 - 1, 2**32):
+        bad = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=seed, instruction=""))
+        assert not bad.success and "out of range" in bad.message and "4294967295" in bad.message, bad.message
+    bad = probe.call(ResetEpisode, "/sim_robot/reset",
+                     ResetEpisode.Request(seed=1, instruction="push the red block\x1b[2J onto the purple zone"))
+    assert not bad.success and "U+001B" in bad.message, bad.message
+    assert not any(e.event == EpisodeEvent.ABORTED for _, e in events), "a refused reset aborted the episode"
+
+    # The last seed in range is accepted, and the sequence wraps to 0 for the next (5-step) episode.
+    ok = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=2**32 - 1, instruction=""))
+    assert ok.success and ok.seed == 2**32 - 1, ok.message
+    probe.wait_for(lambda: any(e.event == EpisodeEvent.START and e.seed == 0 and e.episode_index > ok.episode_index
+                               for _, e in events), 20, "the next episode with seed 0")
+    n = len(images)
+    time.sleep(3.0)  # where the simulator used to die
+    assert len(images) > n + 10 and up.proc.poll() is None, up.output

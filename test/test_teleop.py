@@ -6,12 +6,16 @@ import pty
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 
-from vla_interfaces.msg import Intervention
+from vla_interfaces.msg import Intervention, SimState
 from vla_ros import node_qos
+
+WS = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.ros
 
@@ -47,3 +51,59 @@ def test_keyboard_keys_become_commands_and_interventions(probe):
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
         os.close(controller)
+
+
+def teleop_values(diags) -> dict:
+    values = {}
+    for _, array in list(diags):
+        for status in array.status:
+            if status.name == "teleop: device":
+                values = {kv.key: kv.value for kv in status.values}
+    return values
+
+
+def test_a_bad_sim_state_is_dropped_and_counted_and_the_expert_carries_on(probe, vla, tmp_path):
+    """One SimState with a 1-element privileged vector used to crash the teleop node on its next tick."""
+    from vla_sim.envs import TabletopPushEnv
+    profile = tmp_path / "teleop_only.yaml"
+    profile.write_text(f"""
+description: the teleop node alone (scripted expert), fed sim states by the test
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: teleop
+    package: vla_teleop
+    executable: teleop
+    params: [{WS / 'params' / 'teleop.yaml'}]
+""")
+    commands = probe.collect(Twist, "/teleop/cmd_vel", node_qos.COMMAND)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", str(profile), "--quiet", "--set", "teleop.device=expert", "--set", "teleop.diagnostics_period=0.2")
+    up.wait_line("all 1 nodes active", 90)
+    pub = probe.node.create_publisher(SimState, "/sim/state", node_qos.SENSOR_PUB)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 20, "the teleop node's sim/state subscription")
+
+    bad = [SimState(env_id="attack", privileged=[1.0]), SimState(env_id="attack", privileged=[float("nan")] * 27),
+           SimState(env_id="attack", privileged=[])]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and int(teleop_values(diags).get("rejected", 0)) < 6:
+        for msg in bad:
+            pub.publish(msg)
+        time.sleep(0.1)
+    values = teleop_values(diags)
+    assert int(values.get("rejected_sim_state_invalid", 0)) >= 4, values
+    assert int(values.get("rejected_sim_state_empty", 0)) >= 2, values
+    assert not commands, "a refused state produced a command"
+
+    env = TabletopPushEnv()
+    env.reset(seed=3)
+    good = SimState(env_id="TabletopPush-v0", episode_index=0, privileged=env.privileged_state().tolist())
+    env.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(commands) < 5:  # still up, and the expert acts on a good state
+        pub.publish(good)
+        time.sleep(0.05)
+    assert len(commands) >= 5 and up.proc.poll() is None, up.output
+    assert all(abs(m.linear.x) <= 0.25 + 1e-9 and abs(m.linear.y) <= 0.25 + 1e-9 for _, m in commands)
+    up.interrupt()
+    assert up.wait(30) == 0, up.output
