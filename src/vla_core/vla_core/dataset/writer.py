@@ -77,6 +77,9 @@ class DatasetWriter:
         if info_path.exists():
             from vla_core.dataset.reader import load_meta
             self.info, self.episodes, self.tasks = load_meta(self.root)
+            for key in L.FLAG_FEATURES:  # a dataset LeRobot wrote has no per-frame flags: append without them
+                if key not in self.info["features"]:
+                    feats.pop(key)
             self._check_compatible(fps, feats)
         else:
             self.info, self.episodes, self.tasks = L.make_info(fps, feats, robot_type, chunks_size), [], {}
@@ -131,6 +134,13 @@ class DatasetWriter:
         self._write_meta()
 
     # ---- commit --------------------------------------------------------------------------------
+    def _committed_episodes(self) -> int:
+        """Rows of the episodes table on disk (the commit point); 0 if it cannot be read."""
+        try:
+            return pq.read_metadata(self.root / L.EPISODES_PATH.format(chunk_index=0, file_index=0)).num_rows
+        except (OSError, pa.ArrowException):
+            return 0
+
     def _commit(self, row: dict) -> None:
         self.episodes.append(row)
         self._write_meta()
@@ -214,6 +224,7 @@ class EpisodeWriter:
         self.late = self.dropped = self.invalid = self.interventions = 0
         self.filled = 0  # dropped slots given a row (gaps="fill") or a repeated video frame (gaps="keep")
         self._first_pts: int | None = None
+        self._valid: list[bool] = []
         self._last: tuple[int, dict] | None = None  # (pts, frame) of the previous frame
         self.backlog_at_save, self.encode_flush_s = 0, 0.0
         self.start_stamp = 0.0  # clock time of timestamp 0 (the first frame's message stamp), seconds
@@ -267,6 +278,7 @@ class EpisodeWriter:
             return
         for key in self.columns:
             self.rows[key].append(frame[key])
+        self._valid.append(bool(frame["valid"]))
         self.late += bool(frame["late"])
         self.invalid += not bool(frame["valid"])
         self.interventions += bool(frame["intervention"])
@@ -295,6 +307,7 @@ class EpisodeWriter:
             raise L.DatasetError("episode has no frames; nothing was saved")
         self.closed = True
         ds, n, ep = self.dataset, self.frames, self.episode_index
+        tasks_before, moved = dict(ds.tasks), []
         try:
             t0 = time.monotonic()
             self.backlog_at_save = self.encode_backlog
@@ -317,8 +330,19 @@ class EpisodeWriter:
             for src, dst in moves:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 src.replace(dst)
+                moved.append(dst)
                 L.fsync_dir(dst.parent)
             ds._commit(row)
+        except BaseException:
+            # A failure (a full disk) before the episodes table names the episode leaves the dataset as it was,
+            # in memory too: a later commit must not carry an episode reported as not saved. After that point
+            # the episode is committed; the rest of the metadata is rewritten by the next commit or open.
+            if ds._committed_episodes() <= ep:
+                del ds.episodes[ep:]
+                ds.tasks = tasks_before
+                for path in moved:
+                    path.unlink(missing_ok=True)
+            raise
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
             ds.current = None
@@ -364,7 +388,7 @@ class EpisodeWriter:
                     "achieved_fps": (n - 1) / span if span > 0 else 0.0,
                     "contract": self.contract, "encoder_id": self.encoder_id, "recorded_at": self.started_at,
                     "start_stamp": self.start_stamp + (self._first_pts or 0) / self.dataset.info["fps"]})
-        valid = np.asarray(self.rows["valid"], dtype=bool)
+        valid = np.asarray(self._valid, dtype=bool)
         table = self._table_cache
         from vla_core.dataset.reader import column_to_numpy
         for key, feat in self.dataset.features.items():  # every numeric feature, the index columns too (LeRobot)
