@@ -322,6 +322,8 @@ class SafetyShieldNode(ManagedNode):
             level, message = DiagnosticStatus.OK, "forwarding " + (report.source if report else "nothing yet")
         values = {"ticks": c.ticks, "rejected": c.rejected, "stale_ticks": c.stale_ticks, "estops": c.estops,
                   "takeovers": c.takeovers, "estop_latched": self.shield.estopped,
+                  "supervisor": (self.shield.supervisor_problem(self._now()) or "active") if self.params["supervisor"]
+                  else "none", "hard_limits": self.hard.source,
                   **{f"dropped_{k}": v for k, v in self.dropped.items()},
                   **{f"rule {k}": v for k, v in sorted(c.rules.items())}}
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: shield", hardware_id="safety_shield",
