@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 
-from vla_bringup.fuzz_faults import clock_attack, flood, kill_node, second_graph
+from vla_bringup.fuzz_faults import clock_attack, flood, forged_heartbeats, kill_node, second_graph
 from vla_bringup.fuzz_graph import Graph
 
 pytestmark = pytest.mark.ros
@@ -86,3 +87,17 @@ def test_second_graph_on_the_same_domain_is_refused(sim_graph):
     assert code not in (None, 0), f"a second 'vla up sim' on the same domain was not refused:\n{output[-2000:]}"
     assert re.search(r"already|duplicate|another", output, re.IGNORECASE), output[-2000:]
     assert active, f"the first graph was disturbed: {why}"
+
+
+def test_forged_heartbeats_crash_nothing_and_fool_nobody(sim_graph):
+    before = time.monotonic()
+    result = forged_heartbeats(sim_graph, "teleop")
+    assert not result["dead"], result
+    # Either the forgeries are ignored (the graph stays active) or they are named as such and the graph stops.
+    if result["phase"] != "active":
+        assert re.search(r"forged|another publisher|second node", result["reason"]), result
+        stopped_at = next(t for t, m in sim_graph.status_history if t > before and m.phase != "active")
+        late = [t for t, v in sim_graph.commands.after(stopped_at + HEARTBEAT_TIMEOUT + CONTROL_PERIOD)
+                if any(abs(x) > 1e-9 for x in v)]
+        assert not late, f"{len(late)} non-zero commands after the manager stopped the graph"
+    assert not sim_graph.commands.unsafe_commands()

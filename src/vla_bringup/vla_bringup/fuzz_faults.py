@@ -143,6 +143,32 @@ def clock_attack(graph: Graph, command_topic: str = "/teleop/cmd_vel", speed: fl
     return ClockAttackResult(stop_after, len(moving), sent[0])
 
 
+def forged_heartbeats(graph: Graph, node: str, settle_s: float = 2.0) -> dict:
+    """Publish every heartbeat edge case on /``node``/heartbeat from this process (not ``node``'s), then return
+    {"phase", "reason" (the manager's), "dead" (processes that exited), "sent"}."""
+    from vla_interfaces.msg import Heartbeat
+    pub = graph.node.create_publisher(Heartbeat, f"/{node}/heartbeat", FUZZ_PUB)
+    deadline = time.monotonic() + 10.0
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sent = 0
+    for case in edge_cases(Heartbeat, graph.now):
+        pub.publish(case.message)
+        sent += 1
+        time.sleep(0.02)
+    forged = Heartbeat(node=f"/{node}", state=3)  # a well-formed beat saying ACTIVE, from the wrong process
+    for _ in range(20):
+        forged.stamp = graph.node.get_clock().now().to_msg()
+        pub.publish(forged)
+        sent += 1
+        time.sleep(0.05)
+    time.sleep(settle_s)
+    graph.node.destroy_publisher(pub)
+    status = graph.status
+    return {"phase": status.phase if status else "none", "reason": status.reason if status else "",
+            "dead": [n for n, _, _ in graph.dead()], "sent": sent}
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of a process in KiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -38,6 +38,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vla_bringup.bringup import Bringup, spec_lookup
 from vla_bringup.fuzz_messages import Case, describe, edge_cases, message_strategy
 from vla_bringup.profile import load_profile, parse_overrides
+from vla_interfaces.msg import ManagerStatus
 from vla_ros import node_qos
 
 # Default sizes: a CI run; VLA_FUZZ_EXAMPLES raises the hypothesis examples per target (e.g. 2000 nightly).
@@ -46,10 +47,12 @@ DEFAULT_EXAMPLES = 20
 FUZZ_PUB = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Counters a node publishes on /diagnostics that count refused input.
 REJECT_KEY = re.compile(r"reject|drop|invalid|refus|bad_|malformed", re.IGNORECASE)
-# Not fuzzed as plain targets: the clock (its own attack), the lifecycle and parameter services (control
-# surfaces whose purpose is to change the node's state: covered by dedicated tests), the manager's
-# manage_nodes (a shutdown request must shut down), and action internals.
+# Not fuzzed as plain targets: the clock (its own attack), heartbeats (the manager treats a heartbeat from
+# another publisher as a second graph or a forgery and stops the graph: its own fault test), the lifecycle and
+# parameter services (control surfaces whose purpose is to change the node's state: covered by dedicated tests),
+# the manager's manage_nodes (a shutdown request must shut down), and action internals.
 SKIP_TOPICS = {"/clock", "/parameter_events", "/rosout"}
+SKIP_TOPIC_SUFFIXES = ("/heartbeat",)
 SKIP_SERVICE_SUFFIXES = ("/get_state", "/change_state", "/get_available_states", "/get_available_transitions",
                          "/get_transition_graph", "/describe_parameters", "/get_parameter_types", "/get_parameters",
                          "/list_parameters", "/set_parameters", "/set_parameters_atomically",
@@ -210,10 +213,22 @@ class Graph:
         self.node.create_subscription(Twist, "/cmd_vel", self.commands.on_twist, node_qos.COMMAND)
         self.diagnostics = DiagnosticsMonitor()
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.on_array, 100)
-        self.node.create_subscription(type(self.bringup.status), f"/{self.manager}/status",
-                                      lambda m: self.status_history.append((time.monotonic(), m)),
-                                      node_qos.LATCHED)
+        self.status, self._manager_gid = None, None
+        self.node.create_subscription(ManagerStatus, f"/{self.manager}/status", self._on_status, node_qos.LATCHED)
+        deadline = time.monotonic() + 10.0
+        while self.status is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         return up
+
+    def _on_status(self, msg: ManagerStatus, info) -> None:
+        # Only the manager's own status counts: the fuzzer itself publishes forged ones on this topic.
+        if self._manager_gid is None:
+            self._manager_gid = next((bytes(e.endpoint_gid) for e in self.node.get_publishers_info_by_topic(
+                f"/{self.manager}/status") if e.node_name == self.manager), None)
+        gid = bytes((info.get("publisher_gid") or {}).get("data") or b"")
+        if self._manager_gid is not None and gid == self._manager_gid:
+            self.status = msg
+            self.status_history.append((time.monotonic(), msg))
 
     def stop(self) -> None:
         if self.bringup is not None:
@@ -249,8 +264,8 @@ class Graph:
                 if c.process.poll() is not None]
 
     def phase(self) -> str:
-        status = self.bringup.status
-        return status.phase if status is not None else "none"
+        """The lifecycle manager's phase, as its own status messages say."""
+        return self.status.phase if self.status is not None else "none"
 
     def now(self) -> float:
         """Seconds on the graph's clock (sim time under use_sim_time)."""
@@ -293,7 +308,7 @@ class Graph:
         out: list[Target] = []
         for name in [*self.managed, self.manager]:
             for topic, types in self.node.get_subscriber_names_and_types_by_node(name, "/"):
-                if topic not in SKIP_TOPICS and "/_action/" not in topic:
+                if topic not in SKIP_TOPICS and not topic.endswith(SKIP_TOPIC_SUFFIXES) and "/_action/" not in topic:
                     out.append(Target(name, "topic", topic, types[0]))
             for srv, types in self.node.get_service_names_and_types_by_node(name, "/"):
                 if srv.endswith("/_action/send_goal"):
@@ -332,7 +347,6 @@ class Fuzzer:
                     self.say(f"stopping: {self.report.restarts} restarts")
                     break
         self._settle_rejects()
-        self._release_estop()
         self.report.findings += [Finding("unsafe_command", "safety_shield", "/cmd_vel", repr(v),
                                          f"sent at t={t:.3f}; limits {self.graph.commands.limits}")
                                  for t, v in self.graph.commands.unsafe_commands()]
@@ -361,6 +375,8 @@ class Fuzzer:
         if not broken:
             time.sleep(0.5)  # a crash that takes a moment (a worker thread, a timer that uses the input)
             broken = not self._check(target)
+        if not broken:
+            self._release_estop()
         self.say(f"  {target.label}: {stats.sent} sent in {time.monotonic() - t0:.1f} s"
                  + (" -- BROKE THE GRAPH" if broken else ""))
         if broken:
@@ -466,7 +482,7 @@ class Fuzzer:
                     + "\n    ".join(tail[-12:])))
             return False
         if self.graph.phase() != "active":
-            status = self.graph.bringup.status
+            status = self.graph.status
             self.report.findings.append(Finding("not_active", target.node, target.label,
                                                 self.recent[-1] if self.recent else "-",
                                                 f"manager phase {status.phase}: {status.reason}"))
@@ -494,7 +510,8 @@ class Fuzzer:
         self._baseline = {n: self.graph.diagnostics.rejects(n) for n in self.graph.managed}
 
     def _release_estop(self) -> None:
-        """Fuzzing ~/estop and safety/estop latches the e-stop (correctly); release it for what runs next."""
+        """Fuzzing ~/estop and safety/estop latches the e-stop (correctly); release it, so that every target
+        after it is fuzzed with the command path open (an unsafe command must be able to show)."""
         from std_srvs.srv import Trigger
         if "safety_shield" in self.graph.managed:
             client = self.graph.node.create_client(Trigger, "/safety_shield/reset")
