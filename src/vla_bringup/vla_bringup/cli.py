@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     teleop.add_argument("--set", action="append", metavar="PARAM=VALUE", help="teleop parameter override")
     teleop.set_defaults(func=cmd_teleop)
 
+    from vla_recorder.dataset_cli import register as register_dataset  # vla dataset check/import/repack/from-bag
+    register_dataset(sub)
+
     # Other packages add subcommands through 'vla.commands' entry points: register(subparsers) adds a parser
     # and sets its func(args) -> exit code.
     for ep in sorted(entry_points(group="vla.commands"), key=lambda e: e.name):
