@@ -192,3 +192,37 @@ def test_appending_to_a_dataset_lerobot_wrote(tmp_path):
     assert reader.tasks == {"task number 0": 0}
     info = json.loads((tmp_path / "meta/info.json").read_text())
     assert info["total_episodes"] == 7 and info["total_frames"] == sum(lengths) + 13 and info["fps"] == 10
+
+
+def test_import_checks_every_episode_then_copies_and_repack_makes_timestamps_exact(tmp_path):
+    from vla_core.dataset.lerobot_import import check_dataset, import_dataset, repack_dataset
+    src = F.write_lerobot_dataset(tmp_path / "lerobot", [6, 7, 5], episodes_per_file=2, vectors="list")
+    report = import_dataset(src, tmp_path / "copy")
+    assert report.ok and report.episodes == 3 and report.episodes_per_data_file == 1.5
+    assert_episodes_intact(DatasetReader(tmp_path / "copy"), [6, 7, 5])
+    import_dataset(src, tmp_path / "repacked", repack=True)
+    assert_episodes_intact(DatasetReader(tmp_path / "repacked"), [6, 7, 5])
+    assert (tmp_path / "repacked/data/chunk-000/file-002.parquet").is_file()  # one file per episode
+    # A workspace dataset recorded keeping its gaps: repack gives exact timestamps, the gap filled and invalid.
+    keep = DatasetWriter(tmp_path / "keep", 10, FEATURES, gaps="keep")
+    episode = keep.begin_episode("t")
+    for i in (0, 1, 2, 4, 5):
+        episode.add_frame({"observation.images.top": F.frame_image(0, i), "timestamp": i / 10,
+                           "observation.state": np.array([0, i, 0, 0], np.float32),
+                           "action": np.zeros(2, np.float32), "intervention": False, "late": False, "valid": True})
+    episode.save()
+    assert check_dataset(tmp_path / "keep").gaps == 1
+    repack_dataset(tmp_path / "keep", tmp_path / "exact")
+    frames = DatasetReader(tmp_path / "exact").episode_frames(0)
+    assert frames["valid"].tolist() == [True, True, True, False, True, True]
+    assert [F.identify(img)[1] for img in frames["observation.images.top"]] == [0, 1, 2, 2, 4, 5]
+    assert check_dataset(tmp_path / "exact").gaps == 0
+
+
+def test_import_refuses_a_damaged_dataset_listing_every_problem(tmp_path):
+    from vla_core.dataset.lerobot_import import import_dataset
+    src = F.write_lerobot_dataset(tmp_path / "lerobot", [6, 7, 5], episodes_per_file=1)
+    (src / "videos/observation.images.top/chunk-000/file-001.mp4").unlink()
+    with pytest.raises(DatasetError, match="episode 1: .*file-001.mp4 is missing"):
+        import_dataset(src, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

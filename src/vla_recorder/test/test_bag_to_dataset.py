@@ -83,3 +83,20 @@ def test_a_bag_without_the_contracts_topics_is_named(tmp_path):
     no_text = write_bag(tmp_path / "a.mcap", 3, instruction="")
     with pytest.raises(BagError, match="pass --instruction"):
         bags_to_dataset([no_text], tmp_path / "ds2", CONTRACT)
+
+
+def test_vla_dataset_from_bag_command(tmp_path):
+    import subprocess
+    bag = write_bag(tmp_path / "a.mcap", 6)
+    out = tmp_path / "ds"
+    proc = subprocess.run(["vla", "dataset", "from-bag", str(bag), "--out", str(out), "--contract",
+                           str(WS / "params/robots/tabletop_sim.yaml"), "--instruction", "push the green block"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "episode 0: 6 frames (0 dropped" in proc.stdout
+    assert DatasetReader(out).episode(0)["instruction"] == "push the green block"
+    proc = subprocess.run(["vla", "dataset", "check", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and '"problems": []' in proc.stdout
+    proc = subprocess.run(["vla", "dataset", "import", str(tmp_path / "nothing"), str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "is not a dataset" in proc.stderr
