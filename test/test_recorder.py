@@ -63,7 +63,13 @@ def test_record_session_round_trip(probe, vla, tmp_path):
         # state (and so its flag) can lag a few frames behind, more on a loaded machine.
         assert meta["length"] // 2 <= meta["intervention_frames"] <= meta["length"], meta
         frames = reader.episode_frames(ep)
+        # Dropped slots are filled with the previous frame (state and action repeated), marked invalid.
+        same = np.r_[False, np.all(frames["observation.state"][1:] == frames["observation.state"][:-1], axis=1)
+                     & np.all(frames["action"][1:] == frames["action"][:-1], axis=1)]
+        filled = ~frames["valid"] & same
         for row in range(meta["length"]):
+            if filled[row]:
+                continue
             t = round(meta["start_stamp"] + float(frames["timestamp"][row]), 3)
             assert t in by_stamp, f"episode {ep} frame {row}: no published image stamped {t}"
             pick = -1 if row == 0 else 0
@@ -82,7 +88,7 @@ def test_record_session_round_trip(probe, vla, tmp_path):
                     f"episode {ep} frame {row} (late): state {frames['observation.state'][row]} was never published"
         # Nothing silent: every slot of the episode's time span is a frame or a counted drop.
         span = int(round(float(frames["timestamp"][-1]) * reader.fps)) + 1
-        assert span == meta["length"] + meta["dropped_frames"]
+        assert span == meta["length"] + meta["dropped_frames"] - int(filled.sum())
         assert meta["late_frames"] == int(frames["late"].sum())
         # Actions are the commands the robot was sent (cmd_vel, the shield's output): within its limits.
         assert np.all(np.abs(frames["action"]) <= 0.25 + 1e-6) and np.abs(frames["action"]).max() > 0.01
@@ -269,3 +275,166 @@ def test_keys_rerecord_mark_and_stop(tmp_path):
         os.close(fd)
     reader = DatasetReader(root)
     assert reader.num_episodes == 1 and reader.episode(0)["success"] is True
+
+
+class FakeRobot:
+    """The test as the robot: camera, joint states and the command actually sent at 10 Hz (wall-clock stamps),
+    and its episode events, from a thread of the probe."""
+
+    def __init__(self, probe):
+        from geometry_msgs.msg import Twist
+        from vla_interfaces.msg import EpisodeEvent
+        from vla_ros import node_qos
+        self.Twist, self.EpisodeEvent = Twist, EpisodeEvent
+        node = probe.node
+        self.image_pub = node.create_publisher(Image, "/camera/top/image_raw", RECORD_SUB)
+        self.joint_pub = node.create_publisher(JointState, "/joint_states", RECORD_SUB)
+        self.cmd_pub = node.create_publisher(Twist, "/cmd_vel", RECORD_SUB)
+        self.event_pub = node.create_publisher(EpisodeEvent, "/episode/events", node_qos.EVENTS)
+        self.command = 0.1  # m/s on x; the test sets 1e39 (beyond float32) for a while
+        self.frames = True
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def stamp_now(msg, offset: float = 0.0):
+        t = time.time() + offset
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
+        return msg
+
+    def event(self, kind, index, instruction="push the red cube onto the purple square", offset=0.0):
+        self.event_pub.publish(self.stamp_now(self.EpisodeEvent(event=kind, episode_index=index,
+                                                                instruction=instruction), offset))
+
+    def bad_image(self):
+        self.image_pub.publish(self.stamp_now(Image(height=96, width=96, encoding="yuv422", step=192,
+                                                    data=bytes(96 * 192))))
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            cmd = self.Twist()
+            cmd.linear.x = self.command
+            self.cmd_pub.publish(cmd)
+            if self.frames:
+                image = Image(height=96, width=96, encoding="rgb8", step=288, data=bytes([i % 256]) * (96 * 288))
+                self.stamp_now(image)
+                joints = JointState(name=["gantry_x", "gantry_y"], position=[0.01 * i, 0.0], velocity=[0.1, 0.0])
+                joints.header.stamp = image.header.stamp
+                self.image_pub.publish(image)
+                self.joint_pub.publish(joints)
+            time.sleep(0.1)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+
+
+def recorder_values(diags) -> dict:
+    values = {}
+    for _, array in list(diags):
+        for status in array.status:
+            if status.name == "recorder_edge: recording":
+                values = {kv.key: kv.value for kv in status.values}
+    return values
+
+
+def test_refused_inputs_never_crash_or_stall_the_recorder(probe, vla, tmp_path):
+    """Refused goals and refused frames in either order (they used to crash the node: rclpy's deprecated warn()
+    shares one identity), forged and future-stamped episode events (one used to stall a recording), a
+    control-character instruction and commands beyond float32: each refused or marked, counted where anyone can
+    see it, and the robot's real episode recorded."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import String
+    from vla_interfaces.msg import EpisodeEvent
+    from vla_ros import node_qos
+    params = tmp_path / "recorder_edge_params.yaml"
+    params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", "recorder_edge:", 1))
+    profile = tmp_path / "recorder_edge.yaml"
+    profile.write_text(f"""
+description: the recorder alone; the test is the robot
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: recorder_edge
+    package: vla_recorder
+    executable: recorder
+    params: [{params}]
+""")
+    root = tmp_path / "ds"
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", str(profile), "--quiet", "--set", f"recorder_edge.root={root}",
+             "--set", "recorder_edge.intervention_required=false", "--set", "recorder_edge.start_timeout=4.0",
+             "--set", "recorder_edge.diagnostics_period=0.2", "--set", "recorder_edge.min_free_mb=1")
+    up.wait_line("all 1 nodes active", 90)
+    robot = FakeRobot(probe)
+    instruction_pub = probe.node.create_publisher(String, "/instruction", node_qos.LATCHED)
+    instruction_pub.publish(String(data="push the red cube\x1b[2J onto the purple square"))
+    client = ActionClient(probe.node, RecordEpisode, "/recorder_edge/record_episode")
+    try:
+        assert client.wait_for_server(timeout_sec=60), "no record_episode action"
+        probe.wait_for(lambda: robot.event_pub.get_subscription_count() > 0, 20, "the recorder's event subscription")
+        robot.event(EpisodeEvent.START, 0)  # the robot's episode 0 runs while the goal arrives
+        time.sleep(1.0)  # (its START reaches the recorder before the goal: the goal records the next episode)
+
+        def send(goal):
+            done = threading.Event()
+            future = client.send_goal_async(goal)
+            future.add_done_callback(lambda _: done.set())
+            assert done.wait(30), "no goal response"
+            return future.result()
+
+        first = send(RecordEpisode.Goal(time_limit=30.0))
+        assert first.accepted
+        robot.event(EpisodeEvent.START, 7)               # forged: episode 0 is still running
+        robot.event(EpisodeEvent.START, 1, offset=3600)  # forged: an hour ahead
+        time.sleep(0.5)
+        robot.event(EpisodeEvent.SUCCESS, 0)             # the robot's own sequence goes on: episode 1 is recorded
+        robot.event(EpisodeEvent.START, 1)
+        probe.wait_for(lambda: recorder_values(diags).get("recording") == "0", 10, "the recording of episode 1")
+        assert not send(RecordEpisode.Goal()).accepted  # a refused goal, then a refused frame ...
+        robot.bad_image()
+        robot.bad_image()
+        assert not send(RecordEpisode.Goal()).accepted  # ... and the other order
+        robot.command = 1e39                             # beyond float32 for about a second
+        time.sleep(1.0)
+        robot.command = 0.1
+        time.sleep(1.0)
+        robot.event(EpisodeEvent.SUCCESS, 1)
+        result = Goals.result(first, timeout=60)
+        assert result.success, result.message
+        assert "inputs refused (goal_busy 2, image_encoding 2)" in result.message, result.message
+        assert "action_nonfinite" in result.message, result.message
+        probe.wait_for(lambda: int(recorder_values(diags).get("episodes_saved", 0)) == 1, 10, "diagnostics")
+        values = recorder_values(diags)
+        assert int(values["refused_goal_busy"]) == 2 and int(values["refused_image_encoding"]) == 2, values
+        assert int(values["refused_episode_event"]) == 2 and int(values["refused_instruction_invalid"]) >= 1, values
+
+        # The dataset: the robot's episode, its own instruction, the float32 overflow marked invalid, not inf-valid.
+        reader = DatasetReader(root)
+        assert reader.num_episodes == 1
+        meta, frames = reader.episode(0), reader.episode_frames(0)
+        assert meta["tasks"] == ["push the red cube onto the purple square"]
+        valid, action = frames["valid"], frames["action"]
+        assert np.all(np.isfinite(action[valid])) and np.isinf(action[~valid]).any()
+        sidecar = json.loads((root / "meta" / "recorder" / "episode-000000.json").read_text())
+        assert 1 <= sidecar["invalid_reasons"]["action_nonfinite"] <= int((~valid).sum())
+        assert sidecar["rejects"] == {"goal_busy": 2, "image_encoding": 2}
+
+        # A forged START the sequence allows (the robot is between episodes), not followed by the robot's frames:
+        # the recording ends with the reason, instead of waiting for the cancel.
+        robot.frames = False
+        handle = send(RecordEpisode.Goal(time_limit=600.0))
+        assert handle.accepted
+        robot.event(EpisodeEvent.START, 2)
+        t0 = time.monotonic()
+        stalled = Goals.result(handle, timeout=30)
+        assert not stalled.success and "not followed by the robot's frames" in stalled.message, stalled.message
+        assert time.monotonic() - t0 < 15
+        assert up.proc.poll() is None, up.output
+    finally:
+        robot.close()
+    up.interrupt()
+    assert up.wait(60) == 0, up.output
