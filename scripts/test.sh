@@ -10,4 +10,5 @@ if [ -z "${VLA_WS:-}" ]; then
 fi
 # A private ROS domain per run keeps concurrent runs (and a running demo) from seeing each other.
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}
+echo "[test] ROS 2 ${VLA_ROS_DISTRO:-kilted}, $(python -V 2>&1), ROS_DOMAIN_ID $ROS_DOMAIN_ID"
 exec python -m pytest "$@"
