@@ -268,3 +268,53 @@ def test_a_second_node_with_a_managed_name_is_reported(probe, processes):
     assert "/stub_b" in stopped.reason and "ROS_DOMAIN_ID" in stopped.reason, stopped.reason
     probe.wait_for(lambda: first_status(status, lambda m: "2 nodes answer to /stub_b on this ROS domain" in m.reason),
                    10, "the duplicate name reported")
+
+
+def small_profile(tmp_path, name: str, nodes: list[str]) -> Path:
+    """A profile of a few of the sim profile's nodes (with their usual parameter files)."""
+    packages = {"sim_robot": "vla_sim", "safety_shield": "vla_safety", "teleop": "vla_teleop",
+                "recorder": "vla_recorder"}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("use_sim_time: true\nmanager: {name: lifecycle_manager, params: lifecycle_manager.yaml}\n"
+                    "nodes:\n" + "".join(f"  - {{name: {n}, package: {packages[n]}, executable: {n}, "
+                                         f"params: [{n}.yaml]}}\n" for n in nodes))
+    return path
+
+
+def test_up_exits_promptly_after_a_crash_with_the_shield_down_first(probe, vla, tmp_path):
+    profile = small_profile(tmp_path, "gated", ["sim_robot", "safety_shield", "teleop"])
+    goals = transitions(probe, ["safety_shield", "sim_robot"])
+    up = vla("up", str(profile), "--set", "lifecycle_manager.heartbeat_timeout=1.0")
+    pid = int(up.wait_line(r"started teleop \(pid (\d+)\)", 60).group(1))
+    up.wait_line(r"all \d+ nodes active", 90)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    code = up.wait(30)
+    took = time.monotonic() - killed_at
+    assert code == 1, up.output
+    assert took < 8.0, f"vla up took {took:.1f} s to exit after the crash:\n{up.output}"
+    assert re.search(r"\[vla\]\S* error: teleop exited with code -9", up.lines[-1]), up.output
+    assert re.search(r"safety_shield (was already inactive|stopped first) \(no command reaches the robot\)",
+                     up.output), up.output
+    unclean = next((line for line in up.lines if "did not exit cleanly" in line), "")
+    assert unclean.endswith("did not exit cleanly: teleop (-9)"), up.output  # none killed by vla up itself
+    print(f"vla up exited {took:.2f} s after the crash")
+    # The shield went inactive before the robot did (the safe stop takes the command gate first).
+    down = [(n, label) for n, label in goals() if label == "inactive"][-2:]
+    assert [n for n, _ in down] == ["safety_shield", "sim_robot"], goals()
+
+
+def test_a_second_graph_on_the_domain_is_refused(probe, vla, tmp_path):
+    profile = small_profile(tmp_path, "solo", ["teleop"])
+    first = vla("up", str(profile), "--quiet")
+    first.wait_line(r"all \d+ nodes active", 90)
+    second = vla("up", str(profile), "--quiet")
+    assert second.wait(60) == 1, second.output
+    assert re.search(r"error: refusing to start profile 'solo': (/lifecycle_manager, /teleop already run|"
+                     r"/lifecycle_manager already runs|/teleop already runs) on ROS domain \d+ .*ROS_DOMAIN_ID",
+                     second.lines[-1]), second.output
+    assert "started" not in second.output and "shutting down" not in second.output
+    # The first graph was not disturbed.
+    time.sleep(1.5)
+    assert probe.call(Trigger, "/lifecycle_manager/is_active", Trigger.Request()).success
+    assert first.proc.poll() is None, first.output

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 import rclpy
+import yaml
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from vla_bringup.manager_core import Command
+from vla_bringup.manager_core import DUPLICATE_FIX, Command
+from vla_bringup.manager_params import MANAGER_PARAMS
 from vla_bringup.profile import NodeEntry, Profile
 from vla_bringup.supervisor import ProcessGroup
 from vla_core.params import ParamSpec
@@ -61,10 +63,38 @@ def executable_path(entry: NodeEntry) -> str:
     return str(path)
 
 
+def fully_qualified(entry: NodeEntry) -> str:
+    return (("/" + entry.namespace.strip("/")) if entry.namespace.strip("/") else "") + "/" + entry.name
+
+
+def command_gates(profile: Profile) -> list[str]:
+    """The profile's nodes that every robot command passes through (the manager's ``command_gates``): stopped
+    first whenever the graph goes down."""
+    value = profile.manager.parameters.get("command_gates")
+    for path in reversed(profile.manager.params_files):
+        if value is not None:
+            break
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        for key in (profile.manager.name, f"/{profile.manager.name}", "/**"):
+            section = data.get(key) if isinstance(data, dict) else None
+            if isinstance(section, dict) and "command_gates" in (section.get("ros__parameters") or {}):
+                value = section["ros__parameters"]["command_gates"]
+                break
+    if value is None:
+        value = next(s.default for s in MANAGER_PARAMS if s.name == "command_gates")
+    names = {e.name for e in profile.nodes}
+    return [n.strip("/") for n in value if n and n.strip("/") in names]
+
+
 class Bringup:
     def __init__(self, profile: Profile, *, single_process: bool = False, log_dir: Path | None = None,
-                 echo: bool = True, say=print):
+                 echo: bool = True, say=print, discovery_wait: float = 2.0):
         self.profile = profile
+        self.gates = command_gates(profile)
+        # How long to look for another graph on the domain before starting anything (discovery of another
+        # process's nodes took 0.4-1.3 s here, and over 3 s on a machine loaded by other test runs).
+        self.discovery_wait = discovery_wait
+        self.spawned = False
         self.single_process = single_process
         stamp = time.strftime("%Y%m%d-%H%M%S")
         ws = Path(os.environ.get("VLA_WS", Path.cwd()))
@@ -93,6 +123,8 @@ class Bringup:
         self.manage = self.node.create_client(ManageNodes, f"/{manager}/manage_nodes")
         self.executor = MultiThreadedExecutor(num_threads=2)
         self.executor.add_node(self.node)
+        self._refuse_a_second_graph()
+        self.spawned = True
         if self.single_process:
             self._start_in_process()
         else:
@@ -120,6 +152,32 @@ class Bringup:
             with self.status_event:
                 self.status_event.wait(0.1)
 
+    def _refuse_a_second_graph(self) -> None:
+        """Raise when a node of this profile already answers on the ROS domain: two graphs with the same names
+        would take each other's commands, services and heartbeats."""
+        wanted = {fully_qualified(e) for e in self.profile.entries()}
+        t0 = time.monotonic()
+        seen: set[str] = set()
+        changed = t0
+        while True:
+            now_seen = {ns.rstrip("/") + "/" + n for n, ns in self.node.get_node_names_and_namespaces()}
+            if now_seen - seen:
+                seen |= now_seen
+                changed = time.monotonic()
+            # A node's endpoints can be discovered before its name: a heartbeat or status publisher counts too.
+            taken = sorted(n for n in wanted if n in now_seen or self.node.count_publishers(f"{n}/heartbeat")
+                           or self.node.count_publishers(f"{n}/status"))
+            if taken:
+                domain = os.environ.get("ROS_DOMAIN_ID") or "0"
+                raise BringupError(f"refusing to start profile '{self.profile.name}': {', '.join(taken)} already "
+                                   f"{'runs' if len(taken) == 1 else 'run'} on ROS domain {domain} (another graph is "
+                                   f"up); {DUPLICATE_FIX}")
+            # Look for discovery_wait, and on while other nodes keep appearing (a busy machine), up to 3 times.
+            now = time.monotonic()
+            if now - t0 >= self.discovery_wait and (now - changed >= 0.5 or now - t0 >= 3 * self.discovery_wait):
+                return
+            time.sleep(0.05)
+
     def _start_in_process(self) -> None:
         """Every node in this process, each on its own executor thread: one executor over all of them would
         rebuild a wait set of every entity on each /clock, image and heartbeat message (measured: the sim then
@@ -131,8 +189,9 @@ class Bringup:
                 raise BringupError(f"node '{entry.name}': no 'vla.nodes' entry point for {entry.package}/"
                                    f"{entry.executable}; it can run only as its own process")
             node = cls(cli_args=entry.ros_args(), use_global_arguments=False)
-            # The manager blocks in service callbacks while its worker drives transitions: it needs threads.
-            executor = (MultiThreadedExecutor(num_threads=2) if cls is LifecycleManager else SingleThreadedExecutor())
+            # The manager's one ~/manage_nodes caller waits in its callback while the worker drives transitions;
+            # service responses and the heartbeat watch need threads of their own.
+            executor = (MultiThreadedExecutor(num_threads=3) if cls is LifecycleManager else SingleThreadedExecutor())
             executor.add_node(node)
             self.in_process.append(node)
             self.node_executors.append(executor)
@@ -186,31 +245,61 @@ class Bringup:
         return None
 
     # ---- stop -------------------------------------------------------------------------------------
-    def shutdown(self, timeout: float = 20.0) -> None:
-        """Deactivate, clean up and shut down every node through the manager, then end the processes.
-        The processes are ended whatever happens to the lifecycle shutdown."""
+    def shutdown(self, timeout: float = 20.0, orderly: bool = True) -> None:
+        """End every node, the command gates (the safety shield) first.
+
+        ``orderly``: deactivate, clean up and shut down every node through the manager first (a requested
+        stop). After a failure the manager is not asked (it may be gone, busy with a safe stop, or one of two
+        graphs answering to its name): every process is stopped directly, gates first and waited for, each
+        process deactivating and cleaning up on its way out. The processes are ended whatever happens."""
+        codes: dict[str, int] = {}
         try:
-            self._lifecycle_shutdown(timeout)
+            if orderly:
+                self._lifecycle_shutdown(timeout)
         except Exception as exc:  # noqa: BLE001 - still end every process below
             self.say(f"lifecycle shutdown failed ({exc}); stopping processes")
         finally:
-            codes = self.group.stop()
+            if orderly:
+                codes = self.group.stop(first=self.gates)
+            else:
+                # After the manager's safe stop the gates are INACTIVE already: every process may go at once.
+                gated = self._gates_inactive()
+                codes = self.group.stop(timeout=3.0, first=() if gated else self.gates, kill_after=1.0)
+                if self.gates and self.spawned:
+                    self.say(f"{', '.join(self.gates)} {'was already inactive' if gated else 'stopped first'} "
+                             f"(no command reaches the robot); every process stopped")
             self._release()
         bad = {k: v for k, v in codes.items() if v not in (0, None)}
         if bad:
             self.say("processes that did not exit cleanly: " + ", ".join(f"{k} ({v})" for k, v in bad.items()))
 
+    def _gates_inactive(self) -> bool:
+        status = self.status
+        if status is None or status.phase != "safe_stop":
+            return False
+        states = {n.node.lstrip("/"): n.state for n in status.nodes}
+        return all(states.get(g) == 2 for g in self.gates)  # lifecycle_msgs/State INACTIVE
+
     def _lifecycle_shutdown(self, timeout: float) -> None:
-        if self.node is None or not rclpy.ok() or not self.manage.wait_for_service(timeout_sec=1.0):
+        if not self.spawned or self.node is None or not rclpy.ok() or \
+                not self.manage.wait_for_service(timeout_sec=1.0):
             return
-        done = threading.Event()
-        future = self.manage.call_async(ManageNodes.Request(command=int(Command.SHUTDOWN)))
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            self.say(f"lifecycle shutdown did not finish within {timeout:g} s; stopping processes")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = threading.Event()
+            future = self.manage.call_async(ManageNodes.Request(command=int(Command.SHUTDOWN)))
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                break
+            answer = future.result()
+            if answer is None or answer.success or not answer.message.startswith("busy"):
+                return
+            time.sleep(0.2)  # the manager runs something else (a safe stop): ask again
+        self.say(f"lifecycle shutdown did not finish within {timeout:g} s; stopping processes")
 
     def _release(self) -> None:
-        for node in self.in_process:
+        gates_first = sorted(self.in_process, key=lambda n: n.get_name() not in self.gates)
+        for node in gates_first:
             if hasattr(node, "finalize"):
                 node.finalize()
         for executor in [*self.node_executors, self.executor]:

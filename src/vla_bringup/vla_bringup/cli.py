@@ -42,6 +42,7 @@ def cmd_up(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     _say(f"bringing up profile '{profile.name}': {', '.join(n.name for n in profile.nodes)} "
          f"(logs: {bringup.log_dir})")
+    failure = None
     try:
         took = bringup.start(timeout=args.timeout)
         _say(f"all {len(profile.nodes)} nodes active in {took:.2f} s" +
@@ -50,8 +51,10 @@ def cmd_up(args) -> int:
     except BringupError as exc:
         failure = str(exc)
     finally:
-        _say("shutting down")
-        bringup.shutdown()
+        # After a failure nothing waits on the manager: the command gates go down first, then the rest.
+        if bringup.spawned:
+            _say("shutting down" + (" after a failure" if failure else ""))
+        bringup.shutdown(orderly=failure is None)
     if failure:
         _say(f"error: {failure}")
         return 1

@@ -154,6 +154,11 @@ class Endpoint:
     node: str
     gid: bytes
 
+    @property
+    def named(self) -> bool:
+        """False until the graph has learned which node owns the endpoint (rmw shows placeholder names)."""
+        return "_NODE_NAME_UNKNOWN_" not in self.node
+
     def __str__(self) -> str:
         return f"{self.node} (gid {self.gid.hex()[:12]}…)"
 
@@ -162,7 +167,7 @@ def pick_heartbeat_publisher(node: str, publishers: Sequence[Endpoint]) -> tuple
     """The GID to bind ``node``'s heartbeat to, from the publishers on its heartbeat topic.
 
     Returns (gid, "") when exactly one publisher exists and it belongs to ``node``; (None, "") while none
-    is discovered yet; (None, why) when the topic cannot be trusted.
+    is discovered (or named) yet; (None, why) when the topic cannot be trusted.
     """
     if not publishers:
         return None, ""
@@ -170,6 +175,8 @@ def pick_heartbeat_publisher(node: str, publishers: Sequence[Endpoint]) -> tuple
         return None, (f"{len(publishers)} publishers on {node}/heartbeat ({', '.join(map(str, publishers))}): another "
                       f"graph runs on this ROS domain, or someone forges heartbeats; {DUPLICATE_FIX}")
     only = publishers[0]
+    if not only.named:
+        return None, ""  # ask again once discovery has named it
     if only.node != node:
         return None, f"{node}/heartbeat is published by {only}, not by {node}: heartbeats may be forged"
     return only.gid, ""

@@ -78,10 +78,18 @@ class ProcessGroup:
     def pid(self, name: str) -> int:
         return next(c.process.pid for c in self.children if c.name == name)
 
-    def stop(self, timeout: float = 10.0) -> dict[str, int]:
-        """SIGINT every child (reverse start order), escalate to SIGTERM then SIGKILL; return exit codes."""
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-            alive = [c for c in reversed(self.children) if c.process.poll() is None]
+    def stop(self, timeout: float = 10.0, first: Sequence[str] = (), kill_after: float = 3.0) -> dict[str, int]:
+        """SIGINT every child (reverse start order), escalate to SIGTERM then SIGKILL; return exit codes.
+
+        The children named in ``first`` are stopped, and waited for, before any other is signalled."""
+        leading = [c for c in self.children if c.name in first]
+        self._stop([c for c in leading], timeout, kill_after)
+        self._stop([c for c in reversed(self.children) if c not in leading], timeout, kill_after)
+        return {c.name: c.process.returncode for c in self.children}
+
+    def _stop(self, children: list[Child], timeout: float, kill_after: float) -> None:
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, kill_after), (signal.SIGKILL, kill_after)):
+            alive = [c for c in children if c.process.poll() is None]
             if not alive:
                 break
             for c in alive:
@@ -92,4 +100,3 @@ class ProcessGroup:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and any(c.process.poll() is None for c in alive):
                 time.sleep(0.05)
-        return {c.name: c.process.returncode for c in self.children}
