@@ -245,6 +245,7 @@ def test_a_forged_clock_cannot_keep_the_last_command_alive(probe, shield_process
         after = [(t - silent_at, m.linear.x) for t, m in commands if t > silent_at]
         rules = {r for _, s in states for r in s.rules}
     first_zero = next((dt for dt, vx in after if vx == 0.0), None)
+    print(f"forged /clock, then silence: first zero cmd_vel after {first_zero} s, {len(after)} commands in 3 s")
     assert first_zero is not None and first_zero < 0.5 + 1.0, after[:20]  # the timeout, plus a loaded machine
     assert all(vx == 0.0 for dt, vx in after if dt >= first_zero), after
     assert len(after) >= 20  # the steady timer kept stepping at 10 Hz while /clock jumped about
@@ -270,6 +271,9 @@ def test_limits_set_at_run_time_stay_within_the_contracts_hard_limits(probe, shi
     refused = set_(Parameter(name="policy_timeout", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
                                                                        double_value=10.0)))
     assert not refused.successful and "may only tighten" in refused.reason
+    refused = set_(Parameter(name="use_sim_time", value=ParameterValue(type=ParameterType.PARAMETER_BOOL,
+                                                                     bool_value=True)))
+    assert not refused.successful and "fixed while configured" in refused.reason
     assert set_(_double_array("max_velocity", [0.1, 0.25, 0.0, 0.0, 0.0, 0.0])).successful
 
     commands = probe.collect(Twist, f"{shield.ns}/cmd_vel", node_qos.COMMAND)
@@ -309,6 +313,7 @@ def test_the_command_path_stops_when_its_supervisor_goes(probe, shield_process):
         with probe.lock:
             stop = next(t for t, m in commands if t > gone_at and m.linear.x == 0) - gone_at
             first = next(s for t, s in states if t > gone_at and "supervisor" in s.rules)
+        print(f"supervisor gone -> first zero cmd_vel {stop * 1e3:.0f} ms (supervisor_timeout 500 ms)")
         assert stop < 0.5 + 0.5, f"stopped {stop:.2f} s after the supervisor went"  # timeout + a loaded machine
         assert list(first.command) == [0.0] * 6
         time.sleep(0.5)
@@ -328,6 +333,7 @@ def test_the_command_path_stops_when_its_supervisor_goes(probe, shield_process):
         with probe.lock:
             at = next(t for t, s in states if t > said_at and "supervisor" in s.rules) - said_at
             assert all(m.linear.x == 0 for t, m in commands if t > said_at + at)
+        print(f"supervisor reports a fault -> stop state {at * 1e3:.1f} ms")
         assert at < 0.3, f"stopped {at:.2f} s after the fault was reported"
     finally:
         driver.stop()

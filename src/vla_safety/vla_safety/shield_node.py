@@ -145,6 +145,9 @@ class SafetyShieldNode(ManagedNode):
     def _on_set_parameters(self, params) -> SetParametersResult:
         if self.shield is None:
             return SetParametersResult(successful=True)
+        if any(q.name == "use_sim_time" for q in params):
+            return SetParametersResult(successful=False, reason="use_sim_time decides which clock the shield's "
+                                       "timeouts follow; it is fixed while configured (set it at start-up)")
         specs = {spec.name: spec for spec in self.all_params()}
         for q in params:  # the spec check runs after this callback: check first, apply only valid limits
             problem = specs[q.name].check(_plain(q.value)) if q.name in specs else None
