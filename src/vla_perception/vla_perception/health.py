@@ -14,7 +14,7 @@ from collections import Counter, deque
 class CameraHealth:
     """Counts what one camera delivers; see the module docstring for the clocks."""
 
-    def __init__(self, name: str, fps: float, stale_after: float, window: float = 2.0, max_future: float = 1.0):
+    def __init__(self, name: str, fps: float, stale_after: float, window: float = 2.0, max_future: float = 5.0):
         self.name, self.fps, self.stale_after, self.window = name, fps, stale_after, window
         self.max_future = max_future
         self.arrivals: deque[float] = deque()

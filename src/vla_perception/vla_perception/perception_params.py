@@ -13,8 +13,10 @@ PERCEPTION_PARAMS = (
               read_only=True),
     ParamSpec("stale_after", 0.5, "A camera whose newest frame is older than this is reported stale (ERROR)",
               range=(0.01, 60.0), unit="s"),
-    ParamSpec("max_future_stamp", 1.0, "A frame stamped further than this ahead of the node clock is dropped and "
-              "counted (dropped_future_stamp): it would look fresh to every consumer", range=(0.0, 60.0), unit="s"),
+    ParamSpec("max_future_stamp", 5.0, "A frame stamped further than this ahead of the node clock is dropped and "
+              "counted (dropped_future_stamp): it would look fresh to every consumer. Under use_sim_time the node's "
+              "view of /clock lags the simulator's stamps by its queueing delay times the real-time factor: keep it "
+              "above that", range=(0.0, 600.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
     ParamSpec("overlay", True, "Publish ~/overlay (debug image with the policy's proposal) while subscribed",
               read_only=True),

@@ -82,7 +82,7 @@ class RobotEpisodes:
     also ends an episode whose START is not followed by the robot's frames (see the recorder node).
     """
 
-    def __init__(self, max_future: float = 1.0):
+    def __init__(self, max_future: float = 5.0):
         self.max_future = max_future
         self.running: int | None = None  # index of the episode started and not ended
         self.last: int | None = None  # index of the most recent episode seen

@@ -42,9 +42,9 @@ RECORDER_PARAMS = (
               range=(0.0, 1e7), unit="MB"),
     ParamSpec("mcap", False, "Also write the raw topics of each episode to an MCAP bag under <root>/mcap/",
               read_only=True),
-    ParamSpec("max_future_stamp", 1.0, "Images, joint states and episode events stamped further than this ahead of "
-              "the node clock are refused and counted (they would anchor an episode in the future)",
-              range=(0.0, 60.0), unit="s"),
+    ParamSpec("max_future_stamp", 5.0, "Images, joint states and episode events stamped further than this ahead of "
+              "the node clock are refused and counted (they would anchor an episode in the future); under use_sim_time "
+              "keep it above the /clock lag times the real-time factor", range=(0.0, 600.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics (recording state, inputs refused per reason)",
               range=(0.1, 60.0), unit="s"),
     ParamSpec("feedback_period", 0.5, "Period of the RecordEpisode feedback", range=(0.05, 10.0), unit="s (wall)"),
