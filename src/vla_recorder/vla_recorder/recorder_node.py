@@ -575,7 +575,11 @@ class RecorderNode(ManagedNode):
             response.success, response.message = True, f"episode {self.episode.episode_index} will be saved as " \
                                                        f"{'success' if success else 'failure'}"
         elif self._last_saved is not None:
-            self.writer.set_success(self._last_saved, success)
+            try:
+                self.writer.set_success(self._last_saved, success)
+            except (OSError, DatasetError) as exc:  # a full disk: the label is not kept, and the caller is told
+                response.success, response.message = False, f"episode {self._last_saved} not marked: {exc}"
+                return response
             response.success, response.message = True, f"episode {self._last_saved} marked " \
                                                        f"{'success' if success else 'failure'}"
         else:
