@@ -2,18 +2,20 @@
 rejects bad artifacts while the running policy keeps serving, and rolls back."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
-from vla_policy.fixtures import make_artifact
+from vla_policy.fixtures import BAD_ARTIFACTS, make_artifact, make_bad_artifact
 from vla_ros import node_qos
 
 pytestmark = pytest.mark.ros
@@ -137,3 +139,117 @@ def test_hot_swap_under_load_rejections_and_rollback(probe, vla, tmp_path):
     n = len(commands)
     feed(1.0)
     assert {round(m.linear.x, 3) for _, m in commands[n + 2:]} == {0.1}
+
+
+def diagnostic_values(diags, name: str) -> dict[str, str]:
+    for _, array in reversed(list(diags)):
+        for status in array.status:
+            if status.name == name:
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+class Feeder:
+    """Publishes joint_states and a 96x96 top image at 20 Hz, fresh-stamped; ``image`` can be swapped for a bad one."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.joints = probe.node.create_publisher(JointState, "/joint_states", node_qos.SENSOR_PUB)
+        self.images = probe.node.create_publisher(Image, "/observation/images/top", node_qos.SENSOR_PUB)
+        self.image = self.make_image(96, 96)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def make_image(h, w):
+        return Image(height=h, width=w, encoding="rgb8", step=w * 3, data=bytes(h * w * 3))
+
+    def _run(self):
+        while self.running:
+            stamp = self.probe.node.get_clock().now().to_msg()
+            joints = JointState(name=["gantry_x", "gantry_y"], position=[0.0, 0.0], velocity=[0.0, 0.0])
+            joints.header.stamp = stamp
+            image = self.image
+            image.header.stamp = stamp
+            self.joints.publish(joints)
+            self.images.publish(image)
+            time.sleep(0.05)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+
+
+def test_bad_inputs_and_artifacts_are_dropped_counted_and_the_policy_keeps_serving(probe, vla, tmp_path):
+    """The attacks that used to end the policy process: an empty (rejected) instruction embedding, a 383-value
+    embedding with the right encoder id, a fresh 1x1 camera image, and six spoilt artifacts plus a 5,000-character
+    name on ~/load_policy. Each is dropped or rejected with its reason and counted; the node stays up, proposes
+    nothing while an input is bad, and proposes again once good inputs return."""
+    models = tmp_path / "models"
+    make_artifact(models, "cam", bias=0.1, camera=True)
+    for case in BAD_ARTIFACTS:
+        make_bad_artifact(models, f"bad_{case}", case)
+    commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
+    status = probe.collect(PolicyStatus, "/policy/status", 10)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    embedding = publish_embedding(probe)
+    feeder = Feeder(probe)
+    try:
+        up = vla("up", *profile(tmp_path, with_sim=False, artifact="tiny/cam"), "--set", "policy.diagnostics_period=0.2")
+        up.wait_line(r"all \d+ nodes active", 90)
+        probe.wait_for(lambda: len(commands) > 3, 20, "commands from the camera policy")
+
+        def proposing_again(after: float):
+            probe.wait_for(lambda: [t for t, _ in commands if t > after + 0.2], 10, "commands again")
+
+        def silent_while_bad(bad: float, good: float):
+            sent = [t for t, _ in commands if bad + 0.3 < t < good]
+            assert not sent, f"{len(sent)} commands proposed while an input was bad"
+
+        def rejected(key: str) -> int:
+            return int(diagnostic_values(diags, "policy: policy").get(f"rejected: {key}", 0))
+
+        # A fresh-stamped 1x1 image on the camera topic.
+        feeder.image = Feeder.make_image(1, 1)
+        bad = time.monotonic()
+        probe.wait_for(lambda: rejected("observation.images.top shape") >= 3, 10, "the 1x1 images counted")
+        probe.wait_for(lambda: status[-1][0] > bad + 0.3 and not status[-1][1].proposing
+                       and "observation.images.top" in status[-1][1].stale_inputs, 5, "a status naming the image")
+        good = time.monotonic()
+        feeder.image = Feeder.make_image(96, 96)
+        silent_while_bad(bad, good)
+        proposing_again(good)
+
+        # The language node's "rejected instruction" message: an empty embedding. Then a 383-value one.
+        for values, key in (([], "observation.language empty"), ([0.0] * 383, "observation.language shape")):
+            embedding.publish(InstructionEmbedding(text="", encoder_id="minilm", embedding=values))
+            bad = time.monotonic()
+            probe.wait_for(lambda: rejected(key) == 1, 10, f"'{key}' counted")
+            time.sleep(0.6)
+            good = time.monotonic()
+            embedding.publish(InstructionEmbedding(text="push the block", encoder_id="minilm", embedding=[0.0] * 384))
+            silent_while_bad(bad, good)
+            proposing_again(good)
+
+        def load(spec):
+            return probe.call(LoadPolicy, "/policy/load_policy", LoadPolicy.Request(artifact=spec), timeout=30)
+
+        cases = {f"tiny/bad_{case}": fragment for case, fragment in BAD_ARTIFACTS.items()}
+        cases["n" * 5000] = "5000 characters"
+        for spec, fragment in cases.items():
+            reply = load(spec)
+            assert not reply.success and fragment in reply.message, (spec[:40], reply.message)
+            assert "still serving tiny/cam" in reply.message
+        after = time.monotonic()
+        proposing_again(after)
+        probe.wait_for(lambda: status[-1][0] > after and status[-1][1].proposing, 5, "a proposing status")
+        final = status[-1][1]
+        assert (final.policy, final.version) == ("tiny", "cam")
+        assert final.rejected_inputs >= 5
+        values = diagnostic_values(diags, "policy: policy")
+        assert int(values["rejected_loads"]) == len(cases)
+        assert diagnostic_values(diags, "policy: node")["callback_errors"] == "0", "every bad input was expected"
+        assert up.proc.poll() is None, up.output
+    finally:
+        feeder.stop()

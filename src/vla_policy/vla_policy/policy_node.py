@@ -64,6 +64,16 @@ class PolicyNode(ManagedNode):
         self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
         self.models_dir = workspace_path(p["models_dir"])
         self.cache = InputCache()
+        self.counters = collections.Counter()
+        self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
+        self.last_reject = ""
+        self._count_lock = threading.Lock()
+        self.latencies: collections.deque = collections.deque(maxlen=500)
+        self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
+        self.last_event = ""
+        self.stale: list[str] = []
+        self.encoder_id: str | None = None
+        self._embedding_encoder: str | None = None  # encoder of the instruction embedding in the cache
         self.control_group = MutuallyExclusiveCallbackGroup()
         self.io_group = ReentrantCallbackGroup()
         lp = self.create_lifecycle_publisher
@@ -83,16 +93,6 @@ class PolicyNode(ManagedNode):
             self.create_service(Trigger, "~/rollback", self._on_rollback, callback_group=self.io_group),
         ]
         self._diag_pub = lp(DiagnosticArray, "/diagnostics", 10)
-        self.counters = collections.Counter()
-        self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
-        self.last_reject = ""
-        self._count_lock = threading.Lock()
-        self.latencies: collections.deque = collections.deque(maxlen=500)
-        self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
-        self.last_event = ""
-        self.stale: list[str] = []
-        self.encoder_id: str | None = None
-        self._embedding_encoder: str | None = None  # encoder of the instruction embedding in the cache
         self.start_diagnostics()
         if p["artifact"]:
             policy = self._load(p["artifact"])
@@ -347,6 +347,7 @@ class PolicyNode(ManagedNode):
         policy = self.slot.active
         with self._count_lock:
             counts = dict(self.counters)
+            rejected = sum(self.rejects.values())
         lat = np.asarray(self.latencies) if self.latencies else np.zeros(1)
         msg = PolicyStatus(
             policy=policy.artifact.name if policy else "", version=policy.artifact.version if policy else "",
@@ -357,6 +358,7 @@ class PolicyNode(ManagedNode):
             chunk_size=policy.chunk_size if policy else 0, ticks=counts.get("ticks", 0),
             proposed=counts.get("proposed", 0), stale_ticks=counts.get("stale_ticks", 0),
             missed_ticks=counts.get("missed_ticks", 0), dropped_outputs=counts.get("dropped_outputs", 0),
+            rejected_inputs=rejected,
             max_command_gap_ms=getattr(self, "max_gap_ms", 0.0),
             last_event=self.last_event, recent_latency_ms=self.recent_latencies[-1000:])
         self.recent_latencies = []
