@@ -63,3 +63,26 @@ def test_children_do_not_outlive_a_killed_supervisor(tmp_path):
                 return
         time.sleep(0.05)
     raise AssertionError(f"child {child_pid} still running 10 s after its supervisor was killed")
+
+
+def test_stop_takes_the_named_children_down_first(tmp_path):
+    """The command gate (the safety shield) is stopped, and waited for, before any other process is signalled."""
+    code = ("import signal, sys, time\n"
+            "def bye(*_):\n"
+            "    time.sleep({linger})\n"
+            "    open({out!r}, 'w').write(repr(time.time()))\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGINT, bye)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    group = ProcessGroup(tmp_path, echo=None)
+    robot = group.start("robot", [sys.executable, "-c", code.format(linger=0.0, out=str(tmp_path / "robot"))])
+    gate = group.start("gate", [sys.executable, "-c", code.format(linger=0.5, out=str(tmp_path / "gate"))])
+    deadline = time.monotonic() + 10
+    while not ("ready" in robot.tail and "ready" in gate.tail) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    codes = group.stop(timeout=5.0, first=["gate"])
+    assert codes == {"robot": 0, "gate": 0}
+    gate_done = float((tmp_path / "gate").read_text())
+    robot_done = float((tmp_path / "robot").read_text())
+    assert gate_done < robot_done, "the robot's process was stopped before the gate had exited"

@@ -35,7 +35,46 @@ def register(subparsers) -> None:
                    help="service that starts the robot's next episode, if it exists (default /sim_robot/reset)")
     p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    p.add_argument("--recorder-timeout", type=float, default=3.0,
+                   help="the recorder counts as gone after this many seconds without its heartbeat (default 3)")
     p.set_defaults(func=run_record)
+
+
+class RecorderWatch:
+    """Notices a recorder that is gone: no heartbeat for ``timeout`` s (its process died or froze), and with
+    --up also a process of the profile that exited or a graph that the lifecycle manager stopped."""
+
+    def __init__(self, node, recorder: str, timeout: float, bringup=None):
+        from vla_interfaces.msg import Heartbeat
+        from vla_ros import node_qos
+        self.recorder, self.timeout, self.bringup = recorder, timeout, bringup
+        self.last = time.monotonic()
+        self.heard = False
+        self.subscription = node.create_subscription(Heartbeat, f"{recorder}/heartbeat", self._on_beat,
+                                                     node_qos.HEARTBEAT)
+
+    def _on_beat(self, msg) -> None:
+        self.last = time.monotonic()
+        self.heard = True
+
+    def expect(self) -> None:
+        """Judge silence from now if no heartbeat was heard yet (discovery of the topic can take a second)."""
+        if not self.heard:
+            self.last = time.monotonic()
+
+    def gone(self) -> str | None:
+        """Why the recorder cannot finish the episode, or None while it is alive."""
+        if self.bringup is not None:
+            for child in self.bringup.group.exited():
+                return f"{child.name} exited with code {child.process.returncode} (log: {child.log_path})"
+            status = self.bringup.status
+            if status is not None and status.phase in ("safe_stop", "failed"):
+                return f"the lifecycle manager stopped the graph: {status.reason}"
+        silent = time.monotonic() - self.last
+        if silent > self.timeout:
+            return (f"no heartbeat from {self.recorder} for {silent:.1f} s (its process died or froze; the limit is "
+                    f"--recorder-timeout {self.timeout:g} s)")
+        return None
 
 
 class Keys:
@@ -107,18 +146,23 @@ def run_record(args, say=print) -> int:
         threading.Thread(target=own_executor.spin, daemon=True).start()
     keys = Keys(not args.no_keys)
     action = ActionClient(node, RecordEpisode, f"{args.recorder}/record_episode")
+    watch = RecorderWatch(node, args.recorder, args.recorder_timeout, bringup)
+    code = 1
     try:
-        return _session(args, node, action, keys, say)
+        code = _session(args, node, action, keys, say, watch)
+        return code
     except KeyboardInterrupt:
         # Ctrl-C ends the session like Esc: the episode in progress is saved, not lost.
         answer = _call(node, Trigger, f"{args.recorder}/save", Trigger.Request())
         say("interrupted: " + (answer.message if answer is not None and answer.success else "no episode in progress"))
-        return 130
+        code = 130
+        return code
     finally:
         keys.close()
         action.destroy()
         if bringup is not None:
-            bringup.shutdown()
+            # After a failure nothing waits on the lifecycle manager: the command gates go down first.
+            bringup.shutdown(orderly=code in (0, 130))
         else:
             own_executor.shutdown(timeout_sec=1.0)
             node.destroy_node()
@@ -139,7 +183,7 @@ def _call(node, srv_type, name: str, request, timeout: float = 5.0):
         node.destroy_client(client)
 
 
-def _session(args, node, action, keys: Keys, say) -> int:
+def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
     from std_srvs.srv import Trigger
 
     from vla_interfaces.action import RecordEpisode
@@ -183,6 +227,7 @@ def _session(args, node, action, keys: Keys, say) -> int:
         if any(n == args.reset_service for n, _ in node.get_service_names_and_types()):
             _call(node, ResetEpisode, args.reset_service, ResetEpisode.Request(seed=-1, instruction=args.instruction))
         result_future = handle.get_result_async()
+        watch.expect()
         while not result_future.done():
             while keys.commands:
                 command = keys.commands.pop(0)
@@ -197,6 +242,13 @@ def _session(args, node, action, keys: Keys, say) -> int:
             if time.monotonic() > deadline:
                 handle.cancel_goal_async()
                 break
+            why = watch.gone()
+            if why is not None:
+                if tty:
+                    sys.stdout.write("\r\x1b[K")
+                say(f"error: the recorder is gone: {why}; {saved} of {args.episodes} episodes saved, the episode in "
+                    f"progress is lost")
+                return 1
             time.sleep(0.05)
         if not result_future.done():
             continue
