@@ -1,7 +1,11 @@
 """ManagedNode with real rclpy (in process): parameters, lifecycle results, heartbeats, error reasons, callbacks
 that raise, throttled logging."""
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import rclpy
@@ -278,3 +282,57 @@ def test_throttled_log_mixes_severities_and_periods_on_a_real_rclpy_logger(conte
         throttled.warning("other", "a warning with another period", period_s=1.0)
     node.get_logger().warning("unthrottled warning elsewhere")
     node.destroy_node()
+
+
+@pytest.mark.ros
+def test_a_node_in_its_own_process_survives_raising_callbacks(context):
+    """Across processes: the node's callbacks raise, the process stays up and ACTIVE, and its /diagnostics counts."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("raising_node.py"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = rclpy.create_node("raising_probe", context=context)
+    diags, echoes, beats = [], [], []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    probe.create_subscription(String, "/raising/echo", echoes.append, 10)
+    probe.create_subscription(Heartbeat, "/raising_node/heartbeat", beats.append, node_qos.HEARTBEAT)
+    pub = probe.create_publisher(String, "/raising/in", 10)
+    executor, _ = spin(context, probe)
+    try:
+        change = probe.create_client(ChangeState, "/raising_node/change_state")
+        assert change.wait_for_service(timeout_sec=20), "the node process did not come up"
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            future = change.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            assert wait(future.done, 20) and future.result().success
+        assert wait(lambda: pub.get_subscription_count() > 0, 20)
+        for data in ("boom", "boom", "fine"):
+            pub.publish(String(data=data))
+        assert wait(lambda: [m for m in echoes if m.data == "fine"], 20), "the node stopped handling messages"
+        boom = probe.create_client(Trigger, "/raising_node/boom")
+        assert boom.wait_for_service(timeout_sec=20)
+        future = boom.call_async(Trigger.Request())
+        assert wait(future.done, 20)
+        assert not future.result().success and "ZeroDivisionError" in future.result().message
+
+        def counted():
+            for array in reversed(diags):
+                for status in array.status:
+                    if status.name == "raising_node: node":
+                        return {kv.key: kv.value for kv in status.values}
+            return {}
+        assert wait(lambda: counted().get("callback_errors") == "3", 20), counted()
+        assert counted()["callback_errors: subscription /raising/in"] == "2"
+        assert proc.poll() is None, proc.communicate()[0]
+        n = len(beats)
+        assert wait(lambda: len(beats) > n and beats[-1].state == State.PRIMARY_STATE_ACTIVE, 10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output = proc.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0]
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+    assert "a bug in a subscription callback" in output, "the caught exception is logged with its text"
