@@ -59,7 +59,7 @@ def test_layout_matches_lerobot_v30(tmp_path):
     assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
     assert info["splits"] == {"train": "0:2"}
     video = info["features"]["observation.images.top"]["info"]
-    assert video["video.codec"] == "libx264" and video["video.pix_fmt"] == "yuv420p"
+    assert video["video.codec"] == "h264" and video["video.pix_fmt"] == "yuv420p"
     for key in ("timestamp", "frame_index", "episode_index", "index", "task_index", "intervention", "valid"):
         assert key in info["features"]
     assert (tmp_path / "data/chunk-000/file-001.parquet").is_file()

@@ -7,7 +7,11 @@ on the embedded sim task from as many scripted demonstrations as `vla demo` reco
 2. Per policy type at default size: samples/s of full training steps (batches from the dataset, augmented), and
    the same steps on one batch already in memory, side by side in one run; the data share is
    1 - (in-memory step time / full step time).
-3. ACT trained from those demonstrations with the embedded task's recipe (params/train/tabletop_act.yaml) within
+3. The data path on LeRobot's packed layout: the same demonstrations remuxed into one parquet and one MP4 for
+   all episodes (episodes located by from_timestamp, as LeRobot writes by default) against one file per episode:
+   the time to decode every frame of the dataset, the time to load it for training (decode + resize + cache), and
+   ACT's samples/s on each. Goal: the packed layout within 10% of one file per episode.
+4. ACT trained from those demonstrations with the embedded task's recipe (params/train/tabletop_act.yaml) within
    a time budget (8 minutes; --quick: 1), exported, and evaluated
    through onnxruntime in the sim on held-out seeds, with training phrasings and with held-out phrasings.
 The last line is one JSON object.
@@ -60,6 +64,45 @@ def _throughput(trainer, steps: int) -> dict:
             "data_share_measured": round(float(np.median(data)) / full_s, 4), "bf16": trainer.bf16}
 
 
+def _data_layouts(demos: Path, tmp: Path, quick: bool, say) -> dict:
+    """Decode and load time, and ACT samples/s, on one file per episode vs LeRobot's packed layout."""
+    from vla_core.dataset import DatasetReader
+    from vla_core.dataset.lerobot_import import pack_dataset
+    from vla_trainer.config import build_config
+    from vla_trainer.data import DataConfig, load_training_data
+    from vla_trainer.train import Trainer
+
+    packed = tmp / "demos_packed"
+    pack_dataset(demos, packed, episodes_per_file=10_000)
+    out: dict = {}
+    for name, root in (("per_episode_files", demos), ("packed", packed)):
+        reader = DatasetReader(root)
+        t0 = time.perf_counter()
+        frames = sum(len(reader.episode_images(ep, key)) for ep in range(reader.num_episodes)
+                     for key in reader.camera_keys)
+        decode_s = time.perf_counter() - t0
+        reader.close()
+        t0 = time.perf_counter()
+        load_training_data(DataConfig(paths=(str(root),), cache_dir=str(tmp / f"cache-{name}")))
+        load_s = time.perf_counter() - t0
+        cfg = build_config({"policy": {"type": "act"}, "data": {"paths": [str(root)],
+                                                                 "cache_dir": str(tmp / f"cache-{name}")},
+                            "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / f"layout-{name}")}})
+        trainer = Trainer(cfg)
+        trainer._setup()
+        figures = _throughput(trainer, 5 if quick else 10)
+        out[name] = {"files": len({(e["data/chunk_index"], e["data/file_index"]) for e in reader.episodes}),
+                     "frames": frames, "decode_s": round(decode_s, 2), "load_s": round(load_s, 2),
+                     "act_samples_per_s": figures["samples_per_s"]}
+        say(f"data path, {name.replace('_', ' ')} ({out[name]['files']} data files): decode {decode_s:.2f} s for "
+            f"{frames} frames, load {load_s:.2f} s, ACT {figures['samples_per_s']:.1f} samples/s")
+    a, b = out["per_episode_files"], out["packed"]
+    out["packed_decode_ratio"] = round(b["decode_s"] / max(a["decode_s"], 1e-9), 3)
+    out["packed_samples_ratio"] = round(b["act_samples_per_s"] / max(a["act_samples_per_s"], 1e-9), 3)
+    out["goal_met"] = bool(out["packed_decode_ratio"] <= 1.1 and out["packed_samples_ratio"] >= 0.9)
+    return out
+
+
 def bench_train(args, say) -> dict:
     from vla_core.contract import RobotContract
     from vla_core.paths import workspace_path
@@ -95,6 +138,8 @@ def bench_train(args, say) -> dict:
             say(f"{name:9s} {figures['samples_per_s']:7.1f} samples/s ({figures['step_ms']:.0f} ms per step of "
                 f"{cfg.train.batch_size}; {figures['samples_per_s_in_memory']:.1f}/s on a batch in memory), data "
                 f"pipeline {100 * figures['data_share']:.1f}% of a step, bf16 {'on' if figures['bf16'] else 'off'}")
+
+        result["data_layouts"] = _data_layouts(tmp / "demos", tmp, quick, say)
 
         budget = 60.0 if quick else 480.0
         episodes = 10 if quick else 50

@@ -120,3 +120,71 @@ def import_dataset(src: str | Path, dst: str | Path, repack: bool = False,
     else:
         shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(L.STAGING_DIR, ".cache"))
     return report
+
+
+def pack_dataset(src: str | Path, dst: str | Path, episodes_per_file: int = 50) -> int:
+    """Copy the dataset at ``src`` into LeRobot's packed layout at ``dst``: ``episodes_per_file`` episodes per
+    data parquet and per MP4 (the videos remuxed, not re-encoded: the same compressed frames, each episode
+    located by ``from_timestamp``/``to_timestamp``), the episodes table and the sidecar rewritten to match."""
+    import json
+
+    import av
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src, dst = Path(src), Path(dst)
+    if (dst / L.INFO_PATH).exists():
+        raise L.DatasetError(f"{dst} already holds a dataset; choose a new directory")
+    reader = DatasetReader(src, decode_images=False)
+    fps = reader.fps
+    rows = [dict(e) for e in reader.episodes]
+    for group_start in range(0, len(rows), episodes_per_file):
+        group = list(range(group_start, min(group_start + episodes_per_file, len(rows))))
+        chunk, file = L.chunk_file(group_start // episodes_per_file, reader.info["chunks_size"])
+        tables = [pq.read_table(p) for p in dict.fromkeys(reader.data_path(ep) for ep in group)]
+        table = pa.concat_tables(tables)
+        keep = np.isin(table.column("episode_index").to_numpy(), group)
+        data_path = dst / L.DATA_PATH.format(chunk_index=chunk, file_index=file)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.filter(keep), data_path)
+        for ep in group:
+            rows[ep].update({"data/chunk_index": chunk, "data/file_index": file})
+        for key in reader.video_keys:
+            out_path = dst / L.VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            with av.open(str(out_path), "w", format="mp4") as out:
+                ostream = None
+                offset = 0.0
+                for ep in group:
+                    start, end = reader.video_span(ep, key)
+                    with av.open(str(reader.video_path(ep, key))) as inp:
+                        stream = inp.streams.video[0]
+                        if ostream is None:
+                            ostream = out.add_stream_from_template(stream)
+                        if start > 0 or end is None:
+                            raise L.DatasetError(f"{reader.video_path(ep, key)}: pack takes one episode per video "
+                                                 "file; this one is packed already")
+                        shift = int(round(offset / stream.time_base))
+                        for packet in inp.demux(stream):
+                            if packet.dts is None:
+                                continue
+                            packet.pts += shift
+                            packet.dts += shift
+                            packet.stream = ostream
+                            out.mux(packet)
+                    rows[ep].update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+                                     f"videos/{key}/from_timestamp": offset,
+                                     f"videos/{key}/to_timestamp": offset + end})
+                    offset += round(end * fps) / fps
+    lerobot = [{k: v for k, v in row.items() if L.is_lerobot_episode_column(k)} for row in rows]
+    path = dst / L.EPISODES_PATH.format(chunk_index=0, file_index=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(lerobot), path)
+    if (src / L.SIDECAR_PATH).is_file():
+        (dst / L.SIDECAR_PATH).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / L.SIDECAR_PATH, dst / L.SIDECAR_PATH)
+    for name in (L.TASKS_PATH, L.STATS_PATH):
+        shutil.copy2(src / name, dst / name)
+    info = dict(reader.info, data_files_size_in_mb=L.DEFAULT_DATA_FILE_SIZE_IN_MB)
+    (dst / L.INFO_PATH).write_text(json.dumps(info, indent=4) + "\n")
+    return len(rows)

@@ -40,6 +40,7 @@ from vla_core.dataset.video import VideoEncoder
 # encoder_id (the instruction's text encoder), recorded_at (wall clock), start_stamp (clock time of the first
 # frame, to match frames with the topics or an MCAP bag).
 GAP_MODES = ("fill", "keep")
+CODEC_NAMES = {"libx264": "h264", "libsvtav1": "av1"}
 
 
 def _arrow_type(feature: dict) -> pa.DataType:
@@ -68,7 +69,8 @@ class DatasetWriter:
         feats = {k: dict(v) for k, v in features.items()}
         for key in L.video_keys(feats):
             h, w, c = feats[key]["shape"]
-            feats[key]["info"] = {"video.height": h, "video.width": w, "video.codec": codec,
+            # The stream's canonical codec name, as LeRobot probes it (its tools re-encode with it: "h264", "av1").
+            feats[key]["info"] = {"video.height": h, "video.width": w, "video.codec": CODEC_NAMES.get(codec, codec),
                                   "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
                                   "video.channels": c, "has_audio": False}
         feats.update({k: v for k, v in L.DEFAULT_FEATURES.items() if k not in feats})
