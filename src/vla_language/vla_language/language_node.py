@@ -84,7 +84,7 @@ class LanguageNode(ManagedNode):
             self.counts["rejected"] += 1
             self.last["rejection"] = str(exc)
             self.current_rejected = True
-            self.get_logger().warn(f"instruction rejected: {exc}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"instruction rejected: {exc}", throttle_duration_sec=1.0)
             out.text = text[: self.params["max_instruction_chars"]]
             self._pubs["embedding"].publish(out)  # empty embedding: no valid instruction, do not act
             return
