@@ -67,7 +67,8 @@ def write_lerobot_dataset(root: Path, lengths: list[int], fps: int = 10, episode
         "task_index": {"dtype": "int64", "shape": [1], "names": None},
     }
     if storage == "video":
-        features[camera]["info"] = {"video.height": H, "video.width": W, "video.codec": {"libx264": "h264", "libsvtav1": "av1"}[codec],
+        codec_name = {"libx264": "h264", "libsvtav1": "av1"}[codec]  # the stream's name, as LeRobot probes it
+        features[camera]["info"] = {"video.height": H, "video.width": W, "video.codec": codec_name,
                                     "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
                                     "video.channels": 3, "has_audio": False}
     groups = [list(range(i, min(i + episodes_per_file, len(lengths))))

@@ -1,12 +1,13 @@
-"""ROS 2 bags (MCAP, as `ros2 bag record -s mcap`, Foxglove or this recorder write them) -> dataset episodes,
-through a robot contract. No ROS graph: messages are decoded from the bag's own schemas (mcap-ros2-support).
+"""ROS 2 bags (MCAP, as `ros2 bag record -s mcap`, Foxglove or this recorder write them) -> dataset episodes, through a
+robot contract. No ROS graph: messages are decoded from the bag's own schemas (mcap-ros2-support).
 
-Each bag (an ``.mcap`` file, or a rosbag2 directory holding them) becomes one episode. Frames are assembled the
-way the recorder assembles them live (:class:`vla_recorder.sampler.FrameSampler`, the same contract codecs):
-camera images and joint states by their header stamps, commands and operator interventions by the time the bag
-logged them, moved onto the stamps' clock by the first image's offset (a bag recorded by another process logs
-wall time while a simulation stamps simulated time). A frame without every camera is dropped and counted; a missing or non-finite state or command makes
-the frame invalid, never invented. The instruction is the bag's last ``instruction`` message unless one is given.
+Each bag (an ``.mcap`` file, or a rosbag2 directory holding them) becomes one episode. Frames are assembled the way
+the recorder assembles them live (:class:`vla_recorder.sampler.FrameSampler`, the same contract codecs): camera
+images and joint states by their header stamps, commands and operator interventions by the time the bag logged them,
+moved onto the stamps' clock by the first image's offset (a bag recorded by another process logs wall time while a
+simulation stamps simulated time). A frame without every camera is dropped and counted; a missing or non-finite
+state or command makes the frame invalid, never invented. The instruction is the bag's last ``instruction`` message
+unless one is given.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ present, finite actions); a problem raises DataError naming the dataset and the 
 per episode, in file order (a video LeRobot packs many episodes into is decoded once, start to end), and kept in
 memory and in an on-disk cache keyed by the file's size and mtime and the episode's span in it, so a second run
 does not decode again. Cameras are the dataset's video or image features (``observation.images.<name>``, or a
-single ``observation.image``). Batches are gathered with numpy fancy indexing from those arrays: an action chunk of K steps
-per frame, padded past the episode's end, plus the instruction's embedding (a random paraphrase when enabled).
+single ``observation.image``). Batches are gathered with numpy fancy indexing from those arrays: an action chunk
+of K steps per frame, padded past the episode's end, plus the instruction's embedding (a random paraphrase when
+enabled).
 """
 from __future__ import annotations
 
