@@ -57,8 +57,10 @@ Call :meth:`ArmPickPlaceEnv.close` to free the GL contexts.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import weakref
 from typing import Any, NamedTuple
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported anywhere in this process
@@ -93,6 +95,18 @@ BIN_WALL_HEIGHT = 0.036   # m, top of a bin's walls above the table
 MAX_OPENING = 2 * FINGER_TRAVEL
 MAX_CUBES = len(CUBE_COLOURS)
 MAX_BINS = len(BIN_COLOURS)
+
+# Envs whose GL contexts are still open: closed at exit, before EGL itself is torn
+# down (a context freed after that raises noisy errors from the interpreter's shutdown).
+# The hook is registered after the first GL context exists, so after mujoco's own
+# EGL clean-up hook, and atexit runs it first.
+_OPEN_ENVS: "weakref.WeakSet[ArmPickPlaceEnv]" = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def _close_open_envs() -> None:
+    for env in list(_OPEN_ENVS):
+        env.close()
 
 # Where objects may be placed: an annulus sector in front of the arm that the
 # gripper reaches pointing straight down (checked by the kinematics tests).
@@ -384,6 +398,11 @@ class ArmPickPlaceEnv(gym.Env):
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = 0
             self._renderers[key] = renderer
+            _OPEN_ENVS.add(self)
+            global _exit_hook_registered
+            if not _exit_hook_registered:
+                atexit.register(_close_open_envs)
+                _exit_hook_registered = True
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
 
@@ -392,6 +411,7 @@ class ArmPickPlaceEnv(gym.Env):
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+        _OPEN_ENVS.discard(self)
         super().close()
 
     def privileged_state(self) -> np.ndarray:

@@ -1,0 +1,215 @@
+"""Scripted expert for :class:`vla_sim.envs.arm.ArmPickPlaceEnv`.
+
+Like the tabletop expert, it sees only the flat privileged-state vector (it
+may live in another process), decodes it with
+``ArmPickPlaceEnv.decode_privileged`` and returns an action of the env's
+action space: six absolute joint-position targets (rad) and a gripper command
+(0 closed .. 1 open). numpy + mujoco (for the arm's own kinematics); no ROS,
+gymnasium rendering or torch.
+
+Strategy: a sequence of tcp waypoints, each reached by damped-least-squares
+inverse kinematics (:class:`vla_sim.envs.arm_kinematics.ArmKinematics`) on
+the MJCF's chain, with the tcp pointing straight down:
+
+REACH above the target cube (``hover`` m over it) with the fingers turned to
+the cube's faces -> DESCEND to the cube's centre -> GRASP (close) -> LIFT to
+``carry_height`` -> CARRY over the goal (the bin's centre, or the base cube)
+-> LOWER to the release height (just above the bin's walls; a few mm above the
+base cube) -> RELEASE (open) -> RETREAT upward, then hold.
+
+Every step recomputes the waypoint from the current state (closed loop): the
+tcp moves toward it by at most ``max_speed * dt`` from where the arm is now,
+so a disturbed arm is steered back. A grasp that closes on nothing, or a cube
+lost on the way (further than 0.025 m from the tcp), sends the expert back to
+REACH. The fingers' yaw is the cube yaw (mod 90 degrees) closest to the arm's
+natural yaw at that bearing, which keeps the wrist roll within +-45 degrees of
+its centre; while carrying, the cube is turned to the goal's axes (bin walls,
+or the base cube's faces).
+
+Demonstration noise (DART, Laskey et al. 2017): with ``noise_std`` > 0 every
+joint target gets zero-mean Gaussian noise (rad, per joint), clipped to the
+joint limits; the gripper command is left clean. The arm then drifts off the
+expert's path and the next commands, computed from where it actually is,
+steer it back, so demonstrations show recoveries.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vla_sim.envs.arm import ArmPickPlaceEnv, ArmPrivilegedState
+from vla_sim.envs.arm_kinematics import ArmKinematics, top_down_rotation
+
+_QUARTER = math.pi / 2
+
+
+class ArmScriptedExpert:
+    """Privileged-state expert for the arm pick-and-place and stacking task.
+
+    Args:
+        max_speed: tcp speed limit (m/s) between waypoints.
+        yaw_speed: tcp yaw rate limit (rad/s).
+        hover: height (m) above the cube's centre of the REACH waypoint.
+        carry_height: tcp height (m) above the table while carrying.
+        noise_std: standard deviation (rad, per joint) of the demonstration noise
+            added to every joint target (see the module docstring); 0: none.
+            May change between calls.
+        seed: seed of the noise generator.
+        kinematics: an :class:`ArmKinematics` to share (default: a new one on the MJCF).
+    """
+
+    REACH, DESCEND, GRASP, LIFT, CARRY, LOWER, RELEASE, RETREAT = (
+        "reach", "descend", "grasp", "lift", "carry", "lower", "release", "retreat",
+    )
+
+    def __init__(
+        self,
+        max_speed: float = 0.25,
+        yaw_speed: float = 3.0,
+        hover: float = 0.07,
+        carry_height: float = 0.15,
+        noise_std: float = 0.0,
+        seed: int | None = None,
+        kinematics: ArmKinematics | None = None,
+    ) -> None:
+        if not max_speed > 0 or not yaw_speed > 0:
+            raise ValueError(f"max_speed and yaw_speed must be > 0, got {max_speed!r}, {yaw_speed!r}")
+        if not noise_std >= 0:
+            raise ValueError(f"noise_std must be >= 0 rad, got {noise_std!r}")
+        self.max_speed = float(max_speed)
+        self.yaw_speed = float(yaw_speed)
+        self.hover = float(hover)
+        self.carry_height = float(carry_height)
+        self.noise_std = float(noise_std)
+        self.kinematics = kinematics or ArmKinematics()
+        self._rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the phase and the IK seed; call at every episode start."""
+        self.phase = self.REACH
+        self._phase_steps = 0
+        self._ik_seed: np.ndarray | None = None
+        self._retreat_to: np.ndarray | None = None
+
+    def act(self, privileged: np.ndarray) -> np.ndarray:
+        """Action for one control step.
+
+        Args:
+            privileged: flat float64 vector from ``ArmPickPlaceEnv.privileged_state()``.
+
+        Returns:
+            (7,) float32: six joint targets (rad), gripper command (0 closed .. 1 open).
+        """
+        s = ArmPickPlaceEnv.decode_privileged(privileged)
+        tcp, rot = self.kinematics.fk(s.qpos)
+        yaw_now = math.atan2(rot[1, 0], rot[0, 0])
+        target, yaw, gripper = self._waypoint(s, tcp, yaw_now)
+
+        # Closed loop: step from where the tcp is now, at most max_speed * dt.
+        delta = target - tcp
+        dist = float(np.linalg.norm(delta))
+        reach = self.max_speed * s.dt
+        goal = tcp + delta * (reach / dist) if dist > reach else target
+        dyaw = _wrap(yaw - yaw_now)
+        yaw_step = self.yaw_speed * s.dt
+        yaw_goal = yaw_now + float(np.clip(dyaw, -yaw_step, yaw_step))
+
+        seed = s.qpos if self._ik_seed is None else self._ik_seed
+        q = self.kinematics.ik(goal, top_down_rotation(yaw_goal), seed, max_iters=30).qpos
+        self._ik_seed = q
+        if self.noise_std > 0:
+            q = q + self._rng.normal(0.0, self.noise_std, size=6)
+        q = np.clip(q, self.kinematics.lower, self.kinematics.upper)
+        return np.append(q, gripper).astype(np.float32)
+
+    # ------------------------------------------------------------ internals
+    def _advance(self, phase: str) -> None:
+        self.phase, self._phase_steps = phase, 0
+
+    def _waypoint(self, s: ArmPrivilegedState, tcp: np.ndarray, yaw_now: float):
+        """(tcp target (3,), yaw, gripper command) for this step; moves the phase on."""
+        self._phase_steps += 1
+        cube = s.cube_pos[s.target_cube]
+        half = s.cube_half
+        held = np.linalg.norm(cube - tcp) < 0.025 and s.opening > 2 * half - 0.01
+        if self.phase in (self.LIFT, self.CARRY, self.LOWER) and not held:
+            self._advance(self.REACH)  # lost the cube: start over
+
+        if self.phase in (self.REACH, self.DESCEND, self.GRASP):
+            yaw = _closest(_quat_yaw(s.cube_quat[s.target_cube]), _natural_yaw(cube))
+            if self.phase == self.REACH:
+                target = cube + np.array([0.0, 0.0, self.hover])
+                if np.linalg.norm(target - tcp) < 0.012 and abs(_wrap(yaw - yaw_now)) < 0.08:
+                    self._advance(self.DESCEND)
+                return target, yaw, 1.0
+            if self.phase == self.DESCEND:
+                if np.linalg.norm(cube - tcp) < 0.006:
+                    self._advance(self.GRASP)
+                if s.opening < 2 * half:  # the fingers are not open round the cube: back off
+                    self._advance(self.REACH)
+                return cube.copy(), yaw, 1.0
+            # GRASP: close in place until the fingers stop on the cube.
+            if self._phase_steps >= 3:
+                if s.opening < 2 * half - 0.01:  # closed on nothing
+                    self._advance(self.REACH)
+                elif abs(s.opening - 2 * half) < 0.006:
+                    self._advance(self.LIFT)
+            return cube.copy(), yaw, 0.0
+
+        goal = s.goal
+        if s.skill == "place":
+            release_z = s.bin_wall_height + half + 0.015
+            goal_yaw = 0.0  # bins are aligned with base_link
+        else:
+            release_z = goal[2] + 0.004
+            goal_yaw = _quat_yaw(s.cube_quat[s.target])
+        carry_yaw = _closest(goal_yaw, _natural_yaw(goal))
+        if self.phase == self.LIFT:
+            target = np.array([tcp[0], tcp[1], self.carry_height])
+            if tcp[2] > self.carry_height - 0.02:
+                self._advance(self.CARRY)
+            return target, yaw_now, 0.0
+        if self.phase == self.CARRY:
+            target = np.array([goal[0], goal[1], self.carry_height])
+            if np.linalg.norm(target[:2] - tcp[:2]) < 0.008 and abs(_wrap(carry_yaw - yaw_now)) < 0.08:
+                self._advance(self.LOWER)
+            return target, carry_yaw, 0.0
+        if self.phase == self.LOWER:
+            target = np.array([goal[0], goal[1], release_z])
+            if np.linalg.norm(target - tcp) < 0.005:
+                self._advance(self.RELEASE)
+            return target, carry_yaw, 0.0
+        if self.phase == self.RELEASE:
+            if self._phase_steps >= 3 and s.opening > 2 * half + 0.015:
+                self._advance(self.RETREAT)
+                self._retreat_to = np.array([tcp[0], tcp[1], self.carry_height])
+            return tcp.copy(), yaw_now, 1.0
+        # RETREAT: straight up, then hold there.
+        return self._retreat_to.copy(), yaw_now, 1.0
+
+
+def _wrap(angle: float) -> float:
+    """``angle`` wrapped to [-pi, pi)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _quat_yaw(quat: np.ndarray) -> float:
+    """Yaw (rad, about base_link z) of a (w, x, y, z) quaternion."""
+    w, x, y, z = quat
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def _natural_yaw(point: np.ndarray) -> float:
+    """tcp yaw with the wrist roll at zero when the arm faces ``point`` (home pose: pi)."""
+    return math.pi + math.atan2(point[1], point[0])
+
+
+def _closest(yaw: float, reference: float) -> float:
+    """The angle ``yaw + k * pi / 2`` (a cube's symmetry) closest to ``reference``."""
+    return reference + _wrap(4.0 * (yaw - reference)) / 4.0
+
+
+__all__ = ["ArmScriptedExpert"]
