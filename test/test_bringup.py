@@ -129,19 +129,22 @@ STUB = Path(__file__).resolve().parent / "managed_stub.py"
 
 
 @pytest.fixture
-def processes():
-    started: list[subprocess.Popen] = []
+def processes(tmp_path):
+    """Start processes (output to numbered log files in tmp_path, printed if the test fails); kill them after."""
+    started: list[tuple[subprocess.Popen, Path]] = []
 
     def start(*argv: str) -> subprocess.Popen:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        started.append(proc)
+        log = tmp_path / f"process-{len(started)}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, log))
         return proc
     yield start
-    for proc in started:
+    for proc, log in started:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        print(f"---- {' '.join(map(str, proc.args))[-80:]} (exit {proc.returncode})\n{log.read_text()[-3000:]}")
 
 
 def stub(processes, name: str, *extra: str) -> subprocess.Popen:
