@@ -6,6 +6,8 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    # The arm's MJCF, loaded relative to vla_sim/envs/arm_kinematics.py.
+    package_data={"vla_sim.envs": ["assets/arm/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
