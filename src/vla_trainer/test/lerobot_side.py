@@ -45,7 +45,13 @@ def cmd_read(root: str) -> dict:
 
 
 def cmd_append(root: str, n: str) -> dict:
-    ds = LeRobotDataset.resume("local/ds", root=root)
+    import json as _json
+    info = _json.loads((Path(root) / "meta/info.json").read_text())["features"][CAMERA].get("info")
+    try:  # encode like the episodes already there (LeRobot 0.5+; its default is AV1), so that merge can concatenate
+        from lerobot.configs.video import encoder_config_from_video_info
+        ds = LeRobotDataset.resume("local/ds", root=root, rgb_encoder=encoder_config_from_video_info(info))
+    except ImportError:
+        ds = LeRobotDataset.resume("local/ds", root=root)
     ep = ds.meta.total_episodes
     has_flags = "valid" in ds.features
     for i in range(int(n)):

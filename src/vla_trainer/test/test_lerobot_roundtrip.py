@@ -25,9 +25,10 @@ from vla_core.dataset import DatasetReader, DatasetWriter
 
 HERE = Path(__file__).resolve().parent
 LEROBOT_PYTHON = os.environ.get("VLA_LEROBOT_PYTHON", "")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     not LEROBOT_PYTHON, reason="set VLA_LEROBOT_PYTHON to a Python with lerobot installed (its own venv: lerobot "
-                               "pulls a torch that cannot share the workspace's); see this file's docstring")
+                               "pulls a torch that cannot share the workspace's); see this file's docstring"),
+    pytest.mark.timeout(2400)]  # each LeRobot step starts a Python that imports torch
 
 spec = importlib.util.spec_from_file_location("lerobot_layout", HERE.parents[1] / "vla_core/test/lerobot_layout.py")
 F = importlib.util.module_from_spec(spec)
