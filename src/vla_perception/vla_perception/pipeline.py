@@ -8,22 +8,29 @@ same array. CompressedImage payloads (JPEG/PNG) are decoded with cv2.imdecode.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from vla_core.contract import CameraSpec
 from vla_core.image import (DEPTH_ENCODINGS, ImageError, camera_frame, compressed_frame, decode_compressed,
                             depth_frame, resize_depth, resize_rgb, to_depth_m, to_rgb8)
 
-try:  # a ROS 2 cv_bridge (not the ROS 1 one on PyPI, which fails on numpy 2)
-    from cv_bridge import CvBridge
-    _BRIDGE = CvBridge()
-    _BRIDGE.imgmsg_to_cv2  # noqa: B018 - the ROS 2 API
-except Exception:  # noqa: BLE001 - any import problem means: use the fallback
-    _BRIDGE = None
+@functools.cache
+def _bridge():
+    """A ROS 2 cv_bridge when one is importable (full ROS installs), else None: vla_core's reader, which gives the
+    same array. Built on first use, not on import (the ROS 1 cv_bridge on PyPI fails on numpy 2)."""
+    try:
+        from cv_bridge import CvBridge
+        bridge = CvBridge()
+        bridge.imgmsg_to_cv2  # noqa: B018 - the ROS 2 API
+        return bridge
+    except Exception:  # noqa: BLE001 - any import problem means: use the fallback
+        return None
 
 
 def bridge_in_use() -> str:
-    return "cv_bridge" if _BRIDGE is not None else "vla_core.image"
+    return "cv_bridge" if _bridge() is not None else "vla_core.image"
 
 
 class CameraPipeline:
@@ -41,8 +48,9 @@ class CameraPipeline:
         if self.is_depth and enc not in DEPTH_ENCODINGS:
             raise ImageError(f"camera '{self.camera.name}' is a depth camera ({self.camera.encoding}) but sent "
                              f"'{enc}'; publish 16UC1 or 32FC1 depth, or fix the contract's encoding")
-        if _BRIDGE is not None:
-            array = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+        bridge = _bridge()
+        if bridge is not None:
+            array = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
             array = array[..., None] if array.ndim == 2 else array
             if self.is_depth:
                 return resize_depth(to_depth_m(array, enc, self.depth_scale), self.camera.height, self.camera.width)

@@ -43,6 +43,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from vla_core.errors import ConfigError
 from vla_core.params import MANAGED_NODE_PARAMS, ParamSpec
+from vla_core.process import configure_process
 from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
 from vla_ros.node_params import declare_specs, read_specs
@@ -375,6 +376,7 @@ def _callable_name(callback: Any) -> str:
 
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
     """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0."""
+    configure_process()
     rclpy.init(args=args)
     node = None
     try:

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from vla_core.errors import ConfigError
+from vla_core.process import configure_process
 
 USAGE = __doc__
 
@@ -118,6 +119,7 @@ def _print_options() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()
     return run(list(sys.argv[1:] if argv is None else argv))
 
 
