@@ -147,7 +147,8 @@ class RecorderNode(ManagedNode):
             self.create_service(MarkEpisode, "~/mark", self._on_mark),
         ]
         self._action = ActionServer(self, RecordEpisode, "~/record_episode", self._execute,
-                                    goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT)
+                                    goal_callback=self.guard(self._on_goal, "~/record_episode goal"),
+                                    cancel_callback=lambda _: CancelResponse.ACCEPT)
         self.get_logger().info(f"recording {c.robot} at {c.fps:g} Hz into {self.root} "
                                f"({self.writer.num_episodes} episodes there); command from {self.command_topic}")
 

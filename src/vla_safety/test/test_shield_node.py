@@ -123,3 +123,35 @@ def test_bad_zones_fail_configure_with_the_reason(ros):
     assert node.lifecycle_state == State.PRIMARY_STATE_UNCONFIGURED
     assert "type 'wall'" in node.last_error and "stop" in node.last_error
     node.destroy_node()
+
+
+def test_a_bug_in_a_callback_stops_the_robot_and_the_shield_stays_active(ros):
+    """An exception escaping one of the shield's callbacks is caught by the node base; the shield forgets the
+    commands it held and sends a stop at once instead of forwarding the last command until its timeout."""
+    ctx, probe, executor = ros
+    node = shield(ctx, executor, rate=20.0, policy_timeout=5.0)
+    out = []
+    probe.create_subscription(Twist, "cmd_vel", lambda m: out.append(m.linear.x), node_qos.COMMAND)
+    cmd = probe.create_publisher(Twist, "policy/cmd_vel", node_qos.COMMAND)
+    node.trigger_configure()
+    node.trigger_activate()
+    wait(lambda: cmd.get_subscription_count(), 10, "the shield's command input")
+    go = Twist()
+    go.linear.x = 0.2
+    cmd.publish(go)
+    wait(lambda: out and out[-1] > 0.0, 5, "the policy's command forwarded")
+    original = node.shield.offer_command
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected bug")
+
+    node.shield.offer_command = broken
+    cmd.publish(go)
+    wait(lambda: node.callback_errors, 5, "the callback's exception caught")
+    n = len(out)
+    wait(lambda: len(out) > n, 5, "a command after the exception")
+    assert out[-1] == 0.0, f"after a callback bug the shield sent {out[-1]} instead of a stop"
+    assert node.is_active
+    node.shield.offer_command = original
+    time.sleep(0.3)  # the watchdog ticks meanwhile: nothing old comes back (policy_timeout is 5 s)
+    assert all(v == 0.0 for v in out[n:]), out[n:]

@@ -285,6 +285,13 @@ class SafetyShieldNode(ManagedNode):
             return array_to_twist(values, TWIST_FIELDS)
         return Float64MultiArray(data=[float(v) for v in values])
 
+    def on_callback_error(self, where: str, exc: Exception) -> None:
+        """A bug in a callback: forget every held command (only new ones may move the robot) and step at once,
+        so the watchdog's stop (zero, or hold for joint positions) goes out now."""
+        if self.shield is not None and self.is_active:
+            self.shield.mux.clear()
+            self._tick()
+
     def _tick(self) -> None:
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command

@@ -114,6 +114,12 @@ class TeleopNode(ManagedNode):
                 setattr(self, name, None)
         self.device = self._expert = None
 
+    def on_callback_error(self, where: str, exc: Exception) -> None:
+        """A bug in a callback: forget the device's state (held keys, the expert's view), so that nothing is
+        commanded until fresh input arrives, as with stale input."""
+        if self.device is not None:
+            self.device.reset()
+
     # ---- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
         # The expert and corrector follow simulated time; a person's keys and sticks follow the wall clock.

@@ -71,7 +71,8 @@ class TrainerNode(ManagedNode):
 
     def configure(self, p: dict) -> None:
         self._action = ActionServer(self, TrainPolicy, "~/train_policy", self._execute,
-                                    goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT)
+                                    goal_callback=self.guard(self._on_goal, "~/train_policy goal"),
+                                    cancel_callback=lambda _: CancelResponse.ACCEPT)
         self._deploy_client = self.create_client(LoadPolicy, f"{p['policy_node'].rstrip('/')}/load_policy")
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         datasets = [str(workspace_path(d)) for d in p["retrain_datasets"] if d]
