@@ -43,6 +43,8 @@ def fuzzed(tmp_path_factory):
                         extra_cases=lambda t: cases if t.name == "/policy/load_policy" else [])
         report = fuzzer.run()
         active, why = graph.all_active()
+        print("bad inputs sent / rejects counted per node:",
+              {n: (s, report.rejects_counted[n]) for n, s in report.bad_sent.items()})
         yield report, active, why
     finally:
         graph.stop()

@@ -32,6 +32,7 @@ setup(
         ],
         "vla.nodes": ["lifecycle_manager = vla_bringup.manager_node:LifecycleManager"],
         "vla.params": ["lifecycle_manager = vla_bringup.manager_params:MANAGER_PARAMS"],
-        "vla.bench": ["sim = vla_bringup.bench:bench_sim"],
+        "vla.bench": ["sim = vla_bringup.bench:bench_sim",
+                      "reliability = vla_bringup.bench_reliability:bench_reliability"],
     },
 )

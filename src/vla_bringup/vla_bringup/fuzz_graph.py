@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from rclpy.action import ActionClient
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -43,8 +45,18 @@ from vla_ros import node_qos
 
 # Default sizes: a CI run; VLA_FUZZ_EXAMPLES raises the hypothesis examples per target (e.g. 2000 nightly).
 DEFAULT_EXAMPLES = 20
-# One publisher QoS that every subscription matches (reliable + transient local offers the most).
-FUZZ_PUB = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Publisher QoS: reliable matches every subscription; transient local only where a subscription asks for it
+# (a writer that keeps large samples for late joiners holds shared memory long after they were sent).
+FUZZ_PUB = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+FUZZ_PUB_VOLATILE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
+
+
+def publisher_qos(node, topic: str) -> QoSProfile:
+    """The QoS that matches every current subscription of ``topic``."""
+    latched = any(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                  for i in node.get_subscriptions_info_by_topic(topic))
+    return FUZZ_PUB if latched else FUZZ_PUB_VOLATILE
 # Counters a node publishes on /diagnostics that count refused input.
 REJECT_KEY = re.compile(r"reject|drop|invalid|refus|bad_|malformed", re.IGNORECASE)
 # Not fuzzed as plain targets: the clock (its own attack), heartbeats (the manager treats a heartbeat from
@@ -208,7 +220,16 @@ class Graph:
             raise
         overrides = [Parameter("use_sim_time", Parameter.Type.BOOL, True)] if self.profile.use_sim_time else []
         self.node = rclpy.create_node(f"vla_fuzz_{os.getpid()}", parameter_overrides=overrides)
-        self.bringup.executor.add_node(self.node)
+        # Its own executor, spun by a loop that survives an exception: a harness whose callbacks stopped would
+        # report every service as hung. Clients are made once and kept (destroying one that a spinning
+        # executor waits on is what stops it).
+        self.clients: dict[tuple, Any] = {}
+        self.spin_errors: list[str] = []
+        self._spinning = True
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
+        self._spin_thread.start()
         self.commands = CommandMonitor(shield_velocity_limits(self.profile))
         self.node.create_subscription(Twist, "/cmd_vel", self.commands.on_twist, node_qos.COMMAND)
         self.diagnostics = DiagnosticsMonitor()
@@ -230,13 +251,37 @@ class Graph:
             self.status = msg
             self.status_history.append((time.monotonic(), msg))
 
+    def _spin(self) -> None:
+        while self._spinning and rclpy.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:
+                break
+            except Exception as exc:  # noqa: BLE001 - kept for the report; the harness goes on spinning
+                self.spin_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def client(self, srv_type: type, name: str):
+        """A service client for ``name``, made once per graph."""
+        key = ("service", srv_type, name)
+        if key not in self.clients:
+            self.clients[key] = self.node.create_client(srv_type, name)
+        return self.clients[key]
+
+    def action_client(self, action_type: type, name: str) -> ActionClient:
+        key = ("action", action_type, name)
+        if key not in self.clients:
+            self.clients[key] = ActionClient(self.node, action_type, name)
+        return self.clients[key]
+
     def stop(self) -> None:
         if self.bringup is not None:
             if self.node is not None:
-                self.bringup.executor.remove_node(self.node)
+                self._spinning = False
+                self._spin_thread.join(timeout=5.0)
+                self.executor.shutdown(timeout_sec=1.0)
                 self.node.destroy_node()
                 self.node = None
-            self.bringup.shutdown(timeout=10.0)
+            self.bringup.shutdown(timeout=5.0)
             self.bringup = None
 
     def __enter__(self) -> "Graph":
@@ -275,12 +320,9 @@ class Graph:
         """Each managed node's lifecycle state id from its own ~/get_state (None: no answer)."""
         out = {}
         for name in self.managed:
-            client = self.node.create_client(GetState, f"/{name}/get_state")
-            try:
-                reply = self.call(client, GetState.Request(), timeout) if client.wait_for_service(timeout) else None
-                out[name] = reply.current_state.id if reply is not None else None
-            finally:
-                self.node.destroy_client(client)
+            client = self.client(GetState, f"/{name}/get_state")
+            reply = self.call(client, GetState.Request(), timeout) if client.wait_for_service(timeout) else None
+            out[name] = reply.current_state.id if reply is not None else None
         return out
 
     def all_active(self) -> tuple[bool, str]:
@@ -347,6 +389,8 @@ class Fuzzer:
                     self.say(f"stopping: {self.report.restarts} restarts")
                     break
         self._settle_rejects()
+        for error in self.graph.spin_errors:
+            self.say(f"harness executor error (spinning went on): {error}")
         self.report.findings += [Finding("unsafe_command", "safety_shield", "/cmd_vel", repr(v),
                                          f"sent at t={t:.3f}; limits {self.graph.commands.limits}")
                                  for t, v in self.graph.commands.unsafe_commands()]
@@ -406,13 +450,13 @@ class Fuzzer:
         """(send(msg) -> None, close()) for a target; send raises when the input could not be delivered."""
         node, cls = self.graph.node, interface_class(target.type_name)
         if target.kind == "topic":
-            pub = node.create_publisher(cls, target.name, FUZZ_PUB)
+            pub = node.create_publisher(cls, target.name, publisher_qos(node, target.name))
             deadline = time.monotonic() + 10.0
             while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             own = self.graph.commands.own if target.name == "/cmd_vel" else None
 
-            def publish(msg):
+            def publish(msg, bad=False):
                 if own is not None:
                     own.add(repr((msg.linear.x, msg.linear.y, msg.linear.z,
                                   msg.angular.x, msg.angular.y, msg.angular.z)))
@@ -420,42 +464,51 @@ class Fuzzer:
                 time.sleep(PACE_S)
             return publish, lambda: node.destroy_publisher(pub)
         if target.kind == "service":
-            client = node.create_client(cls, target.name)
+            client = self.graph.client(cls, target.name)
             if not client.wait_for_service(timeout_sec=10.0):
-                node.destroy_client(client)
                 raise RuntimeError(f"service {target.name} not available")
 
-            def request(msg):
+            def request(msg, bad=False):
                 reply = self.graph.call(client, msg)
                 if reply is None:
                     raise TimeoutError(f"no answer within {SERVICE_TIMEOUT_S:g} s")
                 return reply
-            return request, lambda: node.destroy_client(client)
-        client = ActionClient(node, cls, target.name)
+            return request, lambda: None
+        client = self.graph.action_client(cls, target.name)
         if not client.wait_for_server(timeout_sec=10.0):
-            client.destroy()
             raise RuntimeError(f"action server {target.name} not available")
 
-        def goal(msg):
-            done = threading.Event()
-            future = client.send_goal_async(msg)
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(SERVICE_TIMEOUT_S):
-                raise TimeoutError(f"goal not answered within {SERVICE_TIMEOUT_S:g} s")
-            handle = future.result()
-            if handle is not None and handle.accepted:
-                cancelled = threading.Event()
-                handle.cancel_goal_async().add_done_callback(lambda _: cancelled.set())
-                cancelled.wait(SERVICE_TIMEOUT_S)
+        def goal(msg, bad=False):
+            """Send a goal; a bad one may be rejected or accepted and then aborted at once (the result says
+            why). Returns the handle: ``accepted`` is True only if a bad goal was still running after 2 s."""
+            handle = self._wait(client.send_goal_async(msg), "goal")
+            if handle is None or not handle.accepted:
+                return handle
+            if bad:
+                result = self._wait(handle.get_result_async(), "result", 2.0, must=False)
+                if result is not None:
+                    return SimpleNamespace(accepted=False, status=result.status)
+            self._wait(handle.cancel_goal_async(), "cancel")
             return handle
-        return goal, client.destroy
+        return goal, lambda: None
+
+    @staticmethod
+    def _wait(future, what: str, timeout: float = SERVICE_TIMEOUT_S, must: bool = True):
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            if must:
+                raise TimeoutError(f"{what} not answered within {timeout:g} s")
+            return None
+        return future.result()
 
     def _send(self, target: Target, stats: TargetStats, send, msg, label: str, bad: bool) -> bool:
         """Send one input and check every process; False when something died."""
         text = f"{label}: {describe(msg)}"
         self.recent.append(text)
+        reply = None
         try:
-            reply = send(msg)
+            reply = send(msg, bad)
         except TimeoutError as exc:
             self.report.findings.append(Finding("no_answer", target.node, target.label, text, str(exc)))
         except Exception as exc:  # noqa: BLE001 - the middleware refused it (too big, unencodable): not sent
@@ -514,7 +567,6 @@ class Fuzzer:
         after it is fuzzed with the command path open (an unsafe command must be able to show)."""
         from std_srvs.srv import Trigger
         if "safety_shield" in self.graph.managed:
-            client = self.graph.node.create_client(Trigger, "/safety_shield/reset")
+            client = self.graph.client(Trigger, "/safety_shield/reset")
             if client.wait_for_service(timeout_sec=5.0):
                 self.graph.call(client, Trigger.Request(), 5.0)
-            self.graph.node.destroy_client(client)

@@ -282,7 +282,7 @@ def _image_cases(cls, now) -> Iterator[Case]:
     yield Case("image_step_too_small", image(96, 96, "rgb8", bytes(96 * 96 * 3), step=5), bad=True)
     yield Case("image_zero_size", image(0, 0, "rgb8", b""), bad=True)
     yield Case("image_huge_dims", image(2 ** 31, 2 ** 31, "rgb8", bytes(12)), bad=True)
-    yield Case("image_large", image(1080, 1920, "rgb8", bytes(1080 * 1920 * 3)))
+    yield Case("image_vga", image(480, 640, "rgb8", bytes(480 * 640 * 3)))
 
 
 def _joint_state_cases(cls, now) -> Iterator[Case]:
