@@ -265,7 +265,7 @@ def test_targets_beyond_the_joint_limits_are_clipped_and_reported(env):
 
 def test_constructor_rejects_bad_configuration():
     for kwargs, match in (({"num_cubes": 1}, "num_cubes"), ({"num_bins": 0}, "num_bins"),
-                          ({"skills": ("push",)}, "skills"), ({"fps": 7.3}, "fps"),
+                          ({"skills": ("push",)}, "skills"), ({"fps": 0}, "fps"), ({"fps": "30"}, "fps"),
                           ({"image_size": (8, 8)}, "image_size"), ({"instruction_set": "test"}, "instruction_set")):
         with pytest.raises(ValueError, match=match):
             ArmPickPlaceEnv(**kwargs)

@@ -26,8 +26,8 @@ gripper command, normalised: 0 = closed, 1 = fully open (0.08 m between the
 pads; each finger's target is ``gripper * 0.04`` m). A target outside the
 bounds is clipped to them and reported in ``info["action_clipped"]``; a
 non-finite value or a wrong shape raises ValueError and leaves the state as
-it was. One control step of ``dt = 1 / fps`` s runs ``dt / 0.002`` physics
-steps.
+it was. One control step of ``dt = 1 / fps`` s runs ``ceil(dt / 0.002)``
+equal physics steps.
 
 Observation (Dict)
 ------------------
@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import numbers
 import os
 import weakref
 from typing import Any, NamedTuple
@@ -162,7 +163,8 @@ class ArmPickPlaceEnv(gym.Env):
         skills: skills episodes sample from, a non-empty subset of SKILLS.
         image_size: (H, W) of both camera images in the observation, each >= 16.
         render_size: (H, W) of :meth:`render` (scene camera); default image_size.
-        fps: control rate (Hz); dt = 1 / fps must be a multiple of 0.002 s.
+        fps: control rate (Hz), up to 500; each control step of dt = 1 / fps runs
+            ceil(dt / 0.002) equal physics steps.
         max_episode_steps: steps before ``truncated``; None = no limit.
         instruction_set: default template set: "train", "heldout" or "all".
         render_mode: None or "rgb_array".
@@ -208,14 +210,14 @@ class ArmPickPlaceEnv(gym.Env):
         self.model = load_arm_model()
         self.data = mujoco.MjData(self.model)
         m = self.model
-        substeps = float(fps) * 0 if not fps > 0 else (1.0 / float(fps)) / m.opt.timestep
-        if not fps > 0 or abs(substeps - round(substeps)) > 1e-6 or round(substeps) < 1:
-            raise ValueError(
-                f"fps must be > 0 with 1/fps a multiple of the {m.opt.timestep} s physics step, got {fps!r}"
-            )
+        if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and 0 < fps <= 500):
+            raise ValueError(f"fps must be a number in (0, 500] Hz, got {fps!r}")
+        # Physics steps of at most the MJCF's 0.002 s, a whole number of them per control step.
+        substeps = max(1, math.ceil(1.0 / float(fps) / m.opt.timestep - 1e-9))
+        m.opt.timestep = 1.0 / float(fps) / substeps
         self.num_cubes, self.num_bins, self.skills = int(num_cubes), int(num_bins), skills
         self.image_size, self.render_size = size, rsize
-        self.fps, self.dt, self.substeps = float(fps), 1.0 / float(fps), int(round(substeps))
+        self.fps, self.dt, self.substeps = float(fps), 1.0 / float(fps), substeps
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.instruction_set = instruction_set
         self.render_mode = render_mode
@@ -326,8 +328,8 @@ class ArmPickPlaceEnv(gym.Env):
         d.ctrl[:6] = home
         d.qpos[self._finger_qadr] = FINGER_TRAVEL
         d.ctrl[6:8] = FINGER_TRAVEL
-        for k, colour_id in enumerate(range(MAX_CUBES)):  # park every cube, then place ours
-            a = self._cube_qadr[colour_id]
+        for k in range(MAX_CUBES):  # park every cube under the table, then place ours
+            a = self._cube_qadr[k]
             d.qpos[a:a + 7] = [0.1 + 0.1 * k, -0.3, _PARK_Z, 1, 0, 0, 0]
         for i, cid in enumerate(cube_cids):
             a = self._cube_qadr[cid]
