@@ -37,7 +37,8 @@ def cmd_up(args) -> int:
     if args.check:
         _say(f"profile {profile.name} is valid: " + ", ".join(e.name for e in profile.entries()))
         return 0
-    bringup = Bringup(profile, single_process=args.single_process, echo=not args.quiet, say=_say)
+    bringup = Bringup(profile, single_process=args.single_process, echo=not args.quiet, say=_say,
+                      discovery_wait=args.discovery_wait)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for all nodes to be active")
     up.add_argument("--quiet", action="store_true", help="keep node output in the log files only")
     up.add_argument("--check", action="store_true", help="validate the profile and its parameters, start nothing")
+    up.add_argument("--discovery-wait", type=float, default=3.5, metavar="S",
+                    help="seconds to look for another graph with the same node names on this ROS domain before "
+                         "starting anything (default 3.5: one periodic DDS announcement)")
     up.set_defaults(func=cmd_up)
 
     sub.add_parser("profiles", help="list the profiles").set_defaults(func=cmd_profiles)

@@ -6,8 +6,8 @@ Subscribes: <node>/heartbeat of every managed node.
 
 One command runs at a time, on a worker thread that calls each node's ~/change_state; a ~/manage_nodes call
 that arrives meanwhile is answered "busy" at once, so no caller holds more than one executor thread. The
-heartbeat watch has callback groups of its own and never waits on anything, so it keeps judging while
-commands run. After start-up every node's heartbeat is watched (only beats from the publisher learned at
+heartbeats arrive in a callback group of their own and are judged on a thread of their own, so the watch
+goes on while commands run. After start-up every node's heartbeat is watched (only beats from the publisher learned at
 start-up count): a lost node, a second node with a managed node's name or a second heartbeat publisher
 interrupts whatever command runs and brings the rest to INACTIVE, command gates first (no command reaches
 the robot), and the status says why. "active" is reported only when every node's get_state says ACTIVE.
@@ -45,6 +45,9 @@ PHASE_AFTER = {Command.STARTUP: "active", Command.RESUME: "active", Command.PAUS
                Command.CONFIGURE: "paused", Command.RESET: "idle", Command.CLEANUP: "idle", Command.SHUTDOWN: "idle"}
 
 
+WATCH_PERIOD = 0.05  # s between two judgements of the heartbeats (detection within timeout + this)
+
+
 def qualify(name: str) -> str:
     return name if name.startswith("/") else "/" + name
 
@@ -79,10 +82,8 @@ class LifecycleManager(Node):
             raise SystemExit(f"lifecycle_manager: {'; '.join(problems) or 'node_names is empty: list the managed nodes in bring-up order'}")
         self.gates = [g for g in (qualify(n) for n in p["command_gates"] if n) if g in self.order]
         self.group = ReentrantCallbackGroup()
-        # The watch: heartbeats and their judge share one group, the graph check has its own. Neither waits on
-        # a service or the worker, so a busy manager never stops watching.
+        # Heartbeats arrive in a group of their own that never waits on anything.
         self.watch_group = MutuallyExclusiveCallbackGroup()
-        self.graph_group = MutuallyExclusiveCallbackGroup()
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.monitor = HeartbeatMonitor(self.order, p["heartbeat_timeout"])
         self.states = {n: State.UNKNOWN for n in self.order}
@@ -97,9 +98,6 @@ class LifecycleManager(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(ManageNodes, "~/manage_nodes", self._on_manage, callback_group=self.group)
         self.create_service(Trigger, "~/is_active", self._on_is_active, callback_group=self.group)
-        self.create_timer(0.05, self._check_heartbeats, clock=self.steady, callback_group=self.watch_group)
-        self.create_timer(p["graph_check_period"], self._check_graph, clock=self.steady,
-                          callback_group=self.graph_group)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics, clock=self.steady,
                           callback_group=self.group)
         # ~/status is also republished on a steady timer: the safety shield (parameter supervisor) stops the
@@ -114,6 +112,11 @@ class LifecycleManager(Node):
         self.lost: set[str] = set()             # nodes declared lost: a later stop does not wait on them
         self.worker = threading.Thread(target=self._work, daemon=True)
         self.worker.start()
+        # The judge of heartbeats and of the graph is a thread of its own, not an executor callback: however
+        # busy the executor is, it keeps judging (if beats stopped being delivered, nodes would be found lost:
+        # the safe side).
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
         self._publish_status()
         if p["autostart"]:
             self._admit("startup")
@@ -140,12 +143,14 @@ class LifecycleManager(Node):
             except queue.Empty:
                 fault = None
             if fault is not None:
-                self._safe_stop(fault)
+                self._safe_stop(self._merge_pending(fault))
                 continue
             try:
-                command, done = self.jobs.get(timeout=0.05)
+                command, done = self.jobs.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if command is None:
+                continue  # a fault woke the worker
             try:
                 ok, message = self._run(command)
             except Interrupted as exc:
@@ -204,6 +209,17 @@ class LifecycleManager(Node):
         self._publish_status()
         return False, why
 
+    def _merge_pending(self, fault: Fault) -> Fault:
+        """One safe stop for every fault already queued (a second graph shows up as several at once)."""
+        reasons, lost = [fault.reason], list(fault.lost)
+        while True:
+            try:
+                more = self.faults.get_nowait()
+            except queue.Empty:
+                return Fault("; ".join(reasons), tuple(lost))
+            reasons += [more.reason] if more.reason not in reasons else []
+            lost += [n for n in more.lost if n not in lost]
+
     def _interrupt_on_fault(self) -> None:
         if not self.stopping and not self.faults.empty():
             raise Interrupted(self.faults.queue[0].reason)
@@ -211,7 +227,7 @@ class LifecycleManager(Node):
     def _safe_stop(self, fault: Fault) -> None:
         self.get_logger().error(f"{fault.reason}; deactivating the remaining nodes")
         with self.busy_lock:  # callers are refused meanwhile (a command it interrupted has already ended)
-            self.busy = ("safe stop", time.monotonic())
+            admitted, self.busy = self.busy, ("safe stop", time.monotonic())
         self.stopping = True
         try:
             self.lost.update(fault.lost)
@@ -232,7 +248,7 @@ class LifecycleManager(Node):
         finally:
             self.stopping = False
             with self.busy_lock:
-                self.busy = None if self.jobs.empty() else ("a queued command", time.monotonic())
+                self.busy = admitted  # a command admitted just before the fault still waits its turn
 
     def _wait_for_services(self) -> bool:
         deadline = time.monotonic() + self.p["service_wait_timeout"]
@@ -363,13 +379,28 @@ class LifecycleManager(Node):
         self._raise_graph_fault(f"a heartbeat for {node} came from another publisher, {sender}: a second node "
                                 f"answers to {node} or heartbeats are forged; {DUPLICATE_FIX}")
 
+    def _watch(self) -> None:
+        next_graph_check = time.monotonic()
+        while rclpy.ok(context=self.context):
+            time.sleep(WATCH_PERIOD)
+            try:
+                self._check_heartbeats()
+                if time.monotonic() >= next_graph_check:
+                    next_graph_check = time.monotonic() + self.p["graph_check_period"]
+                    self._check_graph()
+            except Exception as exc:  # noqa: BLE001 - the node is being destroyed, or a graph query failed
+                if not rclpy.ok(context=self.context):
+                    return
+                self.get_logger().error(f"heartbeat watch: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=5.0)
+
     def _check_heartbeats(self) -> None:
         now = self._now()
         lost = self.monitor.lost(now)
         if lost:
             self.monitor.disarm()  # one safe stop per loss
             ages = ", ".join(f"{n} (last heartbeat {self.monitor.age(n, now):.1f} s ago)" for n in lost)
-            self.faults.put(Fault(f"heartbeat lost from {ages}", tuple(lost)))
+            self._fault(Fault(f"heartbeat lost from {ages}", tuple(lost)))
 
     def _check_graph(self) -> None:
         if not self.monitor.publisher:
@@ -382,7 +413,11 @@ class LifecycleManager(Node):
         if reason in self.reported:
             return
         self.reported.add(reason)
-        self.faults.put(Fault(reason))
+        self._fault(Fault(reason))
+
+    def _fault(self, fault: Fault) -> None:
+        self.faults.put(fault)
+        self.jobs.put((None, None))  # wake the worker if it waits for a job
 
     # ---- services (answer at once or after the one command they started) ---------------------------
     def _on_manage(self, request: ManageNodes.Request, response: ManageNodes.Response):

@@ -14,7 +14,7 @@ MANAGER_PARAMS = (
               unit="s"),
     ParamSpec("service_wait_timeout", 60.0, "Longest wait for a node's lifecycle services at start-up",
               range=(0.1, 600.0), unit="s"),
-    ParamSpec("graph_check_period", 1.0, "Period of the check for a second node with a managed node's name, or a "
+    ParamSpec("graph_check_period", 2.0, "Period of the check for a second node with a managed node's name, or a "
               "second publisher on a heartbeat topic", range=(0.1, 60.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )
