@@ -181,7 +181,9 @@ class LifecycleManager(Node):
             ok, why = self._transition(step)
             if not ok:
                 return self._fail(name, why, step.node)
-        self._refresh_states(patient=False, skip=skipped)
+        # Verify, never assume: every node says where it is (a busy node is asked again, up to the service wait).
+        if not self._refresh_states(patient=command in UP_COMMANDS, skip=skipped):
+            return self._fail(name, self.reason, None)
         problems = unmet(command, self.order, self.states)
         if problems:
             return self._fail(name, "after the transitions " + "; ".join(problems), None)
@@ -308,15 +310,21 @@ class LifecycleManager(Node):
 
     def _refresh_states(self, patient: bool, skip=()) -> bool:
         """Ask every node (but ``skip``) for its state, all at once. ``patient``: a node that does not answer is
-        asked again until the service wait timeout (a node can advertise its services before it spins)."""
+        asked again until the service wait timeout (a node can advertise its services before it spins);
+        otherwise it keeps its last known state (a stop still deactivates a node too busy to answer)."""
         deadline = time.monotonic() + (self.p["service_wait_timeout"] if patient else 0.0)
         pending = [n for n in self.order if n not in skip]
         while pending:
             futures = {n: self.get[n].call_async(GetState.Request()) for n in pending}
+            answered = set()
             for n, future in futures.items():
                 result = self._wait(future, 2.0 if patient else 1.0)
-                self.states[n] = State(result.current_state.id) if result else State.UNKNOWN
-            pending = [n for n in pending if self.states[n] == State.UNKNOWN]
+                if result is not None:
+                    self.states[n] = State(result.current_state.id)
+                    answered.add(n)
+                elif patient:
+                    self.states[n] = State.UNKNOWN
+            pending = [n for n in pending if n not in answered]
             if not pending or not patient:
                 break
             if time.monotonic() > deadline:
