@@ -325,3 +325,23 @@ def test_a_second_graph_on_the_domain_is_refused(probe, vla, tmp_path):
     time.sleep(1.5)
     assert probe.call(Trigger, "/lifecycle_manager/is_active", Trigger.Request()).success
     assert first.proc.poll() is None, first.output
+
+
+def test_up_takes_the_shield_down_first_when_the_manager_is_killed(probe, vla, tmp_path):
+    """Without its supervisor the graph is not left running: `vla up` stops the safety shield first, then the rest,
+    and the last command on /cmd_vel is a stop."""
+    profile = small_profile(tmp_path, "gated", ["sim_robot", "safety_shield", "teleop"])
+    commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
+    up = vla("up", str(profile))
+    pid = int(up.wait_line(r"started lifecycle_manager \(pid (\d+)\)", 60).group(1))
+    up.wait_line(r"all \d+ nodes active", 90)
+    probe.wait_for(lambda: len(commands) > 5, 20, "teleop commands on /cmd_vel")
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    assert up.wait(30) == 1, up.output
+    took = time.monotonic() - killed_at
+    assert took < 8.0, f"vla up took {took:.1f} s to exit after the manager was killed:\n{up.output}"
+    assert "safety_shield stopped first (no command reaches the robot)" in up.output, up.output
+    assert re.search(r"error: lifecycle_manager exited with code -9", up.lines[-1]), up.output
+    last = commands[-1][1]
+    assert (last.linear.x, last.linear.y, last.angular.z) == (0.0, 0.0, 0.0), last

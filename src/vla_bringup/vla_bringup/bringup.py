@@ -262,6 +262,8 @@ class Bringup:
             else:
                 # After the manager's safe stop the gates are INACTIVE already: every process may go at once.
                 gated = self._gates_inactive()
+                if not gated:
+                    self._deactivate_gates()
                 codes = self.group.stop(timeout=3.0, first=() if gated else self.gates, kill_after=1.0)
                 if self.gates and self.spawned:
                     self.say(f"{', '.join(self.gates)} {'was already inactive' if gated else 'stopped first'} "
@@ -270,6 +272,25 @@ class Bringup:
         bad = {k: v for k, v in codes.items() if v not in (0, None)}
         if bad:
             self.say("processes that did not exit cleanly: " + ", ".join(f"{k} ({v})" for k, v in bad.items()))
+
+    def _deactivate_gates(self, timeout: float = 1.0) -> None:
+        """Ask each gate to deactivate (the shield then sends its stop command) before its process is signalled:
+        a node ending on SIGINT finds its ROS context already shut down and can publish nothing more."""
+        if not self.spawned or self.node is None or not rclpy.ok():
+            return
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        for gate in self.gates:
+            client = self.node.create_client(ChangeState, f"/{gate}/change_state")
+            try:
+                if not client.service_is_ready():
+                    continue
+                done = threading.Event()
+                future = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+                future.add_done_callback(lambda _: done.set())
+                done.wait(timeout)  # an inactive gate refuses; a frozen one is killed below
+            finally:
+                self.node.destroy_client(client)
 
     def _gates_inactive(self) -> bool:
         status = self.status
