@@ -96,7 +96,7 @@ def test_forged_heartbeats_crash_nothing_and_fool_nobody(sim_graph):
     # Either the forgeries are ignored (the graph stays active) or they are named as such and the graph stops.
     if result["phase"] != "active":
         assert re.search(r"forged|another publisher|second node", result["reason"]), result
-        stopped_at = next(t for t, m in sim_graph.status_history if t > before and m.phase != "active")
+        stopped_at = next(t for t, m, _ in sim_graph.status_history if t > before and m.phase != "active")
         late = [t for t, v in sim_graph.commands.after(stopped_at + HEARTBEAT_TIMEOUT + CONTROL_PERIOD)
                 if any(abs(x) > 1e-9 for x in v)]
         assert not late, f"{len(late)} non-zero commands after the manager stopped the graph"

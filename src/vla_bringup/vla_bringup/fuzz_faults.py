@@ -82,8 +82,11 @@ def kill_node(graph: Graph, name: str, heartbeat_timeout: float, observe_s: floa
     # Still commanding motion in the last second observed: the command path never went safe.
     never_safe = bool(moving) and moving[-1] > end - 1.0
     safe_after = None if never_safe else ((moving[-1] - killed_at) if moving else 0.0)
-    detected = next((t for t, m in list(graph.status_history) if t > killed_at and m.phase != "active"), None)
-    nonzero_after = sum(1 for t in moving if detected is not None and t > detected)
+    detection = next(((t, sent) for t, m, sent in list(graph.status_history)
+                      if t > killed_at and m.phase != "active"), None)
+    detected = None if detection is None else detection[0]
+    # Ordered by when each was sent: a command sent just before the status can arrive just after it.
+    nonzero_after = 0 if detection is None else sum(_moving(v) for v in graph.commands.sent_after(detection[1]))
     stopped = any(n == "sim_robot" for n, _, _ in graph.dead()) or joints.stopped()
     return KillResult(name, safe_after, None if detected is None else detected - killed_at, nonzero_after,
                       stopped, before)

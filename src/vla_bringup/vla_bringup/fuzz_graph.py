@@ -142,21 +142,35 @@ def shield_velocity_limits(profile) -> list[float] | None:
     return [float(v) for v in value] if value is not None else None
 
 
+def source_time(info) -> float:
+    """When the publisher sent a message (system clock, s): the time to order messages of two publishers by
+    (their arrival order can differ)."""
+    return info["source_timestamp"] * 1e-9
+
+
 class CommandMonitor:
-    """Every Twist on the robot's command topic, with the time (time.monotonic()) it arrived."""
+    """Every Twist on the robot's command topic, with the time (time.monotonic()) it arrived; ``sent`` keeps
+    the publisher's send time (system clock) of each, in the same order."""
 
     def __init__(self, limits: list[float] | None):
         self.limits = limits
         self.lock = threading.Lock()
         self.commands: list[tuple[float, tuple[float, ...]]] = []
+        self.sent: list[float] = []
         self.own: set[str] = set()  # commands the fuzzer itself sent on this topic (not the shield's)
 
-    def on_twist(self, msg: Twist) -> None:
+    def on_twist(self, msg: Twist, info) -> None:
         v = (msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z)
         with self.lock:
             if repr(v) in self.own:
                 return
             self.commands.append((time.monotonic(), v))
+            self.sent.append(source_time(info))
+
+    def sent_after(self, t_source: float) -> list[tuple[float, ...]]:
+        """Commands the publisher sent after ``t_source`` (system clock, s)."""
+        with self.lock:
+            return [v for (_, v), s in zip(self.commands, self.sent) if s > t_source]
 
     def unsafe(self, values: tuple[float, ...]) -> bool:
         if not all(math.isfinite(x) for x in values):
@@ -206,7 +220,6 @@ class Graph:
         self.log_dir = log_dir
         self.bringup: Bringup | None = None
         self.node = None
-        self.status_history: list[tuple[float, Any]] = []
 
     # ---- up and down ----------------------------------------------------------------------------------------
     def start(self, timeout: float = 180.0) -> float:
@@ -235,6 +248,8 @@ class Graph:
         self.diagnostics = DiagnosticsMonitor()
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.on_array, 100)
         self.status, self._manager_gid = None, None
+        # (arrival time.monotonic(), status, the manager's send time on the system clock)
+        self.status_history: list[tuple[float, ManagerStatus, float]] = []
         self.node.create_subscription(ManagerStatus, f"/{self.manager}/status", self._on_status, node_qos.LATCHED)
         deadline = time.monotonic() + 10.0
         while self.status is None and time.monotonic() < deadline:
@@ -249,7 +264,7 @@ class Graph:
         gid = bytes((info.get("publisher_gid") or {}).get("data") or b"")
         if self._manager_gid is not None and gid == self._manager_gid:
             self.status = msg
-            self.status_history.append((time.monotonic(), msg))
+            self.status_history.append((time.monotonic(), msg, source_time(info)))
 
     def _spin(self) -> None:
         while self._spinning and rclpy.ok():
