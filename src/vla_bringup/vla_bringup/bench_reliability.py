@@ -66,7 +66,7 @@ def _fuzz(tmp: Path, examples: int, say) -> dict:
             "crash_inputs": [f"{f.node} via {f.target}: {f.message}" for f in kinds["crash"]],
             "left_active": len(kinds["not_active"]), "unanswered": len(kinds["no_answer"]),
             "bad_inputs_accepted": len(kinds["accepted_bad_input"]), "rejects": rejects,
-            "rejects_equal_sent": all(r["counted"] == r["sent"] for r in rejects.values()),
+            "rejects_all_counted": all(r["counted"] >= r["sent"] for r in rejects.values()),
             "unsafe_commands": len(kinds["unsafe_command"]), "all_active_after": active, "graph_restarts":
             report.restarts}
 

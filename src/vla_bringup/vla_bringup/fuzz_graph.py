@@ -43,7 +43,8 @@ from vla_bringup.profile import load_profile, parse_overrides
 from vla_interfaces.msg import ManagerStatus
 from vla_ros import node_qos
 
-# Default sizes: a CI run; VLA_FUZZ_EXAMPLES raises the hypothesis examples per target (e.g. 2000 nightly).
+# Default sizes: a CI run; VLA_FUZZ_EXAMPLES raises the hypothesis examples per target (e.g. 2000 nightly),
+# VLA_FUZZ_SEED changes which ones are drawn (the default run draws the same ones every time).
 DEFAULT_EXAMPLES = 20
 # Publisher QoS: reliable matches every subscription; transient local only where a subscription asks for it
 # (a writer that keeps large samples for late joiners holds shared memory long after they were sent).
@@ -383,12 +384,12 @@ class Fuzzer:
 
     def __init__(self, graph: Graph, examples: int | None = None, say: Callable[[str], None] = print,
                  extra_cases: Callable[[Target], list[Case]] = lambda t: [], max_restarts: int = 12,
-                 hypothesis_seed: int = 0):
+                 hypothesis_seed: int | None = None):
         self.graph, self.say = graph, say
         self.examples = examples_per_target() if examples is None else examples
         self.extra_cases = extra_cases
         self.max_restarts = max_restarts
-        self.seed = hypothesis_seed
+        self.seed = int(os.environ.get("VLA_FUZZ_SEED", 0)) if hypothesis_seed is None else hypothesis_seed
         self.report = FuzzReport()
         self.recent: collections.deque = collections.deque(maxlen=5)
         self._baseline: dict[str, int] = {}
@@ -462,7 +463,8 @@ class Fuzzer:
         return {"topic": cls, "service": getattr(cls, "Request", cls), "action": getattr(cls, "Goal", cls)}[target.kind]
 
     def _sender(self, target: Target):
-        """(send(msg) -> None, close()) for a target; send raises when the input could not be delivered."""
+        """(send(msg, bad) -> the answer, if any; close()) for a target; send raises when the input could not be
+        delivered (TimeoutError: sent, but not answered)."""
         node, cls = self.graph.node, interface_class(target.type_name)
         if target.kind == "topic":
             pub = node.create_publisher(cls, target.name, publisher_qos(node, target.name))
