@@ -8,6 +8,7 @@ domain is refused. VLA_FUZZ_EXAMPLES sets the generated messages per target (def
 """
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 from pathlib import Path
@@ -55,12 +56,20 @@ def _fuzz(tmp: Path, examples: int, say) -> dict:
              for k in ("crash", "not_active", "no_answer", "accepted_bad_input", "unsafe_command")}
     for finding in report.findings:
         say(finding.text())
-    rejects = {n: {"sent": s, "counted": report.rejects_counted[n]} for n, s in sorted(report.bad_sent.items())}
+    # Per node: the bad inputs sent on its topics, every input sent on them (generated ones are often bad too),
+    # and the rejects it counted on /diagnostics meanwhile.
+    topic_sent = collections.Counter()
+    for label, stats in report.stats.items():
+        node, kind = label.split(" ")[:2]
+        if kind == "topic":
+            topic_sent[node] += stats.sent
+    rejects = {n: {"sent": s, "all_sent": topic_sent[n], "counted": report.rejects_counted[n]}
+               for n, s in sorted(report.bad_sent.items())}
     tried = {label: s.sent for label, s in sorted(report.stats.items())}
     say(f"messages tried: {sum(tried.values())} over {len(tried)} targets; crashes: {len(kinds['crash'])}; "
         f"graph restarts: {report.restarts}; unsafe commands: {len(kinds['unsafe_command'])}")
     for node, r in rejects.items():
-        say(f"  {node}: {r['sent']} bad inputs sent, {r['counted']} rejects counted")
+        say(f"  {node}: {r['sent']} known-bad inputs sent ({r['all_sent']} inputs in all), {r['counted']} rejects counted")
     say(f"after fuzzing: {why}")
     return {"messages_tried": tried, "messages_total": sum(tried.values()), "crashes": len(kinds["crash"]),
             "crash_inputs": [f"{f.node} via {f.target}: {f.message}" for f in kinds["crash"]],
