@@ -15,13 +15,15 @@ REACH above the target cube (``hover`` m over it) with the fingers turned to
 the cube's faces -> DESCEND to the cube's centre -> GRASP (close) -> LIFT to
 ``carry_height`` -> CARRY over the goal (the bin's centre, or the base cube)
 -> LOWER to the release height (just above the bin's walls; a few mm above the
-base cube) -> RELEASE (open) -> RETREAT upward, then hold.
+base cube) -> RELEASE (open) -> RETREAT upward, then hold; or, if the cube did not stay
+where it was put, start over.
 
 Every step recomputes the waypoint from the current state (closed loop): the
 tcp moves toward it by at most ``max_speed * dt`` from where the arm is now,
 so a disturbed arm is steered back. A grasp that closes on nothing, or a cube
 lost on the way (further than 0.025 m from the tcp), sends the expert back to
-REACH. The fingers' yaw is the cube yaw (mod 90 degrees) closest to the arm's
+REACH. While carrying and lowering, the waypoint is where the *cube* should go,
+shifted by the cube's measured offset in the hand. The fingers' yaw is the cube yaw (mod 90 degrees) closest to the arm's
 natural yaw at that bearing, which keeps the wrist roll within +-45 degrees of
 its centre; while carrying, the cube is turned to the goal's axes (bin walls,
 or the base cube's faces).
@@ -108,10 +110,11 @@ class ArmScriptedExpert:
         yaw_now = math.atan2(rot[1, 0], rot[0, 0])
         target, yaw, gripper = self._waypoint(s, tcp, yaw_now)
 
-        # Closed loop: step from where the tcp is now, at most max_speed * dt.
+        # Closed loop: step from where the tcp is now, at most max_speed * dt
+        # (half that while lowering a cube onto its goal).
         delta = target - tcp
         dist = float(np.linalg.norm(delta))
-        reach = self.max_speed * s.dt
+        reach = self.max_speed * s.dt * (0.5 if self.phase == self.LOWER else 1.0)
         goal = tcp + delta * (reach / dist) if dist > reach else target
         dyaw = _wrap(yaw - yaw_now)
         yaw_step = self.yaw_speed * s.dt
@@ -161,7 +164,7 @@ class ArmScriptedExpert:
 
         goal = s.goal
         if s.skill == "place":
-            release_z = s.bin_wall_height + half + 0.015
+            release_z = s.bin_wall_height + half + 0.015  # cube centre at release
             goal_yaw = 0.0  # bins are aligned with base_link
         else:
             release_z = goal[2] + 0.004
@@ -172,23 +175,39 @@ class ArmScriptedExpert:
             if tcp[2] > self.carry_height - 0.02:
                 self._advance(self.CARRY)
             return target, yaw_now, 0.0
+        # Carry and lower aim the cube, not the tcp: a cube held off-centre still lands on the goal.
+        in_hand = tcp - cube
         if self.phase == self.CARRY:
-            target = np.array([goal[0], goal[1], self.carry_height])
-            if np.linalg.norm(target[:2] - tcp[:2]) < 0.008 and abs(_wrap(carry_yaw - yaw_now)) < 0.08:
+            if np.linalg.norm(goal[:2] - cube[:2]) < 0.008 and abs(_wrap(carry_yaw - yaw_now)) < 0.08:
                 self._advance(self.LOWER)
+            target = np.array([goal[0] + in_hand[0], goal[1] + in_hand[1], self.carry_height])
             return target, carry_yaw, 0.0
         if self.phase == self.LOWER:
-            target = np.array([goal[0], goal[1], release_z])
-            if np.linalg.norm(target - tcp) < 0.005:
+            cube_target = np.array([goal[0], goal[1], release_z])
+            if np.linalg.norm(cube_target - cube) < 0.005:
                 self._advance(self.RELEASE)
-            return target, carry_yaw, 0.0
+            return cube_target + in_hand, carry_yaw, 0.0
         if self.phase == self.RELEASE:
             if self._phase_steps >= 3 and s.opening > 2 * half + 0.015:
                 self._advance(self.RETREAT)
                 self._retreat_to = np.array([tcp[0], tcp[1], self.carry_height])
             return tcp.copy(), yaw_now, 1.0
-        # RETREAT: straight up, then hold there.
+        # RETREAT: straight up; start over if the cube did not stay where it was put
+        # (knocked off the base cube, bounced out of the bin), else hold there.
+        if np.linalg.norm(self._retreat_to - tcp) < 0.02 and not _placed(s):
+            self._advance(self.REACH)
         return self._retreat_to.copy(), yaw_now, 1.0
+
+
+def _placed(s: ArmPrivilegedState) -> bool:
+    """Whether the target cube is where the task wants it (or out of reach: nothing left to do)."""
+    cube = s.cube_pos[s.target_cube]
+    if cube[2] < 0.0 or math.hypot(cube[0], cube[1]) > 0.6:  # off the table or out of reach
+        return True
+    if s.skill == "place":
+        x, y = s.bin_pos[s.target]
+        return max(abs(cube[0] - x), abs(cube[1] - y)) <= s.bin_inner_half
+    return bool(np.linalg.norm(cube - s.goal) < s.cube_half)
 
 
 def _wrap(angle: float) -> float:
