@@ -23,11 +23,14 @@ numpy + mujoco only; no rendering, gymnasium or ROS.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import NamedTuple
 
-import mujoco
-import numpy as np
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless, should this process render later
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
 
 #: The MJCF of the arm on its table (cubes, bins, cameras included).
 ARM_MJCF_PATH = Path(__file__).resolve().parent / "assets" / "arm" / "arm_tabletop.xml"
