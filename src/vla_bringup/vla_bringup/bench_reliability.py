@@ -69,7 +69,8 @@ def _fuzz(tmp: Path, examples: int, say) -> dict:
     say(f"messages tried: {sum(tried.values())} over {len(tried)} targets; crashes: {len(kinds['crash'])}; "
         f"graph restarts: {report.restarts}; unsafe commands: {len(kinds['unsafe_command'])}")
     for node, r in rejects.items():
-        say(f"  {node}: {r['sent']} known-bad inputs sent ({r['all_sent']} inputs in all), {r['counted']} rejects counted")
+        say(f"  {node}: {r['sent']} known-bad inputs sent ({r['all_sent']} inputs in all), "
+            f"{r['counted']} rejects counted")
     say(f"after fuzzing: {why}")
     return {"messages_tried": tried, "messages_total": sum(tried.values()), "crashes": len(kinds["crash"]),
             "crash_inputs": [f"{f.node} via {f.target}: {f.message}" for f in kinds["crash"]],

@@ -538,8 +538,9 @@ class Fuzzer:
             if target.kind == "topic":  # counted on /diagnostics
                 self.report.bad_sent[target.node] += 1
             elif getattr(reply, "success", False) or getattr(reply, "accepted", False):  # refused in the answer
+                answer = describe(reply) if hasattr(reply, "success") else "accepted, still running after 2 s"
                 self.report.findings.append(Finding("accepted_bad_input", target.node, target.label, text,
-                                                    f"answered {describe(reply) if hasattr(reply, 'success') else 'accepted'}"))
+                                                    f"answered {answer}"))
         return self._check(target)
 
     def _check(self, target: Target) -> bool:
