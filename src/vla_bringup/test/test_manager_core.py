@@ -1,7 +1,7 @@
 import pytest
 
-from vla_bringup.manager_core import (DUPLICATE_FIX, Command, Endpoint, HeartbeatMonitor, State, Step, Transition,
-                                      graph_faults, pick_heartbeat_publisher, plan, safe_stop_plan, unmet)
+from vla_bringup.manager_core import (DUPLICATE_FIX, GRAPH_ONLY, Command, Endpoint, HeartbeatMonitor, State, Step,
+                                      Transition, graph_faults, pick_heartbeat_publisher, plan, safe_stop_plan, unmet)
 
 ORDER = ["robot", "perception", "policy", "teleop"]
 U, I, A = State.UNCONFIGURED, State.INACTIVE, State.ACTIVE
@@ -118,6 +118,18 @@ def test_forged_heartbeats_keep_no_node_alive():
         assert not mon.beat("a", t, 3, publisher=None)
     assert mon.foreign["a"] == 6
     assert mon.lost(now=1.6) == ["a"]  # the last beat that counts was at 0.5 s
+
+
+def test_without_per_message_gids_a_second_publisher_on_the_topic_ends_all_trust():
+    """rclpy before Kilted: beats carry no publisher GID; once the graph shows a stranger, none counts."""
+    mon = HeartbeatMonitor(nodes=["a"], timeout=1.0)
+    mon.bind("a", b"g")
+    mon.arm(now=0.0)
+    assert mon.beat("a", 0.5, 3, publisher=GRAPH_ONLY)
+    mon.distrust("a")
+    assert not mon.beat("a", 1.0, 3, publisher=GRAPH_ONLY)
+    assert mon.lost(now=1.6) == ["a"]
+    assert mon.beat("a", 1.7, 3, publisher=b"g")  # a GID, where given, still identifies the node's own beats
 
 
 def test_a_node_in_a_transition_is_judged_again_from_its_release():

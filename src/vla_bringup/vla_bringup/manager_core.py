@@ -182,6 +182,18 @@ def pick_heartbeat_publisher(node: str, publishers: Sequence[Endpoint]) -> tuple
     return only.gid, ""
 
 
+def heartbeat_strangers(order: Sequence[str], heartbeat_publishers: Mapping[str, Sequence[Endpoint]],
+                        bound: Mapping[str, bytes]) -> dict[str, list[Endpoint]]:
+    """For each bound node, the publishers on its heartbeat topic other than its own (only those with any)."""
+    out = {}
+    for n in order:
+        if n in bound:
+            strangers = [p for p in heartbeat_publishers.get(n, ()) if p.gid != bound[n]]
+            if strangers:
+                out[n] = strangers
+    return out
+
+
 def graph_faults(order: Sequence[str], node_names: Sequence[str], heartbeat_publishers: Mapping[str, Sequence[Endpoint]],
                  bound: Mapping[str, bytes]) -> list[str]:
     """What is wrong with the graph around the managed nodes: a managed name that two nodes answer to, or a
@@ -189,14 +201,14 @@ def graph_faults(order: Sequence[str], node_names: Sequence[str], heartbeat_publ
     domain, fully qualified, duplicates included."""
     counts = Counter(node_names)
     faults = [f"{counts[n]} nodes answer to {n} on this ROS domain; {DUPLICATE_FIX}" for n in order if counts[n] > 1]
-    for n in order:
-        if n not in bound:
-            continue
-        strangers = [p for p in heartbeat_publishers.get(n, ()) if p.gid != bound[n]]
-        if strangers:
-            faults.append(f"a second publisher on {n}/heartbeat: {', '.join(map(str, strangers))}; heartbeats may "
-                          f"be forged or another graph runs on this ROS domain; {DUPLICATE_FIX}")
+    for n, strangers in heartbeat_strangers(order, heartbeat_publishers, bound).items():
+        faults.append(f"a second publisher on {n}/heartbeat: {', '.join(map(str, strangers))}; heartbeats may "
+                      f"be forged or another graph runs on this ROS domain; {DUPLICATE_FIX}")
     return faults
+
+
+# The publisher of a heartbeat whose message came without a publisher GID (see HeartbeatMonitor).
+GRAPH_ONLY = object()
 
 
 @dataclass
@@ -204,8 +216,10 @@ class HeartbeatMonitor:
     """Tracks each node's last heartbeat (steady-clock seconds) and says who is lost.
 
     Only beats from a node's bound publisher count (:meth:`bind`); others are counted in ``foreign`` and
-    ignored. A node in a transition is ``hold``-ed (its executor may be busy configuring) and judged again
-    from its ``release``.
+    ignored. Where the ROS client library gives no publisher GID with each message (rclpy before Kilted),
+    beats are passed with ``publisher=GRAPH_ONLY``: they count until the graph has shown a second publisher
+    on the node's heartbeat topic (:meth:`distrust`), after which none does. A node in a transition is
+    ``hold``-ed (its executor may be busy configuring) and judged again from its ``release``.
     """
 
     nodes: Sequence[str]
@@ -215,6 +229,7 @@ class HeartbeatMonitor:
     error: dict[str, str] = field(default_factory=dict)
     publisher: dict[str, bytes] = field(default_factory=dict)
     foreign: dict[str, int] = field(default_factory=dict)
+    distrusted: set[str] = field(default_factory=set)
     held: set[str] = field(default_factory=set)
     released: dict[str, float] = field(default_factory=dict)
     armed_at: float | None = None
@@ -223,17 +238,26 @@ class HeartbeatMonitor:
         """Count only heartbeats that ``gid`` (the node's own heartbeat publisher) sends."""
         self.publisher[node] = bytes(gid)
 
-    def beat(self, node: str, now: float, state: int, last_error: str = "", *, publisher: bytes | None) -> bool:
+    def beat(self, node: str, now: float, state: int, last_error: str = "", *, publisher: bytes | object | None
+             ) -> bool:
         """Record a heartbeat from ``publisher``; return False (and count it) when it is not the node's own."""
         if node not in self.nodes or node not in self.publisher:
             return False
-        if publisher is None or bytes(publisher) != self.publisher[node]:
+        if publisher is GRAPH_ONLY:
+            trusted = node not in self.distrusted
+        else:
+            trusted = publisher is not None and bytes(publisher) == self.publisher[node]
+        if not trusted:
             self.foreign[node] = self.foreign.get(node, 0) + 1
             return False
         self.last[node] = now
         self.state[node] = State(state) if state in State._value2member_map_ else State.UNKNOWN
         self.error[node] = last_error
         return True
+
+    def distrust(self, node: str) -> None:
+        """The graph showed another publisher on ``node``'s heartbeat topic: beats without a GID no longer count."""
+        self.distrusted.add(node)
 
     def arm(self, now: float) -> None:
         """Start judging liveness (after start-up: a node is busy while it configures)."""

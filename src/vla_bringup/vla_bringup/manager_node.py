@@ -28,8 +28,9 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from vla_bringup.manager_core import (DUPLICATE_FIX, Command, Endpoint, HeartbeatMonitor, State, Step, Transition, graph_faults,
-                                      pick_heartbeat_publisher, plan, safe_stop_plan, unmet)
+from vla_bringup.manager_core import (DUPLICATE_FIX, GRAPH_ONLY, Command, Endpoint, HeartbeatMonitor, State, Step,
+                                      Transition, graph_faults, heartbeat_strangers, pick_heartbeat_publisher, plan,
+                                      safe_stop_plan, unmet)
 from vla_bringup.manager_params import MANAGER_PARAMS
 from vla_interfaces.msg import Heartbeat, ManagedNodeState, ManagerStatus
 from vla_interfaces.srv import ManageNodes
@@ -378,9 +379,10 @@ class LifecycleManager(Node):
         return self.steady.now().nanoseconds * 1e-9
 
     def _on_heartbeat(self, node: str, msg: Heartbeat, info) -> None:
-        gid = (info.get("publisher_gid") or {}).get("data")
+        # rclpy before Kilted gives no publisher GID with a message: the graph check stands in (see manager_core).
+        gid = (info.get("publisher_gid") or {}).get("data") if "publisher_gid" in info else GRAPH_ONLY
         if self.monitor.beat(node, self._now(), msg.state, msg.last_error, publisher=gid) or \
-                node not in self.monitor.publisher:
+                node not in self.monitor.publisher or gid is GRAPH_ONLY:
             return
         sender = next((str(e) for e in self._graph()[1][node] if e.gid == bytes(gid or b"")),
                       f"gid {bytes(gid or b'').hex()[:12]}…")
@@ -414,6 +416,8 @@ class LifecycleManager(Node):
         if not self.monitor.publisher:
             return  # nothing bound yet: start-up checks the graph itself
         names, publishers = self._graph()
+        for node in heartbeat_strangers(self.order, publishers, self.monitor.publisher):
+            self.monitor.distrust(node)
         for fault in graph_faults(self.order, names, publishers, self.monitor.publisher):
             self._raise_graph_fault(fault)
 
