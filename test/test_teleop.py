@@ -107,3 +107,55 @@ nodes:
     assert all(abs(m.linear.x) <= 0.25 + 1e-9 and abs(m.linear.y) <= 0.25 + 1e-9 for _, m in commands)
     up.interrupt()
     assert up.wait(30) == 0, up.output
+
+
+def _double(name: str, value: float):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+
+
+def test_a_run_time_parameter_set_from_another_node_takes_effect_and_a_read_only_one_is_refused(probe, vla, tmp_path):
+    """`ros2 param set /teleop max_speed 0.1` through the real SetParameters service: the next commands follow."""
+    from rcl_interfaces.srv import SetParameters
+    from sensor_msgs.msg import Joy
+    profile = tmp_path / "teleop_only.yaml"
+    profile.write_text(f"""
+description: the teleop node alone (joystick), fed Joy messages by the test
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: teleop
+    package: vla_teleop
+    executable: teleop
+    params: [{WS / 'params' / 'teleop.yaml'}]
+""")
+    commands = probe.collect(Twist, "/teleop/cmd_vel", node_qos.COMMAND)
+    up = vla("up", str(profile), "--quiet", "--set", "teleop.device=joy", "--set", "teleop.joy_deadman_button=-1")
+    up.wait_line("all 1 nodes active", 90)
+    joy = probe.node.create_publisher(Joy, "/joy", node_qos.SENSOR_PUB)
+    probe.wait_for(lambda: joy.get_subscription_count() > 0, 20, "the teleop node's joy subscription")
+    full_forward = Joy(axes=[0.0, 1.0], buttons=[0] * 8)
+
+    def speeds_after(t0: float, n: int) -> set:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            joy.publish(full_forward)
+            time.sleep(0.05)
+            with probe.lock:
+                recent = [round(m.linear.x, 4) for t, m in commands if t > t0]
+            if len(recent) >= n:
+                return set(recent[-n:])
+        raise AssertionError(f"fewer than {n} commands after the change")
+
+    assert speeds_after(time.monotonic(), 5) == {0.25}  # params/teleop.yaml's max_speed
+    client = "/teleop/set_parameters"
+    result = probe.call(SetParameters, client, SetParameters.Request(parameters=[_double("max_speed", 0.1)]))
+    assert result.results[0].successful, result.results[0].reason
+    assert speeds_after(time.monotonic() + 0.3, 5) == {0.1}
+    refused = probe.call(SetParameters, client, SetParameters.Request(parameters=[_double("max_speed", 50.0)]))
+    assert not refused.results[0].successful
+    refused = probe.call(SetParameters, client, SetParameters.Request(parameters=[_double("rate", 20.0)]))
+    assert not refused.results[0].successful and "read-only" in refused.results[0].reason
+    assert speeds_after(time.monotonic() + 0.3, 5) == {0.1}  # neither refused change applied
+    up.interrupt()
+    assert up.wait(30) == 0, up.output

@@ -51,6 +51,12 @@ class LanguageNode(ManagedNode):
         self.get_logger().info(f"encoder {self.encoder.encoder_id} ({self.encoder.runtime}, {self.encoder.dim}-d) "
                                f"from {self.encoder.model_path} in {self.load_s:.1f} s")
 
+    def on_parameters_changed(self, changed: dict) -> None:
+        """cache_size and max_instruction_chars apply from the next instruction (a smaller cache is trimmed at
+        its next insertion)."""
+        self.encoder.cache_size = self.params["cache_size"]
+        self.encoder.max_chars = self.params["max_instruction_chars"]
+
     def activate(self) -> None:
         self.start_diagnostics()
         if self._pending is not None:

@@ -103,6 +103,13 @@ class PerceptionNode(ManagedNode):
         self.get_logger().info(f"{len(self.pipelines)} cameras of {contract.robot} ({', '.join(names)}), "
                                f"{p['transport']} transport, images read by {bridge_in_use()}")
 
+    def on_parameters_changed(self, changed: dict) -> None:
+        """stale_after and max_future_stamp apply to every camera's health from the next frame; the overlay's
+        parameters and proposal_timeout are read where used."""
+        for health in self.health.values():
+            health.stale_after = self.params["stale_after"]
+            health.max_future = self.params["max_future_stamp"]
+
     def activate(self) -> None:
         self._reset_proposal()  # no stale proposal survives a re-activation
         self.start_diagnostics()

@@ -111,8 +111,18 @@ class PolicyNode(ManagedNode):
         self._last_tick_wall = time.monotonic()
         self._last_command_ns, self.max_gap_ms = None, 0.0
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
+        self._start_status()
+
+    def _start_status(self) -> None:
+        if getattr(self, "_status_timer", None) is not None:
+            self.destroy_timer(self._status_timer)
         self._status_timer = self.create_timer(self.params["status_period"], self._publish_status,
                                                callback_group=self.io_group)
+
+    def on_parameters_changed(self, changed: dict) -> None:
+        """max_observation_age is read at every tick; a new status_period restarts the ~/status timer."""
+        if "status_period" in changed and getattr(self, "_status_timer", None) is not None:
+            self._start_status()
 
     def deactivate(self) -> None:
         if self._swap_future is not None and not self._swap_future.done():

@@ -152,6 +152,13 @@ class RecorderNode(ManagedNode):
         self.get_logger().info(f"recording {c.robot} at {c.fps:g} Hz into {self.root} "
                                f"({self.writer.num_episodes} episodes there); command from {self.command_topic}")
 
+    def on_parameters_changed(self, changed: dict) -> None:
+        """max_future_stamp applies from the next input; encoder_id is kept with the next episode unless an
+        embedding message names one; the others are read at each goal (the next episode)."""
+        self.robot.max_future = self.params["max_future_stamp"]
+        if "encoder_id" in changed:
+            self.encoder_id = changed["encoder_id"]
+
     def activate(self) -> None:
         self._end_request = None
         self.start_diagnostics()

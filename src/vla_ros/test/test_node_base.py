@@ -44,6 +44,11 @@ class Demo(ManagedNode):
     def cleanup(self):
         self.calls.append("cleanup")
 
+    def on_parameters_changed(self, changed):
+        self.calls.append(("changed", dict(changed), self.params["gain"]))
+        if changed.get("gain") == 1.9:
+            raise ValueError("gain 1.9 resonates; choose another")
+
 
 @pytest.fixture
 def context():
@@ -97,6 +102,42 @@ def test_runtime_parameter_changes_are_checked_and_read_only_enforced(context):
     assert not result.successful
     assert node.set_parameters([rclpy.parameter.Parameter("gain", value=1.5)])[0].successful
     assert not node.set_parameters([rclpy.parameter.Parameter("mode", value="b")])[0].successful
+    node.destroy_node()
+
+
+def test_runtime_parameters_are_stored_unconfigured_and_applied_configured_through_the_hook(context):
+    node = make(context)
+    gain = rclpy.parameter.Parameter
+    assert node.set_parameters([gain("gain", value=1.5)])[0].successful
+    assert not any(isinstance(c, tuple) for c in node.calls), "unconfigured: stored, no hook"
+    node.trigger_configure()
+    assert node.params["gain"] == 1.5  # configure reads what was stored
+    assert node.set_parameters([gain("gain", value=1.2)])[0].successful
+    assert node.calls[-1] == ("changed", {"gain": 1.2}, 1.2)  # in self.params when the hook runs
+    node.trigger_activate()
+    refused = node.set_parameters([gain("gain", value=1.9)])[0]
+    assert not refused.successful and "gain 1.9 resonates" in refused.reason
+    assert node.params["gain"] == 1.2 and node.get_parameter("gain").value == 1.2  # undone everywhere
+    assert node.calls[-1] == ("changed", {"gain": 1.2}, 1.2)  # the hook was handed the old value back
+    out_of_range = node.set_parameters([gain("gain", value=2.5)])[0]
+    assert not out_of_range.successful and "out of range" in out_of_range.reason and node.params["gain"] == 1.2
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()
+
+
+def test_parameters_fixed_while_configured_are_refused_only_while_configured(context):
+    class Fixed(Demo):
+        FIXED_WHILE_CONFIGURED = {"use_sim_time": "use_sim_time is fixed while configured"}
+
+    node = Fixed(context=context, cli_args=["--ros-args"], use_global_arguments=False)
+    sim_time = rclpy.parameter.Parameter("use_sim_time", value=True)
+    assert node.set_parameters([sim_time])[0].successful
+    node.trigger_configure()
+    refused = node.set_parameters([rclpy.parameter.Parameter("use_sim_time", value=False)])[0]
+    assert not refused.successful and "fixed while configured" in refused.reason
+    node.trigger_cleanup()
+    assert node.set_parameters([rclpy.parameter.Parameter("use_sim_time", value=False)])[0].successful
     node.destroy_node()
 
 

@@ -22,6 +22,13 @@ the node's factories: wrap their callbacks with :meth:`ManagedNode.guard`.
 rclpy identifies a log call by its call site, and raises when one site changes severity or throttling between
 calls (its deprecated ``warn()`` makes every caller one site). :class:`ThrottledLog` (``throttled_warning``,
 ``throttled_error``) throttles by key instead and is safe to mix with any other logging.
+
+Parameters are declared from the node's :class:`ParamSpec` tuple. ``read_only`` ones (topology) are refused
+at run time by rclpy. Every other one may be set at run time (``ros2 param set``): one parameter callback
+checks the values against the spec and, while the node is configured, puts them in ``self.params`` and calls
+:meth:`ManagedNode.on_parameters_changed` (as generate_parameter_library's refresh), where a node that built
+an object from a parameter updates it; a node reads ``self.params[...]`` where it uses a value, never a copy
+taken at configure. An unconfigured node only stores the value; configure reads it.
 """
 from __future__ import annotations
 
@@ -39,6 +46,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from vla_core.errors import ConfigError
@@ -46,7 +54,7 @@ from vla_core.params import MANAGED_NODE_PARAMS, ParamSpec
 from vla_core.process import configure_process
 from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
-from vla_ros.node_params import declare_specs, read_specs
+from vla_ros.node_params import check_set, declare_specs, read_specs
 
 # Period of the node base's own /diagnostics status when the node declares no diagnostics_period.
 NODE_DIAGNOSTICS_PERIOD = 1.0
@@ -108,6 +116,8 @@ class ManagedNode(LifecycleNode):
     """A lifecycle node with spec-declared parameters, a heartbeat, error reporting and guarded callbacks."""
 
     PARAMS: tuple[ParamSpec, ...] = ()
+    # Parameters outside the spec (rclpy's own) refused while configured, with the reason to give.
+    FIXED_WHILE_CONFIGURED: dict[str, str] = {}
 
     def __init__(self, node_name: str, **kwargs: Any):
         # Set before rclpy's constructor, which creates the parameter services through create_service.
@@ -119,7 +129,9 @@ class ManagedNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self.params: dict[str, Any] = {}
         self.last_error = ""
-        self._startup_problems = declare_specs(self, self.all_params())
+        self._startup_problems = declare_specs(self, self.all_params(), check_on_set=False)
+        self._specs = {spec.name: spec for spec in self.all_params()}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         period = self.get_parameter("heartbeat_period").value
         self._heartbeat_pub = self.create_publisher(Heartbeat, "~/heartbeat", node_qos.HEARTBEAT)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -132,7 +144,13 @@ class ManagedNode(LifecycleNode):
             except (TypeError, ValueError):  # a bad override is reported by configure
                 pass
         self._node_diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._node_diag_timer = self.create_timer(max(diag_period, 0.1), self.publish_node_diagnostics,
+        self._node_diag_timer = None
+        self._start_node_diagnostics(diag_period)
+
+    def _start_node_diagnostics(self, period: float) -> None:
+        if self._node_diag_timer is not None:
+            self.destroy_timer(self._node_diag_timer)
+        self._node_diag_timer = self.create_timer(max(period, 0.1), self.publish_node_diagnostics,
                                                   clock=self._steady)
 
     def start_diagnostics(self) -> None:
@@ -146,6 +164,50 @@ class ManagedNode(LifecycleNode):
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
+
+    # ---- parameters at run time ------------------------------------------------------------------
+    def on_parameters_changed(self, changed: dict[str, Any]) -> None:
+        """Hook: the run-time parameters ``changed`` (name -> value, checked against the spec and coerced to its
+        type) are already in ``self.params``. A node that built an object from one of them updates or rebuilds
+        it here; raise ValueError (or ConfigError) to refuse the change, which is then undone and the reason
+        returned to the caller. Called only while configured (inactive or active): an unconfigured node stores
+        the value and reads it at configure. ``read_only`` parameters never get here (rclpy refuses them).
+        The default does nothing: a node that reads ``self.params[...]`` where it uses the value needs none."""
+
+    @property
+    def is_configured(self) -> bool:
+        return self.lifecycle_state in (State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_ACTIVE)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """The one parameter callback of a managed node: check every value against the spec (type, range,
+        choices) and, while configured, apply the set as a whole (``self.params`` and
+        :meth:`on_parameters_changed`) or refuse it as a whole."""
+        configured = self.is_configured and bool(self.params)
+        for q in params:
+            if configured and q.name in self.FIXED_WHILE_CONFIGURED:
+                return SetParametersResult(successful=False, reason=self.FIXED_WHILE_CONFIGURED[q.name])
+        result, changed = check_set(self._specs, params)
+        if not result.successful or not configured or not changed:
+            return result
+        previous = self.params
+        self.params = {**previous, **changed}
+        try:
+            self.on_parameters_changed(changed)
+        except Exception as exc:  # noqa: BLE001 - any failure refuses the change and restores the old values
+            self.params = previous
+            try:  # undo what the hook applied before it refused
+                self.on_parameters_changed({k: previous[k] for k in changed})
+            except Exception:  # noqa: BLE001 - the old values were accepted once; the refusal is what counts
+                pass
+            text = str(exc) if isinstance(exc, (ValueError, ConfigError)) else f"{type(exc).__name__}: {exc}"
+            self.throttled_warning("parameters", f"parameter change refused: {text}", 1.0)
+            return SetParametersResult(successful=False, reason=text[:MAX_EXCEPTION_CHARS])
+        if "diagnostics_period" in changed:
+            self._start_node_diagnostics(changed["diagnostics_period"])
+            if self._diag_timer is not None:
+                self.start_diagnostics()
+        self.get_logger().info("parameters updated: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+        return SetParametersResult(successful=True)
 
     # ---- guarded callbacks ------------------------------------------------------------------------
     def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):

@@ -31,11 +31,13 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-def declare_specs(node: Node, specs: Sequence[ParamSpec]) -> list[str]:
+def declare_specs(node: Node, specs: Sequence[ParamSpec], check_on_set: bool = True) -> list[str]:
     """Declare every spec on ``node``; return the problems with overrides given at start-up.
 
     A bad override (out of range, wrong type) does not crash the process: the parameter falls back to its
-    default and the problem is returned, so that the node can refuse to configure and say why.
+    default and the problem is returned, so that the node can refuse to configure and say why. With
+    ``check_on_set`` a parameter callback refuses run-time values the spec does not accept (a managed node
+    passes False: its own hook checks, then applies).
     """
     problems = []
     for spec in specs:
@@ -49,18 +51,25 @@ def declare_specs(node: Node, specs: Sequence[ParamSpec]) -> list[str]:
             problem = spec.check(node.get_parameter(spec.name).value)
             if problem:
                 problems.append(f"parameter '{spec.name}': {problem}")
-    by_name = {s.name: s for s in specs}
-
-    def on_set(params) -> SetParametersResult:
-        for p in params:
-            spec = by_name.get(p.name)
-            problem = spec.check(_plain(p.value)) if spec else None
-            if problem:
-                return SetParametersResult(successful=False, reason=f"{p.name}: {problem}")
-        return SetParametersResult(successful=True)
-
-    node.add_on_set_parameters_callback(on_set)
+    if check_on_set:
+        by_name = {s.name: s for s in specs}
+        node.add_on_set_parameters_callback(lambda params: check_set(by_name, params)[0])
     return problems
+
+
+def check_set(specs: dict[str, ParamSpec], params) -> tuple[SetParametersResult, dict[str, Any]]:
+    """Check rclpy ``params`` being set against ``specs`` (by name): the result, and the spec'd ones as
+    ``{name: value}`` coerced to the spec's type (empty when refused). Names without a spec pass."""
+    values = {}
+    for p in params:
+        spec = specs.get(p.name)
+        if spec is None:
+            continue
+        problem = spec.check(_plain(p.value))
+        if problem:
+            return SetParametersResult(successful=False, reason=f"{p.name}: {problem}"), {}
+        values[p.name] = spec.coerce(_plain(p.value))
+    return SetParametersResult(successful=True), values
 
 
 def read_specs(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import JointState, LaserScan, PointCloud2
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -55,13 +54,10 @@ from vla_safety.shield_params import SHIELD_PARAMS
 from vla_safety.zones import cloud_points, cloud_xyz, scan_points
 
 
-def _plain(value):
-    # Array parameters arrive as array.array; the configuration speaks plain lists.
-    return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
-
-
 class SafetyShieldNode(ManagedNode):
     PARAMS = SHIELD_PARAMS
+    FIXED_WHILE_CONFIGURED = {"use_sim_time": "use_sim_time decides which clock the shield's timeouts follow; it "
+                                              "is fixed while configured (set it at start-up)"}
 
     def __init__(self, **kwargs):
         super().__init__("safety_shield", **kwargs)
@@ -70,7 +66,6 @@ class SafetyShieldNode(ManagedNode):
         self._timer = None
         self._pubs: dict = {}
         self._entities: list = []
-        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
@@ -142,31 +137,15 @@ class SafetyShieldNode(ManagedNode):
         self._pubs, self._entities, self.shield, self.hard = {}, [], None, None
 
     # ---- parameters at run time -------------------------------------------------------------------
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        if self.shield is None:
-            return SetParametersResult(successful=True)
-        if any(q.name == "use_sim_time" for q in params):
-            return SetParametersResult(successful=False, reason="use_sim_time decides which clock the shield's "
-                                       "timeouts follow; it is fixed while configured (set it at start-up)")
-        specs = {spec.name: spec for spec in self.all_params()}
-        for q in params:  # the spec check runs after this callback: check first, apply only valid limits
-            problem = specs[q.name].check(_plain(q.value)) if q.name in specs else None
-            if problem:
-                return SetParametersResult(successful=False, reason=f"{q.name}: {problem}")
-        values = dict(self.params)
-        values.update({q.name: _plain(q.value) for q in params if q.name in values})
-        try:
-            config = config_from_params(values, self.hard)  # within the contract's hard limits
-            problems = loosened(config, self._configured)
-            if problems:
-                raise ValueError("; ".join(problems))
-            self.shield.update_limits(config)
-        except ValueError as exc:
-            self.get_logger().warning(f"parameter change refused: {exc}", throttle_duration_sec=1.0)
-            return SetParametersResult(successful=False, reason=str(exc))
-        self.params = values
-        self.get_logger().info("limits updated: " + ", ".join(q.name for q in params))
-        return SetParametersResult(successful=True)
+    def on_parameters_changed(self, changed: dict) -> None:
+        """Limits changed at run time: validated together, within the contract's hard limits, and only
+        tightening what was configured (timeouts, the workspace box, jerk); refused as a whole otherwise."""
+        config = config_from_params(self.params, self.hard)  # ValueError beyond the contract's hard limits
+        problems = loosened(config, self._configured)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.shield.update_limits(config)
+        self.get_logger().info("limits updated: " + ", ".join(changed))
 
     # ---- inputs -----------------------------------------------------------------------------------
     def _now(self) -> Instant:

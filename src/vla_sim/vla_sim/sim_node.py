@@ -120,6 +120,18 @@ class SimRobotNode(ManagedNode):
         self._timer = self.create_timer(period, self._step, clock=self._steady)
         self.start_diagnostics()
 
+    def on_parameters_changed(self, changed: dict) -> None:
+        """command_timeout applies to the next command, seed to the next episode, real_time_factor to the next
+        step (the step timer is restarted); auto_reset and publish_privileged_state are read where used."""
+        if "command_timeout" in changed:
+            self.gate.timeout = changed["command_timeout"]
+        if "seed" in changed:
+            self.next_seed = changed["seed"]
+        if "real_time_factor" in changed and self._timer is not None:
+            self.destroy_timer(self._timer)
+            period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
+            self._timer = self.create_timer(period, self._step, clock=self._steady)
+
     def deactivate(self) -> None:
         self.stop_diagnostics()
         if self._timer is not None:

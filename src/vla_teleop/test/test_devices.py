@@ -9,7 +9,7 @@ from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, JoyDevice
 
 def test_registry_has_four_devices_and_rejects_unknown():
     assert set(DEVICES) == {"expert", "keyboard", "joy", "corrector"}
-    with pytest.raises(ValueError, match="choose one of corrector, expert, joy, keyboard"):
+    with pytest.raises(ValueError, match="accepted: corrector, expert, joy, keyboard"):
         make_device("mouse")
 
 

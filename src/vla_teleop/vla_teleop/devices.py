@@ -12,23 +12,28 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-DEVICES: dict[str, type["TeleopDevice"]] = {}
+from vla_core.registry import Registry
+
+DEVICES: Registry[type["TeleopDevice"]] = Registry("teleop device")
 
 
 def register_device(name: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
-        if name in DEVICES:
-            raise ValueError(f"teleop device '{name}' registered twice")
         cls.name = name
-        DEVICES[name] = cls
-        return cls
+        return DEVICES.register(name)(cls)
     return wrap
 
 
 def make_device(name: str, **kwargs) -> "TeleopDevice":
-    if name not in DEVICES:
-        raise ValueError(f"unknown teleop device '{name}'; choose one of {', '.join(sorted(DEVICES))}")
-    return DEVICES[name](**kwargs)
+    """A new device ``name`` (UnknownName, a ValueError naming the accepted devices, if there is none)."""
+    return DEVICES.get(name)(**kwargs)
+
+
+def device_from_params(name: str, params: dict, **kwargs) -> "TeleopDevice":
+    """A new device ``name`` whose fields come from the teleop node's parameters (its ``PARAMETERS``),
+    plus ``kwargs`` (callables such as the expert's policy)."""
+    cls = DEVICES.get(name)
+    return cls(**{field_name: params[param] for param, field_name in cls.PARAMETERS.items()}, **kwargs)
 
 
 # A privileged state longer than this is not a simulator's state (the tabletop's is 15 + 3 * objects values).
@@ -82,6 +87,10 @@ def check_tabletop_state(privileged) -> np.ndarray:
 
 class TeleopDevice:
     name: ClassVar[str] = ""
+    # Teleop node parameter -> field of this device it sets (at configure and at run time).
+    PARAMETERS: ClassVar[dict[str, str]] = {}
+    # The input the node feeds it: "sim_state" (observe), "joy" (update) or "keys" (press).
+    INPUT: ClassVar[str] = ""
 
     def command(self, now: float) -> np.ndarray | None:
         """The command at time ``now`` (seconds), or None when the operator is not commanding."""
@@ -99,6 +108,9 @@ class ExpertDevice(TeleopDevice):
     ``check`` validates every state before it is kept (:func:`finite_state`; the teleop node passes
     :func:`check_tabletop_state` for the tabletop's expert): a state the expert cannot act on is refused
     when it arrives, not when the next command is computed."""
+
+    PARAMETERS: ClassVar[dict[str, str]] = {"input_timeout": "state_timeout"}
+    INPUT: ClassVar[str] = "sim_state"
 
     policy: Callable[[np.ndarray], np.ndarray]
     on_episode: Callable[[], None] = lambda: None
@@ -168,6 +180,12 @@ class CorrectorDevice(TeleopDevice):
 
     Counters (diagnostics): ``takeovers`` since construction, ``episode_takeovers`` in this episode.
     """
+
+    PARAMETERS: ClassVar[dict[str, str]] = {
+        "input_timeout": "state_timeout", "corrector_patience": "patience", "corrector_takeover": "takeover",
+        "corrector_min_progress": "min_progress", "corrector_max_takeovers": "max_takeovers",
+        "corrector_mode": "mode"}
+    INPUT: ClassVar[str] = "sim_state"
 
     policy: Callable[[np.ndarray], np.ndarray]
     distance: Callable[[np.ndarray], float] = tabletop_target_distance
@@ -271,6 +289,9 @@ class KeyboardDevice(TeleopDevice):
     and a released key stops the robot within ``hold_time``.
     """
 
+    PARAMETERS: ClassVar[dict[str, str]] = {"keyboard_speed": "speed", "keyboard_hold_time": "hold_time"}
+    INPUT: ClassVar[str] = "keys"
+
     speed: float = 0.1
     hold_time: float = 0.6
     _direction: tuple[float, float] = (0.0, 0.0)
@@ -298,6 +319,11 @@ class KeyboardDevice(TeleopDevice):
 @dataclass
 class JoyDevice(TeleopDevice):
     """sensor_msgs/Joy: two stick axes scaled to ``max_speed``; commands only while the deadman is held."""
+
+    PARAMETERS: ClassVar[dict[str, str]] = {"max_speed": "max_speed", "joy_axis_x": "axis_x",
+                                            "joy_axis_y": "axis_y", "joy_deadman_button": "deadman_button",
+                                            "input_timeout": "timeout"}
+    INPUT: ClassVar[str] = "joy"
 
     max_speed: float = 0.25
     axis_x: int = 1          # left stick up/down -> forward/back

@@ -33,7 +33,8 @@ from vla_core.errors import ConfigError
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist
 from vla_ros.node_base import ManagedNode, main_for
-from vla_teleop.devices import CorrectorDevice, ExpertDevice, JoyDevice, KeyboardDevice, check_tabletop_state
+from vla_teleop.devices import (DEVICES, CorrectorDevice, ExpertDevice, KeyboardDevice, check_tabletop_state,
+                                device_from_params)
 from vla_teleop.teleop_params import TELEOP_PARAMS
 
 FIELDS = ("linear.x", "linear.y")
@@ -54,30 +55,22 @@ class TeleopNode(ManagedNode):
         self.last_problem = ""
 
     def configure(self, p: dict) -> None:
-        kind = p["device"]
-        if kind in ("expert", "corrector"):
+        kind = DEVICES.get(p["device"])  # the parameter's choices are the registered devices
+        hooks = {}
+        if kind.INPUT == "sim_state":
             from vla_sim.expert import ScriptedExpert  # the expert lives with the simulator it knows
             expert = self._expert = ScriptedExpert(max_speed=p["max_speed"], noise_std=p["expert_noise"])
-            if kind == "expert":
-                self.device = ExpertDevice(policy=expert.act, on_episode=expert.reset,
-                                           state_timeout=p["input_timeout"], check=check_tabletop_state)
-            else:
-                self.device = CorrectorDevice(
-                    policy=expert.act, on_takeover=expert.reset, state_timeout=p["input_timeout"],
-                    patience=p["corrector_patience"], takeover=p["corrector_takeover"],
-                    min_progress=p["corrector_min_progress"], max_takeovers=p["corrector_max_takeovers"],
-                    mode=p["corrector_mode"], check=check_tabletop_state)
+            hooks = {"policy": expert.act, "check": check_tabletop_state,
+                     ("on_takeover" if kind is CorrectorDevice else "on_episode"): expert.reset}
+        elif kind.INPUT == "keys" and not sys.stdin.isatty():
+            raise ConfigError("the keyboard device reads keys from a terminal, and this process has none; "
+                              "run 'vla teleop --device keyboard' in a terminal, or use device 'joy' or 'expert'")
+        self.device = device_from_params(p["device"], p, **hooks)
+        if kind.INPUT == "sim_state":
             self._entities.append(self.create_subscription(SimState, "sim/state", self._on_sim_state,
                                                            node_qos.SENSOR_SUB))
-        elif kind == "joy":
-            self.device = JoyDevice(max_speed=p["max_speed"], axis_x=p["joy_axis_x"], axis_y=p["joy_axis_y"],
-                                    deadman_button=p["joy_deadman_button"], timeout=p["input_timeout"])
+        elif kind.INPUT == "joy":
             self._entities.append(self.create_subscription(Joy, "joy", self._on_joy, node_qos.SENSOR_SUB))
-        else:
-            if not sys.stdin.isatty():
-                raise ConfigError("the keyboard device reads keys from a terminal, and this process has none; "
-                                  "run 'vla teleop --device keyboard' in a terminal, or use device 'joy' or 'expert'")
-            self.device = KeyboardDevice(speed=p["keyboard_speed"], hold_time=p["keyboard_hold_time"])
         self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
         self._flag_pub = self.create_lifecycle_publisher(Intervention, "teleop/intervention", 10)
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -113,6 +106,18 @@ class TeleopNode(ManagedNode):
                 self.destroy_publisher(getattr(self, name))
                 setattr(self, name, None)
         self.device = self._expert = None
+
+    def on_parameters_changed(self, changed: dict) -> None:
+        """Speeds, timeouts, axes and the corrector's rule apply from the next tick (``device.PARAMETERS``
+        names the field each sets); the scripted expert takes max_speed and expert_noise."""
+        for name, value in changed.items():
+            if self.device is not None and name in self.device.PARAMETERS:
+                setattr(self.device, self.device.PARAMETERS[name], value)
+        if self.device is not None and changed.keys() & {"joy_axis_x", "joy_axis_y", "joy_deadman_button"}:
+            self.device.reset()  # a held Joy message may not have the new axes: wait for the next one
+        if self._expert is not None:
+            self._expert.max_speed = self.params["max_speed"]
+            self._expert.noise_std = self.params["expert_noise"]
 
     def on_callback_error(self, where: str, exc: Exception) -> None:
         """A bug in a callback: forget the device's state (held keys, the expert's view), so that nothing is
@@ -171,10 +176,6 @@ class TeleopNode(ManagedNode):
     def _tick(self) -> None:
         if not self.is_active or self.device is None:
             return
-        if isinstance(self.device, CorrectorDevice):  # a run-time parameter: demonstrations, corrections, watching
-            self.device.mode = self.get_parameter("corrector_mode").value
-        if self._expert is not None:  # run-time too: noisy demonstrations, clean corrections
-            self._expert.noise_std = self.get_parameter("expert_noise").value
         command = self._command()
         flag = Intervention(active=command is not None, device=self.device.name)
         flag.header.stamp = self.get_clock().now().to_msg()

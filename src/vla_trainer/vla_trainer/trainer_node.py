@@ -95,8 +95,9 @@ class TrainerNode(ManagedNode):
             self._retrain_timer = None
 
     def _check_retrain(self) -> None:
-        """Start a run of our own once ``retrain_every`` new episodes are saved (read each check: run-time)."""
-        every = int(self.get_parameter("retrain_every").value)
+        """Start a run of our own once ``retrain_every`` new episodes are saved (``self.params`` is read at each
+        check and each run: every parameter that is not read_only applies to the next check or run)."""
+        every = self.params["retrain_every"]
         if every <= 0 or not self.is_active or self._busy.locked():
             return
         if not self._trigger.datasets:
@@ -114,10 +115,10 @@ class TrainerNode(ManagedNode):
         episodes = self._trigger.started()
         p = self.params
         overrides = [o for o in p["retrain_overrides"] if o]
-        if self.get_parameter("retrain_from_last").value and self.last["artifact"]:
+        if p["retrain_from_last"] and self.last["artifact"]:
             overrides.append(f"train.init_from={self.last['artifact']}")
         request = TrainPolicy.Goal(datasets=self._trigger.datasets, policy_type=p["default_policy_type"],
-                                   overrides=overrides, deploy=bool(self.get_parameter("retrain_deploy").value))
+                                   overrides=overrides, deploy=p["retrain_deploy"])
         self.counts["own_runs"] += 1
         self.get_logger().info(f"retrain_every={every}: {episodes} episodes saved, starting a run "
                                f"({' '.join(overrides) or 'no overrides'})")
