@@ -16,15 +16,13 @@ from typing import Any
 
 import yaml
 
+from vla_core.codecs import COMMAND_TYPES, STATE_FIELDS, joint_state_vector
 from vla_core.errors import ConfigError
+from vla_core.features import ACTION, STATE, image_key
 
 IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8", "16UC1", "32FC1")
-ACTION_TYPES = {
-    "geometry_msgs/msg/Twist": ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z"),
-    "std_msgs/msg/Float64MultiArray": None,  # fields are array indices: data[0], data[1], ...
-    "trajectory_msgs/msg/JointTrajectory": None,
-}
-STATE_FIELDS = ("position", "velocity", "effort")
+# Message type -> the fields an action may name (None: array indices, data[0], data[1], ...).
+ACTION_TYPES = COMMAND_TYPES
 LIMIT_KEYS = ("max_velocity", "max_acceleration")
 
 
@@ -66,9 +64,10 @@ class StateSpec:
         return [f"{j}.{f}" for j in self.joints for f in self.fields]
 
     def vector(self, positions, velocities, efforts=()) -> np.ndarray:
-        """observation.state from per-joint arrays in ``joints`` order (joint-major, ``fields`` in order)."""
+        """observation.state (float32) from per-joint arrays in ``joints`` order (joint-major, ``fields`` in
+        order): the JointState codec with the contract's own joint names."""
         columns = {"position": positions, "velocity": velocities, "effort": efforts}
-        return np.asarray([columns[f][j] for j in range(len(self.joints)) for f in self.fields], np.float32)
+        return joint_state_vector(self.joints, columns, self.joints, self.fields).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -110,11 +109,11 @@ class RobotContract:
         """LeRobot-style feature table: name -> {dtype, shape, names}."""
         feats: dict[str, dict[str, Any]] = {}
         for cam in self.cameras:
-            feats[f"observation.images.{cam.name}"] = {
+            feats[image_key(cam.name)] = {
                 "dtype": "video", "shape": [cam.height, cam.width, 3], "names": ["height", "width", "channels"],
             }
-        feats["observation.state"] = {"dtype": "float32", "shape": [len(self.state.names)], "names": self.state.names}
-        feats["action"] = {"dtype": "float32", "shape": [self.action.dim], "names": list(self.action.names)}
+        feats[STATE] = {"dtype": "float32", "shape": [len(self.state.names)], "names": self.state.names}
+        feats[ACTION] = {"dtype": "float32", "shape": [self.action.dim], "names": list(self.action.names)}
         return feats
 
     @classmethod

@@ -1,7 +1,8 @@
 """Small, real policy artifacts for tests and benchmarks: a torch model exported to ONNX, written with
 vla_core.artifact exactly as the trainer writes its artifacts. ``bias`` sets the constant action the policy
 proposes, so a test can tell which policy answered; ``poison`` makes it output NaN; ``camera`` adds the top
-camera's image as an input. :func:`make_bad_artifact` writes artifacts that must be refused."""
+camera's image as an input; ``seed`` gives random weights, so that the actions depend on every input (the state,
+the instruction and the image's mean). :func:`make_bad_artifact` writes artifacts that must be refused."""
 from __future__ import annotations
 
 import json
@@ -20,33 +21,39 @@ class TinyPolicy(torch.nn.Module):
     """state (1, 4) + language (1, 384) [+ image (1, 3, 96, 96)] -> action chunk (1, K, 2); ``bias`` marks which
     policy answered."""
 
-    def __init__(self, chunk: int, bias: float, poison: bool = False, action_dim: int = 2):
+    def __init__(self, chunk: int, bias: float, poison: bool = False, action_dim: int = 2, seed: int | None = None):
         super().__init__()
         self.chunk, self.dim = chunk, action_dim
         self.net = torch.nn.Linear(4 + 384, chunk * action_dim)
         torch.nn.init.zeros_(self.net.weight)
         torch.nn.init.constant_(self.net.bias, bias)
+        self.image_gain = 0.0
+        if seed is not None:
+            g = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                self.net.weight.copy_(0.05 * torch.randn(self.net.weight.shape, generator=g))
+            self.image_gain = 0.5
         self.poison = poison
 
     def forward(self, state, language, image=None):
         out = self.net(torch.cat([state, language], dim=1)).view(-1, self.chunk, self.dim)
-        if image is not None:  # a real input of the graph that does not change the answer
-            out = out + 0.0 * image.mean()
+        if image is not None:  # a real input of the graph; it changes the answer only with random weights
+            out = out + self.image_gain * image.mean()
         return out * float("nan") if self.poison else out
 
 
 def make_artifact(models: Path, version: str, bias: float, chunk: int = 4, poison: bool = False,
                   action_dim: int = 2, encoder: str = "minilm", execution: str = "receding_horizon",
-                  fps: float = 10.0, name: str = "tiny", camera: bool = False) -> Artifact:
+                  fps: float = 10.0, name: str = "tiny", camera: bool = False, seed: int | None = None) -> Artifact:
     """Write models/<name>/<version>/ and return it."""
     with tempfile.TemporaryDirectory() as tmp:
         return _write(Path(tmp), models, version, bias, chunk, poison, action_dim, encoder, execution, fps, name,
-                      camera)
+                      camera, seed)
 
 
 def _write(work: Path, models: Path, version: str, bias: float, chunk: int, poison: bool, action_dim: int,
-           encoder: str, execution: str, fps: float, name: str, camera: bool) -> Artifact:
-    model = TinyPolicy(chunk, bias, poison, action_dim).eval()
+           encoder: str, execution: str, fps: float, name: str, camera: bool, seed: int | None) -> Artifact:
+    model = TinyPolicy(chunk, bias, poison, action_dim, seed).eval()
     feeds = {"state": torch.zeros(1, 4), "language": torch.zeros(1, 384)}
     if camera:
         feeds["image_top"] = torch.zeros(1, 3, 96, 96)
@@ -54,7 +61,7 @@ def _write(work: Path, models: Path, version: str, bias: float, chunk: int, pois
     torch.onnx.export(model, tuple(feeds.values()), str(onnx_path), input_names=list(feeds),
                       output_names=["action"], dynamo=False, opset_version=17)
     with torch.no_grad():
-        golden_out = TinyPolicy(chunk, bias, False, action_dim)(*feeds.values()).numpy()
+        golden_out = TinyPolicy(chunk, bias, False, action_dim, seed)(*feeds.values()).numpy()
     save_golden(work / "golden.npz", {k: v.numpy() for k, v in feeds.items()}, {"action": golden_out})
     manifest = {
         "name": name, "version": version, "policy_type": "mlp", "fps": fps,

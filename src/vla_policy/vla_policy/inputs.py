@@ -15,18 +15,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vla_core.codecs import STATE_FIX, StateError, finite_state, joint_state_vector
+from vla_core.features import IMAGE_PREFIX, LANGUAGE, STATE, is_image
 from vla_core.image import ImageError, image_array, to_rgb8
-from vla_core.observation import to_chw_float
+from vla_policy.runner import model_feeds
 
-LANGUAGE = "observation.language"
-STATE = "observation.state"
-IMAGE_PREFIX = "observation.images."
 IMAGE_DTYPES = ("video", "image")
 
 # What to do about a bad input, by feature.
 FIXES = {
     LANGUAGE: "publish a valid instruction on /instruction; the language node serves the embedding",
-    STATE: "publish joint_states with every joint and field of the robot contract, finite values",
+    STATE: STATE_FIX,
     IMAGE_PREFIX: "publish the perception node's model-ready images",
 }
 
@@ -40,7 +39,7 @@ class InputError(ValueError):
 
 
 def fix_for(feature: str) -> str:
-    return FIXES[IMAGE_PREFIX] if feature.startswith(IMAGE_PREFIX) else FIXES.get(feature, "")
+    return FIXES[IMAGE_PREFIX] if is_image(feature) else FIXES.get(feature, "")
 
 
 @dataclass(frozen=True)
@@ -186,41 +185,25 @@ class InputCache:
                 out.append(f)
         return out
 
+    def observation(self, features) -> dict[str, np.ndarray]:
+        """The kept value of each of ``features`` (all must be kept: check :meth:`stale` first)."""
+        return {feature: self.samples[feature].value for feature in features}
+
     def feeds(self, input_names: dict[str, str]) -> dict[str, np.ndarray]:
-        """ONNX feeds (batch of 1) for feature -> input name; images become (1, 3, H, W) float32 in [0, 1]."""
-        feeds = {}
-        for feature, name in input_names.items():
-            value = self.samples[feature].value
-            if feature.startswith(IMAGE_PREFIX):
-                feeds[name] = to_chw_float(value)[None]
-            else:
-                feeds[name] = np.asarray(value, dtype=np.float32)[None]
-        return feeds
+        """ONNX feeds (batch of 1) for feature -> input name, built by vla_policy.runner.model_feeds."""
+        return model_feeds(self.observation(input_names), input_names)
 
 
 def state_vector(names: list[str], positions: list[float], velocities: list[float], efforts: list[float],
                  joints: tuple[str, ...], fields: tuple[str, ...]) -> np.ndarray:
-    """A JointState as the contract's observation.state (joint-major, fields in order); raises InputError
-    naming a missing joint or field, or non-finite values."""
-    index = {n: i for i, n in enumerate(names)}
-    columns = {"position": positions, "velocity": velocities, "effort": efforts}
-    out = []
-    for joint in joints:
-        if joint not in index:
-            raise InputError("missing_joint", f"joint '{joint}' is missing from joint_states (it has: "
-                                              f"{', '.join(names[:16]) or 'no joints'}); {FIXES[STATE]}")
-        for f in fields:
-            col = columns[f]
-            if len(col) <= index[joint]:
-                raise InputError("missing_field", f"joint_states carries no {f} for '{joint}' ({len(col)} {f} "
-                                                  f"values for {len(names)} names); {FIXES[STATE]}")
-            out.append(col[index[joint]])
-    with np.errstate(over="ignore"):
-        vec = np.asarray(out, dtype=np.float32)
-    if not np.all(np.isfinite(vec)):
-        raise InputError("non_finite", f"joint_states has non-finite values {vec.tolist()} (as float32); "
-                                       f"{FIXES[STATE]}")
-    return vec
+    """A JointState as the contract's observation.state (float32, joint-major, fields in order), through the
+    contract's codec (vla_core.codecs); raises InputError naming a missing joint or field, or non-finite values
+    (judged as float32)."""
+    try:
+        columns = {"position": positions, "velocity": velocities, "effort": efforts}
+        return finite_state(joint_state_vector(names, columns, joints, fields), np.float32)
+    except StateError as exc:
+        raise InputError(exc.reason, str(exc)) from None
 
 
 def _describe(value: np.ndarray) -> str:

@@ -2,7 +2,8 @@
 
 Subscribes: <image_prefix>/<camera> (model-ready sensor_msgs/Image from the perception node), joint_states,
 instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused).
-Publishes: ~/cmd_vel (geometry_msgs/Twist, the proposed command: the safety shield decides what is sent),
+Publishes: ~/cmd_vel (geometry_msgs/Twist) or ~/cmd (std_msgs/Float64MultiArray), as the robot contract's action
+type says (vla_ros.convert's command codec): the proposed command, the safety shield decides what is sent;
 ~/status (vla_interfaces/PolicyStatus), /diagnostics ("policy: policy", and the node base's "policy: node").
 Services: ~/load_policy (vla_interfaces/LoadPolicy), ~/rollback (std_srvs/Trigger).
 
@@ -21,7 +22,6 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
@@ -32,13 +32,15 @@ from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
-from vla_policy.chunking import ChunkExecutor
+from vla_core.codecs import TWIST
+from vla_core.features import LANGUAGE, STATE, image_key
 from vla_policy.engines import EngineUnavailable
-from vla_policy.inputs import LANGUAGE, STATE, InputCache, InputError, embedding_input, image_input, state_vector
+from vla_policy.inputs import InputCache, InputError, embedding_input, image_input, state_vector
 from vla_policy.policy_params import POLICY_PARAMS
+from vla_policy.runner import PolicyRunner
 from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist, time_to_seconds
+from vla_ros.convert import command_message_type, time_to_seconds, vector_to_command
 from vla_ros.node_base import ManagedNode, main_for
 
 EMBEDDING_TOPIC = "instruction/embedding"
@@ -53,7 +55,7 @@ class PolicyNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)
         self.slot = PolicySlot()
-        self.executor_ = None
+        self.runner: PolicyRunner | None = None
         self._entities: list = []
         self._timer = None
         self._swap_future: Future | None = None
@@ -77,10 +79,12 @@ class PolicyNode(ManagedNode):
         self.control_group = MutuallyExclusiveCallbackGroup()
         self.io_group = ReentrantCallbackGroup()
         lp = self.create_lifecycle_publisher
-        self._cmd_pub = lp(Twist, "~/cmd_vel", node_qos.COMMAND)
+        action = self.contract.action
+        self._cmd_pub = lp(command_message_type(action.type), "~/cmd_vel" if action.type == TWIST else "~/cmd",
+                           node_qos.COMMAND)
         self._status_pub = lp(PolicyStatus, "~/status", 10)
         for cam in self.contract.cameras:
-            feature = f"observation.images.{cam.name}"
+            feature = image_key(cam.name)
             self._entities.append(self.create_subscription(
                 Image, f"{p['image_prefix']}/{cam.name}", lambda m, f=feature: self._on_image(f, m),
                 node_qos.SENSOR_SUB, callback_group=self.io_group))
@@ -104,8 +108,8 @@ class PolicyNode(ManagedNode):
         # Observations are refused by age, so none from before the activation is acted on; the latched
         # instruction embedding is kept: it arrives once, possibly while the node was still inactive.
         self.tick = 0
-        if self.executor_ is not None:
-            self.executor_.reset()
+        if self.runner is not None:
+            self.runner.reset()
         fps = float(self.slot.active.artifact.manifest["fps"]) if self.slot.active else self.contract.fps
         self._period_ns, self._last_tick_ns = int(1e9 / fps), None
         self._last_tick_wall = time.monotonic()
@@ -145,7 +149,7 @@ class PolicyNode(ManagedNode):
             if policy is not None:
                 policy.engine.close()
         self.slot = PolicySlot()
-        self.executor_ = None
+        self.runner = None
 
     # ---- inputs ---------------------------------------------------------------------------------
     # Each callback only converts: vla_policy.inputs checks against the serving artifact and raises InputError.
@@ -158,8 +162,8 @@ class PolicyNode(ManagedNode):
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            vec = state_vector(list(msg.name), list(msg.position), list(msg.velocity), list(msg.effort),
-                               self.contract.state.joints, self.contract.state.fields)
+            vec = state_vector(msg.name, msg.position, msg.velocity, msg.effort, self.contract.state.joints,
+                               self.contract.state.fields)
             self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
         except InputError as exc:
             self._reject(STATE, exc)
@@ -188,8 +192,8 @@ class PolicyNode(ManagedNode):
         cache = getattr(self, "cache", None)
         if cache is None:
             return
-        if self.executor_ is not None:
-            self.executor_.reset()
+        if self.runner is not None:
+            self.runner.reset()
         if where.endswith(EMBEDDING_TOPIC):
             cache.drop()
             cache.refuse(LANGUAGE, f"the instruction embedding's callback failed ({type(exc).__name__}); send the "
@@ -225,11 +229,11 @@ class PolicyNode(ManagedNode):
     def _tick(self) -> str | None:
         """One control period; returns what happened: proposed, stale_ticks, missed_ticks, dropped_outputs,
         or None when no policy is loaded."""
-        executor = self.executor_
-        swapped = self.slot.swap_if_staged(executor is None or executor.at_boundary())
+        runner = self.runner
+        swapped = self.slot.swap_if_staged(runner is None or runner.at_boundary())
         if swapped is not None:
             self._on_new_policy(swapped)
-            executor = self.executor_
+            runner = self.runner
             if self._swap_future is not None and not self._swap_future.done():
                 self._swap_future.set_result(True)
         policy = self.slot.active
@@ -238,27 +242,23 @@ class PolicyNode(ManagedNode):
         if policy is None:
             return None
         now = self.get_clock().now().nanoseconds * 1e-9
-        self.stale = self.cache.stale(list(policy.input_names), now, self.params["max_observation_age"])
+        self.stale = self.cache.stale(list(runner.features), now, self.params["max_observation_age"])
         if self.stale:
-            executor.reset()
+            runner.reset()
             return "stale_ticks"
-        if executor.needs_inference(tick):
-            try:
-                executor.push(tick, policy.infer(self.cache.feeds(policy.input_names)))
-            except PolicyOutputError as exc:
-                executor.reset()
-                self.throttled_error("output", f"output dropped: {exc}"[:MAX_LOG_CHARS])
-                return "dropped_outputs"
-        action = executor.action(tick)
+        try:
+            action = runner.step(tick, self.cache.observation(runner.features))
+        except PolicyOutputError as exc:  # the runner forgot the chunks in flight
+            self.throttled_error("output", f"output dropped: {exc}"[:MAX_LOG_CHARS])
+            return "dropped_outputs"
         if action is None:
             return "missed_ticks"
-        self._cmd_pub.publish(array_to_twist(action, self.contract.action.fields))
+        self._cmd_pub.publish(vector_to_command(action, self.contract.action.type, self.contract.action.fields))
         return "proposed"
 
     def _on_new_policy(self, policy: LoadedPolicy) -> None:
         m = policy.artifact.manifest
-        self.executor_ = ChunkExecutor(policy.chunk_size, policy.action_dim, m["action"]["execution"],
-                                       m["action"].get("ensemble_coeff", 0.01), m["action"].get("receding_steps"))
+        self.runner = PolicyRunner(policy)
         self.encoder_id = m["features"].get(LANGUAGE, {}).get("encoder_id")
         if LANGUAGE in self.cache.samples and self.encoder_id and self._embedding_encoder != self.encoder_id:
             self.cache.refuse(LANGUAGE, f"the instruction was embedded by '{self._embedding_encoder}', "
@@ -364,7 +364,7 @@ class PolicyNode(ManagedNode):
             engine=policy.engine.name if policy else "", proposing=bool(policy) and not self.stale,
             stale_inputs=list(self.stale), latency_p50_ms=float(np.percentile(lat, 50)),
             latency_p99_ms=float(np.percentile(lat, 99)),
-            chunk_index=self.executor_.position if self.executor_ else 0,
+            chunk_index=self.runner.position if self.runner else 0,
             chunk_size=policy.chunk_size if policy else 0, ticks=counts.get("ticks", 0),
             proposed=counts.get("proposed", 0), stale_ticks=counts.get("stale_ticks", 0),
             missed_ticks=counts.get("missed_ticks", 0), dropped_outputs=counts.get("dropped_outputs", 0),

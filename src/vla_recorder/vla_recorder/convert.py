@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 
+from vla_core.codecs import StateError
 from vla_core.contract import CameraSpec, RobotContract
 from vla_core.image import DEPTH_ENCODINGS, ImageError, camera_frame
+from vla_ros import convert
 
 
 def image_to_feature(msg, cam: CameraSpec) -> tuple[np.ndarray, str]:
@@ -30,32 +32,22 @@ def image_to_feature(msg, cam: CameraSpec) -> tuple[np.ndarray, str]:
 
 
 def joint_state_vector(msg, contract: RobotContract) -> np.ndarray:
-    """sensor_msgs/JointState -> the contract's state vector (joint-major: j0.position, j0.velocity, ...).
-    A joint or field the message lacks is NaN, which makes the frame invalid."""
-    index = {name: i for i, name in enumerate(msg.name)}
-    out = []
-    for joint in contract.state.joints:
-        i = index.get(joint)
-        for field in contract.state.fields:
-            values = getattr(msg, field)
-            out.append(float(values[i]) if i is not None and i < len(values) else math.nan)
-    return np.asarray(out, dtype=np.float64)
+    """sensor_msgs/JointState -> the contract's state vector (joint-major: j0.position, j0.velocity, ...), through
+    the contract's codec (vla_ros.convert.joint_state_vector). A joint or value the message lacks (the codec's
+    StateError) is NaN, which makes the frame invalid: the row is kept and counted, never silently replaced."""
+    try:
+        return convert.joint_state_vector(msg, contract.state.joints, contract.state.fields)
+    except StateError as exc:
+        return exc.values
 
 
 def command_vector(msg, contract: RobotContract) -> np.ndarray:
-    """The command message (Twist fields or Float64MultiArray data) -> the action vector."""
-    if contract.action.type == "geometry_msgs/msg/Twist":
-        return np.array([getattr(getattr(msg, f.split(".")[0]), f.split(".")[1]) for f in contract.action.fields],
-                        dtype=np.float64)
-    data = np.asarray(msg.data, dtype=np.float64)
-    return data if data.shape == (contract.action.dim,) else np.full(contract.action.dim, math.nan)
+    """The command message (Twist fields or Float64MultiArray data) -> the action vector; an array of another
+    size is NaN (the frame is invalid)."""
+    values = convert.command_to_vector(msg, contract.action.type, contract.action.fields)
+    return values if values.shape == (contract.action.dim,) else np.full(contract.action.dim, math.nan)
 
 
 def command_type(contract: RobotContract):
-    if contract.action.type == "geometry_msgs/msg/Twist":
-        from geometry_msgs.msg import Twist
-        return Twist
-    if contract.action.type == "std_msgs/msg/Float64MultiArray":
-        from std_msgs.msg import Float64MultiArray
-        return Float64MultiArray
-    raise ValueError(f"action type {contract.action.type} cannot be recorded yet; use Twist or Float64MultiArray")
+    """The message class of the contract's command (raises ValueError for a type that cannot be recorded yet)."""
+    return convert.command_message_type(contract.action.type)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_core.features import ACTION, STATE
+
 
 @dataclass
 class SamplerCounters:
@@ -218,8 +220,8 @@ class FrameSampler:
         c.interventions += intervention
         frame = {cam: slot.images[cam][1] for cam in self.cameras}
         frame.update({
-            "observation.state": _fit(state_values, self.state_dim),
-            "action": _fit(action_values, self.action_dim),
+            STATE: _fit(state_values, self.state_dim),
+            ACTION: _fit(action_values, self.action_dim),
             "timestamp": stamp - self.t0, "intervention": intervention, "late": late, "valid": valid,
         })
         return frame

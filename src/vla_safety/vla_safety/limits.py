@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Rules = list[tuple[str, float]]
+from vla_core.codecs import TWIST_FIELDS  # noqa: F401 - the Twist fields a command carries, named once
 
-TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
+Rules = list[tuple[str, float]]
 
 
 def _note(rules: Rules, name: str, before: np.ndarray, after: np.ndarray) -> None:

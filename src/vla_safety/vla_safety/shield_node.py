@@ -38,11 +38,12 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from vla_core.codecs import StateError, finite_state
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import Intervention, ManagerStatus, ShieldState
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist, time_to_seconds, twist_to_array
+from vla_ros.convert import array_to_twist, joint_state_vector, time_to_seconds, twist_to_array
 from vla_ros.node_base import ManagedNode, main_for
 from vla_safety.clock import Instant
 from vla_safety.config import config_from_params, loosened
@@ -52,6 +53,12 @@ from vla_safety.markers import shield_markers
 from vla_safety.shield import POLICY, TELEOP, Shield
 from vla_safety.shield_params import SHIELD_PARAMS
 from vla_safety.zones import cloud_points, cloud_xyz, scan_points
+
+
+def joint_positions(msg: JointState, joints) -> np.ndarray:
+    """The positions of ``joints`` (float64, in that order) through the robot contract's JointState codec;
+    raises StateError for a missing joint or position, a malformed message or a non-finite value."""
+    return finite_state(joint_state_vector(msg, joints, ("position",)), np.float64)
 
 
 class SafetyShieldNode(ManagedNode):
@@ -216,16 +223,13 @@ class SafetyShieldNode(ManagedNode):
         if self.shield is None:
             return
         names = self.hard.names if self.params["command_type"] != "twist" else self.params["workspace_joints"]
-        index = {n: i for i, n in enumerate(msg.name)}
-        missing = [n for n in names if n not in index]
-        if missing or len(msg.position) != len(msg.name):
+        try:
+            q = joint_positions(msg, names)
+        except StateError as exc:
             self.dropped["joint_states"] += 1
-            self.get_logger().warning(f"joint_states dropped: missing joints {missing} or no positions; "
-                                   f"it has {list(msg.name)}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"joint_states dropped ({exc.reason}): {exc}", throttle_duration_sec=2.0)
             return
-        q = np.array([msg.position[index[n]] for n in names])
-        if np.all(np.isfinite(q)):
-            self.shield.set_position(q, self._now())
+        self.shield.set_position(q, self._now())
 
     def _on_scan(self, msg: LaserScan) -> None:
         if self.shield is None:

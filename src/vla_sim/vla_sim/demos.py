@@ -14,6 +14,7 @@ import numpy as np
 
 from vla_core.contract import RobotContract
 from vla_core.dataset import DatasetWriter
+from vla_core.features import ACTION, STATE, image_key
 from vla_core.observation import model_image
 
 #: Noise (m/s per axis) on the scripted expert's demonstration commands by default (DART, see vla_sim.expert):
@@ -55,9 +56,9 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
                 while True:
                     action = np.asarray(expert.act(backend.privileged_state()), np.float64)
                     episode.add_frame({
-                        f"observation.images.{cam.name}": model_image(frame.image, cam.height, cam.width),
-                        "observation.state": contract.state.vector(frame.joint_positions, frame.joint_velocities),
-                        "action": action.astype(np.float32), "timestamp": t / contract.fps,
+                        image_key(cam.name): model_image(frame.image, cam.height, cam.width),
+                        STATE: contract.state.vector(frame.joint_positions, frame.joint_velocities),
+                        ACTION: action.astype(np.float32), "timestamp": t / contract.fps,
                         "intervention": True, "late": False, "valid": True})
                     frame = backend.step(action)
                     t += 1

@@ -25,12 +25,13 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from vla_core.codecs import planar_twist_fields
 from vla_core.contract import RobotContract
 from vla_core.errors import ConfigError
 from vla_interfaces.msg import EpisodeEvent, SimState
 from vla_interfaces.srv import ResetEpisode
 from vla_ros import node_qos
-from vla_ros.convert import (TWIST_FIELDS, multiarray_to_array, pinhole_camera_info, rgb_to_image,
+from vla_ros.convert import (joint_state_msg, multiarray_to_array, pinhole_camera_info, rgb_to_image,
                              seconds_to_time, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_sim.backends import PRESETS, make_backend
@@ -80,7 +81,7 @@ class SimRobotNode(ManagedNode):
         if p["command_type"] == "twist" and dim > 3:
             raise ConfigError(f"command_type 'twist' carries at most 3 planar values but {b.env_id} takes {dim}; "
                               "set command_type: float64_multiarray")
-        self.twist_fields = TWIST_FIELDS[:dim] if dim < 3 else ("linear.x", "linear.y", "angular.z")
+        self.twist_fields = planar_twist_fields(dim) if p["command_type"] == "twist" else ()
         self.dt = 1.0 / b.fps
         self.gate = CommandGate(dim=dim, timeout=p["command_timeout"])
         cam = p["camera_name"]
@@ -220,10 +221,8 @@ class SimRobotNode(ManagedNode):
         self._pubs["image"].publish(image)
         self._pubs["info"].publish(pinhole_camera_info(image.height, image.width, 60.0, stamp,
                                                        self.params["camera_frame_id"]))
-        joints = JointState(name=list(b.joint_names), position=f.joint_positions.tolist(),
-                            velocity=f.joint_velocities.tolist())
-        joints.header.stamp = stamp
-        self._pubs["joints"].publish(joints)
+        self._pubs["joints"].publish(joint_state_msg(b.joint_names, f.joint_positions, f.joint_velocities,
+                                                     stamp=stamp))
         if self.params["publish_privileged_state"]:
             state = SimState(env_id=b.env_id, episode_index=self.episode_index, step=self.episode_steps,
                              instruction=b.instruction, privileged=b.privileged_state().tolist())

@@ -29,6 +29,7 @@ from sensor_msgs.msg import Joy
 from vla_interfaces.msg import Intervention, SimState
 from geometry_msgs.msg import Twist
 
+from vla_core.codecs import planar_twist_fields
 from vla_core.errors import ConfigError
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist
@@ -37,7 +38,7 @@ from vla_teleop.devices import (DEVICES, CorrectorDevice, ExpertDevice, Keyboard
                                 device_from_params)
 from vla_teleop.teleop_params import TELEOP_PARAMS
 
-FIELDS = ("linear.x", "linear.y")
+FIELDS = planar_twist_fields(2)  # the devices command a planar base: vx, vy
 
 
 class TeleopNode(ManagedNode):

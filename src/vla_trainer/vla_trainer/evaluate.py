@@ -3,7 +3,8 @@ drives a vla_sim backend directly, faster than real time, over seeds and instruc
 
 Observations are built exactly as on the robot: the backend's camera image at the contract's size through
 vla_core.image.camera_frame, the contract's joint-major state, and the instruction's embedding from the bundled
-encoder. Actions go through ACT's temporal ensembling or a receding horizon, as the artifact says.
+encoder. The policy runs through vla_policy.runner.PolicyRunner, the policy node's own tick: the same feeds and
+ACT's temporal ensembling or a receding horizon, as the artifact says.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from vla_core.contract import RobotContract
-from vla_core.observation import model_image, to_chw_float
+from vla_core.features import LANGUAGE, STATE, image_key
+from vla_core.observation import model_image
 
 
 def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: int = 50, seed_start: int = 100_000,
@@ -23,7 +25,7 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
                       progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict[str, Any]:
     """Success rate of ``artifact`` over ``episodes`` seeded episodes; returns figures and per-episode rows."""
     from vla_core.paths import workspace_path
-    from vla_policy.chunking import ChunkExecutor
+    from vla_policy.runner import PolicyRunner
     from vla_policy.runtime import load_policy
     from vla_sim.backends import PRESETS, make_backend
     contract_path = Path(contract)
@@ -35,15 +37,13 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
         encoder = InstructionEncoder()
     policy = load_policy(str(artifact), models_dir or workspace_path("models"), robot, encoder.encoder_id,
                          ["onnxruntime-cpu"])
-    action = policy.artifact.manifest["action"]
     if preset not in PRESETS:
         raise ValueError(f"eval.env '{preset}' is not one of {', '.join(sorted(PRESETS))}")
     config = dict(PRESETS[preset])
     if config.get("instruction_option"):  # instruction-conditioned: phrasings from the chosen set
         config["env_kwargs"] = {**config.get("env_kwargs", {}), "instruction_set": instruction_set}
     backend = make_backend(config)
-    names = policy.input_names
-    cam = robot.cameras[0]
+    runner = PolicyRunner(policy)
     rows = []
     t0 = time.perf_counter()
     steps_total = 0
@@ -52,24 +52,8 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
             frame = backend.reset(seed)
             instruction = backend.instruction
             _, embedding, _ = encoder.encode(instruction)
-            executor = ChunkExecutor(policy.chunk_size, policy.action_dim, action["execution"],
-                                     action.get("ensemble_coeff", 0.01), action.get("receding_steps"))
-            tick, success = 0, False
-            while True:
-                feeds = {}
-                image = model_image(frame.image, cam.height, cam.width)
-                feeds[names[f"observation.images.{cam.name}"]] = to_chw_float(image)[None]
-                feeds[names["observation.state"]] = robot.state.vector(frame.joint_positions,
-                                                                       frame.joint_velocities)[None]
-                feeds[names["observation.language"]] = np.asarray(embedding, np.float32)[None]
-                if executor.needs_inference(tick):
-                    executor.push(tick, policy.infer(feeds))
-                command = executor.action(tick)
-                frame = backend.step(np.asarray(command, np.float64))
-                tick += 1
-                if frame.is_success or frame.terminated or frame.truncated:
-                    success = bool(frame.is_success)
-                    break
+            frame, tick = run_episode(runner, backend, frame, robot, embedding)
+            success = bool(frame.is_success)
             steps_total += tick
             rows.append({"seed": seed, "instruction": instruction, "success": success, "steps": tick})
     finally:
@@ -82,3 +66,25 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
             "seeds": [seed_start, seed_start + episodes - 1], "wall_s": round(seconds, 2),
             "real_time_factor": round(sim_seconds / max(seconds, 1e-9), 1), "rows": rows}
 
+
+
+def observation(frame, robot: RobotContract, embedding: np.ndarray) -> dict[str, np.ndarray]:
+    """A sim frame as the policy node receives it: the first camera at the contract's size (uint8 RGB), the
+    contract's joint-major state, the instruction's embedding (float32)."""
+    cam = robot.cameras[0]
+    return {image_key(cam.name): model_image(frame.image, cam.height, cam.width),
+            STATE: robot.state.vector(frame.joint_positions, frame.joint_velocities),
+            LANGUAGE: np.asarray(embedding, np.float32)}
+
+
+def run_episode(runner, backend, frame, robot: RobotContract, embedding: np.ndarray):
+    """Drive ``backend`` from its first ``frame`` (after reset) with ``runner`` (a vla_policy PolicyRunner) until
+    the episode ends (success, termination or time limit); returns (the last frame, control steps)."""
+    runner.reset()
+    tick = 0
+    while True:
+        command = runner.step(tick, observation(frame, robot, embedding))
+        frame = backend.step(np.asarray(command, np.float64))
+        tick += 1
+        if frame.is_success or frame.terminated or frame.truncated:
+            return frame, tick

@@ -1,0 +1,67 @@
+"""One policy's control loop, as the policy node and the simulated evaluation both run it (no ROS).
+
+Observations in (feature -> numpy array, as vla_core.features names them), the action for this tick out,
+chunks executed as the artifact's manifest says (ACT's temporal ensembling or a receding horizon,
+vla_policy.chunking). The ONNX feeds are built here and nowhere else: images through
+vla_core.observation.to_chw_float (the trainer's conversion), vectors as float32, each with a batch of 1.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from vla_core.features import is_image
+from vla_core.observation import to_chw_float
+from vla_policy.chunking import ChunkExecutor
+
+if TYPE_CHECKING:
+    from vla_policy.runtime import LoadedPolicy
+
+
+def model_feeds(observation: Mapping[str, np.ndarray], input_names: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """ONNX feeds (batch of 1) for feature -> input name: images ((H, W, 3) uint8 RGB at the model's size)
+    become (1, 3, H, W) float32 in [0, 1], vectors (1, n) float32."""
+    feeds = {}
+    for feature, name in input_names.items():
+        value = observation[feature]
+        feeds[name] = to_chw_float(value)[None] if is_image(feature) else np.asarray(value, dtype=np.float32)[None]
+    return feeds
+
+
+class PolicyRunner:
+    """A loaded policy and its chunk execution: :meth:`step` gives the action of each control tick."""
+
+    def __init__(self, policy: "LoadedPolicy"):
+        self.policy = policy
+        action = policy.artifact.manifest["action"]
+        self.chunks = ChunkExecutor(policy.chunk_size, policy.action_dim, action["execution"],
+                                    action.get("ensemble_coeff", 0.01), action.get("receding_steps"))
+        self.input_names = policy.input_names
+        self.features = tuple(self.input_names)  # the observation features the policy takes
+
+    def reset(self) -> None:
+        """Forget the chunks in flight (activation, stale inputs, a failed callback): the next tick infers."""
+        self.chunks.reset()
+
+    def at_boundary(self) -> bool:
+        """True where another policy may take over without cutting a chunk short."""
+        return self.chunks.at_boundary()
+
+    @property
+    def position(self) -> int:
+        """Index of the next action in the current chunk (receding horizon; 0 under temporal ensembling)."""
+        return self.chunks.position
+
+    def step(self, tick: int, observation: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The action (float64, action_dim) for control period ``tick``, inferring from ``observation``
+        (feature -> value, every feature in :attr:`features`) when the execution calls for it; None when no
+        chunk covers the tick. Raises PolicyOutputError for an unusable output, after forgetting the chunks."""
+        if self.chunks.needs_inference(tick):
+            try:
+                chunk = self.policy.infer(model_feeds(observation, self.input_names))
+            except Exception:
+                self.chunks.reset()
+                raise
+            self.chunks.push(tick, chunk)
+        return self.chunks.action(tick)
