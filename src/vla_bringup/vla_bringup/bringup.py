@@ -248,8 +248,9 @@ class Bringup:
 
         ``orderly``: deactivate, clean up and shut down every node through the manager first (a requested
         stop). After a failure the manager is not asked (it may be gone, busy with a safe stop, or one of two
-        graphs answering to its name): every process is stopped directly, gates first and waited for, each
-        process deactivating and cleaning up on its way out. The processes are ended whatever happens."""
+        graphs answering to its name): unless its safe stop already left them INACTIVE, the gates are asked to
+        deactivate themselves (the shield sends its stop command) and their processes are stopped and waited
+        for before any other is signalled. The processes are ended whatever happens."""
         codes: dict[str, int] = {}
         try:
             if orderly:
