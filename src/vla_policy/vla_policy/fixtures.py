@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from vla_core.artifact import MANIFEST, Artifact, save_golden, sha256_file, write_artifact
+from vla_core.features import ACTION, LANGUAGE, STATE, image_key
 
 STATE_NAMES = ["gantry_x.position", "gantry_x.velocity", "gantry_y.position", "gantry_y.velocity"]
 
@@ -66,19 +67,19 @@ def _write(work: Path, models: Path, version: str, bias: float, chunk: int, pois
     manifest = {
         "name": name, "version": version, "policy_type": "mlp", "fps": fps,
         "features": {
-            "observation.state": {"dtype": "float32", "shape": [4], "names": STATE_NAMES},
-            "observation.language": {"dtype": "float32", "shape": [384], "encoder_id": encoder},
-            "action": {"dtype": "float32", "shape": [action_dim], "names": ["vx", "vy"][:action_dim]},
+            STATE: {"dtype": "float32", "shape": [4], "names": STATE_NAMES},
+            LANGUAGE: {"dtype": "float32", "shape": [384], "encoder_id": encoder},
+            ACTION: {"dtype": "float32", "shape": [action_dim], "names": ["vx", "vy"][:action_dim]},
         },
         "action": {"chunk_size": chunk, "execution": execution, "receding_steps": chunk, "ensemble_coeff": 0.01},
-        "onnx": {"file": "policy.onnx", "inputs": {"observation.state": "state", "observation.language": "language"},
+        "onnx": {"file": "policy.onnx", "inputs": {STATE: "state", LANGUAGE: "language"},
                  "outputs": {"action": "action"}},
         "golden": {"file": "golden.npz", "atol": 1e-5},
     }
     if camera:
-        manifest["features"]["observation.images.top"] = {"dtype": "video", "shape": [96, 96, 3],
+        manifest["features"][image_key("top")] = {"dtype": "video", "shape": [96, 96, 3],
                                                           "names": ["height", "width", "channels"]}
-        manifest["onnx"]["inputs"]["observation.images.top"] = "image_top"
+        manifest["onnx"]["inputs"][image_key("top")] = "image_top"
     return write_artifact(models, manifest, {"policy.onnx": onnx_path, "golden.npz": work / "golden.npz"})
 
 
@@ -112,7 +113,7 @@ def make_bad_artifact(models: Path, version: str, case: str) -> Artifact:
     elif case == "files_list":
         m["files"] = list(m["files"])
     elif case == "no_shape":
-        del m["features"]["observation.state"]["shape"]
+        del m["features"][STATE]["shape"]
     elif case == "golden_not_zip":
         golden.write_bytes(b"this is not a zip archive, but its checksum is in the manifest")
         m["files"]["golden.npz"] = sha256_file(golden)

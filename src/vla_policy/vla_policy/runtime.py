@@ -15,6 +15,7 @@ import numpy as np
 
 from vla_core.artifact import Artifact, ArtifactError, compatibility, resolve, verify_artifact
 from vla_core.contract import RobotContract
+from vla_core.features import ACTION
 from vla_policy.engines import Engine, make_engine
 from vla_policy.inputs import InputSpec, input_specs
 
@@ -40,7 +41,7 @@ class LoadedPolicy:
 
     @property
     def action_dim(self) -> int:
-        return int(self.artifact.manifest["features"]["action"]["shape"][0])
+        return int(self.artifact.manifest["features"][ACTION]["shape"][0])
 
     @property
     def input_names(self) -> dict[str, str]:
