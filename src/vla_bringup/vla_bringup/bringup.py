@@ -262,36 +262,45 @@ class Bringup:
                 codes = self.group.stop(first=self.gates)
             else:
                 # After the manager's safe stop the gates are INACTIVE already: every process may go at once.
-                gated = self._gates_inactive()
-                if not gated:
-                    self._deactivate_gates()
+                gated = self._gates_inactive() or self._deactivate_gates()
                 codes = self.group.stop(timeout=3.0, first=() if gated else self.gates, kill_after=1.0)
                 if self.gates and self.spawned:
-                    self.say(f"{', '.join(self.gates)} {'was already inactive' if gated else 'stopped first'} "
+                    self.say(f"{', '.join(self.gates)} {'inactive' if gated else 'not answering: stopped first'} "
                              f"(no command reaches the robot); every process stopped")
             self._release()
         bad = {k: v for k, v in codes.items() if v not in (0, None)}
         if bad:
             self.say("processes that did not exit cleanly: " + ", ".join(f"{k} ({v})" for k, v in bad.items()))
 
-    def _deactivate_gates(self, timeout: float = 1.0) -> None:
+    def _deactivate_gates(self, timeout: float = 1.0) -> bool:
         """Ask each gate to deactivate (the shield then sends its stop command) before its process is signalled:
-        a node ending on SIGINT finds its ROS context already shut down and can publish nothing more."""
+        a node ending on SIGINT finds its ROS context already shut down and can publish nothing more. Return
+        True when every gate then says it is not ACTIVE (a gate that does not answer is stopped on its own
+        first)."""
         if not self.spawned or self.node is None or not rclpy.ok():
-            return
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
+            return False
+        from lifecycle_msgs.msg import State, Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
+        deactivate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
+        confirmed = True
         for gate in self.gates:
-            client = self.node.create_client(ChangeState, f"/{gate}/change_state")
-            try:
-                if not client.service_is_ready():
-                    continue
-                done = threading.Event()
-                future = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
-                future.add_done_callback(lambda _: done.set())
-                done.wait(timeout)  # an inactive gate refuses; a frozen one is killed below
-            finally:
-                self.node.destroy_client(client)
+            state = None
+            for srv, name, request in ((ChangeState, "change_state", deactivate),
+                                       (GetState, "get_state", GetState.Request())):
+                client = self.node.create_client(srv, f"/{gate}/{name}")
+                try:
+                    if not client.service_is_ready():
+                        break
+                    done = threading.Event()
+                    future = client.call_async(request)
+                    future.add_done_callback(lambda _: done.set())
+                    if not done.wait(timeout):  # an inactive gate refuses at once; a frozen one does not answer
+                        break
+                    state = getattr(future.result(), "current_state", None)
+                finally:
+                    self.node.destroy_client(client)
+            confirmed = confirmed and state is not None and state.id != State.PRIMARY_STATE_ACTIVE
+        return confirmed
 
     def _gates_inactive(self) -> bool:
         status = self.status
