@@ -1,6 +1,7 @@
 """Inference engines behind one interface: TensorRT, onnxruntime (TensorRT / CUDA / CPU providers).
 
-``make_engine`` tries engines in the caller's order of preference and returns the first that really runs here,
+Engines are registered by name in ``ENGINES`` (a factory each). ``make_engine`` tries engines in the caller's
+order of preference and returns the first that really runs here,
 with the reason each skipped one was skipped. An onnxruntime session that silently fell back to another
 provider counts as unavailable: the engine named is the engine used. TensorRT engines are built from the
 artifact's ONNX on first use and cached per GPU architecture, TensorRT version and precision (artifacts are
@@ -15,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-ENGINE_NAMES = ("tensorrt", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
+from vla_core.registry import Registry
+
 ORT_PROVIDERS = {"onnxruntime-trt": "TensorrtExecutionProvider", "onnxruntime-cuda": "CUDAExecutionProvider",
                  "onnxruntime-cpu": "CPUExecutionProvider"}
 
@@ -189,20 +191,42 @@ def build_tensorrt_engine(onnx_path: Path, fp16: bool, cache_dir: Path | None, l
     return path
 
 
+# name -> factory(onnx_path, threads=, fp16=, cache_dir=, engine_path=) -> Engine (EngineUnavailable if it
+# cannot run here).
+ENGINES: Registry[Callable[..., Engine]] = Registry("engine")
+
+
+@ENGINES.register("tensorrt")
+def _tensorrt(onnx_path: Path, threads: int, fp16: bool, cache_dir: Path | None, engine_path: Path | None) -> Engine:
+    return TensorRTEngine(onnx_path, fp16=fp16, cache_dir=cache_dir, engine_path=engine_path)
+
+
+def _ort(name: str) -> Callable[..., Engine]:
+    def factory(onnx_path: Path, threads: int, fp16: bool, cache_dir: Path | None, engine_path: Path | None):
+        return OrtEngine(onnx_path, name, threads=threads, fp16=fp16, cache_dir=cache_dir)
+    return factory
+
+
+for _name in ORT_PROVIDERS:
+    ENGINES.add(_name, _ort(_name))
+
+# In the order a GPU machine prefers them (the policy node's default 'engines').
+ENGINE_NAMES = ("tensorrt", "onnxruntime-trt", "onnxruntime-cuda", "onnxruntime-cpu")
+
+
 def make_engine(onnx_path: Path, preference: list[str], threads: int = 1, fp16: bool = False,
                 cache_dir: Path | None = None, engine_path: Path | None = None) -> tuple[Engine, list[str]]:
-    """The first engine in ``preference`` that runs here, and why each earlier one was skipped."""
+    """The first engine in ``preference`` that runs here, and why each earlier one was skipped.
+
+    Raises:
+        UnknownName (a ValueError): a name in ``preference`` is no engine (checked before any is tried).
+        EngineUnavailable: none of them runs here.
+    """
+    factories = [(name, ENGINES.get(name)) for name in preference]
     skipped = []
-    for name in preference:
-        if name not in ENGINE_NAMES:
-            raise ValueError(f"unknown engine '{name}'; choose from {', '.join(ENGINE_NAMES)}")
-        builders: dict[str, Callable[[], Engine]] = {
-            "tensorrt": lambda: TensorRTEngine(onnx_path, fp16=fp16, cache_dir=cache_dir, engine_path=engine_path),
-        }
+    for name, factory in factories:
         try:
-            if name in builders:
-                return builders[name](), skipped
-            return OrtEngine(onnx_path, name, threads=threads, fp16=fp16, cache_dir=cache_dir), skipped
+            return factory(onnx_path, threads=threads, fp16=fp16, cache_dir=cache_dir, engine_path=engine_path), skipped
         except EngineUnavailable as exc:
             skipped.append(f"{name}: {exc}")
     raise EngineUnavailable("no engine can run this policy here: " + " | ".join(skipped))

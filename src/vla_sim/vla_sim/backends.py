@@ -63,7 +63,7 @@ How an env's observations and actions map onto that contract is configuration
 ``privileged_state_method`` (str | None, "privileged_state")
     method of the unwrapped env returning a flat float64 vector.
 ``expert`` (str | None) / ``expert_kwargs`` (dict, {})
-    "module:Class" of a scripted expert with ``reset()`` and
+    name of a scripted expert in ``vla_sim.experts.EXPERTS`` (e.g. "tabletop"), with ``reset()`` and
     ``act(privileged) -> (n_actions,) m/s``, built by :meth:`SimBackend.make_expert`.
 
 Not thread-safe: one caller (the node's executor) should own a backend.
@@ -133,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "action_mode": "velocity",
         "instruction": None,
         "instruction_option": "instruction",
-        "expert": "vla_sim.expert:ScriptedExpert",
+        "expert": "tabletop",
     },
     "tabletop_hard": {
         "env_id": "vla_sim/TabletopPushHard-v0",
@@ -145,7 +145,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "action_mode": "velocity",
         "instruction": None,
         "instruction_option": "instruction",
-        "expert": "vla_sim.expert:ScriptedExpert",
+        "expert": "tabletop",
     },
     # LeRobot's PushT benchmark. Its 512 x 512 workspace is read as 1 unit = 1 mm
     # (pusher radius 15 mm, T bar 120 mm), i.e. a 0.512 m table like ours. Its
@@ -354,9 +354,8 @@ class SimBackend:
         """
         if not self.has_expert:
             raise ValueError(f"no scripted expert for {self.env_id!r} (config 'expert' and a privileged state are needed)")
-        module_name, _, cls_name = self.config["expert"].partition(":")
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        return cls(**{**self.config["expert_kwargs"], **overrides})
+        from vla_sim.experts import make_expert
+        return make_expert(self.config["expert"], **{**self.config["expert_kwargs"], **overrides})
 
     def close(self) -> None:
         """Release the env (idempotent)."""
@@ -466,8 +465,10 @@ def _validate_config(config: dict[str, Any]) -> dict[str, Any]:
             isinstance(names, str) or not all(isinstance(n, str) and n for n in names)
         ):
             raise ValueError(f"config {key!r} must be a list of non-empty strings, got {names!r}")
-    if cfg["expert"] is not None and ":" not in str(cfg["expert"]):
-        raise ValueError(f"config 'expert' must look like 'module:Class', got {cfg['expert']!r}")
+    if cfg["expert"] is not None:
+        from vla_sim.experts import EXPERTS
+        if cfg["expert"] not in EXPERTS:
+            raise ValueError(f"config 'expert': {EXPERTS.unknown(cfg['expert'])}")
     return cfg
 
 

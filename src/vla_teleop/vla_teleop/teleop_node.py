@@ -59,8 +59,8 @@ class TeleopNode(ManagedNode):
         kind = DEVICES.get(p["device"])  # the parameter's choices are the registered devices
         hooks = {}
         if kind.INPUT == "sim_state":
-            from vla_sim.expert import ScriptedExpert  # the expert lives with the simulator it knows
-            expert = self._expert = ScriptedExpert(max_speed=p["max_speed"], noise_std=p["expert_noise"])
+            from vla_sim.experts import make_expert  # the expert lives with the simulator it knows
+            expert = self._expert = make_expert("tabletop", max_speed=p["max_speed"], noise_std=p["expert_noise"])
             hooks = {"policy": expert.act, "check": check_tabletop_state,
                      ("on_takeover" if kind is CorrectorDevice else "on_episode"): expert.reset}
         elif kind.INPUT == "keys" and not sys.stdin.isatty():

@@ -1,5 +1,6 @@
 """The training pipeline on real datasets on disk: train a few steps, export, load as the policy node does, resume,
 DDP with two CPU processes, and every bad-input case rejected before training starts."""
+import dataclasses
 import json
 import os
 import shutil
@@ -115,6 +116,35 @@ def test_cli_rejects_unknown_options_with_the_accepted_ones():
     assert proc.returncode == 2 and "unknown policy type 'transformer'" in proc.stderr
 
 
+def test_each_algorithm_has_its_own_options_and_help_lists_every_one(capsys):
+    from vla_trainer.algorithms import ALGORITHMS, HGDAggerConfig, IQLConfig, make_algorithm
+    from vla_trainer.cli import _print_options
+    from vla_trainer.config import AlgorithmConfig
+    cfg = build_config(parse_overrides(["--algorithm.type=iql", "--algorithm.expectile=0.8"]))
+    assert cfg.algorithm == IQLConfig(expectile=0.8)
+    assert build_config({}).algorithm == AlgorithmConfig(type="bc")
+    assert build_config({"algorithm": {"type": "hg_dagger"}}).algorithm == HGDAggerConfig()
+    with pytest.raises(ValueError, match="algorithm.expectile for algorithm 'hg_dagger'; it accepts correction_weight, "
+                                         "type"):
+        build_config({"algorithm": {"type": "hg_dagger", "expectile": 0.8}})
+    with pytest.raises(ValueError, match="algorithm.correction_weight for algorithm 'bc'; it accepts type"):
+        build_config({"algorithm": {"correction_weight": 3}})
+    with pytest.raises(ValueError, match="unknown algorithm 'hg-dagger'; did you mean 'hg_dagger'\\? accepted: bc, "
+                                         "hg_dagger, iql"):
+        build_config({"algorithm": {"type": "hg-dagger"}})
+    with pytest.raises(ValueError, match="algorithm.discount in \\(0, 1\\)"):
+        build_config({"algorithm": {"type": "iql", "discount": 1.5}})
+    with pytest.raises(ValueError, match="takes a IQLConfig, got a AlgorithmConfig"):
+        make_algorithm(AlgorithmConfig(type="iql"), None)
+    _print_options()
+    printed = capsys.readouterr().out
+    for name, cls in ALGORITHMS.items():
+        line = next(line for line in printed.splitlines() if line.strip().startswith(f"--algorithm.type={name}"))
+        for f in dataclasses.fields(cls.config_class):
+            assert f.name == "type" or f"--algorithm.{f.name}=" in line
+    assert "--train.epochs=" in printed and "--policy.type=act --policy.chunk_size=" in printed
+
+
 def _write(root: Path, episodes: list[np.ndarray], contract=CONTRACT, valid=None):
     writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
     cam = contract.cameras[0]
@@ -187,13 +217,12 @@ def test_chunks_are_padded_at_episode_ends_and_paraphrases_keep_colours(demos, t
 
 
 def test_hg_dagger_learns_only_from_operator_frames_and_iql_needs_labels(demos, tmp_path):
-    from vla_trainer.algorithms import make_algorithm
-    from vla_trainer.config import AlgorithmConfig
+    from vla_trainer.algorithms import HGDAggerConfig, IQLConfig, make_algorithm
     data = load_training_data(DataConfig(paths=(str(demos),), cache_dir=str(tmp_path / "c"), val_fraction=0.0))
     ep = data.episodes[0]
     ep.intervention[:] = False
     ep.intervention[2:5] = True  # the policy drove, the operator took over for three frames
-    algo = make_algorithm(AlgorithmConfig(type="hg_dagger", correction_weight=3.0), data)
+    algo = make_algorithm(HGDAggerConfig(correction_weight=3.0), data)
     table = LanguageTable(data.instructions, "none", lambda text: np.zeros(4, np.float32))
     weights = np.concatenate([algo.frame_weights(e) for e in data.episodes])
     sampler = BatchSampler(data, data.train_episodes, 4, table, algo.frame_filter, weights)
@@ -206,7 +235,7 @@ def test_hg_dagger_learns_only_from_operator_frames_and_iql_needs_labels(demos, 
     for e in data.episodes:
         e.success = None
     with pytest.raises(DataError, match="iql needs rewards .* or success labels"):
-        make_algorithm(AlgorithmConfig(type="iql"), data)
+        make_algorithm(IQLConfig(), data)
 
 
 def test_iql_trains_with_advantage_weights(demos, tmp_path):

@@ -11,32 +11,40 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from vla_core.registry import Registry
+from vla_trainer.config import AlgorithmConfig
 from vla_trainer.data import BatchSampler, DataError, Episode, TrainingData
 from vla_trainer.policies.encoders import FiLMCNN, SpatialSoftmax
 
-ALGORITHMS: dict[str, type] = {}
+ALGORITHMS: Registry[type["Algorithm"]] = Registry("algorithm")
 
 
 def register_algorithm(name: str) -> Callable[[type], type]:
+    """Class decorator: register an Algorithm under ``name`` (its ``config_class`` holds its options)."""
     def wrap(cls: type) -> type:
-        if name in ALGORITHMS:
-            raise ValueError(f"algorithm '{name}' registered twice")
-        ALGORITHMS[name] = cls
         cls.name = name
-        return cls
+        return ALGORITHMS.register(name)(cls)
     return wrap
+
+
+def algorithm_class(name: str) -> type["Algorithm"]:
+    """The Algorithm class of type ``name`` (UnknownName, a ValueError naming the types, if there is none)."""
+    return ALGORITHMS.get(name)
 
 
 class Algorithm:
     """Behaviour cloning; subclasses choose frames, weights, and may add per-sample weights each step."""
 
-    def __init__(self, config, data: TrainingData):
+    config_class = AlgorithmConfig  # bc has no options of its own
+
+    def __init__(self, config: AlgorithmConfig, data: TrainingData):
         self.config, self.data = config, data
 
     def frame_filter(self, episode: Episode) -> np.ndarray | None:
@@ -62,8 +70,21 @@ class Algorithm:
 register_algorithm("bc")(Algorithm)
 
 
+@dataclass(frozen=True)
+class HGDAggerConfig(AlgorithmConfig):
+    type: str = "hg_dagger"
+    correction_weight: float = 2.0   # sampling weight of corrections inside policy-driven episodes
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.correction_weight > 0:
+            raise ValueError(f"algorithm.correction_weight {self.correction_weight} must be positive")
+
+
 @register_algorithm("hg_dagger")
 class HGDAgger(Algorithm):
+    config_class = HGDAggerConfig
+
     def frame_filter(self, episode: Episode) -> np.ndarray:
         return episode.intervention
 
@@ -93,9 +114,27 @@ class Critic(nn.Module):
         return self.net(torch.cat(parts, dim=1)).squeeze(-1)
 
 
+@dataclass(frozen=True)
+class IQLConfig(AlgorithmConfig):
+    type: str = "iql"
+    expectile: float = 0.7           # V's expectile of Q
+    beta: float = 3.0                # advantage temperature
+    discount: float = 0.95
+    max_weight: float = 100.0        # cap on exp(beta * advantage)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.5 <= self.expectile < 1.0 or not 0.0 < self.discount < 1.0:
+            raise ValueError("algorithm.expectile must be in [0.5, 1) and algorithm.discount in (0, 1)")
+        if not self.beta >= 0 or not self.max_weight > 0:
+            raise ValueError("algorithm.beta must be >= 0 and algorithm.max_weight positive")
+
+
 @register_algorithm("iql")
 class IQL(Algorithm):
-    def __init__(self, config, data: TrainingData):
+    config_class = IQLConfig
+
+    def __init__(self, config: IQLConfig, data: TrainingData):
         super().__init__(config, data)
         labelled = [e for e in data.episodes if e.reward is not None or e.success is not None]
         if not labelled:
@@ -167,5 +206,10 @@ class IQL(Algorithm):
             getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-def make_algorithm(config, data: TrainingData) -> Algorithm:
-    return ALGORITHMS[config.type](config, data)
+def make_algorithm(config: AlgorithmConfig, data: TrainingData) -> Algorithm:
+    """The algorithm ``config.type`` with its options (``config`` must be its ``config_class``)."""
+    cls = algorithm_class(config.type)
+    if type(config) is not cls.config_class:
+        raise ValueError(f"algorithm '{config.type}' takes a {cls.config_class.__name__}, got a "
+                         f"{type(config).__name__}")
+    return cls(config, data)

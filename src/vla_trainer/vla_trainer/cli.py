@@ -105,16 +105,18 @@ def run(argv: list[str]) -> int:
 def _print_options() -> None:
     import dataclasses
     from vla_trainer.config import SECTIONS, STATISTICS_AND_SHAPES
+    from vla_trainer.algorithms import ALGORITHMS
     from vla_trainer.policies import POLICIES
     print("options (--section.key=value):")
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             print(f"  --{section}.{f.name}={default}")
-    for name, cls in sorted(POLICIES.items()):
-        opts = [f"{f.name}={f.default if f.default is not dataclasses.MISSING else f.default_factory()}"
-                for f in dataclasses.fields(cls.config_class) if f.name not in STATISTICS_AND_SHAPES]
-        print(f"  --policy.type={name}: --policy.{' --policy.'.join(opts)}")
+    for section, registry, hidden in (("policy", POLICIES, STATISTICS_AND_SHAPES), ("algorithm", ALGORITHMS, ())):
+        for name, cls in registry.items():
+            opts = [f"{f.name}={f.default if f.default is not dataclasses.MISSING else f.default_factory()}"
+                    for f in dataclasses.fields(cls.config_class) if f.name not in {"type", *hidden}]
+            print(f"  --{section}.type={name}" + "".join(f" --{section}.{opt}" for opt in opts))
     print("  --config FILE (YAML, same sections)  --resume RUN_DIR  --progress=text|json")
 
 

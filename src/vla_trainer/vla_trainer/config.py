@@ -1,8 +1,8 @@
 """The training config: typed dataclasses, from a YAML file and ``--section.key=value`` overrides.
 
 ``--policy.type=act --policy.chunk_size=10 --data.paths=data/a,data/b --train.epochs=50`` — every key is
-checked against the dataclass (or, under ``policy.``, the chosen policy type's config), so a typo raises with
-the accepted keys. Nothing in a config is evaluated as code.
+checked against the dataclass (or, under ``policy.`` and ``algorithm.``, the config class of the chosen policy
+type or algorithm, found by name in their registries), so a typo raises with the accepted keys. Nothing in a config is evaluated as code.
 """
 from __future__ import annotations
 
@@ -46,19 +46,14 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
+    """Options every algorithm has (``bc`` has no others); each algorithm's ``config_class`` in
+    ``vla_trainer.algorithms`` adds its own (HGDAggerConfig, IQLConfig), as each policy type does."""
+
     type: str = "bc"                 # bc | hg_dagger | iql
-    correction_weight: float = 2.0   # hg_dagger: sampling weight of corrections inside policy-driven episodes
-    expectile: float = 0.7           # iql
-    beta: float = 3.0                # iql: advantage temperature
-    discount: float = 0.95           # iql
-    max_weight: float = 100.0        # iql: cap on exp(beta * advantage)
 
     def __post_init__(self):
-        from vla_trainer.algorithms import ALGORITHMS
-        if self.type not in ALGORITHMS:
-            raise ValueError(f"algorithm.type '{self.type}' is not one of {', '.join(sorted(ALGORITHMS))}")
-        if not 0.5 <= self.expectile < 1.0 or not 0.0 < self.discount < 1.0:
-            raise ValueError("algorithm.expectile must be in [0.5, 1) and algorithm.discount in (0, 1)")
+        from vla_trainer.algorithms import algorithm_class
+        algorithm_class(self.type)  # an unknown type raises, naming the known ones
 
 
 @dataclass(frozen=True)
@@ -113,8 +108,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"data": DataConfig, "train": OptimConfig, "algorithm": AlgorithmConfig, "output": OutputConfig,
-            "eval": EvalConfig}
+SECTIONS = {"data": DataConfig, "train": OptimConfig, "output": OutputConfig, "eval": EvalConfig}
+#: Sections whose keys depend on their ``type`` (the registered policy or algorithm's config class).
+TYPED_SECTIONS = ("policy", "algorithm")
 
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
@@ -151,9 +147,10 @@ def _field_types(cls) -> dict[str, Any]:
 
 def build_config(raw: dict) -> TrainConfig:
     """A TrainConfig from nested plain data; unknown sections or keys raise naming the accepted ones."""
+    from vla_trainer.algorithms import algorithm_class
     from vla_trainer.policies import policy_class
     raw = dict(raw or {})
-    known = set(SECTIONS) | {"policy", "resume"}
+    known = set(SECTIONS) | set(TYPED_SECTIONS) | {"resume"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)}; sections: {', '.join(sorted(known))}")
@@ -175,6 +172,16 @@ def build_config(raw: dict) -> TrainConfig:
         raise ValueError(f"unknown key(s) {', '.join(f'policy.{b}' for b in bad)} for policy type '{ptype}'; "
                          f"it accepts {', '.join(sorted(settable | {'type'}))}")
     kwargs["policy"] = {"type": ptype, **{k: _convert(v, types[k], f"policy.{k}") for k, v in policy.items()}}
+    algorithm = dict(raw.get("algorithm") or {})
+    atype = str(algorithm.pop("type", "bc"))
+    config_class = algorithm_class(atype).config_class
+    types = _field_types(config_class)
+    bad = sorted(set(algorithm) - set(types))
+    if bad:
+        raise ValueError(f"unknown key(s) {', '.join(f'algorithm.{b}' for b in bad)} for algorithm '{atype}'; "
+                         f"it accepts {', '.join(sorted(types))}")
+    kwargs["algorithm"] = config_class(type=atype, **{k: _convert(v, types[k], f"algorithm.{k}")
+                                                      for k, v in algorithm.items()})
     kwargs["resume"] = str(raw.get("resume") or "")
     return TrainConfig(**kwargs)
 
@@ -222,6 +229,7 @@ def parse_overrides(args: list[str]) -> dict:
         section, dot, name = key.partition(".")
         if not dot or not name:
             raise ValueError(f"--{key}: options are --section.key=value (sections: "
-                             f"{', '.join(sorted(set(SECTIONS) | {'policy'}))}), --config FILE or --resume RUN_DIR")
+                             f"{', '.join(sorted(set(SECTIONS) | set(TYPED_SECTIONS)))}), --config FILE or --resume "
+                             "RUN_DIR")
         raw.setdefault(section, {})[name] = value
     return raw

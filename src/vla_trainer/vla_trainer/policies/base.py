@@ -17,24 +17,22 @@ from typing import Callable
 import torch
 from torch import nn
 
-POLICIES: dict[str, type["Policy"]] = {}
+from vla_core.registry import Registry
+
+POLICIES: Registry[type["Policy"]] = Registry("policy type")
 
 
 def register_policy(name: str) -> Callable[[type], type]:
     """Class decorator: register a Policy subclass under ``name`` (its ``config_class`` holds its options)."""
     def wrap(cls: type) -> type:
-        if name in POLICIES:
-            raise ValueError(f"policy type '{name}' registered twice")
-        POLICIES[name] = cls
         cls.type_name = name
-        return cls
+        return POLICIES.register(name)(cls)
     return wrap
 
 
 def policy_class(name: str) -> type["Policy"]:
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy type '{name}'; choose one of {', '.join(sorted(POLICIES))}")
-    return POLICIES[name]
+    """The Policy class of type ``name`` (UnknownName, a ValueError naming the types, if there is none)."""
+    return POLICIES.get(name)
 
 
 def make_policy(name: str, **kwargs) -> "Policy":
