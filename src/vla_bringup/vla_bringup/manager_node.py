@@ -240,8 +240,13 @@ class LifecycleManager(Node):
                     self.change[n].call_async(ChangeState.Request(
                         transition=TransitionMsg(id=int(Transition.DEACTIVATE))))
                 self.states[n] = State.UNKNOWN
-            # 'safe_stop' is announced only once the survivors are INACTIVE: the status never claims a safe
-            # state that is not yet reached.
+            # The command gates (the safety shield) go down before the fault is announced, so no command they
+            # forward can follow a published loss; then 'stopping'. 'safe_stop' is announced only once the
+            # survivors are INACTIVE: the status never claims a safe state that is not yet reached.
+            for step in safe_stop_plan(self.order, self.states, fault.lost, self.gates):
+                if step.node not in self.gates:
+                    break
+                self._transition(step)
             self._set_phase("stopping", fault.reason)
             self._refresh_states(patient=False, skip=list(fault.lost))
             steps = safe_stop_plan(self.order, self.states, fault.lost, self.gates)
