@@ -56,7 +56,7 @@ class RecorderIO(Protocol):
         """Log ``text`` at 'info', 'warning' or 'error'."""
 
     def episode_opened(self, index: int) -> None:
-        """Episode ``index`` began (the node opens its MCAP bag)."""
+        """Episode ``index`` began (the node opens its MCAP bag); called under the control's lock."""
 
     def episode_closed(self, index: int, kept: bool) -> None:
         """Episode ``index`` ended, saved or not (the node closes its MCAP bag)."""
@@ -286,8 +286,8 @@ class EpisodeControl:
             self.episode = self.writer.begin_episode(instruction, self.contract_text, self.encoder_id)
             self.sampler.start(start)
             self.rejects.new_episode()
-            index = self.episode.episode_index
-        self.io.episode_opened(index)
+            # Under the lock: no input can reach the sampler before the raw bag is open to record it too.
+            self.io.episode_opened(self.episode.episode_index)
         started = self.monotonic()
         self.io.log("info", f"episode {self.writer.num_episodes} started: \"{instruction}\", limit {limit:g} s")
         last_disk_check, last_feedback, restart_since = started, float("-inf"), None
