@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from vla_bringup.fuzz_faults import clock_attack, flood, forged_heartbeats, kill_node, second_graph
-from vla_bringup.fuzz_graph import Graph
+from vla_tools.fuzz_faults import clock_attack, flood, forged_heartbeats, kill_node, second_graph
+from vla_tools.fuzz_graph import Graph
 
 pytestmark = pytest.mark.ros
 

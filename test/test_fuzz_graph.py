@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from vla_bringup.fuzz_artifacts import load_policy_cases
-from vla_bringup.fuzz_graph import Fuzzer, Graph
+from vla_tools.fuzz_artifacts import load_policy_cases
+from vla_tools.fuzz_graph import Fuzzer, Graph
 from vla_interfaces.srv import LoadPolicy
 from vla_policy.fixtures import make_artifact
 

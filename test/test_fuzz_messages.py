@@ -13,7 +13,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, JointState, LaserScan
 from std_msgs.msg import Header
 
-from vla_bringup.fuzz_messages import (CONTROL_TEXT, HUGE_LIST, describe, edge_cases, message_strategy, to_time,
+from vla_tools.fuzz_messages import (CONTROL_TEXT, HUGE_LIST, describe, edge_cases, message_strategy, to_time,
                                        type_name)
 from vla_interfaces.action import RecordEpisode
 from vla_interfaces.msg import InstructionEmbedding, SimState

@@ -17,14 +17,13 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("../../launch/*.launch.py")),
-        ("bin", ["bin/vla"]),
         *params,
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="VLA workspace maintainers",
     maintainer_email="maintainers@vla-workspace.dev",
-    description="Bring-up: lifecycle manager, profiles, process supervision, the vla command.",
+    description="Bring-up: lifecycle manager, profiles, process supervision.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
@@ -32,7 +31,5 @@ setup(
         ],
         "vla.nodes": ["lifecycle_manager = vla_bringup.manager_node:LifecycleManager"],
         "vla.params": ["lifecycle_manager = vla_bringup.manager_params:MANAGER_PARAMS"],
-        "vla.bench": ["sim = vla_bringup.bench:bench_sim",
-                      "reliability = vla_bringup.bench_reliability:bench_reliability"],
     },
 )

@@ -20,6 +20,5 @@ setup(
         "console_scripts": ["perception = vla_perception.perception_node:main"],
         "vla.nodes": ["perception = vla_perception.perception_node:PerceptionNode"],
         "vla.params": ["perception = vla_perception.perception_params:PERCEPTION_PARAMS"],
-        "vla.bench": ["perception = vla_perception.bench:bench_perception"],
     },
 )

@@ -20,7 +20,5 @@ setup(
         "console_scripts": ["policy = vla_policy.policy_node:main"],
         "vla.nodes": ["policy = vla_policy.policy_node:PolicyNode"],
         "vla.params": ["policy = vla_policy.policy_params:POLICY_PARAMS"],
-        "vla.commands": ["deploy = vla_policy.deploy_cli:register"],
-        "vla.bench": ["policy = vla_policy.bench:bench_policy"],
     },
 )

@@ -21,7 +21,5 @@ setup(
                             "bench_publisher = vla_recorder.bench_publisher:main"],
         "vla.nodes": ["recorder = vla_recorder.recorder_node:RecorderNode"],
         "vla.params": ["recorder = vla_recorder.recorder_params:RECORDER_PARAMS"],
-        "vla.commands": ["record = vla_recorder.record_cli:register"],
-        "vla.bench": ["recorder = vla_recorder.bench:bench_recorder"],
     },
 )

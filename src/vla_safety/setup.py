@@ -20,6 +20,5 @@ setup(
         "console_scripts": ["safety_shield = vla_safety.shield_node:main"],
         "vla.nodes": ["safety_shield = vla_safety.shield_node:SafetyShieldNode"],
         "vla.params": ["safety_shield = vla_safety.shield_params:SHIELD_PARAMS"],
-        "vla.bench": ["safety = vla_safety.bench:bench_safety"],
     },
 )

@@ -21,7 +21,5 @@ setup(
         "console_scripts": ["trainer = vla_trainer.trainer_node:main"],
         "vla.nodes": ["trainer = vla_trainer.trainer_node:TrainerNode"],
         "vla.params": ["trainer = vla_trainer.trainer_params:TRAINER_PARAMS"],
-        "vla.commands": ["train = vla_trainer.cli:register"],
-        "vla.bench": ["train = vla_trainer.bench:bench_train"],
     },
 )

@@ -1,1 +1,1 @@
-"""Bring-up: the lifecycle manager, profiles, process supervision and the `vla` command."""
+"""Bring-up: the lifecycle manager, profiles, process supervision."""

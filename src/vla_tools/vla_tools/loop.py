@@ -29,7 +29,7 @@ from rclpy.action import ActionClient
 
 from vla_bringup.bringup import Bringup, BringupError, spec_lookup
 from vla_bringup.profile import load_profile, parse_overrides
-from vla_bringup.report import wilson_interval
+from vla_tools.report import wilson_interval
 from vla_core.dataset.reader import intervention_summary
 from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy
@@ -316,7 +316,7 @@ class Loop:
 
     def _report(self, t_start: float, swap: dict, latencies: list[float]) -> dict:
         import numpy as np
-        from vla_bringup.report import print_summary, write_loop_report
+        from vla_tools.report import print_summary, write_loop_report
         lat = np.asarray(latencies) if latencies else np.zeros(0)
         final = self.rounds[-1] if self.rounds else {}
         report = {

@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from vla_bringup.fuzz_artifacts import load_policy_cases
-from vla_bringup.fuzz_faults import clock_attack, flood, kill_node, second_graph
-from vla_bringup.fuzz_graph import Fuzzer, Graph, examples_per_target
+from vla_tools.fuzz_artifacts import load_policy_cases
+from vla_tools.fuzz_faults import clock_attack, flood, kill_node, second_graph
+from vla_tools.fuzz_graph import Fuzzer, Graph, examples_per_target
 
 HEARTBEAT_TIMEOUT = 1.0
 CONTROL_PERIOD = 0.1

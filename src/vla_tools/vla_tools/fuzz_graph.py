@@ -1,6 +1,6 @@
 """Drive a real graph with fuzzed input: bring a profile up in real processes, find every subscription, service
 and action of every node, send each one hypothesis-drawn messages and the targeted edge cases of
-:mod:`vla_bringup.fuzz_messages`, and watch what happens.
+:mod:`vla_tools.fuzz_messages`, and watch what happens.
 
 What it watches: every node process (a crash is reported with the message that was sent last, and the tail of
 the node's output), the lifecycle manager's status (a node that leaves ACTIVE), every command on the robot's
@@ -38,7 +38,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from vla_bringup.bringup import Bringup, spec_lookup
-from vla_bringup.fuzz_messages import Case, describe, edge_cases, message_strategy
+from vla_tools.fuzz_messages import Case, describe, edge_cases, message_strategy
 from vla_bringup.profile import load_profile, parse_overrides
 from vla_interfaces.msg import ManagerStatus
 from vla_ros import node_qos

@@ -1,4 +1,4 @@
-"""Fault scenarios against a running graph (a :class:`vla_bringup.fuzz_graph.Graph`): SIGKILL of one process,
+"""Fault scenarios against a running graph (a :class:`vla_tools.fuzz_graph.Graph`): SIGKILL of one process,
 a stray /clock publisher while the only command source goes silent, a flood of messages on every input, and a
 second graph on the same ROS domain. Each returns plain figures; the tests and `vla bench reliability` decide.
 
@@ -20,8 +20,8 @@ from geometry_msgs.msg import Twist
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 
-from vla_bringup.fuzz_graph import FUZZ_PUB, Graph, interface_class, publisher_qos
-from vla_bringup.fuzz_messages import edge_cases
+from vla_tools.fuzz_graph import FUZZ_PUB, Graph, interface_class, publisher_qos
+from vla_tools.fuzz_messages import edge_cases
 from vla_ros import node_qos
 
 STOPPED_SPEED = 1e-3  # m/s (or rad/s): a joint slower than this is standing still
@@ -229,7 +229,7 @@ def _dead(graph: Graph, name: str) -> bool:
 def second_graph(profile: str, timeout: float = 90.0) -> tuple[int | None, str]:
     """Start `vla up PROFILE` as a second graph on this ROS domain; return (exit code or None if it was still
     running after ``timeout`` and had to be stopped, its output)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vla_bringup.cli", "up", profile, "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "vla_tools.cli", "up", profile, "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)

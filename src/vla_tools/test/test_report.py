@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from vla_bringup.report import print_summary, render_loop_report, wilson_interval, write_loop_report
+from vla_tools.report import print_summary, render_loop_report, wilson_interval, write_loop_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

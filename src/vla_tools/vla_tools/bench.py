@@ -1,8 +1,8 @@
 """`vla bench NAME`: benchmarks that print figures; the last line is one JSON object.
 
-Benchmarks register under the 'vla.bench' entry points (``name = module:function``); a function takes the
-parsed arguments (``args.quick`` asks for fewer iterations) and ``say`` (progress lines) and returns a dict.
-This module holds the bring-up's own benchmark, ``sim``.
+Benchmarks register under the 'vla.bench' entry points (``name = module:function``, all listed in this
+package's setup.py); a function takes the parsed arguments (``args.quick`` asks for fewer iterations) and
+``say`` (progress lines) and returns a dict. This module holds the simulator's benchmark, ``sim``.
 """
 from __future__ import annotations
 

@@ -99,12 +99,12 @@ def status_text(entry: dict) -> str:
 
 def bench_command(name: str, extra_args: list[str] | None = None) -> list[str]:
     """The command line of one bench: this interpreter running the `vla` CLI."""
-    return [sys.executable, "-m", "vla_bringup.cli", "bench", name, *(extra_args or [])]
+    return [sys.executable, "-m", "vla_tools.cli", "bench", name, *(extra_args or [])]
 
 
 def subprocess_runner(extra_args: list[str] | None = None, echo: Callable[[str], None] | None = None,
                       command: Callable[[str, list[str]], list[str]] = bench_command) -> Runner:
-    """A runner that starts ``command(name, extra_args)`` (by default ``python -m vla_bringup.cli bench NAME
+    """A runner that starts ``command(name, extra_args)`` (by default ``python -m vla_tools.cli bench NAME
     [extra_args]``) in its own session.
 
     Each output line is passed to ``echo`` as it arrives (stderr lines too), prefixed with the bench's name

@@ -76,9 +76,9 @@ def cmd_profiles(args) -> int:
 
 def cmd_demo(args) -> int:
     if args.expert_only:
-        from vla_bringup.demo import run_demo
+        from vla_tools.demo import run_demo
         return run_demo(args, say=_say)
-    from vla_bringup.loop import run_loop
+    from vla_tools.loop import run_loop
     return run_loop(args, say=_say)
 
 
@@ -86,9 +86,9 @@ ALL_BENCHES = "all"
 
 
 def cmd_bench(args) -> int:
-    from vla_bringup.bench import benches, run_bench
+    from vla_tools.bench import benches, run_bench
     if args.name == ALL_BENCHES:
-        from vla_bringup.bench_all import run_from_args
+        from vla_tools.bench_all import run_from_args
         return run_from_args(args, sorted(benches()), say=_say)
     if args.name not in benches():
         print(f"unknown benchmark '{args.name}'; available: {', '.join(sorted(benches()))}, {ALL_BENCHES}",
@@ -98,7 +98,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_teleop(args) -> int:
-    from vla_bringup.teleop_cli import run_teleop
+    from vla_tools.teleop_cli import run_teleop
     return run_teleop(args, say=_say)
 
 
@@ -176,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     from vla_recorder.dataset_cli import register as register_dataset  # vla dataset check/import/repack/from-bag
     register_dataset(sub)
 
-    # Other packages add subcommands through 'vla.commands' entry points: register(subparsers) adds a parser
-    # and sets its func(args) -> exit code.
+    # The other verbs come through 'vla.commands' entry points (this package's setup.py): register(subparsers)
+    # adds a parser and sets its func(args) -> exit code.
     for ep in sorted(entry_points(group="vla.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from vla_bringup.fuzz_messages import Case
+from vla_tools.fuzz_messages import Case
 
 GOOD_VERSION = "good"
 

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from vla_bringup import bench_all
-from vla_bringup.bench_all import bench_command, flatten, run_all, run_one, select, subprocess_runner
-from vla_bringup.cli import build_parser
+from vla_tools import bench_all
+from vla_tools.bench_all import bench_command, flatten, run_all, run_one, select, subprocess_runner
+from vla_tools.cli import build_parser
 from vla_core.errors import ConfigError
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -126,7 +126,7 @@ def test_flatten_nested_figures():
 
 
 def test_bench_command_runs_the_cli_with_this_interpreter():
-    assert bench_command("sim", ["--quick"]) == [sys.executable, "-m", "vla_bringup.cli", "bench", "sim", "--quick"]
+    assert bench_command("sim", ["--quick"]) == [sys.executable, "-m", "vla_tools.cli", "bench", "sim", "--quick"]
 
 
 def test_subprocess_runner_real_processes():
@@ -158,7 +158,7 @@ def test_cli_parser_knows_bench_all_and_its_flags(capsys):
 
 
 def test_bench_all_cli_rejects_an_unknown_name_before_running_anything(capsys):
-    from vla_bringup.cli import main
+    from vla_tools.cli import main
     assert main(["bench", "all", "--only", "no_such_bench"]) == 2
     assert "unknown benchmark(s) no_such_bench" in capsys.readouterr().err
 
