@@ -312,3 +312,44 @@ def test_parameters_are_read_at_each_goal(tmp_path):
     while rig.thread.is_alive() and rig.i < 40:
         rig.step()
     assert "time limit 0.5 s reached" in rig.finish().message
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.25])
+def test_the_first_frame_after_a_reset_is_the_reset_scene_even_when_the_node_clock_lags(tmp_path, lag):
+    """A reset does not advance time: the robot's last image of one episode and the reset scene of the next
+    share the START's stamp, and arrive in that order after it. Under use_sim_time the node clock lags the
+    robot's stamps (here by ``lag``), so the START is stamped ahead of it: the episode's frames must still run
+    from the START's stamp, not from the node clock, or the previous episode's images are recorded first."""
+    rig = Rig(tmp_path, follow_episode_events=True, start_timeout=2.0)
+    rig.sources_up()
+    rig.start(Goal(instruction=""))
+    time.sleep(0.05)
+    stamp = rig.host.t + lag  # the robot's time
+    rig.host.t = stamp - lag  # the node's view of it
+    rig.control.add_event(event(inputs.START, 1, stamp, "stack the cups"))
+    rig.wait_recording()
+    with rig.control.lock:  # the previous episode's images, then the reset scene, all after the START
+        rig.sampler.offer_image(CAMERA, stamp - 0.1, np.full((16, 16, 3), 10, np.uint8))
+        rig.sampler.offer_state(stamp - 0.1, np.array([10.0, 10.0], np.float32))
+        rig.sampler.offer_image(CAMERA, stamp, np.full((16, 16, 3), 20, np.uint8))
+        rig.sampler.offer_state(stamp, np.array([20.0, 20.0], np.float32))
+        rig.sampler.offer_image(CAMERA, stamp, np.full((16, 16, 3), 200, np.uint8))
+        rig.sampler.offer_state(stamp, np.array([0.0, 0.0], np.float32))
+        rig.sampler.offer_command(stamp, np.array([0.1, 0.0], np.float32))
+    for k in range(1, 6):  # the episode's next frames, stamped on the robot's time
+        t = stamp + k / FPS
+        with rig.control.lock:
+            rig.sampler.offer_image(CAMERA, t, np.full((16, 16, 3), 200 + k, np.uint8))
+            rig.sampler.offer_state(t, np.array([k, k], np.float32))
+            rig.sampler.offer_command(t + 0.01, np.array([0.1, 0.0], np.float32))
+        rig.host.t = t - lag
+        rig.control.tick(rig.host.t)
+    rig.control.add_event(event(inputs.SUCCESS, 1, stamp + 5 / FPS))
+    outcome = rig.finish()
+    assert outcome.status == SUCCEEDED and outcome.summary["saved"], outcome.message
+    reader = DatasetReader(tmp_path / "data")
+    frames = reader.episode_frames(0)
+    first = np.asarray(frames[CAMERA][0], np.float64).mean()
+    assert abs(first - 200) < 6, f"frame 0 has mean pixel {first:.0f}: not the reset scene (200)"
+    assert np.allclose(frames["observation.state"][0], [0.0, 0.0]) and float(frames["timestamp"][0]) == 0.0
+    assert len(frames["timestamp"]) == 6 and outcome.summary["dropped"] == 0

@@ -190,3 +190,21 @@ def test_first_frame_is_the_reset_scene_when_the_frame_before_arrives_late():
     [frame] = s.poll(100.1)
     assert frame["cam"][0, 0, 0] == 0 and s.counters.duplicate_images == 1
     np.testing.assert_array_equal(frame["observation.state"], [0.0, 0.0])
+
+
+def test_images_stamped_ahead_of_the_node_clock_wait_for_their_window_not_dropped():
+    """Under use_sim_time the node clock lags the robot's stamps: the next image can arrive before the clock
+    reaches the end of the previous slot. A slot with every image is complete and waits for its window (its
+    action); only a slot missing an image is given up when a later one has it."""
+    s = make()
+    lag = 0.25
+    frames = []
+    for i in range(10):
+        t = 100.0 + i * DT
+        s.offer_image("cam", t, img(i))
+        s.offer_state(t, np.array([i, -i], float))
+        s.offer_command(t + 0.02, np.array([0.01 * i]))
+        frames += s.poll(t - lag)
+    frames += s.poll(100.0 + 10 * DT, flush=True)
+    assert s.counters.dropped == 0 and [int(f["cam"][0, 0, 0]) for f in frames] == list(range(10))
+    assert [f["action"][0] for f in frames] == pytest.approx([0.01 * i for i in range(10)])

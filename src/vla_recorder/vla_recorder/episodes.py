@@ -248,6 +248,7 @@ class EpisodeControl:
             with self.lock:
                 instruction, problem_text = goal_instruction or self.instruction, self.instruction_problem
             start, robot_episode = self.io.now(), None
+            frames_from = start
             if p["follow_episode_events"]:
                 event = self.wait_event(since, inputs.START, p["start_timeout"], goal)
                 if event is None:
@@ -261,13 +262,19 @@ class EpisodeControl:
                                             f"{refused}", {})
                 with self.lock:
                     instruction = goal_instruction or event.instruction.strip() or self.instruction
-                # The time limit runs from the START's stamp, but never from a time still to come.
-                start, robot_episode = min(event.stamp, self.io.now()), event.index
+                # Frames belong to the episode from the START's own stamp: an earlier bound (the node clock,
+                # which under use_sim_time lags the robot's stamps) would let the previous episode's last
+                # images in, and the sampler's rule for the image shared by the frame before a reset and the
+                # reset scene applies only at exactly that stamp. The time limit runs from the START's stamp,
+                # but never from a time still to come.
+                frames_from, robot_episode = event.stamp, event.index
+                start = min(event.stamp, self.io.now())
             if not instruction:
                 return Outcome(ABORTED, "no instruction for the episode: "
                                         f"{problem_text or 'none published'}; give one in the goal", {})
             limit = goal.time_limit if goal.time_limit > 0 else p["default_time_limit"]
-            restart_since = self._run_episode(goal, p, instruction, start, limit, since, robot_episode)
+            restart_since = self._run_episode(goal, p, instruction, start, limit, since, robot_episode,
+                                              frames_from)
             if restart_since is None or goal.cancelled():
                 break
             since = restart_since
@@ -277,14 +284,15 @@ class EpisodeControl:
         return Outcome(status, s.get("message", ""), s)
 
     def _run_episode(self, goal: GoalIO, p: Mapping[str, Any], instruction: str, start: float, limit: float,
-                     since: float, robot_episode: int | None) -> float | None:
-        """Record one episode until it ends; the monotonic time from which to wait for the robot's next START
-        when it should be recorded instead (None: the goal is over)."""
+                     since: float, robot_episode: int | None, frames_from: float) -> float | None:
+        """Record one episode until it ends (images stamped from ``frames_from`` on, the time limit from
+        ``start``); the monotonic time from which to wait for the robot's next START when it should be
+        recorded instead (None: the goal is over)."""
         with self.lock:
             self.end_request, self.label = None, None
             self.finished.clear()
             self.episode = self.writer.begin_episode(instruction, self.contract_text, self.encoder_id)
-            self.sampler.start(start)
+            self.sampler.start(frames_from)
             self.rejects.new_episode()
             # Under the lock: no input can reach the sampler before the raw bag is open to record it too.
             self.io.episode_opened(self.episode.episode_index)

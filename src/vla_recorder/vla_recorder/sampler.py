@@ -163,6 +163,8 @@ class FrameSampler:
         """A later slot already has an image from every camera this one lacks: a camera's images arrive in
         order, so the missing ones were lost upstream and will not come."""
         missing = [c for c in self.cameras if slot is None or c not in slot.images]
+        if not missing:  # complete: it waits for its window to close (its action), it is not lost
+            return False
         return any(all(c in later.images for c in missing) for j, later in self._slots.items() if j > k)
 
     def dropped_until(self, now: float) -> int:
