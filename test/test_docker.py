@@ -147,7 +147,7 @@ def test_gpu_onnxruntime_follows_the_pinned_onnxruntime():
 
 # ---- entry point and health check -------------------------------------------------------------------
 def _clean_env(**extra) -> dict:
-    keep = {k: os.environ[k] for k in ("HOME", "ROS_DOMAIN_ID", "TMPDIR") if k in os.environ}
+    keep = {k: os.environ[k] for k in ("HOME", "ROS_DOMAIN_ID", "TMPDIR", "VLA_ROS_DISTRO") if k in os.environ}
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", **keep, **extra}
 
 
