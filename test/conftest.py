@@ -126,6 +126,44 @@ class VlaProcess:
                 pass
 
 
+_MODULES = iter(range(10_000))
+
+
+def _leftovers(domain: int) -> list[int]:
+    """Processes started on ROS domain ``domain`` (their environment says so) that are still running."""
+    mark = f"ROS_DOMAIN_ID={domain}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                out.append(int(entry))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def private_ros_domain():
+    """Each test module runs on a ROS domain of its own, and whatever it leaves running there is killed after
+    it: a node orphaned by one module (a fault test kills supervisors on purpose) must never answer another
+    module's calls under the same name."""
+    previous = os.environ.get("ROS_DOMAIN_ID")
+    domain = 1 + (int(previous or 0) + next(_MODULES)) % 101
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    yield domain
+    for pid in _leftovers(domain):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if previous is None:
+        os.environ.pop("ROS_DOMAIN_ID", None)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = previous
+
+
 @pytest.fixture
 def probe():
     p = RosProbe()
