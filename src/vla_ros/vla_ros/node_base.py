@@ -35,7 +35,6 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
-import signal
 import sys
 import threading
 import time
@@ -49,7 +48,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 
 from vla_core.errors import ConfigError
 from vla_core.params import MANAGED_NODE_PARAMS, ParamSpec
@@ -438,20 +436,10 @@ def _callable_name(callback: Any) -> str:
         or type(callback).__name__
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
-    """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0.
-
-    rclpy's own signal handlers would shut the ROS context down first, and a node stopped by Ctrl-C could then
-    no longer send its stop command (the shield's zero on deactivate). Here SIGINT and SIGTERM end the spin with
-    KeyboardInterrupt, the node finalizes while its publishers still work, and the context goes down last."""
+    """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0."""
     configure_process()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    rclpy.init(args=args)
     node = None
     try:
         node = node_cls()
