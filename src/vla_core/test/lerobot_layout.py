@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vla_core.sched import no_realtime_escalation
+
 H, W = 32, 48
 
 
@@ -47,6 +49,7 @@ def identify(img: np.ndarray) -> tuple[int, int]:
     return episode, int(round(grey / 9.0))
 
 
+@no_realtime_escalation()  # SVT-AV1 run as root makes the writing thread real-time
 def write_lerobot_dataset(root: Path, lengths: list[int], fps: int = 10, episodes_per_file: int = 100,
                           camera: str = "observation.images.top", storage: str = "video", codec: str = "libx264",
                           vectors: str = "fixed", state_dim: int = 4, action_dim: int = 2,

@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vla_core import sched
+
 CODECS = ("libx264", "libsvtav1")
 
 
@@ -71,6 +73,10 @@ class VideoEncoder:
         self._thread.join()
 
     def _run(self) -> None:
+        # SVT-AV1 makes the thread that opens it, and the threads it starts, real-time when run as root: put them
+        # back after the first frame (when the encoder opens) and whenever this thread is found escalated again.
+        keep = sched.realtime_threads()
+        was_realtime = threading.get_native_id() in keep
         container = None
         try:
             container = av.open(str(self.path), mode="w", format="mp4")
@@ -88,6 +94,8 @@ class VideoEncoder:
                 frame.pts = pts
                 for packet in stream.encode(frame):
                     container.mux(packet)
+                if self.frames == 0 or sched.this_thread_escalated(was_realtime):
+                    sched.demote(keep)
                 self.frames += 1
                 if self.frames % self.SYNC_EVERY == 0:
                     _fsync_path(self.path)  # a little at a time, so that committing the episode is quick
@@ -107,6 +115,7 @@ class VideoEncoder:
                     container.close()
                 except BaseException as exc:  # noqa: BLE001
                     self._error = self._error or exc
+            sched.demote(keep)
 
     def _accumulate(self, rgb: np.ndarray) -> None:
         sub = rgb[::8, ::8].reshape(-1, 3)
