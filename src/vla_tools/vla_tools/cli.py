@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="run directory (default runs/demo/<UTC time>)")
     demo.add_argument("--real-time-factor", type=float, default=4.0, help="simulated seconds per second")
     demo.add_argument("--seed", type=int, default=0, help="seed of the first demonstration")
+    demo.add_argument("--ready-timeout", type=float, default=60.0,
+                      help="seconds the graph may take to deliver the first camera and joint states (default 60)")
     demo.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter")
     demo.add_argument("--train-config", default="params/train/tabletop_act.yaml",
                       help="training recipe (a vla-train --config file; default params/train/tabletop_act.yaml)")

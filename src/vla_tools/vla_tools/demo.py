@@ -53,7 +53,7 @@ def run_demo(args, say=print) -> int:
         bringup.shutdown()
         down = time.monotonic() - t_down
     if failure:
-        say(f"error: {failure}")
+        say(f"error: vla demo --expert-only failed: {failure} (node logs: {bringup.log_dir})")
         return 1
     successes = sum(e.event == EpisodeEvent.SUCCESS for e in ends)
     sim_seconds = sum(e.sim_time for e in ends)

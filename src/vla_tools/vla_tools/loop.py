@@ -29,6 +29,7 @@ from rclpy.action import ActionClient
 
 from vla_bringup.bringup import Bringup, BringupError, spec_lookup
 from vla_bringup.profile import load_profile, parse_overrides
+from vla_tools.readiness import GraphProbe, NotReady, Readiness, wait_ready
 from vla_tools.report import wilson_interval
 from vla_core.dataset.reader import intervention_summary
 from vla_core.paths import workspace_path
@@ -60,6 +61,7 @@ class LoopOptions:
     round_seed: int = 50_000
     eval_seed: int = 100_000
     eval_phrasings: str = "heldout"
+    ready_timeout: float = 60.0   # s the graph may take to show its sensor topics to the recorder
     out_dir: str = ""
     overrides: tuple[str, ...] = ()         # node parameters, NODE.PARAM=VALUE
     train_overrides: tuple[str, ...] = ()   # vla-train options, KEY=VALUE
@@ -83,7 +85,8 @@ class LoopClient:
         node.create_subscription(PolicyStatus, "/policy/status", self._on_status, 10)
         for client, name in ((self.record, "/recorder/record_episode"), (self.train_client, "/trainer/train_policy")):
             if not client.wait_for_server(timeout_sec=30):
-                raise LoopError(f"{name} is not available")
+                raise LoopError(f"{name} is not available after 30 s although its node is active: discovery is slow "
+                                "or another graph shares this ROS_DOMAIN_ID; set another ROS_DOMAIN_ID and run again")
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         with self.event_cv:
@@ -189,6 +192,7 @@ class Loop:
             self._stage("bring-up", t0)
             self.say(f"all {len(profile.nodes)} nodes active in {up:.1f} s")
             client = LoopClient(bringup.node, self.say)
+            self._wait_ready(client, bringup)
             datasets = [self._record_demos(client)]
             artifact = self._train(client, datasets, 0, o.train_minutes, "bc")
             self._evaluate(client, 0, artifact)
@@ -207,6 +211,28 @@ class Loop:
         return self._report(t_start, swap, latencies)
 
     # --- stages ------------------------------------------------------------------------------------------
+    def _wait_ready(self, client: LoopClient, bringup: Bringup) -> None:
+        """Record nothing before the recorder's camera and joint-state topics have publishers and carry messages:
+        on a loaded machine discovery and the first frames can take longer than the recorder's start timeout."""
+        o = self.opts
+        t0 = time.monotonic()
+        readiness, probe = Readiness("/recorder"), GraphProbe(bringup.node, "/recorder")
+
+        def kick() -> None:  # without auto_reset the sim publishes nothing once its first episode has ended
+            try:
+                client.reset(o.demo_seed)
+            except LoopError as exc:
+                self.say(f"  (a reset to start the camera failed: {exc})")
+        self.say("waiting for the recorder's camera and joint-state topics (publishers matched, first messages)")
+        try:
+            waited = wait_ready(probe, readiness, o.ready_timeout, self.say, kick=kick, logs=str(self.out / "logs"))
+        except NotReady as exc:
+            raise LoopError(str(exc)) from None
+        finally:
+            probe.close()
+        self._stage("wait for the graph", t0)
+        self.say(f"graph ready in {waited:.1f} s: " + ", ".join(sorted(readiness.topics)))
+
     def _record_demos(self, client: LoopClient) -> str:
         o = self.opts
         t0 = time.monotonic()
@@ -220,7 +246,12 @@ class Loop:
                 raise LoopError(f"only {saved} of {o.demos} demonstrations were saved in {tries} tries; see the "
                                 f"recorder's log in {self.out / 'logs'}")
             result, end = client.record_episode(seed, timeout=120.0)
-            seed, tries = seed + 1, tries + 1
+            tries += 1
+            if not result.success and "source topics missing" in result.message:
+                # The graph, not the demonstration, failed: the same seed again, so no demonstration is lost.
+                self.say(f"  seed {seed}: the recorder missed its sources ({result.message}); recording it again")
+                continue
+            seed += 1
             if not result.success or end.event != EpisodeEvent.SUCCESS:
                 self.say(f"  seed {seed - 1}: not kept ({result.message or 'the demonstration failed'})")
                 continue
@@ -275,7 +306,8 @@ class Loop:
         result = client.train(datasets, o.policy, overrides, True, minutes * 60 + 600, on_feedback)
         self._stage(f"round {r}: train + deploy", t0)
         if not result.success:
-            raise LoopError(f"training failed: {result.message}")
+            raise LoopError(f"training failed: {result.message}; its log and metrics are in "
+                            f"{self.out / 'train' / f'round{r}'}")
         self.say(f"  {result.message}")
         metrics = self.out / "train" / f"round{r}" / "metrics.csv"
         if metrics.is_file():
@@ -339,6 +371,14 @@ class Loop:
         return report
 
 
+def _fail(reason: str, loop: Loop, say) -> int:
+    """A failed run ends with its reason as the last line (after the JSON line that tools read)."""
+    logs = loop.out / "logs"
+    print(json.dumps({"demo": "loop", "error": reason, "logs": str(logs)}), flush=True)
+    say(f"error: vla demo failed: {reason}" + ("" if str(logs) in reason else f" (node logs: {logs})"))
+    return 1
+
+
 def _num(value: str):
     try:
         return float(value)
@@ -353,16 +393,21 @@ def run_loop(args, say=print) -> int:
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
-                       train_overrides=tuple(args.train_set or ()), train_config=args.train_config)
+                       train_overrides=tuple(args.train_set or ()), train_config=args.train_config,
+                       ready_timeout=getattr(args, "ready_timeout", LoopOptions.ready_timeout))
     if not 0.0 <= opts.demo_noise <= 1.0:
         say(f"error: --demo-noise {opts.demo_noise:g} m/s is outside 0..1; 0 records clean demonstrations")
         return 2
+    loop = Loop(opts, say)
     try:
-        report = Loop(opts, say).run()
+        report = loop.run()
     except (LoopError, BringupError) as exc:
-        say(f"error: {exc}")
-        print(json.dumps({"error": str(exc)}), flush=True)
-        return 1
+        return _fail(str(exc), loop, say)
+    except Exception as exc:  # a bug: keep the traceback, and still end on the reason
+        import traceback
+        traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in vla demo; please report it with the logs)",
+                     loop, say)
     summary = report["summary"]
     print(json.dumps({"demo": "loop", **summary, "report": report["report_html"]}, default=str), flush=True)
     return 0

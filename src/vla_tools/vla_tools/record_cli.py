@@ -35,6 +35,9 @@ def register(subparsers) -> None:
                    help="service that starts the robot's next episode, if it exists (default /sim_robot/reset)")
     p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    p.add_argument("--ready-timeout", type=float, default=60.0,
+                   help="seconds the graph may take to deliver the recorder's first camera and joint states "
+                        "(default 60)")
     p.add_argument("--recorder-timeout", type=float, default=3.0,
                    help="the recorder counts as gone after this many seconds without its heartbeat (default 3)")
     p.set_defaults(func=run_record)
@@ -193,6 +196,8 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
         say(f"error: no RecordEpisode action at {args.recorder}/record_episode; start the recorder "
             f"(vla up record) or pass --up record")
         return 1
+    if not _wait_ready(args, node, say):
+        return 1
     tty = sys.stdout.isatty()
     if keys.enabled:
         say("keys: -> or n save early, <- or r re-record, s/f mark success/failure, Esc or q stop")
@@ -261,9 +266,11 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
             say(f"episode {result.episode_index} saved ({saved}/{args.episodes}): {result.frames} frames, "
                 f"{result.achieved_fps:.2f} fps achieved, {result.late_frames} late, {result.dropped_frames} dropped")
         else:
-            say(f"episode not saved: {result.message}")
             if "missing" in result.message or "disk" in result.message:
+                say(f"error: episode not saved: {result.message}; {saved} of {args.episodes} episodes saved (a "
+                    "missing source: check that its node runs, `ros2 topic hz TOPIC`; a full disk: free space)")
                 return 1
+            say(f"episode not saved: {result.message}")
         if saved < args.episodes and not stop and args.reset_time > 0:
             say(f"reset: {args.reset_time:g} s")
             time.sleep(args.reset_time)
@@ -273,6 +280,28 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
                "episode_indices": [r.episode_index for r in reports]}
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def _wait_ready(args, node, say) -> bool:
+    """Wait until the recorder's camera and joint-state topics have publishers and carry messages, so that the
+    first episode is not lost to discovery; False (after saying why and what to do) on timeout."""
+    from vla_interfaces.srv import ResetEpisode
+    from vla_tools.readiness import GraphProbe, NotReady, Readiness, wait_ready
+
+    def kick() -> None:  # a sim without auto_reset publishes nothing between episodes
+        if any(n == args.reset_service for n, _ in node.get_service_names_and_types()):
+            _call(node, ResetEpisode, args.reset_service, ResetEpisode.Request(seed=-1, instruction=args.instruction))
+    readiness, probe = Readiness(args.recorder), GraphProbe(node, args.recorder)
+    say(f"waiting for {args.recorder}'s camera and joint-state topics (publishers matched, first messages)")
+    try:
+        waited = wait_ready(probe, readiness, args.ready_timeout, say, kick=kick)
+    except NotReady as exc:
+        say(f"error: {exc}")
+        return False
+    finally:
+        probe.close()
+    say(f"graph ready in {waited:.1f} s: " + ", ".join(sorted(readiness.topics)))
+    return True
 
 
 def _wait_future(future, timeout: float):

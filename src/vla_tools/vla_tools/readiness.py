@@ -1,0 +1,136 @@
+"""Is the graph ready to record? The recorder's sensor topics (its subscriptions to camera images and joint
+states, read from the graph) each need a publisher, the recorder's subscription, and a first message seen here.
+
+``Readiness`` is the pure judgement (what is missing, and why); ``wait_ready`` polls a probe until nothing is,
+saying what it waits for, and raises ``NotReady`` with every missing topic and what to do. ``GraphProbe`` is
+the probe over a running rclpy node (it only reads the graph and subscribes; it creates nothing else).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+SENSOR_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/JointState")
+
+
+class NotReady(RuntimeError):
+    """The graph did not become ready in time; the message names every missing topic and what to do."""
+
+
+@dataclass
+class TopicState:
+    publishers: int = 0
+    subscribed: bool = False   # the recorder subscribes to it
+    heard: bool = False        # a message arrived here
+
+
+@dataclass
+class Readiness:
+    """What the recorder's sensor sources lack. ``topics`` are fully qualified names (``/joint_states``)."""
+
+    subscriber: str = "/recorder"
+    topics: dict[str, TopicState] = field(default_factory=dict)
+
+    def observe(self, topic: str, publishers: int, subscribed: bool) -> None:
+        state = self.topics.setdefault(topic, TopicState())
+        state.publishers, state.subscribed = publishers, subscribed
+
+    def heard(self, topic: str) -> None:
+        self.topics.setdefault(topic, TopicState()).heard = True
+
+    def missing(self) -> list[str]:
+        """One ``topic (why)`` per topic that is not ready; a recorder with no sensor topic at all is one entry."""
+        if not any(s.subscribed for s in self.topics.values()):
+            return [f"{self.subscriber} (no subscription to a camera image or joint states yet)"]
+        out = []
+        for topic, s in sorted(self.topics.items()):
+            if not s.subscribed:
+                continue  # a topic this probe hears but the recorder does not record
+            why = [w for w, bad in (("no publisher", s.publishers == 0), ("no message yet", not s.heard)) if bad]
+            if why:
+                out.append(f"{topic} ({', '.join(why)})")
+        return out
+
+    def ready(self) -> bool:
+        return not self.missing()
+
+
+class Probe(Protocol):
+    def poll(self, readiness: Readiness) -> None: ...
+
+
+def not_ready_message(missing: list[str], waited: float, logs: str = "") -> str:
+    """The timeout error: every missing topic, and what to do about it."""
+    where = f" (node logs: {logs})" if logs else ""
+    return (f"the graph was not ready after {waited:.0f} s: {len(missing)} source(s) missing: {'; '.join(missing)}. "
+            f"A topic with no publisher means its node is not running{where}; one with no message means its node "
+            "is starved or discovery has not finished (check `ros2 topic hz TOPIC`, stop other heavy work, or "
+            "wait longer with --ready-timeout)")
+
+
+def wait_ready(probe: Probe, readiness: Readiness, timeout: float, say: Callable[[str], None],
+               kick: Callable[[], None] | None = None, kick_after: float = 2.0, say_every: float = 5.0,
+               logs: str = "", clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> float:
+    """Poll ``probe`` until ``readiness`` has nothing missing; returns the seconds waited.
+
+    ``kick`` (e.g. a sim reset, for a robot that publishes nothing between episodes) is called once if no message
+    arrived ``kick_after`` s after the wait began. Says what is missing every ``say_every`` s.
+    Raises: NotReady after ``timeout`` s.
+    """
+    t0 = clock()
+    kicked, said = kick is None, t0
+    while True:
+        probe.poll(readiness)
+        missing = readiness.missing()
+        waited = clock() - t0
+        if not missing:
+            return waited
+        if waited > timeout:
+            raise NotReady(not_ready_message(missing, waited, logs))
+        if not kicked and waited >= kick_after and not any(s.heard for s in readiness.topics.values()):
+            kicked = True
+            kick()
+        if clock() - said >= say_every:
+            said = clock()
+            say(f"waiting for the graph ({waited:.0f} s of {timeout:g} s): {'; '.join(missing)}")
+        sleep(0.1)
+
+
+class GraphProbe:
+    """Reads the recorder's sensor subscriptions and their publishers from the graph of ``node``, and subscribes
+    to each sensor topic to see a first message (sensor-data QoS, so it matches any publisher)."""
+
+    def __init__(self, node, recorder: str = "/recorder"):
+        self.node = node
+        name = recorder.rstrip("/").rsplit("/", 1)[-1]
+        namespace = recorder.rstrip("/")[: -len(name)].rstrip("/") or "/"
+        self.recorder = (name, namespace)
+        self.subscriptions: dict[str, object] = {}
+        self._heard: set[str] = set()
+
+    def poll(self, readiness: Readiness) -> None:
+        try:
+            subs = self.node.get_subscriber_names_and_types_by_node(*self.recorder)
+        except Exception:  # the recorder is not in the graph yet (rclpy raises NodeNameNonExistentError)
+            subs = []
+        wanted = {topic: types[0] for topic, types in subs if types and types[0] in SENSOR_TYPES}
+        for topic, type_name in wanted.items():
+            if topic not in self.subscriptions:
+                self.subscriptions[topic] = self._subscribe(topic, type_name)
+            readiness.observe(topic, self.node.count_publishers(topic), True)
+        for topic in list(self._heard):
+            readiness.heard(topic)
+
+    def _subscribe(self, topic: str, type_name: str):
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image, JointState
+        msg_type = Image if type_name.endswith("/Image") else JointState
+        return self.node.create_subscription(msg_type, topic, lambda _m, t=topic: self._heard.add(t),
+                                             qos_profile_sensor_data)
+
+    def close(self) -> None:
+        for sub in self.subscriptions.values():
+            self.node.destroy_subscription(sub)
+        self.subscriptions.clear()
