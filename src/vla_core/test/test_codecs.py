@@ -42,3 +42,36 @@ def test_twist_fields():
     assert planar_twist_fields(3) == ("linear.x", "linear.y", "angular.z")
     with pytest.raises(ValueError, match="Float64MultiArray"):
         planar_twist_fields(4)
+
+
+def test_check_command_takes_finite_values_of_the_contracts_dimension():
+    from vla_core.codecs import check_command
+    assert check_command([0.1, -0.2], 2).tolist() == [0.1, -0.2]
+    assert check_command((1, 2), 2, low=[0, 0], high=[1, 2]).dtype == np.float64
+
+
+@pytest.mark.parametrize("values,low,high,reason,fragment", [
+    ([0.1], None, None, "dimension", "command has 1 values [0.1] but this robot takes 2 (elbow, gripper); send one"),
+    ([0.1, 0.2, 0.3], None, None, "dimension", "takes 2"),
+    ([np.nan, 0.0], None, None, "non_finite", "non-finite values at elbow; send finite values"),
+    ([0.0, np.inf], None, None, "non_finite", "at gripper"),
+    ([3.0, 0.01], [-2.6, 0.0], [2.6, 0.08], "out_of_limits", "elbow = 3 outside [-2.6, 2.6]"),
+    ([0.0, -0.01], [-2.6, 0.0], [2.6, 0.08], "out_of_limits", "gripper = -0.01 outside [0, 0.08]"),
+    (["a", "b"], None, None, "non_finite", "not a vector of numbers"),
+])
+def test_a_command_the_robot_must_not_take_is_refused_naming_value_and_fix(values, low, high, reason, fragment):
+    from vla_core.codecs import CommandError, check_command
+    with pytest.raises(CommandError) as err:
+        check_command(values, 2, ("elbow", "gripper"), low, high)
+    assert err.value.reason == reason and fragment in str(err.value)
+
+
+def test_trajectory_joint_names_map_to_the_contracts_order_or_are_listed():
+    from vla_core.codecs import CommandError, trajectory_order
+    assert trajectory_order(["b", "a"], ("a", "b")).tolist() == [1, 0]
+    with pytest.raises(CommandError) as err:
+        trajectory_order(["a", "c", "c"], ("a", "b"))
+    message = str(err.value)
+    assert err.value.reason == "joint_names"
+    assert "missing ['b']" in message and "unknown ['c', 'c']" in message and "repeated ['c']" in message
+    assert "send exactly ['a', 'b']" in message

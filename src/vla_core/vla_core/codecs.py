@@ -9,6 +9,14 @@ sim, teleop, policy, shield and recorder nodes all go through that one path.
   nothing, the shield drops the message, the recorder keeps the row and marks it invalid).
 * Commands: the contract's action type names the message; ``COMMAND_TYPES`` lists them with the fields an
   action may name (Twist: ``linear.x`` ...; arrays and trajectories: one entry per joint, by index).
+  :func:`check_command` is the one check of an action vector (dimension, finite, within the contract's
+  low/high) and :func:`trajectory_order` the one check of a JointTrajectory's joint names; both raise
+  :class:`CommandError`, whose ``reason`` a node counts by.
+
+Arms (docs/arms.md): a position-controlled arm's action is one absolute target per joint, in the contract's
+action names order, in the units its joint_states reports (rad, m). A gripper is one more joint in the same
+vector and the same message (its opening or finger position, as joint_states reports it), so stopping by
+holding the measured positions holds the gripper too.
 """
 from __future__ import annotations
 
@@ -87,6 +95,60 @@ def finite_state(values: np.ndarray, dtype=np.float32) -> np.ndarray:
         raise StateError("non_finite", f"joint_states has non-finite values {vec.tolist()} (as "
                                        f"{np.dtype(dtype).name}); {STATE_FIX}", vec)
     return vec
+
+
+class CommandError(ValueError):
+    """An action vector or command message a robot must not take: ``reason`` is a short key to count it by
+    (dimension, non_finite, out_of_limits, joint_names, no_points, point_size, time_from_start)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_command(values, dim: int, names: Sequence[str] = (), low: Sequence[float] | None = None,
+                  high: Sequence[float] | None = None) -> np.ndarray:
+    """``values`` as a float64 vector of ``dim`` finite values within ``[low, high]`` (when given), or
+    CommandError naming the offending values and what to send instead. ``names`` label the entries."""
+    try:
+        with np.errstate(over="ignore"):
+            vec = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise CommandError("non_finite", f"command {values!r} is not a vector of numbers ({exc}); send {dim} "
+                                         "numbers") from None
+    labels = list(names) if len(names) == dim else [f"[{i}]" for i in range(dim)]
+    if vec.shape != (dim,):
+        raise CommandError("dimension", f"command has {vec.size} values {vec.tolist()[:16]} but this robot takes "
+                                        f"{dim} ({', '.join(labels)}); send one value per action name")
+    bad = np.flatnonzero(~np.isfinite(vec))
+    if bad.size:
+        raise CommandError("non_finite", f"command {vec.tolist()} has non-finite values at "
+                                         f"{', '.join(labels[i] for i in bad)}; send finite values")
+    if low is not None and high is not None:
+        lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
+        out = np.flatnonzero((vec < lo) | (vec > hi))
+        if out.size:
+            what = ", ".join(f"{labels[i]} = {vec[i]:g} outside [{lo[i]:g}, {hi[i]:g}]" for i in out)
+            raise CommandError("out_of_limits", f"command {what} (the robot contract's action low/high); send "
+                                                "values within the limits")
+    return vec
+
+
+def trajectory_order(msg_names: Sequence[str], names: Sequence[str]) -> np.ndarray:
+    """Indices that take a JointTrajectory's per-joint values (in ``msg_names`` order) to the contract's
+    ``names`` order; CommandError (joint_names) listing the missing, unknown and repeated joints."""
+    msg_names = list(msg_names)
+    index = {n: i for i, n in enumerate(msg_names)}
+    missing = [n for n in names if n not in index]
+    extra = [n for n in msg_names if n not in set(names)]
+    repeated = sorted({n for n in msg_names if msg_names.count(n) > 1})
+    if missing or extra or repeated:
+        parts = [f"{label} {items}" for label, items in (("missing", missing), ("unknown", extra),
+                                                          ("repeated", repeated)) if items]
+        raise CommandError("joint_names", f"trajectory joint_names {msg_names} do not match the robot contract's "
+                                          f"action names ({'; '.join(parts)}); send exactly {list(names)} "
+                                          "(any order)")
+    return np.array([index[n] for n in names], dtype=np.intp)
 
 
 def twist_axes(fields: Sequence[str]) -> tuple[tuple[str, str], ...]:

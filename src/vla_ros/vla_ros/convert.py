@@ -3,6 +3,12 @@
 The robot contract's codecs (vla_core.codecs) meet the messages here: ``joint_state_vector`` (JointState ->
 observation.state) and ``command_message_type`` / ``command_to_vector`` / ``vector_to_command`` (the action's
 message, chosen by the contract's action type). Every node converts through these.
+
+Command types: geometry_msgs/Twist (the contract's fields name the Twist fields), std_msgs/Float64MultiArray
+(one value per action name, in order) and trajectory_msgs/JointTrajectory (``joint_names`` = the action names,
+one point per action, or an action chunk as several points ``dt`` apart in ``time_from_start``; reading a
+trajectory takes its first point, the target for now, reordered by joint name). A gripper is one more joint
+of the action, in the same message (docs/arms.md).
 """
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from builtin_interfaces.msg import Duration
 from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_core import codecs
 from vla_core.codecs import TWIST_FIELDS  # noqa: F401 - re-exported: the Twist fields, named once
@@ -63,6 +71,65 @@ def array_to_multiarray(values: np.ndarray, fields: tuple[str, ...] = ()) -> Flo
     return Float64MultiArray(data=[float(v) for v in values])
 
 
+def seconds_to_duration(t: float) -> Duration:
+    ns = int(round(t * 1e9))
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def array_to_joint_trajectory(values: np.ndarray, names: Sequence[str], dt: float | None = None) -> JointTrajectory:
+    """A JointTrajectory to ``names`` (the contract's action names, gripper included): ``values`` (n,) is one
+    point, a chunk (T, n) is T points; point i has ``time_from_start`` (i + 1) * ``dt`` s (the control period;
+    None: one point at 0, "now"). Raises CommandError for a wrong width, non-finite values or a chunk given
+    without ``dt``. The header stamp is left zero: the controller starts it on receipt."""
+    chunk = np.asarray(values, dtype=np.float64)
+    single = chunk.ndim == 1
+    chunk = chunk.reshape(1, -1) if single else chunk
+    n = len(names)
+    if chunk.ndim != 2 or chunk.shape[1] != n or chunk.shape[0] == 0:
+        raise codecs.CommandError("dimension", f"a trajectory to {list(names)} needs {n} values per point, got "
+                                               f"shape {np.shape(values)}; send (n,) or a (T, n) chunk")
+    for row in chunk:
+        codecs.check_command(row, n, names)
+    if not single and (dt is None or not dt > 0):
+        raise codecs.CommandError("time_from_start", f"a chunk of {len(chunk)} points needs dt > 0 (the control "
+                                                     f"period, s), got {dt!r}")
+    step = 0.0 if dt is None else float(dt)
+    points = [JointTrajectoryPoint(positions=[float(v) for v in row], time_from_start=seconds_to_duration((i + 1) * step))
+              for i, row in enumerate(chunk)]
+    return JointTrajectory(joint_names=list(names), points=points)
+
+
+def joint_trajectory_chunk(msg: JointTrajectory, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A JointTrajectory's positions as a (T, n) chunk in ``names`` order and its (T,) ``time_from_start`` (s).
+    Raises CommandError: joint names other than ``names`` (listed), no points, a point whose positions do not
+    match joint_names, non-finite values, or times that do not increase."""
+    order = codecs.trajectory_order(msg.joint_names, names)
+    if not msg.points:
+        raise codecs.CommandError("no_points", f"trajectory to {list(msg.joint_names)} has no points; send at "
+                                               "least one point with positions")
+    n = len(msg.joint_names)
+    rows = []
+    for i, point in enumerate(msg.points):
+        if len(point.positions) != n:
+            raise codecs.CommandError("point_size", f"trajectory point {i} has {len(point.positions)} positions for "
+                                                    f"{n} joint_names; send one position per joint")
+        rows.append(np.asarray(point.positions, dtype=np.float64)[order])
+    chunk = np.stack(rows)
+    for row in chunk:
+        codecs.check_command(row, len(names), names)
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    if len(times) > 1 and np.any(np.diff(times) <= 0):
+        raise codecs.CommandError("time_from_start", f"trajectory time_from_start {times.tolist()} must increase "
+                                                     "from point to point")
+    return chunk, times
+
+
+def joint_trajectory_to_array(msg: JointTrajectory, names: Sequence[str]) -> np.ndarray:
+    """The trajectory's first point (the target for now) as the action vector in ``names`` order
+    (:func:`joint_trajectory_chunk`'s checks)."""
+    return joint_trajectory_chunk(msg, names)[0][0]
+
+
 # ---- the robot contract's codecs ------------------------------------------------------------------
 def joint_state_vector(msg: JointState, joints: Sequence[str], fields: Sequence[str]) -> np.ndarray:
     """A JointState as the contract's state vector (float64, joint-major): vla_core.codecs.joint_state_vector,
@@ -81,11 +148,15 @@ def joint_state_msg(names: Sequence[str], positions, velocities=(), efforts=(),
     return msg
 
 
-# Action type -> (message class, message -> vector, vector -> message); a new command type is one entry here
-# (and its field rule in vla_core.codecs.COMMAND_TYPES).
+# Action type -> (message class, (message, fields, names) -> vector, (vector, fields, names, dt) -> message); a new
+# command type is one entry here (and its field rule in vla_core.codecs.COMMAND_TYPES).
 _COMMANDS = {
-    codecs.TWIST: (Twist, twist_to_array, array_to_twist),
-    codecs.FLOAT64_ARRAY: (Float64MultiArray, lambda msg, fields: multiarray_to_array(msg), array_to_multiarray),
+    codecs.TWIST: (Twist, lambda msg, fields, names: twist_to_array(msg, fields),
+                   lambda values, fields, names, dt: array_to_twist(values, fields)),
+    codecs.FLOAT64_ARRAY: (Float64MultiArray, lambda msg, fields, names: multiarray_to_array(msg),
+                           lambda values, fields, names, dt: array_to_multiarray(values)),
+    codecs.JOINT_TRAJECTORY: (JointTrajectory, lambda msg, fields, names: joint_trajectory_to_array(msg, names),
+                              lambda values, fields, names, dt: array_to_joint_trajectory(values, names, dt)),
 }
 
 
@@ -102,14 +173,20 @@ def command_message_type(action_type: str):
     return _command_codec(action_type)[0]
 
 
-def command_to_vector(msg, action_type: str, fields: tuple[str, ...]) -> np.ndarray:
-    """A command message as the action vector (float64): the Twist ``fields``, or the array's data as sent."""
-    return _command_codec(action_type)[1](msg, fields)
+def command_to_vector(msg, action_type: str, fields: tuple[str, ...],
+                      names: Sequence[str] | None = None) -> np.ndarray:
+    """A command message as the action vector (float64): the Twist ``fields``, the array's data as sent, or a
+    trajectory's first point in ``names`` order (the contract's action names; default ``fields``), which
+    raises CommandError for joint names other than those."""
+    return _command_codec(action_type)[1](msg, fields, tuple(fields if names is None else names))
 
 
-def vector_to_command(values: np.ndarray, action_type: str, fields: tuple[str, ...]):
-    """The command message carrying the action vector ``values`` (one value per ``fields``)."""
-    return _command_codec(action_type)[2](values, fields)
+def vector_to_command(values: np.ndarray, action_type: str, fields: tuple[str, ...],
+                      names: Sequence[str] | None = None, dt: float | None = None):
+    """The command message carrying the action vector ``values`` (one value per ``fields``). A trajectory goes
+    to ``names`` (the contract's action names; default ``fields``) and also takes a (T, n) chunk, its points
+    ``dt`` s apart (:func:`array_to_joint_trajectory`)."""
+    return _command_codec(action_type)[2](values, fields, tuple(fields if names is None else names), dt)
 
 
 def time_to_seconds(stamp: Time) -> float:
