@@ -390,3 +390,63 @@ def test_pusht_adapter_units_frame_and_velocity(backends):
     assert b.instruction == "push the T-shaped block onto the target"
     with pytest.raises(ValueError, match="fixed task"):
         b.reset(seed=0, instruction="push the red block into the teal zone")
+
+
+# ---- the arm: absolute joint positions, the gripper as a joint, two cameras ----------------------------------
+ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll", "gripper")
+
+
+@pytest.fixture(scope="module")
+def arm_backend():
+    from vla_sim.backends import PRESETS as presets
+    b = make_backend(presets["arm"])
+    yield b
+    b.close()
+
+
+def test_the_arm_takes_joint_positions_in_the_units_of_its_joint_states(arm_backend):
+    b = arm_backend
+    assert b.position_controlled and b.joint_names == b.action_names == ARM_JOINTS
+    assert b.camera_names == ("scene", "wrist") and b.image_shape == (96, 96, 3)
+    # Limits: the MJCF's joint ranges (rad) and the gripper opening 0..0.08 m (the env's 0..1 / 12.5).
+    np.testing.assert_allclose(b.action_low, [-2.9, -1.9, -2.6, -2.9, -2.1, -2.9, 0.0], atol=1e-6)
+    np.testing.assert_allclose(b.action_high, [2.9, 1.9, 2.6, 2.9, 2.1, 2.9, 0.08], atol=1e-6)
+    frame = b.reset(seed=3)
+    assert set(frame.images) == {"scene", "wrist"} and frame.image is frame.images["scene"]
+    assert not np.array_equal(frame.images["scene"], frame.images["wrist"])
+    # Holding the measured positions keeps the arm (and the open gripper) where it is.
+    hold = b.hold_action()
+    for _ in range(5):
+        frame = b.step(hold)
+    np.testing.assert_allclose(frame.joint_positions, hold, atol=0.01)
+    # A gripper target of 0.02 m (a quarter open) is a quarter open.
+    target = hold.copy()
+    target[6] = 0.02
+    for _ in range(10):
+        frame = b.step(target)
+    assert frame.joint_positions[6] == pytest.approx(0.02, abs=0.004)
+
+
+def test_the_arm_expert_speaks_the_backends_command_units(arm_backend):
+    b = arm_backend
+    b.reset(seed=0)
+    expert = b.make_expert()
+    expert.reset()
+    action = expert.act(b.privileged_state())
+    assert action.shape == (7,) and action[6] == pytest.approx(0.08)  # open: the opening in m, not the env's 1
+    expert.noise_std = 0.01
+    assert expert.noise_std == 0.01
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"action_scale": [1.0] * 6}, "action_scale must be 7 finite numbers > 0"),
+    ({"action_scale": [1.0] * 6 + [0.0]}, "action_scale must be 7 finite numbers > 0"),
+    ({"cameras": ["scene", "side"]}, "cameras ['side'] are not among the cameras of 'vla_sim/ArmPickPlace-v0': ['scene', 'wrist']"),
+    ({"env_to_robot": [[1.0]]}, "remove env_origin/env_to_robot"),
+    ({"action_mode": "velocity"}, "action_scale applies to action_mode 'position'"),
+])
+def test_a_bad_arm_config_names_the_key(change, fragment):
+    from vla_sim.backends import PRESETS as presets
+    with pytest.raises(ValueError) as err:
+        make_backend({**presets["arm"], **change})
+    assert fragment in str(err.value)

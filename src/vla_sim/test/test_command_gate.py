@@ -64,3 +64,26 @@ def test_reset_instruction_is_checked_like_every_instruction():
         reset_request(3, "push the red cube\x1b[2J", 0)
     with pytest.raises(ValueError, match="characters long"):
         reset_request(3, "push " * 200, 0)
+
+
+# ---- position-controlled robots ----------------------------------------------------------------------------
+def test_a_target_outside_the_limits_is_refused_counted_and_never_applied():
+    gate = CommandGate(dim=2, timeout=1.0, low=np.array([-1.0, 0.0]), high=np.array([1.0, 0.08]),
+                       names=("elbow", "gripper"))
+    assert gate.offer(np.array([0.5, 0.04]), now=0.0) is None
+    reason = gate.offer(np.array([1.5, 0.04]), now=0.1)
+    assert "elbow = 1.5 outside [-1, 1]" in reason and gate.rejected_limits == 1
+    assert gate.current(0.2)[0].tolist() == [0.5, 0.04]
+    assert gate.counters()["rejected_limits"] == 1
+
+
+def test_a_stale_position_command_holds_the_positions_of_the_first_stale_step():
+    gate = CommandGate(dim=2, timeout=0.5)
+    gate.offer(np.array([0.5, 0.04]), now=0.0)
+    action, fresh = gate.current(1.0, hold=np.array([0.45, 0.03]))
+    assert not fresh and action.tolist() == [0.45, 0.03]
+    # Later measurements (a servo sagging under its own hold) do not move the hold.
+    assert gate.current(1.1, hold=np.array([0.40, 0.02]))[0].tolist() == [0.45, 0.03]
+    gate.offer(np.array([0.2, 0.0]), now=1.2)
+    assert gate.current(1.3, hold=np.array([0.4, 0.0]))[0].tolist() == [0.2, 0.0]
+    assert gate.current(2.0, hold=np.array([0.21, 0.01]))[0].tolist() == [0.21, 0.01]

@@ -3,10 +3,11 @@
 This is what the ROS sim-robot node calls. One concrete class, :class:`SimBackend`,
 maps any gymnasium env onto the robot contract:
 
-* images: uint8 (H, W, 3) RGB;
-* joint positions (m) and velocities (m/s) in the robot frame, float64;
-* actions: joint velocity commands in m/s, physical limits ``action_low`` /
-  ``action_high``;
+* images: uint8 (H, W, 3) RGB, one camera or several;
+* joint positions and velocities in SI units (m or rad, m/s or rad/s) in the robot frame, float64;
+* actions in the robot contract's action space: joint velocities in m/s (planar robots such as the
+  tabletop gantry), or absolute joint-position targets in the units of the joint positions (arms: rad, and
+  the gripper as one more joint), with physical limits ``action_low`` / ``action_high``;
 * the current language instruction, success flag, and (if the env offers
   one) a privileged state vector for a scripted expert.
 
@@ -29,17 +30,28 @@ How an env's observations and actions map onto that contract is configuration
     environment variables set with ``os.environ.setdefault`` before import.
     ``SDL_VIDEODRIVER=dummy`` is always set this way (backends are headless).
 ``image_key`` (str | None, "pixels")
-    observation key of the image; None = use ``env.render()``.
+    observation key of the image; None = use ``env.render()``. The key may hold a dict of
+    images, one per camera: ``cameras`` then names them.
+``cameras`` (list[str] | None)
+    the cameras to publish, keys of the image dict, in order (None: all of them); the
+    first is ``Frame.image``. Only for an image dict.
 ``joint_position_key`` (str, "agent_pos") / ``joint_velocity_key`` (str | None, None)
     observation keys (looked up in the observation dict, then in ``info``),
     in env units and env units/s. Without a velocity key the velocity is the
     finite difference of positions over one control period (zero at reset).
 ``joint_names`` / ``action_names`` (list[str] | None)
     defaults: ``joint_<i>`` and ``<joint>_velocity``.
-``action_mode`` ("velocity" | "position_target", "velocity")
+``action_mode`` ("velocity" | "position_target" | "position", "velocity")
     velocity: the env's action is a velocity in env units/s.
     position_target: the env's action is an absolute target position in env
     units; the backend integrates the command: target = position + v * dt.
+    position: the command is an absolute joint-position target in the units of
+    the joint positions (rad, m; a gripper is one more joint), the env's action
+    is that target times ``action_scale``; limits are the env's action bounds
+    divided by it. Frames (units_per_meter, env_origin, env_to_robot) do not apply.
+``action_scale`` (list[float] | None)
+    position mode: per-dimension factor from the command to the env's action
+    (e.g. a gripper opening in m -> the env's 0..1 command); default all 1.
 ``units_per_meter`` (float, 1.0)
     env length units per metre (e.g. pixels per metre).
 ``env_origin`` (list[float] | None) / ``env_to_robot`` (list[list[float]] | None)
@@ -64,7 +76,8 @@ How an env's observations and actions map onto that contract is configuration
     method of the unwrapped env returning a flat float64 vector.
 ``expert`` (str | None) / ``expert_kwargs`` (dict, {})
     name of a scripted expert in ``vla_sim.experts.EXPERTS`` (e.g. "tabletop"), with ``reset()`` and
-    ``act(privileged) -> (n_actions,) m/s``, built by :meth:`SimBackend.make_expert`.
+    ``act(privileged) -> (n_actions,)`` in the env's action units, built by :meth:`SimBackend.make_expert`,
+    which returns it in the backend's command units.
 
 Not thread-safe: one caller (the node's executor) should own a backend.
 No rclpy or torch imports here.
@@ -99,6 +112,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "joint_names": None,
     "action_names": None,
     "action_mode": "velocity",
+    "action_scale": None,
+    "cameras": None,
     "units_per_meter": 1.0,
     "env_origin": None,
     "env_to_robot": None,
@@ -112,7 +127,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "expert_kwargs": {},
 }
 CONFIG_KEYS: tuple[str, ...] = tuple(CONFIG_DEFAULTS)
-ACTION_MODES: tuple[str, ...] = ("velocity", "position_target")
+ACTION_MODES: tuple[str, ...] = ("velocity", "position_target", "position")
 
 #: Modules that register a namespace's env ids, and how to install them.
 _NAMESPACE_MODULES = {"vla_sim": "vla_sim.envs", "gym_pusht": "gym_pusht"}
@@ -146,6 +161,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "instruction": None,
         "instruction_option": "instruction",
         "expert": "tabletop",
+    },
+    # The MuJoCo arm (vla_sim/envs/arm.py): six joint targets (rad) and the gripper as a seventh joint whose
+    # command is the opening between the pads (m, as joint_states reports it); the env takes 0..1 for it
+    # (opening / 0.08 m), hence the scale. Two cameras.
+    "arm": {
+        "env_id": "vla_sim/ArmPickPlace-v0",
+        "env_kwargs": {"image_size": [96, 96]},
+        "image_key": "pixels",
+        "cameras": ["scene", "wrist"],
+        "joint_position_key": "agent_pos",
+        "joint_velocity_key": "agent_vel",
+        "joint_names": ["shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll",
+                        "gripper"],
+        "action_mode": "position",
+        "action_scale": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 12.5],
+        "instruction": None,
+        "instruction_option": "instruction",
+        "expert": "arm",
     },
     # LeRobot's PushT benchmark. Its 512 x 512 workspace is read as 1 unit = 1 mm
     # (pusher radius 15 mm, T bar 120 mm), i.e. a 0.512 m table like ours. Its
@@ -181,13 +214,15 @@ class Frame:
     """One observation of the robot after a reset or a step.
 
     Attributes:
-        image: (H, W, 3) uint8 RGB camera image.
-        joint_positions: float64 (n_joints,) in SI units (m), robot frame.
-        joint_velocities: float64 (n_joints,) (m/s).
+        image: (H, W, 3) uint8 RGB camera image (the first camera).
+        joint_positions: float64 (n_joints,) in SI units (m, rad), robot frame.
+        joint_velocities: float64 (n_joints,) (m/s, rad/s).
         reward: the env's reward for the last step (0.0 after reset).
         terminated / truncated: gymnasium episode-end flags.
         is_success: the task is achieved.
         info: the env's info dict (shallow copy).
+        images: camera name -> (H, W, 3) uint8 RGB, for every camera (``SimBackend.camera_names``);
+            empty for a single-camera env.
     """
 
     image: np.ndarray
@@ -198,6 +233,7 @@ class Frame:
     truncated: bool
     is_success: bool
     info: dict = field(default_factory=dict)
+    images: dict = field(default_factory=dict)
 
 
 class SimBackend:
@@ -207,8 +243,10 @@ class SimBackend:
         env_id: gymnasium id.
         fps: control rate (Hz); one ``step`` = 1 / fps seconds.
         joint_names / action_names: names of state and command dimensions.
-        action_low / action_high: float64 (n_actions,) command limits (m/s).
-        image_shape: (H, W, 3).
+        action_low / action_high: float64 (n_actions,) command limits (m/s, or positions).
+        position_controlled: commands are absolute joint positions (action_mode position).
+        camera_names: the cameras of an env with several (() for one image).
+        image_shape: (H, W, 3) (the first camera's).
         instruction: current instruction text ("" if none).
         has_expert: a scripted expert and a privileged state are available.
         max_episode_steps: episode length limit if known, else None.
@@ -232,6 +270,17 @@ class SimBackend:
             raise ValueError(f"env {self.env_id!r} needs a 1-D Box action space, has {self.env.action_space}")
         n_act = int(self.env.action_space.shape[0])
         self._n = n_act
+        self.position_controlled = self._mode == "position"
+        if self.position_controlled and any(cfg[k] is not None for k in ("env_origin", "env_to_robot")):
+            raise ValueError(f"action_mode 'position' takes joint positions as the env reports them; remove "
+                             f"env_origin/env_to_robot from the config of {self.env_id!r}")
+        scale = np.ones(n_act) if cfg["action_scale"] is None else np.asarray(cfg["action_scale"], np.float64)
+        if scale.shape != (n_act,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            raise ValueError(f"action_scale must be {n_act} finite numbers > 0 for {self.env_id!r}, "
+                             f"got {cfg['action_scale']!r}")
+        if cfg["action_scale"] is not None and not self.position_controlled:
+            raise ValueError("action_scale applies to action_mode 'position'; remove it or set that mode")
+        self._scale = scale
         self._origin = np.zeros(n_act) if cfg["env_origin"] is None else np.asarray(cfg["env_origin"], np.float64)
         self._rot = np.eye(n_act) if cfg["env_to_robot"] is None else np.asarray(cfg["env_to_robot"], np.float64)
         if self._origin.shape != (n_act,) or self._rot.shape != (n_act, n_act):
@@ -245,7 +294,8 @@ class SimBackend:
         self.fps = float(cfg["fps"] or self._unwrapped.metadata.get("render_fps") or DEFAULT_FPS)
         self.dt = 1.0 / self.fps
         self.joint_names = tuple(cfg["joint_names"] or (f"joint_{i}" for i in range(n_act)))
-        self.action_names = tuple(cfg["action_names"] or (f"{n}_velocity" for n in self.joint_names))
+        default_names = self.joint_names if self.position_controlled else (f"{n}_velocity" for n in self.joint_names)
+        self.action_names = tuple(cfg["action_names"] or default_names)
         if len(self.joint_names) != n_act or len(self.action_names) != n_act:
             raise ValueError(
                 f"joint_names and action_names need {n_act} entries for {self.env_id!r}, "
@@ -254,7 +304,10 @@ class SimBackend:
 
         self._env_low = self.env.action_space.low.astype(np.float64)
         self._env_high = self.env.action_space.high.astype(np.float64)
-        if self._mode == "velocity":
+        if self.position_controlled:
+            self.action_low = self._env_low / self._scale
+            self.action_high = self._env_high / self._scale
+        elif self._mode == "velocity":
             # Robot-frame limits of an env-frame box; axes are permuted/flipped by _rot.
             corners = np.abs(self._rot) @ np.maximum(np.abs(self._env_low), np.abs(self._env_high))
             high = corners / self._upm
@@ -262,9 +315,11 @@ class SimBackend:
                 high = np.minimum(high, float(cfg["max_speed"]))
         else:
             high = np.full(n_act, float(cfg["max_speed"] or DEFAULT_POSITION_TARGET_MAX_SPEED))
-        self.action_high = high.astype(np.float64)
-        self.action_low = -self.action_high
+        if not self.position_controlled:
+            self.action_high = high.astype(np.float64)
+            self.action_low = -self.action_high
 
+        self.camera_names = self._camera_names()
         self.image_shape = self._declared_image_shape()
         self.max_episode_steps = self._find_max_episode_steps()
         self.instruction: str = cfg["instruction"] or ""
@@ -312,8 +367,14 @@ class SimBackend:
         self.image_shape = frame.image.shape
         return frame
 
+    def hold_action(self) -> np.ndarray:
+        """The command that keeps the robot where it is: the measured joint positions (position control), or
+        zero velocity."""
+        return self._pos.copy() if self.position_controlled else np.zeros(self._n)
+
     def step(self, action: np.ndarray) -> Frame:
-        """Apply a joint velocity command (m/s, robot frame) for one control period.
+        """Apply a command for one control period: a joint velocity (m/s, robot frame), or with action_mode
+        position an absolute joint-position target (rad, m).
 
         Values outside ``[action_low, action_high]`` are clipped.
 
@@ -326,7 +387,9 @@ class SimBackend:
         if not self._ready:
             raise RuntimeError("SimBackend.step called before reset")
         a = np.clip(a, self.action_low, self.action_high)
-        if self._mode == "velocity":
+        if self.position_controlled:
+            env_action = a * self._scale
+        elif self._mode == "velocity":
             env_action = self._rot.T @ a * self._upm
         else:
             target_m = self._pos + a * self.dt
@@ -355,7 +418,8 @@ class SimBackend:
         if not self.has_expert:
             raise ValueError(f"no scripted expert for {self.env_id!r} (config 'expert' and a privileged state are needed)")
         from vla_sim.experts import make_expert
-        return make_expert(self.config["expert"], **{**self.config["expert_kwargs"], **overrides})
+        expert = make_expert(self.config["expert"], **{**self.config["expert_kwargs"], **overrides})
+        return _ScaledExpert(expert, self._scale) if np.any(self._scale != 1.0) else expert
 
     def close(self) -> None:
         """Release the env (idempotent)."""
@@ -392,11 +456,14 @@ class SimBackend:
     def _frame(self, obs, reward, terminated, truncated, info, fd_velocity) -> Frame:
         key = self.config["image_key"]
         image = obs[key] if key is not None else self.env.render()
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f"image from {self.env_id!r} (key {key!r}) must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
-            )
+        images = {}
+        if isinstance(image, dict):
+            missing = [c for c in self.camera_names if c not in image]
+            if missing:
+                raise ValueError(f"cameras {missing} are not in the images of {self.env_id!r} ({list(image)})")
+            images = {c: _rgb(image[c], self.env_id, f"{key}/{c}") for c in self.camera_names}
+            image = images[self.camera_names[0]]
+        image = _rgb(image, self.env_id, key)
         vkey = self.config["joint_velocity_key"]
         vel = self._rot @ self._lookup(vkey, obs, info) / self._upm if vkey else fd_velocity
         return Frame(
@@ -408,12 +475,31 @@ class SimBackend:
             truncated=truncated,
             is_success=bool(info.get(self.config["success_key"], False)),
             info=dict(info),
+            images=images,
         )
+
+    def _camera_names(self) -> tuple[str, ...]:
+        key, space, wanted = self.config["image_key"], self.env.observation_space, self.config["cameras"]
+        sub = space.spaces.get(key) if key is not None and isinstance(space, gym.spaces.Dict) else None
+        if not isinstance(sub, gym.spaces.Dict):
+            if wanted:
+                raise ValueError(f"config 'cameras' {wanted} needs a dict of images under {key!r}; {self.env_id!r} "
+                                 "has one image there: remove 'cameras'")
+            return ()
+        names = tuple(wanted or sub.spaces)
+        unknown = [c for c in names if c not in sub.spaces]
+        if unknown or not names:
+            raise ValueError(f"cameras {unknown or names} are not among the cameras of {self.env_id!r}: "
+                             f"{list(sub.spaces)}")
+        return names
 
     def _declared_image_shape(self) -> tuple[int, int, int] | None:
         key, space = self.config["image_key"], self.env.observation_space
         if key is not None and isinstance(space, gym.spaces.Dict) and key in space.spaces:
-            return tuple(space[key].shape)
+            sub = space[key]
+            if isinstance(sub, gym.spaces.Dict):
+                return tuple(sub[self.camera_names[0]].shape)
+            return tuple(sub.shape)
         return None  # known after the first reset
 
     def _find_max_episode_steps(self) -> int | None:
@@ -422,6 +508,35 @@ class SimBackend:
             limits.append(self.env.spec.max_episode_steps)
         limits = [int(v) for v in limits if isinstance(v, (int, np.integer)) and v > 0]
         return min(limits) if limits else None
+
+
+def _rgb(image, env_id: str, key) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image from {env_id!r} (key {key!r}) must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    return image
+
+
+class _ScaledExpert:
+    """A scripted expert whose env-unit actions are returned in the backend's command units (/ action_scale)."""
+
+    def __init__(self, expert, scale: np.ndarray):
+        self._expert, self._scale = expert, scale
+
+    def reset(self) -> None:
+        self._expert.reset()
+
+    def act(self, privileged) -> np.ndarray:
+        return np.asarray(self._expert.act(privileged), dtype=np.float64) / self._scale
+
+    def __getattr__(self, name):  # noise_std, max_speed, phase... are the expert's
+        return getattr(self._expert, name)
+
+    def __setattr__(self, name, value):
+        if name in ("_expert", "_scale"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._expert, name, value)
 
 
 def make_backend(config: dict[str, Any]) -> SimBackend:
@@ -459,7 +574,7 @@ def _validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 "install_hint", "privileged_state_method"):
         if cfg[key] is not None and not isinstance(cfg[key], str):
             raise ValueError(f"config {key!r} must be a string or null, got {cfg[key]!r}")
-    for key in ("joint_names", "action_names"):
+    for key in ("joint_names", "action_names", "cameras"):
         names = cfg[key]
         if names is not None and (
             isinstance(names, str) or not all(isinstance(n, str) and n for n in names)
