@@ -19,8 +19,9 @@ setup(
     description="Simulated robots: embedded tabletop task, scripted expert, gymnasium adapters, sim-robot node.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["sim_robot = vla_sim.sim_node:main"],
-        "vla.nodes": ["sim_robot = vla_sim.sim_node:SimRobotNode"],
-        "vla.params": ["sim_robot = vla_sim.sim_params:SIM_ROBOT_PARAMS"],
+        "console_scripts": ["sim_robot = vla_sim.sim_node:main", "sim_expert = vla_sim.sim_expert_node:main"],
+        "vla.nodes": ["sim_robot = vla_sim.sim_node:SimRobotNode", "sim_expert = vla_sim.sim_expert_node:SimExpertNode"],
+        "vla.params": ["sim_robot = vla_sim.sim_params:SIM_ROBOT_PARAMS",
+                       "sim_expert = vla_sim.sim_expert_params:SIM_EXPERT_PARAMS"],
     },
 )

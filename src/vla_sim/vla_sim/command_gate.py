@@ -54,6 +54,7 @@ class CommandGate:
     rejected_nonfinite: int = 0
     rejected_dimension: int = 0
     rejected_limits: int = 0
+    rejected_malformed: int = 0
     stale_steps: int = 0
     names: tuple[str, ...] = ()
     _latest: np.ndarray | None = field(default=None, repr=False)
@@ -81,6 +82,10 @@ class CommandGate:
         self.accepted += 1
         return None
 
+    @property
+    def rejected(self) -> int:
+        return self.rejected_nonfinite + self.rejected_dimension + self.rejected_limits + self.rejected_malformed
+
     def current(self, now: float, hold: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
         """The command to apply at ``now`` and whether it is fresh. Stale or absent: zero (velocity commands),
         or with ``hold`` (the measured positions of a position-controlled robot) the ``hold`` of the first
@@ -101,4 +106,4 @@ class CommandGate:
     def counters(self) -> dict[str, int]:
         return {"accepted": self.accepted, "rejected_nonfinite": self.rejected_nonfinite,
                 "rejected_dimension": self.rejected_dimension, "rejected_limits": self.rejected_limits,
-                "stale_steps": self.stale_steps}
+                "rejected_malformed": self.rejected_malformed, "stale_steps": self.stale_steps}

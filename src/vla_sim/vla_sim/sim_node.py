@@ -1,11 +1,16 @@
 """Sim-robot lifecycle node: a gymnasium environment that looks like a robot on ROS topics.
 
 Publishes (relative names, so a namespace moves them all):
-  camera/<name>/image_raw (sensor_msgs/Image rgb8), camera/<name>/camera_info, joint_states,
+  camera/<name>/image_raw (sensor_msgs/Image rgb8), camera/<name>/camera_info (every camera of the environment:
+  the arm's scene and wrist), joint_states,
   instruction (std_msgs/String, latched), episode/events (vla_interfaces/EpisodeEvent),
   sim/state (vla_interfaces/SimState, ground truth for scripted experts), /clock (when publish_clock),
   /diagnostics.
-Subscribes: cmd_vel (geometry_msgs/Twist) or cmd (std_msgs/Float64MultiArray), per ``command_type``.
+Subscribes: cmd_vel (geometry_msgs/Twist), or cmd (std_msgs/Float64MultiArray or trajectory_msgs/JointTrajectory),
+per ``command_type``. Every command is checked before it is kept (vla_sim.command_gate): the wrong length, NaN/Inf,
+a trajectory to other joints, or (position control) a target outside the contract's low/high is refused, counted in
+/diagnostics and never applied; a stale command stops a velocity-controlled robot and makes a position-controlled
+one hold where it is.
 Services: ~/reset (vla_interfaces/ResetEpisode): the seed (0 .. 2**32 - 1, or negative for the next one) and the
 instruction (checked by vla_core.text) are validated before anything changes; a refused reset leaves the
 episode running and publishes no event.
@@ -24,15 +29,17 @@ from geometry_msgs.msg import Twist
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
 
-from vla_core.codecs import planar_twist_fields
+from vla_core.codecs import CommandError, planar_twist_fields
 from vla_core.contract import RobotContract
 from vla_core.errors import ConfigError
+from vla_core.paths import workspace_path
 from vla_interfaces.msg import EpisodeEvent, SimState
 from vla_interfaces.srv import ResetEpisode
 from vla_ros import node_qos
-from vla_ros.convert import (joint_state_msg, multiarray_to_array, pinhole_camera_info, rgb_to_image,
-                             seconds_to_time, twist_to_array)
+from vla_ros.convert import (joint_state_msg, joint_trajectory_to_array, multiarray_to_array, pinhole_camera_info,
+                             rgb_to_image, seconds_to_time, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_sim.backends import PRESETS, make_backend
 from vla_sim.command_gate import CommandGate, following_seed, reset_request
@@ -46,7 +53,7 @@ def backend_config(params: dict) -> dict:
     if params["env_id"]:
         config["env_id"] = params["env_id"]
     kwargs = config.setdefault("env_kwargs", {})
-    if params["preset"].startswith("tabletop"):
+    if params["preset"].startswith("tabletop") or params["preset"] == "arm":
         kwargs["image_size"] = [params["image_height"], params["image_width"]]
         kwargs["instruction_set"] = params["instruction_set"]
         kwargs["max_episode_steps"] = params["max_episode_steps"]
@@ -64,31 +71,40 @@ class SimRobotNode(ManagedNode):
         self.backend = None
         self._timer = None
         self._pubs: dict = {}
+        self._cams: dict = {}
         self._entities: list = []
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
         self.backend = make_backend(backend_config(p))
         b = self.backend
+        # Camera name -> frame_id: the environment's own cameras, or the one named by camera_name.
+        self.cameras = ({c: f"camera_{c}_optical_frame" for c in b.camera_names} if b.camera_names
+                        else {p["camera_name"]: p["camera_frame_id"]})
+        low, high = (b.action_low, b.action_high) if b.position_controlled else (None, None)
         if p["contract"]:
-            contract = RobotContract.from_yaml(p["contract"])
-            problems = contract_mismatches(contract, fps=b.fps, image_shape=b.image_shape,
-                                           camera_name=p["camera_name"], joint_names=b.joint_names,
-                                           action_dim=len(b.action_names))
+            contract = RobotContract.from_yaml(workspace_path(p["contract"]))
+            problems = contract_mismatches(contract, fps=b.fps, cameras={c: b.image_shape for c in self.cameras},
+                                           joint_names=b.joint_names, action_dim=len(b.action_names),
+                                           command_type=p["command_type"],
+                                           action_names=b.action_names if b.position_controlled else None)
             if problems:
                 raise ConfigError(problems, source=f"contract {p['contract']}")
+            if b.position_controlled:  # the contract's limits, which the shield enforces too
+                low, high = contract.action.low, contract.action.high
         dim = len(b.action_names)
-        if p["command_type"] == "twist" and dim > 3:
-            raise ConfigError(f"command_type 'twist' carries at most 3 planar values but {b.env_id} takes {dim}; "
-                              "set command_type: float64_multiarray")
+        if p["command_type"] == "twist" and (dim > 3 or b.position_controlled):
+            raise ConfigError(f"command_type 'twist' carries at most 3 planar velocities but {b.env_id} takes {dim} "
+                              f"{'joint positions' if b.position_controlled else 'values'}; set command_type: "
+                              "float64_multiarray (or joint_trajectory)")
         self.twist_fields = planar_twist_fields(dim) if p["command_type"] == "twist" else ()
         self.dt = 1.0 / b.fps
-        self.gate = CommandGate(dim=dim, timeout=p["command_timeout"])
-        cam = p["camera_name"]
+        self.gate = CommandGate(dim=dim, timeout=p["command_timeout"], low=low, high=high, names=b.action_names)
         lp = self.create_lifecycle_publisher
+        self._cams = {cam: (lp(Image, f"camera/{cam}/image_raw", node_qos.SENSOR_PUB),
+                            lp(CameraInfo, f"camera/{cam}/camera_info", node_qos.SENSOR_PUB)) for cam in self.cameras}
         self._pubs = {
-            "image": lp(Image, f"camera/{cam}/image_raw", node_qos.SENSOR_PUB),
-            "info": lp(CameraInfo, f"camera/{cam}/camera_info", node_qos.SENSOR_PUB),
+            **{f"camera/{c}/{kind}": pub for c, pubs in self._cams.items() for kind, pub in zip(("image", "info"), pubs)},
             "joints": lp(JointState, "joint_states", node_qos.SENSOR_PUB),
             "instruction": lp(String, "instruction", node_qos.LATCHED),
             "events": lp(EpisodeEvent, "episode/events", node_qos.EVENTS),
@@ -99,6 +115,8 @@ class SimRobotNode(ManagedNode):
             self._pubs["clock"] = self.create_publisher(ClockMsg, "/clock", node_qos.CLOCK)
         if p["command_type"] == "twist":
             sub = self.create_subscription(Twist, "cmd_vel", self._on_twist, node_qos.COMMAND)
+        elif p["command_type"] == "joint_trajectory":
+            sub = self.create_subscription(JointTrajectory, "cmd", self._on_trajectory, node_qos.COMMAND)
         else:
             sub = self.create_subscription(Float64MultiArray, "cmd", self._on_multiarray, node_qos.COMMAND)
         self._entities = [sub, self.create_service(ResetEpisode, "~/reset", self._on_reset)]
@@ -111,7 +129,8 @@ class SimRobotNode(ManagedNode):
         self.resets_refused = 0
         self._rate_window = (time.monotonic(), 0, 0.0)
         self.get_logger().info(
-            f"{b.env_id}: {b.image_shape[1]}x{b.image_shape[0]} camera, joints {list(b.joint_names)}, "
+            f"{b.env_id}: {b.image_shape[1]}x{b.image_shape[0]} cameras {list(self.cameras)}, joints "
+            f"{list(b.joint_names)}, {'joint-position' if b.position_controlled else 'velocity'} commands, "
             f"{b.fps:g} Hz x {p['real_time_factor']:g} real time")
 
     def activate(self) -> None:
@@ -148,7 +167,7 @@ class SimRobotNode(ManagedNode):
             self.destroy_publisher(pub)
         for entity in self._entities:
             (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
-        self._pubs, self._entities = {}, []
+        self._pubs, self._cams, self._entities = {}, {}, []
         if self.backend is not None:
             self.backend.close()
         self.backend, self.gate, self.frame = None, None, None
@@ -159,6 +178,20 @@ class SimRobotNode(ManagedNode):
 
     def _on_multiarray(self, msg: Float64MultiArray) -> None:
         self._offer(multiarray_to_array(msg))
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if not self.is_active or self.gate is None:
+            return
+        try:
+            values = joint_trajectory_to_array(msg, self.backend.action_names)
+        except CommandError as exc:  # other joints, no points, a short point, NaN/Inf: never applied
+            if exc.reason == "non_finite":
+                self.gate.rejected_nonfinite += 1
+            else:
+                self.gate.rejected_malformed += 1
+            self.get_logger().warning(f"command rejected: {exc}", throttle_duration_sec=1.0)
+            return
+        self._offer(values)
 
     def _offer(self, values: np.ndarray) -> None:
         if not self.is_active or self.gate is None:
@@ -195,7 +228,8 @@ class SimRobotNode(ManagedNode):
     def _step(self) -> None:
         if not self.is_active or self.backend is None:
             return
-        action, _ = self.gate.current(self.sim_time)
+        hold = self.backend.hold_action() if self.backend.position_controlled else None
+        action, _ = self.gate.current(self.sim_time, hold=hold)
         self.frame = self.backend.step(action)
         self.sim_time += self.dt
         self.episode_steps += 1
@@ -217,10 +251,11 @@ class SimRobotNode(ManagedNode):
 
     def _publish_frame(self) -> None:
         stamp, f, b = self._stamp(), self.frame, self.backend
-        image = rgb_to_image(f.image, stamp, self.params["camera_frame_id"])
-        self._pubs["image"].publish(image)
-        self._pubs["info"].publish(pinhole_camera_info(image.height, image.width, 60.0, stamp,
-                                                       self.params["camera_frame_id"]))
+        for name, (image_pub, info_pub) in self._cams.items():
+            frame_id = self.cameras[name]
+            image = rgb_to_image(f.images.get(name, f.image), stamp, frame_id)
+            image_pub.publish(image)
+            info_pub.publish(pinhole_camera_info(image.height, image.width, 60.0, stamp, frame_id))
         self._pubs["joints"].publish(joint_state_msg(b.joint_names, f.joint_positions, f.joint_velocities,
                                                      stamp=stamp))
         if self.params["publish_privileged_state"]:
@@ -269,7 +304,7 @@ class SimRobotNode(ManagedNode):
                   "step_rate_hz": f"{(self.totals['steps'] - steps0) / elapsed:.1f}",
                   "real_time_factor": f"{(self.sim_time - sim0) / elapsed:.2f}",
                   "episode": self.episode_index, "instruction": self.backend.instruction}
-        rejected = self.gate.rejected_nonfinite + self.gate.rejected_dimension
+        rejected = self.gate.rejected
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if rejected else DiagnosticStatus.OK,
             name=f"{self.get_name()}: simulation", hardware_id=self.backend.env_id,
