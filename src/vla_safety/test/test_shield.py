@@ -172,7 +172,62 @@ def test_joint_position_limits_and_hold(make_shield, limits):
     assert cmd == pytest.approx([0.05, 1.0])  # step limit on a, position limit on b
     assert {"limit.position", "limit.step"} <= {r for r, _ in report.rules}
     s.trigger_estop()
-    assert s.step(0.2)[0] == pytest.approx([0.05, 1.0])  # e-stop holds the last position sent
+    # E-stop holds the positions measured when it began (never zeros), not the target still ahead.
+    assert s.step(0.2)[0] == pytest.approx([0.0, 0.95])
+
+
+def _arm_shield(make_shield, limits, **overrides):
+    return make_shield(limits([-1.0, -1.0, 0.0], [1.0, 1.0, 0.08], [1.0, 1.0, 1.0], [100.0, 100.0, 100.0]),
+                       command_type="joint_position", **overrides)
+
+
+@pytest.mark.parametrize("stop", ["estop", "watchdog", "reject"])
+def test_every_stop_holds_the_measured_position_latched_while_it_lasts(make_shield, limits, stop):
+    s = _arm_shield(make_shield, limits)
+    s.set_position([0.2, -0.3, 0.04], 0.0)
+    s.offer_command("teleop", [0.25, -0.3, 0.04], 0.0)
+    assert s.step(0.0)[0] == pytest.approx([0.25, -0.3, 0.04])
+    s.set_position([0.22, -0.3, 0.04], 0.1)  # the arm is on its way
+    if stop == "estop":
+        s.trigger_estop()
+        t = 0.1
+    elif stop == "watchdog":
+        t = 0.7  # teleop_timeout 0.5 s
+        s.set_position([0.22, -0.3, 0.04], t)
+    else:
+        assert "non-finite" in s.offer_command("teleop", [np.nan, 0.0, 0.0], 0.1)
+        t = 0.1
+    cmd, report = s.step(t)
+    assert cmd == pytest.approx([0.22, -0.3, 0.04]) and report.stopped
+    # The arm sags under its hold: the hold stays where the stop began.
+    s.set_position([0.21, -0.32, 0.04], t + 0.05)
+    assert s.step(t + 0.1)[0] == pytest.approx([0.22, -0.3, 0.04])
+
+
+def test_a_gripper_keeps_squeezing_and_a_hold_stays_within_the_limits(make_shield, limits):
+    s = _arm_shield(make_shield, limits, hold_command_joints=["j2"])
+    s.set_position([0.0, 0.0, 0.05], 0.0)
+    s.offer_command("teleop", [0.0, 0.0, 0.0], 0.0)  # close on a 0.04 m cube: the fingers stop at 0.04
+    assert s.step(0.0)[0] == pytest.approx([0.0, 0.0, 0.0])
+    s.set_position([1.02, 0.0, 0.04], 0.05)  # overshot the joint's upper limit 1.0; the cube holds the fingers
+    s.trigger_estop()
+    assert s.step(0.1)[0] == pytest.approx([1.0, 0.0, 0.0])
+
+
+def test_without_a_fresh_measurement_a_stop_holds_the_last_position_sent(make_shield, limits):
+    s = _arm_shield(make_shield, limits)
+    s.set_position([0.1, 0.1, 0.04], 0.0)
+    s.offer_command("policy", [0.1, 0.1, 0.04], 0.0)
+    s.step(0.0)
+    s.trigger_estop()
+    assert s.step(2.0)[0] == pytest.approx([0.1, 0.1, 0.04])  # joint_states stale since 0.0 (state_timeout 0.5)
+
+
+def test_hold_command_joints_must_be_joints_of_the_commands(config):
+    with pytest.raises(ValueError, match=r"hold_command_joints \['finger'\] are not joints"):
+        config(command_type="joint_position", hold_command_joints=["finger"])
+    with pytest.raises(ValueError, match="command_type is twist"):
+        config(hold_command_joints=["j0"])
 
 
 def test_joint_velocity_keeps_joints_inside_limits(make_shield, limits):

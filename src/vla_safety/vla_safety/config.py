@@ -97,6 +97,14 @@ def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
         problems.append(f"min_height {p['min_height']} must be < max_height {p['max_height']}")
     sensors = tuple(name for name, topic in (("scan", p["scan_topic"]), ("pointcloud", p["pointcloud_topic"]))
                     if topic)
+    hold = tuple(n for n in p["hold_command_joints"] if n)
+    unknown = [n for n in hold if kind == "twist" or n not in hard.names]
+    if unknown:
+        problems.append(f"hold_command_joints {unknown} are not joints of this robot's joint_position commands "
+                        f"({list(hard.names) if kind != 'twist' else 'command_type is twist'}); name action names "
+                        "of the contract, or leave it ['']")
+    elif hold and kind != "joint_position":
+        problems.append(f"hold_command_joints {list(hold)} applies to joint_position commands only; leave it ['']")
     if problems:
         raise ValueError("; ".join(problems))
     return ShieldConfig(command_type=kind, rate=p["rate"], teleop_timeout=p["teleop_timeout"],
@@ -104,7 +112,8 @@ def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
                         workspace=workspace, zones=zones, sensors=sensors, sensor_timeout=p["sensor_timeout"],
                         state_timeout=p["state_timeout"],
                         supervisor_timeout=p["supervisor_timeout"] if p["supervisor"] else None,
-                        max_clock_jump=p["max_clock_jump"])
+                        max_clock_jump=p["max_clock_jump"],
+                        hold_command_joints=tuple(hard.names.index(n) for n in hold))
 
 
 def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:

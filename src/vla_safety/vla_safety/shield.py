@@ -19,8 +19,11 @@ and the robot, which applies the newest command once per period, never sees more
 
 Stops are never rate-limited: e-stop, a clock jump, a lost or not-active supervisor, watchdog (nothing
 fresh), a rejected command, an engaged lock, a stop zone and a silent obstacle sensor take effect on the
-same step. A stop is zero velocity for Twist and
-joint velocity commands, and holding the last position sent for joint position commands.
+same step. A stop is zero velocity for Twist and joint velocity commands. For joint position commands a stop holds
+position, never "go to zero": the joint positions measured when the stop began (fresh joint_states, within the
+position limits), latched while the stop lasts so that a servo's sag under its own hold is not followed down;
+joints in ``hold_command_joints`` (a gripper squeezing an object) keep their last commanded target instead.
+Without a fresh measurement the last position sent is held; with neither, nothing is sent.
 """
 from __future__ import annotations
 
@@ -64,6 +67,7 @@ class ShieldConfig:
     state_timeout: float = 0.5
     supervisor_timeout: float | None = None
     max_clock_jump: float = 1.0
+    hold_command_joints: tuple[int, ...] = ()
 
     def __post_init__(self):
         problems = []
@@ -85,6 +89,10 @@ class ShieldConfig:
             problems.append(f"supervisor_timeout {self.supervisor_timeout} must be > 0 s")
         if not self.max_clock_jump > 0:
             problems.append(f"max_clock_jump {self.max_clock_jump} must be > 0 s")
+        if self.hold_command_joints and (self.command_type != "joint_position" or any(
+                not 0 <= i < self.joints.dim for i in self.hold_command_joints)):
+            problems.append(f"hold_command_joints {list(self.hold_command_joints)} must index joints of "
+                            "joint_position commands")
         for name, priority, timeout in self.locks:
             if not 0 <= priority <= 255 or timeout < 0:
                 problems.append(f"lock {name!r}: priority must be in [0, 255] and timeout >= 0")
@@ -122,6 +130,7 @@ class _Output:
     v: np.ndarray            # velocity sent (Twist 6 or joint velocities n); joint position: implied velocity
     a: np.ndarray            # acceleration of the last change (Twist jerk limit)
     q: np.ndarray | None = None  # joint positions sent (joint_position)
+    held: bool = False           # a stop's hold (joint_position): kept while the stop lasts
 
 
 @dataclass
@@ -253,16 +262,31 @@ class Shield:
             return None
         return self._position[0]
 
+    def hold_position(self, now: Instant | float) -> np.ndarray | None:
+        """Where a joint-position robot stops at ``now``: the hold in effect if a stop is already holding, else
+        the fresh measured positions (within the position limits; ``hold_command_joints`` at their last
+        commanded target), else the last position sent; None without any of them."""
+        if self.config.command_type != "joint_position":
+            return None
+        last = self._last
+        if last.held:
+            return last.q
+        measured = self._fresh_position(instant(now))
+        if measured is None or measured.shape != (self.config.dim,):
+            return last.q
+        lim = self.config.joints
+        q = np.minimum(np.maximum(measured, lim.lower), lim.upper)
+        if last.q is not None and self.config.hold_command_joints:
+            idx = list(self.config.hold_command_joints)
+            q[idx] = last.q[idx]
+        return q
+
     def _stop(self, now: Instant) -> _Output:
         dim = self.config.dim
         zero = np.zeros(dim)
         if self.config.command_type == "joint_position":
-            # Hold the last position sent, else the measured one; None (publish nothing) without either.
-            q = self._ref.q
-            if q is None:
-                measured = self._fresh_position(now)
-                q = measured if measured is not None and measured.shape == (dim,) else None
-            return _Output(zero, zero, q)
+            q = self.hold_position(now)
+            return _Output(zero, zero, q, held=q is not None)
         return _Output(zero, zero)
 
     def _emit(self, out: _Output) -> np.ndarray | None:

@@ -132,9 +132,15 @@ class SafetyShieldNode(ManagedNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        if was_ticking and self.shield is not None and self.shield.config.command_type != "joint_position":
-            # Leave the robot stopped rather than waiting for its own command timeout.
-            self._pubs["cmd"].publish(self._command_msg(np.zeros(self.shield.config.dim)))
+        if was_ticking and self.shield is not None:
+            # Leave the robot stopped rather than waiting for its own command timeout: zero velocity, or for
+            # joint positions the hold (measured positions, never zeros; nothing when there is none).
+            if self.shield.config.command_type == "joint_position":
+                hold = self.shield.hold_position(self._now())
+                if hold is not None:
+                    self._pubs["cmd"].publish(self._command_msg(hold))
+            else:
+                self._pubs["cmd"].publish(self._command_msg(np.zeros(self.shield.config.dim)))
 
     def cleanup(self) -> None:
         for pub in self._pubs.values():

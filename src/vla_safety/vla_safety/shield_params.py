@@ -48,6 +48,9 @@ SHIELD_PARAMS = (
     ParamSpec("joint_names", [""], "Joints of joint commands, in command order (positions are read from "
               "joint_states by name); [''] (the default): the contract's action names, the only order accepted",
               read_only=True),
+    ParamSpec("hold_command_joints", [""], "joint_position: joints that keep their last commanded target when the "
+              "shield stops (a gripper squeezing an object); every other joint holds the position measured when "
+              "the stop began. ['']: none", read_only=True),
     ParamSpec("joint_position_margin", [0.0], "Joint position commands stay this far inside the contract's "
               "position limits, per joint or one for all", range=(0.0, 1000.0), unit="rad or m"),
     ParamSpec("joint_max_velocity", [-1.0], "Joint commands: largest velocity per joint or one for all; -1: the "
