@@ -75,7 +75,7 @@ class SimExpertNode(ManagedNode):
         self._pubs, self._entities, self.source = {}, [], None
 
     def on_parameters_changed(self, changed: dict) -> None:
-        """expert_noise and input_timeout apply from the next command."""
+        """enabled, expert_noise and input_timeout apply from the next command."""
         if self.source is not None:
             self.source.expert.noise_std = self.params["expert_noise"]
             self.source.timeout = self.params["input_timeout"]
@@ -93,7 +93,7 @@ class SimExpertNode(ManagedNode):
             self.get_logger().warning(f"sim/state dropped: {exc}", throttle_duration_sec=5.0)
 
     def _tick(self) -> None:
-        if self.source is None or not self.is_active:
+        if self.source is None or not self.is_active or not self.params["enabled"]:
             return
         try:
             command = self.source.command(self._now())

@@ -8,6 +8,8 @@ SIM_EXPERT_PARAMS = (
               choices=PRESETS, read_only=True),
     ParamSpec("contract", "", "Robot contract (YAML) whose action type, names and fields the commands follow",
               read_only=True),
+    ParamSpec("enabled", True, "Send the expert's commands; false only watches (set it at run time to hand the arm "
+              "to a policy or a test)"),
     ParamSpec("rate", 10.0, "Command rate (the robot contract's fps)", range=(1.0, 1000.0), unit="Hz",
               read_only=True),
     ParamSpec("expert_noise", 0.0, "Standard deviation of the DART noise added to each scripted command (the "

@@ -1,0 +1,140 @@
+"""The arm profile in real processes (vla up arm): the MuJoCo arm's two cameras and joint_states, a joint command
+through the safety shield that moves the arm, commands the shield and the robot must refuse, and stops that hold
+position (never zeros)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from vla_core.contract import RobotContract
+from vla_interfaces.msg import EpisodeEvent, ShieldState
+from vla_ros import node_qos
+
+WS = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros
+
+CONTRACT = RobotContract.from_yaml(WS / "params" / "robots" / "sim_arm.yaml")
+JOINTS = CONTRACT.state.joints  # six arm joints and the gripper
+LOW, HIGH = np.array(CONTRACT.action.low), np.array(CONTRACT.action.high)
+
+
+def latest(messages):
+    return messages[-1][1]
+
+
+def positions(msg: JointState) -> np.ndarray:
+    assert tuple(msg.name) == JOINTS
+    return np.array(msg.position)
+
+
+def sim_counters(diags) -> dict:
+    values = {}
+    for _, array in list(diags):
+        for status in array.status:
+            if status.name == "sim_robot: simulation":
+                values = {kv.key: kv.value for kv in status.values}
+    return values
+
+
+def publish_until(probe, pub, msg, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pub.publish(msg)
+        with probe.lock:
+            if predicate():
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
+    scene = probe.collect(Image, "/camera/scene/image_raw", node_qos.SENSOR_SUB)
+    wrist = probe.collect(Image, "/camera/wrist/image_raw", node_qos.SENSOR_SUB)
+    joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
+    shield = probe.collect(ShieldState, "/safety_shield/state", 10)
+    sent = probe.collect(Float64MultiArray, "/cmd", node_qos.COMMAND)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    events = probe.collect(EpisodeEvent, "/episode/events", node_qos.EVENTS)
+    instruction = probe.collect(String, "/instruction", node_qos.LATCHED)
+    # The scripted expert watches only: the test drives the shield's teleop input itself. No episode ends.
+    up = vla("up", "arm", "--quiet", "--set", "sim_expert.enabled=false", "--set", "sim_robot.max_episode_steps=100000",
+             "--set", "sim_robot.diagnostics_period=0.2")
+    up.wait_line(r"all 3 nodes active", 90)
+
+    probe.wait_for(lambda: len(scene) > 3 and len(wrist) > 3 and len(joints) > 3 and instruction and events, 20,
+                   "both cameras, joint_states, the instruction and the episode's START")
+    for images, frame_id in ((scene, "camera_scene_optical_frame"), (wrist, "camera_wrist_optical_frame")):
+        image = latest(images)
+        assert (image.height, image.width, image.encoding, image.header.frame_id) == (96, 96, "rgb8", frame_id)
+    assert bytes(latest(scene).data) != bytes(latest(wrist).data)
+    assert events[0][1].event == EpisodeEvent.START and latest(instruction).data
+    state = latest(joints)
+    assert len(state.velocity) == len(JOINTS)
+    start = positions(state)
+
+    # A joint command through the shield moves the arm toward it: shoulder_pan +0.4 rad, the gripper half shut.
+    target = start.copy()
+    target[0] += 0.4
+    target[6] = 0.04
+    teleop = probe.node.create_publisher(Float64MultiArray, "/teleop/cmd", node_qos.COMMAND)
+    probe.wait_for(lambda: teleop.get_subscription_count() > 0, 10, "the shield's teleop/cmd subscription")
+    publish_until(probe, teleop, Float64MultiArray(data=target.tolist()),
+                  lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
+    moved = positions(latest(joints))
+    assert abs(moved[6] - 0.04) < 0.01, moved  # the gripper is one more joint of the same command
+    assert np.all(np.abs(moved[1:6] - start[1:6]) < 0.1), (start, moved)  # the others held
+    assert latest(shield).active_source == "teleop"
+
+    # NaN through the shield: rejected, counted, and the arm holds where it is (the shield sends the hold).
+    rejected = latest(shield).rejected
+    nan = target.copy()
+    nan[2] = float("nan")
+    publish_until(probe, teleop, Float64MultiArray(data=nan.tolist()),
+                  lambda: latest(shield).rejected >= rejected + 3, 10, "3 NaN commands rejected by the shield")
+    assert any(r.startswith("reject") for r in latest(shield).rules)
+    assert all(np.all(np.isfinite(m.data)) for _, m in sent)
+    # Out of the contract's limits through the shield: clamped to them and reported (never sent beyond).
+    beyond = target.copy()
+    beyond[1] = HIGH[1] + 1.0
+    publish_until(probe, teleop, Float64MultiArray(data=beyond.tolist()),
+                  lambda: "limit.position" in latest(shield).rules, 10, "the shield's position limit")
+    assert all(np.all((np.array(m.data) >= LOW) & (np.array(m.data) <= HIGH)) for _, m in sent)
+
+    # Watchdog: the operator goes silent; the shield holds the measured position, never zeros, and the arm stays.
+    teleop.publish(Float64MultiArray(data=positions(latest(joints)).tolist()))
+    probe.wait_for(lambda: "watchdog" in latest(shield).rules, 5, "the shield's watchdog")
+    time.sleep(0.5)
+    held = np.array(latest(sent).data)
+    now = positions(latest(joints))
+    assert np.all(np.abs(held - now) < 0.03), (held, now)
+    assert not np.allclose(held[:6], 0.0)
+    time.sleep(1.0)
+    assert np.all(np.abs(positions(latest(joints)) - now) < 0.02)
+
+    # The robot's own check behind the shield: a rogue NaN, wrong-length or out-of-limit command on cmd is
+    # refused, counted and never applied.
+    rogue = probe.node.create_publisher(Float64MultiArray, "/cmd", node_qos.COMMAND)
+    probe.wait_for(lambda: rogue.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
+    out = now.copy()
+    out[0] = HIGH[0] + 0.5
+    for bad, key in ((out, "rejected_limits"), (nan, "rejected_nonfinite"), (now[:6], "rejected_dimension")):
+        publish_until(probe, rogue, Float64MultiArray(data=bad.tolist()),
+                      lambda key=key: int(sim_counters(diags).get(key, 0)) >= 2, 10, f"{key} on the sim robot")
+    assert np.all(np.isfinite(positions(latest(joints))))
+    assert positions(latest(joints))[0] < HIGH[0]
+
+    up.interrupt()
+    assert up.wait(30) == 0, up.output
+
+
+def test_a_robot_that_does_not_take_the_contracts_command_fails_configure_naming_both(vla):
+    up = vla("up", "arm", "--quiet", "--set", "sim_robot.command_type=joint_trajectory")
+    assert up.wait(60) == 1, up.output
+    assert ("the contract's action is std_msgs/msg/Float64MultiArray, but this robot takes "
+            "trajectory_msgs/msg/JointTrajectory" in up.output), up.output
