@@ -137,10 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "recoveries (DART); 0 for clean demonstrations (default vla_sim.demos.DEMO_NOISE, 0.08)")
     demo.add_argument("--preset", default="tabletop", help="sim task: tabletop or tabletop_hard (default tabletop)")
     demo.add_argument("--policy", default="act", help="policy type (default act)")
-    demo.add_argument("--train-minutes", type=float, default=8.0, help="training time budget (default 8)")
-    demo.add_argument("--round-train-minutes", type=float, default=3.0,
-                      help="fine-tuning time budget per continual round (default 3)")
-    demo.add_argument("--epochs", type=int, default=100000, help="epoch limit (the time budget usually ends first)")
+    demo.add_argument("--steps", type=int, default=0,
+                      help="optimisation steps of the first policy (default: the recipe's train.max_steps)")
+    demo.add_argument("--round-steps", type=int, default=0,
+                      help="fine-tuning steps per continual round (default: a third of --steps)")
+    demo.add_argument("--train-minutes", type=float, default=20.0,
+                      help="safety cap on training time; the run says so if it cuts training short (default 20)")
+    demo.add_argument("--round-train-minutes", type=float, default=10.0,
+                      help="safety cap on fine-tuning time per continual round (default 10)")
+    demo.add_argument("--epochs", type=int, default=100000, help="epoch limit (the step count usually ends first)")
     demo.add_argument("--eval-phrasings", default="heldout", choices=("train", "heldout", "all"),
                       help="instruction phrasings of the evaluation (default heldout: never trained on)")
     demo.add_argument("--out", help="run directory (default runs/demo/<UTC time>)")
@@ -167,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, default=900.0, help="with all: seconds each bench may take (900)")
     bench.add_argument("--only", metavar="A,B", help="with all: run only these benches")
     bench.add_argument("--skip", metavar="A,B", help="with all: leave these benches out")
+    bench.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE,...",
+                       help="with train: compare recipe variants side by side (NAME: is the recipe as it is)")
     bench.set_defaults(func=cmd_bench)
 
     teleop = sub.add_parser("teleop", help="drive the robot from this terminal (keyboard) or a joystick")

@@ -53,9 +53,11 @@ class LoopOptions:
     demo_noise: float = DEMO_NOISE  # m/s per axis on the scripted operator's demonstrations (DART)
     preset: str = "tabletop"
     policy: str = "act"
-    train_minutes: float = 8.0
-    round_train_minutes: float = 3.0
-    epochs: int = 100_000          # the time budget ends training unless this is smaller
+    train_steps: int = 0           # optimisation steps of the first policy (0: the recipe's train.max_steps)
+    round_train_steps: int = 0     # fine-tuning steps per continual round (0: a third of the first policy's)
+    train_minutes: float = 20.0    # a safety cap only: the steps decide how long training runs
+    round_train_minutes: float = 10.0
+    epochs: int = 100_000          # the step count ends training unless this is smaller
     real_time_factor: float = 4.0
     demo_seed: int = 0
     round_seed: int = 50_000
@@ -194,11 +196,13 @@ class Loop:
             client = LoopClient(bringup.node, self.say)
             self._wait_ready(client, bringup)
             datasets = [self._record_demos(client)]
-            artifact = self._train(client, datasets, 0, o.train_minutes, "bc")
+            steps = o.train_steps or recipe_steps(o.train_config)
+            artifact = self._train(client, datasets, 0, steps, o.train_minutes, "bc")
             self._evaluate(client, 0, artifact)
             for r in range(1, o.rounds + 1):
                 self._record_corrections(client, r)
-                artifact = self._train(client, datasets, r, o.round_train_minutes, "hg_dagger", init=artifact)
+                artifact = self._train(client, datasets, r, o.round_train_steps or max(1, steps // 3),
+                                       o.round_train_minutes, "hg_dagger", init=artifact)
                 self._evaluate(client, r, artifact)
             swap = {"max_command_gap_ms": client.status.max_command_gap_ms if client.status else float("nan"),
                     "missed_ticks": int(client.status.missed_ticks) if client.status else -1,
@@ -283,19 +287,20 @@ class Loop:
                  f"{counts['episodes']} saved, the corrector took over in {counts['episodes_with_takeover']} "
                  f"({counts['takeovers']} takeovers, {counts['intervention_frames']} of {counts['frames']} frames)")
 
-    def _train(self, client: LoopClient, datasets: list[str], r: int, minutes: float, algorithm: str,
+    def _train(self, client: LoopClient, datasets: list[str], r: int, steps: int, minutes: float, algorithm: str,
                init: str = "") -> str:
         o = self.opts
         t0 = time.monotonic()
         overrides = [f"config={workspace_path(o.train_config)}"] if o.train_config else []
-        overrides += [f"train.time_budget_s={minutes * 60:g}", f"train.epochs={o.epochs}", f"algorithm.type={algorithm}",
+        overrides += [f"train.max_steps={steps}", f"train.time_budget_s={minutes * 60:g}", f"train.epochs={o.epochs}",
+                      f"algorithm.type={algorithm}",
                      f"output.name=demo-{o.preset}", f"output.version={self.stamp}-r{r}",
                      f"output.run_dir={self.out / 'train' / f'round{r}'}"]
         if init:  # fine-tuning: a third of the recipe's learning rate, so the first steps do not undo the last round
             overrides += [f"train.init_from={init}", "train.lr=0.0003"]
         overrides += list(o.train_overrides)
-        self.say(f"training {o.policy} ({algorithm}) on {len(datasets)} dataset(s) for up to {minutes:g} min, "
-                 "then hot-swapping it into the running policy node")
+        self.say(f"training {o.policy} ({algorithm}) on {len(datasets)} dataset(s) for {steps} steps (a safety cap "
+                 f"of {minutes:g} min), then hot-swapping it into the running policy node")
         last = [0.0]
 
         def on_feedback(fb) -> None:
@@ -309,12 +314,24 @@ class Loop:
             raise LoopError(f"training failed: {result.message}; its log and metrics are in "
                             f"{self.out / 'train' / f'round{r}'}")
         self.say(f"  {result.message}")
-        metrics = self.out / "train" / f"round{r}" / "metrics.csv"
+        run_dir = self.out / "train" / f"round{r}"
+        entry: dict = {"round": r, "planned_steps": steps}
+        summary = _read_json(run_dir / "result.json")
+        if summary:
+            entry.update({k: summary.get(k) for k in ("steps", "steps_per_s", "train_seconds", "stopped_by",
+                                                      "samples_per_s", "bf16")})
+            self.say(f"  {summary.get('steps')} steps in {summary.get('train_seconds', 0):.0f} s "
+                     f"({summary.get('steps_per_s', 0):.2f} steps/s)")
+            if summary.get("stopped_by") == "time_budget":
+                self.say(f"  warning: the {minutes:g}-minute safety cap cut training short at step "
+                         f"{summary.get('steps')} of {steps}: this policy is undertrained and will do worse than the "
+                         "recipe's. Raise --train-minutes, or run the demo while the CPU is less busy")
+        metrics = run_dir / "metrics.csv"
         if metrics.is_file():
             import csv
             with open(metrics) as f:
-                rows = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
-            self.training.append({"round": r, "history": rows})
+                entry["history"] = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        self.training.append(entry)
         return result.artifact
 
     def _evaluate(self, client: LoopClient, r: int, artifact: str) -> None:
@@ -361,11 +378,20 @@ class Loop:
                         "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
                         "latency_p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
                         "max_command_gap_ms": swap["max_command_gap_ms"], "missed_ticks": swap["missed_ticks"],
-                        "total_s": round(time.monotonic() - t_start, 1), "artifact": final.get("artifact")},
+                        "total_s": round(time.monotonic() - t_start, 1), "artifact": final.get("artifact"),
+                        "ci95": final.get("ci95"), "successes": final.get("successes"),
+                        "train_steps": [t.get("steps") for t in self.training],
+                        "train_steps_per_s": [t.get("steps_per_s") for t in self.training],
+                        "train_cut_short": any(t.get("stopped_by") == "time_budget" for t in self.training)},
         }
         (self.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
         html = write_loop_report(self.out / "report.html", report)
         print_summary(report, say=self.say)
+        for t in self.training:
+            if t.get("steps") is not None:
+                self.say(f"round {t['round']} training: {t['steps']} of {t['planned_steps']} steps, "
+                         f"{t.get('steps_per_s') or 0:.2f} steps/s" + (" (CUT SHORT by the time cap)"
+                                                                      if t.get("stopped_by") == "time_budget" else ""))
         self.say(f"report: {html}")
         report["report_html"] = str(html)
         return report
@@ -379,6 +405,26 @@ def _fail(reason: str, loop: Loop, say) -> int:
     return 1
 
 
+def recipe_steps(train_config: str) -> int:
+    """The recipe's ``train.max_steps``; raises LoopError when it has none (the demo trains by steps)."""
+    import yaml
+    path = workspace_path(train_config)
+    try:
+        steps = int(((yaml.safe_load(path.read_text()) or {}).get("train") or {}).get("max_steps") or 0)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise LoopError(f"cannot read train.max_steps from the recipe {path}: {exc}; fix the file or pass --steps")
+    if steps < 1:
+        raise LoopError(f"the recipe {path} sets no train.max_steps; add one or pass --steps N")
+    return steps
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _num(value: str):
     try:
         return float(value)
@@ -390,6 +436,7 @@ def run_loop(args, say=print) -> int:
     noise = DEMO_NOISE if args.demo_noise is None else args.demo_noise
     opts = LoopOptions(demos=args.demos, eval_episodes=args.eval_episodes, rounds=args.rounds,
                        round_episodes=args.round_episodes, demo_noise=noise, preset=args.preset, policy=args.policy,
+                       train_steps=args.steps or 0, round_train_steps=args.round_steps or 0,
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),

@@ -214,7 +214,9 @@ class Trainer:
         if self.step < cfg.warmup_steps:
             return cfg.lr * (self.step + 1) / cfg.warmup_steps
         progress = min(1.0, (self.step - cfg.warmup_steps) / max(1, self.total_steps - cfg.warmup_steps))
-        if cfg.time_budget_s and self._train_start is not None:  # the budget, not the epoch count, ends this run
+        if cfg.time_budget_s and not cfg.max_steps and self._train_start is not None:
+            # Without a step count the budget ends this run, so it drives the schedule; with one, the steps do and
+            # the budget is only a safety cap (the same steps give the same schedule on any machine).
             progress = max(progress, min(1.0, (time.monotonic() - self._train_start) / cfg.time_budget_s))
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -235,6 +237,7 @@ class Trainer:
         epoch = self.start_epoch
         data_time = compute_time = 0.0
         train_start = self._train_start = time.monotonic()
+        self._first_step = self.step
         bar = self._total_bar()
         while epoch < cfg.train.epochs:
             self.policy.train()
@@ -273,12 +276,18 @@ class Trainer:
             if self._should_stop(train_start):
                 stop_reason = "max_steps" if cfg.train.max_steps and self.step >= cfg.train.max_steps else "time_budget"
                 break
+        if stop_reason == "time_budget" and cfg.train.max_steps:
+            self._say(f"warning: the time cap (train.time_budget_s={cfg.train.time_budget_s:g}) cut training short "
+                      f"at step {self.step} of {cfg.train.max_steps}; the policy is undertrained. Raise the cap, or "
+                      "train where the CPU is less busy")
         if bar is not None:
             bar.close()
         in_sync = self._ranks_in_sync()
         train_seconds = time.monotonic() - train_start
         result: dict[str, Any] = {"run_dir": str(self.run_dir), "epochs": epoch, "steps": self.step,
                                   "stopped_by": stop_reason, "train_seconds": round(train_seconds, 2),
+                                  "planned_steps": self.total_steps,
+                                  "steps_per_s": round((self.step - self._first_step) / max(train_seconds, 1e-9), 3),
                                   "samples_per_s": round(self.step * cfg.train.batch_size * self.world
                                                          / max(train_seconds, 1e-9), 1),
                                   "data_share": round(data_time / max(data_time + compute_time, 1e-9), 4),
