@@ -283,3 +283,50 @@ def test_the_embedded_tasks_recipe_trains_from_noisy_demonstrations_and_replans_
     manifest = verify_artifact(Path(result["artifact"])).manifest
     assert result["steps"] == 2 and manifest["policy_type"] == "act" and manifest["action"]["chunk_size"] == 5
     assert manifest["action"]["execution"] == "receding_horizon" and manifest["action"]["receding_steps"] == 1
+
+
+def test_with_a_step_count_a_time_cap_only_cuts_short_and_says_so(demos, tmp_path):
+    events = []
+    result = train(config(demos, tmp_path, train={"max_steps": 1000, "epochs": 100_000, "time_budget_s": 1e-6},
+                          output={"export": False}), events.append)
+    assert result["stopped_by"] == "time_budget" and result["steps"] < result["planned_steps"] == 1000
+    warning = [e["message"] for e in events if e["event"] == "log" and "cut training short" in e["message"]]
+    assert warning and f"at step {result['steps']} of 1000" in warning[0]
+    done = train(config(demos, tmp_path / "b", train={"max_steps": 2, "time_budget_s": 600}, output={"export": False}))
+    assert done["stopped_by"] == "max_steps" and done["steps"] == 2 and done["steps_per_s"] > 0
+
+
+def test_the_learning_rate_follows_the_steps_when_there_are_some_not_the_clock(tmp_path):
+    import time
+    from vla_trainer.train import Trainer
+
+    def lr_at(step: int, **train_section) -> float:
+        cfg = build_config({"data": {"paths": [str(tmp_path)]},
+                            "train": {"lr": 1.0, "warmup_steps": 0, "epochs": 1000, **train_section}})
+        trainer = Trainer(cfg)
+        trainer.step, trainer.total_steps = step, 100
+        trainer._train_start = time.monotonic() - 1000.0  # the time budget is long spent
+        return trainer._lr()
+    # A loaded machine (the clock past the budget) gives the same schedule as an idle one when steps decide...
+    assert lr_at(50, max_steps=100, time_budget_s=10) == pytest.approx(lr_at(50, max_steps=100)) \
+        == pytest.approx(0.1 + 0.9 * 0.5)
+    # ...and without a step count the budget ends the run, so it drives the schedule to its floor.
+    assert lr_at(50, time_budget_s=10) == pytest.approx(0.1)
+
+
+def test_the_recipe_trains_by_steps_not_by_the_clock():
+    cfg = build_config(parse_overrides([f"--config={WS / 'params/train/tabletop_act.yaml'}", "--data.paths=x"]))
+    assert cfg.train.max_steps > 0 and cfg.train.time_budget_s == 0
+
+
+def test_bench_variants_parse_and_bad_ones_are_named():
+    from vla_trainer.bench import parse_variants, wilson
+    assert parse_variants(["recipe:", "small:policy.dim=64, policy.ff_dim=256"]) == {
+        "recipe": (), "small": ("policy.dim=64", "policy.ff_dim=256")}
+    for bad in ("nocolon", "x:policy.dim", ":a=1"):
+        with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
+            parse_variants([bad])
+    with pytest.raises(ValueError, match="twice"):
+        parse_variants(["a:", "a:train.lr=1"])
+    low, high = wilson(96, 100)
+    assert 0.90 < low < 0.91 and 0.98 < high < 0.99

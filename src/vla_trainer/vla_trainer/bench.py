@@ -11,10 +11,14 @@ on the embedded sim task from as many scripted demonstrations as `vla demo` reco
    all episodes (episodes located by from_timestamp, as LeRobot writes by default) against one file per episode:
    the time to decode every frame of the dataset, the time to load it for training (decode + resize + cache), and
    ACT's samples/s on each. Goal: the packed layout within 10% of one file per episode.
-4. ACT trained from those demonstrations with the embedded task's recipe (params/train/tabletop_act.yaml) within
-   a time budget (8 minutes; --quick: 1), exported, and evaluated
-   through onnxruntime in the sim on held-out seeds, with training phrasings and with held-out phrasings.
-The last line is one JSON object.
+4. ACT trained from those demonstrations with the embedded task's recipe (params/train/tabletop_act.yaml) for
+   the recipe's optimisation steps (train.max_steps; --quick: 100), exported, and evaluated through onnxruntime in
+   the sim on 100 held-out seeds with held-out phrasings (--quick: 10), with the Wilson interval, the steps/s,
+   the CPU seconds and the load average around it (the same steps on any machine: load changes the time only).
+
+``--variant NAME:KEY=VALUE,...`` (repeatable; ``NAME:`` is the recipe as it is) runs only the comparison: every
+variant's step time, then each trained for the same steps on the same demonstrations and evaluated on the same
+episodes, side by side in one run. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -112,6 +116,8 @@ def bench_train(args, say) -> dict:
     from vla_trainer.policies import POLICIES, parameter_count
     from vla_trainer.train import Trainer
 
+    if getattr(args, "variant", None):
+        return bench_train_variants(args, parse_variants(args.variant), say)
     quick = bool(getattr(args, "quick", False))
     contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
     result: dict = {"bench": "train", "threads": torch.get_num_threads()}
@@ -141,30 +147,117 @@ def bench_train(args, say) -> dict:
 
         result["data_layouts"] = _data_layouts(tmp / "demos", tmp, quick, say)
 
-        budget = 60.0 if quick else 480.0
-        episodes = 10 if quick else 50
-        recipe = workspace_path("params/train/tabletop_act.yaml")
-        raw = parse_overrides([f"--config={recipe}", f"--data.paths={tmp / 'demos'}",
-                               f"--data.cache_dir={tmp / 'cache'}", "--train.epochs=100000", f"--train.time_budget_s={budget}",
-                               f"--output.models_dir={tmp / 'models'}", f"--output.run_dir={tmp / 'act'}",
-                               "--output.name=bench-act", "--output.version=1"])
-        cfg = build_config(raw)
-        result["act_recipe"] = str(recipe)
-        say(f"training ACT on the {DEMOS} demonstrations for {budget:g} s")
-        t1 = time.monotonic()
-        trained = Trainer(cfg, lambda e: say(f"  epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss "
-                                             f"{e['val_loss']:.4f}") if e.get("event") == "epoch"
-                          and e["epoch"] % 25 == 0 else None).run()
-        train_s = time.monotonic() - t1
-        act = {"demos": DEMOS, "train_seconds": round(train_s, 1), "steps": trained["steps"], "epochs": trained["epochs"],
-               "demos_plus_training_s": round(result["demos"]["seconds"] + train_s, 1)}
-        for phrasings in ("train", "heldout"):
-            ev = evaluate_artifact(trained["artifact"], "tabletop", episodes, 100_000, phrasings,
-                                   models_dir=tmp / "models")
-            act[f"success_{phrasings}_phrasings"] = ev["success_rate"]
-            act[f"eval_{phrasings}_wall_s"] = ev["wall_s"]
-            say(f"ACT on {episodes} held-out seeds, {phrasings} phrasings: {ev['successes']}/{episodes} "
-                f"({100 * ev['success_rate']:.0f}%) in {ev['wall_s']:.1f} s ({ev['real_time_factor']:.0f}x real time)")
-        act["goal_met"] = bool(act["success_train_phrasings"] >= 0.9 and act["demos_plus_training_s"] <= 600)
-        result["act_from_demos"] = act
+        result["act_recipe"] = str(workspace_path(RECIPE))
+        result["act_from_demos"] = _act_run(tmp, "recipe", (), quick, say)
     return result
+
+
+def bench_train_variants(args, variants: dict[str, tuple[str, ...]], say) -> dict:
+    """Recipe variants side by side on the same demonstrations: step time, then each trained for the recipe's
+    steps and evaluated on the same held-out episodes."""
+    from vla_core.contract import RobotContract
+    from vla_core.paths import workspace_path
+    from vla_sim.demos import DEMO_NOISE, record_scripted_demos
+
+    quick = bool(getattr(args, "quick", False))
+    contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
+    result: dict = {"bench": "train", "threads": torch.get_num_threads(), "act_recipe": str(workspace_path(RECIPE)),
+                    "variants": {name: list(sets) for name, sets in variants.items()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.monotonic()
+        demos = record_scripted_demos(tmp / "demos", contract, episodes=DEMOS, seed_start=0, noise_std=DEMO_NOISE)
+        result["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
+                           "seconds": round(time.monotonic() - t0, 2), "noise_m_per_s": DEMO_NOISE}
+        say(f"{DEMOS} scripted demonstrations: {demos['frames']} frames in {result['demos']['seconds']:.1f} s")
+        result["act_variants"] = {}
+        for name, sets in variants.items():
+            say(f"variant {name}: {' '.join(sets) or '(the recipe as it is)'}")
+            result["act_variants"][name] = _act_run(tmp, name, sets, quick, say)
+    return result
+
+
+RECIPE = "params/train/tabletop_act.yaml"
+
+
+def _recipe_config(tmp: Path, name: str, sets: tuple[str, ...], extra: tuple[str, ...] = ()):
+    from vla_core.paths import workspace_path
+    from vla_trainer.config import build_config, parse_overrides
+    raw = parse_overrides([f"--config={workspace_path(RECIPE)}", f"--data.paths={tmp / 'demos'}",
+                           f"--data.cache_dir={tmp / 'cache'}", "--train.epochs=100000",
+                           f"--output.models_dir={tmp / 'models'}", f"--output.run_dir={tmp / f'act-{name}'}",
+                           f"--output.name=bench-{name}", "--output.version=1", *extra,
+                           *(s if s.startswith("--") else f"--{s}" for s in sets)])
+    return build_config(raw)
+
+
+def _act_run(tmp: Path, name: str, sets: tuple[str, ...], quick: bool, say) -> dict:
+    """One recipe variant: step time, then trained for its steps (the recipe's train.max_steps; --quick: 100) with
+    a safety cap of 20 minutes, exported and evaluated on held-out seeds and phrasings (100; --quick: 10), with the
+    CPU time it took and the load average around it."""
+    import os
+    from vla_trainer.evaluate import evaluate_artifact
+    from vla_trainer.train import Trainer
+
+    steps_cfg = _recipe_config(tmp, name, sets)
+    steps = 100 if quick else steps_cfg.train.max_steps
+    if steps < 1:
+        raise ValueError(f"{RECIPE} sets no train.max_steps; the bench trains each variant for the recipe's steps")
+    episodes = 10 if quick else 100
+    cfg = _recipe_config(tmp, name, sets, (f"--train.max_steps={steps}", "--train.time_budget_s=1200"))
+    probe = Trainer(cfg, lambda e: None)
+    probe._setup()
+    step = _throughput(probe, 3 if quick else 10)
+    torch.set_num_threads(_THREADS)  # a variant's train.threads must not leak into the next
+    del probe
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    t1, cpu1 = time.monotonic(), time.process_time()
+    trained = Trainer(cfg, lambda e: say(f"  {e['message']}") if e.get("event") == "log"
+                      and "warning" in e.get("message", "") else None).run()
+    torch.set_num_threads(_THREADS)
+    train_s, cpu_s = time.monotonic() - t1, time.process_time() - cpu1
+    ev = evaluate_artifact(trained["artifact"], "tabletop", episodes, 100_000, "heldout", models_dir=tmp / "models")
+    low, high = wilson(ev["successes"], episodes)
+    out = {"step_ms": step["step_ms"], "bf16": step["bf16"], "steps": trained["steps"],
+           "stopped_by": trained["stopped_by"], "train_seconds": round(train_s, 1), "train_cpu_s": round(cpu_s, 1),
+           "steps_per_s": trained.get("steps_per_s"), "epochs": trained["epochs"],
+           "successes_heldout": ev["successes"], "episodes": episodes,
+           "success_heldout": round(ev["success_rate"], 4), "ci95": [round(low, 4), round(high, 4)],
+           "eval_wall_s": ev["wall_s"], "load_start": load_start,
+           "load_end": [round(x, 2) for x in os.getloadavg()]}
+    say(f"  {name}: {step['step_ms']:.0f} ms per step; {trained['steps']} steps in {train_s:.0f} s "
+        f"({cpu_s:.0f} CPU-s, load {load_start[0]:g}); held-out {ev['successes']}/{episodes} "
+        f"[95% {100 * low:.1f}-{100 * high:.1f}%]" + (" (CUT SHORT by the time cap)"
+                                                      if trained["stopped_by"] == "time_budget" else ""))
+    return out
+
+
+_THREADS = torch.get_num_threads()
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate (95% for z = 1.96); (0, 1) for n = 0."""
+    import math
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def parse_variants(items) -> dict[str, tuple[str, ...]]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` (``--variant``) -> {name: (KEY=VALUE, ...)}; ``NAME:`` is the recipe itself.
+
+    Raises: ValueError naming the item and the form expected."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items or ():
+        name, sep, rest = item.partition(":")
+        sets = tuple(p.strip() for p in rest.split(",") if p.strip())
+        if not sep or not name.strip() or any("=" not in p for p in sets):
+            raise ValueError(f"--variant {item!r}: expected NAME:KEY=VALUE[,KEY=VALUE...] (e.g. "
+                             "small:policy.dim=64,policy.ff_dim=256), or NAME: for the recipe as it is")
+        if name in out:
+            raise ValueError(f"--variant {name!r} is given twice; give each variant its own name")
+        out[name.strip()] = sets
+    return out
