@@ -63,3 +63,68 @@ def test_timeout_names_missing_topics_and_what_to_do():
     text = str(err.value)
     assert "/joint_states (no publisher, no message yet)" in text and "image_raw" not in text.split("missing:")[1]
     assert "runs/x" in text and "--ready-timeout" in text
+
+
+# --- over a real rclpy graph (in this process) --------------------------------------------------------------------
+@pytest.fixture
+def ros():
+    import os
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ns = f"/readiness_{os.getpid()}"
+    nodes = {name: rclpy.create_node(name, namespace=ns, context=ctx) for name in ("recorder", "sim", "probe")}
+    executor = SingleThreadedExecutor(context=ctx)
+    for node in nodes.values():
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield ns, nodes
+    executor.shutdown()
+    for node in nodes.values():
+        node.destroy_node()
+    rclpy.shutdown(context=ctx)
+    thread.join(2.0)
+
+
+def test_graph_probe_waits_for_the_recorders_sensor_topics_and_kicks_an_idle_robot(ros):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+
+    from vla_tools.readiness import GraphProbe
+    ns, nodes = ros
+    rec, sim = nodes["recorder"], nodes["sim"]
+    for msg_type, topic in ((Image, "camera/top/image_raw"), (JointState, "joint_states"), (String, "instruction")):
+        rec.create_subscription(msg_type, topic, lambda m: None, qos_profile_sensor_data)
+    image_pub = sim.create_publisher(Image, "camera/top/image_raw", 5)
+    joints_pub = sim.create_publisher(JointState, "joint_states", 5)
+    publishing = []
+    sim.create_timer(0.05, lambda: publishing and (image_pub.publish(Image()), joints_pub.publish(JointState())))
+    probe, readiness, said = GraphProbe(nodes["probe"], f"{ns}/recorder"), Readiness(f"{ns}/recorder"), []
+    waited = wait_ready(probe, readiness, timeout=15.0, say=said.append, kick=lambda: publishing.append(1),
+                        kick_after=1.0, say_every=0.5)
+    probe.close()
+    assert publishing == [1] and waited >= 1.0  # nothing flowed before the kick: the wait did not pass early
+    assert sorted(readiness.topics) == [f"{ns}/camera/top/image_raw", f"{ns}/joint_states"]  # not the String
+    assert any("no message yet" in line for line in said)
+
+
+def test_graph_probe_times_out_naming_the_topic_without_a_publisher(ros):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+
+    from vla_tools.readiness import GraphProbe
+    ns, nodes = ros
+    nodes["recorder"].create_subscription(Image, "camera/top/image_raw", lambda m: None, qos_profile_sensor_data)
+    nodes["recorder"].create_subscription(JointState, "joint_states", lambda m: None, qos_profile_sensor_data)
+    pub = nodes["sim"].create_publisher(Image, "camera/top/image_raw", 5)
+    nodes["sim"].create_timer(0.05, lambda: pub.publish(Image()))
+    probe = GraphProbe(nodes["probe"], f"{ns}/recorder")
+    with pytest.raises(NotReady, match=f"{ns}/joint_states \\(no publisher, no message yet\\)") as err:
+        wait_ready(probe, Readiness(f"{ns}/recorder"), timeout=3.0, say=lambda m: None)
+    probe.close()
+    assert "image_raw" not in str(err.value).split("missing:")[1].split(".")[0]
