@@ -263,3 +263,20 @@ def test_limits_change_at_run_time_topology_does_not(make_shield, config):
     assert s.step(0.1)[0][0] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="topology"):
         s.update_limits(config(locks="[{name: pause}]"))
+
+
+def test_a_trajectory_contract_bounds_joint_position_shields_only():
+    import yaml
+    from vla_core.contract import RobotContract
+    from vla_safety.hard_limits import hard_limits
+    contract = RobotContract.from_dict(yaml.safe_load("""
+robot: trajectory_arm
+fps: 10
+state: {topic: joint_states, joints: [a, gripper]}
+action: {topic: cmd, type: trajectory_msgs/msg/JointTrajectory, fields: [a, gripper], low: [-1.0, 0.0],
+         high: [1.0, 0.08], max_velocity: [2.0, 1.0]}
+"""))
+    hard = hard_limits(contract, "joint_position")
+    assert hard.names == ("a", "gripper") and hard.upper.tolist() == [1.0, 0.08]
+    with pytest.raises(ValueError, match="joint_velocity sends std_msgs/msg/Float64MultiArray, but the contract"):
+        hard_limits(contract, "joint_velocity")

@@ -155,3 +155,71 @@ def test_a_bug_in_a_callback_stops_the_robot_and_the_shield_stays_active(ros):
     node.shield.offer_command = original
     time.sleep(0.3)  # the watchdog ticks meanwhile: nothing old comes back (policy_timeout is 5 s)
     assert all(v == 0.0 for v in out[n:]), out[n:]
+
+
+TRAJECTORY_CONTRACT = """
+robot: trajectory_arm
+fps: 10
+state: {topic: joint_states, joints: [a, b, gripper], fields: [position, velocity]}
+action:
+  topic: cmd
+  type: trajectory_msgs/msg/JointTrajectory
+  fields: [a, b, gripper]
+  low: [-1.0, -1.0, 0.0]
+  high: [1.0, 1.0, 0.08]
+  max_velocity: [2.0, 2.0, 1.0]
+  max_acceleration: [50.0, 50.0, 50.0]
+"""
+
+
+def test_joint_trajectory_commands_in_and_out_and_a_trajectory_to_other_joints_holds(ros, tmp_path):
+    """A JointTrajectoryController arm: the shield reads teleop/cmd trajectories by joint name and sends one
+    point to cmd; a trajectory to other joints is rejected and the arm holds its measured position."""
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_ros.convert import array_to_joint_trajectory, joint_trajectory_chunk
+    contract = tmp_path / "trajectory_arm.yaml"
+    contract.write_text(TRAJECTORY_CONTRACT)
+    ctx, probe, executor = ros
+    node = shield(ctx, executor, command_type="joint_position", contract=str(contract), rate=10.0,
+                  hold_command_joints="[gripper]")
+    out, states = [], []
+    probe.create_subscription(JointTrajectory, "cmd", lambda m: out.append(m), node_qos.COMMAND)
+    probe.create_subscription(ShieldState, "safety_shield/state", lambda m: states.append(m), 10)
+    cmd = probe.create_publisher(JointTrajectory, "teleop/cmd", node_qos.COMMAND)
+    joints = probe.create_publisher(JointState, "joint_states", node_qos.SENSOR_PUB)
+    node.trigger_configure()
+    node.trigger_activate()
+    assert node.is_active
+    wait(lambda: cmd.get_subscription_count() and joints.get_subscription_count(), 10, "the shield's inputs")
+    measured = JointState(name=["gripper", "b", "a"], position=[0.05, -0.2, 0.1], velocity=[0.0] * 3)
+
+    def send(msg, predicate, what):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not predicate():
+            measured.header.stamp = probe.get_clock().now().to_msg()
+            joints.publish(measured)
+            cmd.publish(msg)
+            time.sleep(0.05)
+        assert predicate(), what
+
+    # Another order of the same joints; the first point of a two-point chunk is the command.
+    chunk = np.array([[0.02, 0.12, -0.19], [0.04, 0.14, -0.18]])  # gripper, a, b
+    incoming = array_to_joint_trajectory(chunk, ["gripper", "a", "b"], dt=0.1)
+    send(incoming, lambda: any(len(m.points) == 1 for m in out), "a trajectory out")
+    sent = out[-1]
+    assert sent.joint_names == ["a", "b", "gripper"]
+    assert sent.points[0].time_from_start.nanosec == 100_000_000  # one control period
+    np.testing.assert_allclose(joint_trajectory_chunk(sent, ("a", "b", "gripper"))[0][0], [0.12, -0.19, 0.02])
+
+    wrong = array_to_joint_trajectory(np.array([0.1, 0.1, 0.1]), ["a", "b", "finger"])
+    rejected = states[-1].rejected
+    send(wrong, lambda: states and states[-1].rejected > rejected, "the trajectory to other joints rejected")
+    wait(lambda: any(r.startswith("reject") for r in states[-1].rules), 5, "the stop")
+    # Arm joints hold where they were measured; the gripper keeps its last commanded opening.
+    wait(lambda: np.allclose(joint_trajectory_chunk(out[-1], ("a", "b", "gripper"))[0][0], [0.1, -0.2, 0.02]), 5,
+         f"the hold [0.1, -0.2, 0.02] (last sent: {list(out[-1].points[0].positions)})")
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()

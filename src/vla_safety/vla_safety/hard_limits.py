@@ -12,7 +12,8 @@ Per command type:
   (speed and acceleration 0); ``max_velocity`` may bound them further; ``max_acceleration`` bounds the
   change of speed.
 - ``joint_position``: ``low``/``high`` are joint positions, ``max_velocity`` joint velocities,
-  ``max_acceleration`` joint accelerations.
+  ``max_acceleration`` joint accelerations; the commands are Float64MultiArray or JointTrajectory, as the
+  contract's action type says.
 - ``joint_velocity``: ``low``/``high`` (and ``max_velocity``) bound joint velocities; positions are not bounded
   by the contract.
 """
@@ -22,11 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_core import codecs
 from vla_core.contract import RobotContract
 from vla_safety.limits import TWIST_FIELDS
 
-TWIST_TYPE = "geometry_msgs/msg/Twist"
-ARRAY_TYPE = "std_msgs/msg/Float64MultiArray"
+TWIST_TYPE, ARRAY_TYPE, TRAJECTORY_TYPE = codecs.TWIST, codecs.FLOAT64_ARRAY, codecs.JOINT_TRAJECTORY
+# The command messages a shield of each command type reads and sends (the contract's action type picks one).
+MESSAGE_TYPES = {"twist": (TWIST_TYPE,), "joint_position": (ARRAY_TYPE, TRAJECTORY_TYPE),
+                 "joint_velocity": (ARRAY_TYPE,)}
 # In a limit parameter, this value (or any negative one) stands for the hard limit of that axis.
 HARD = -1.0
 
@@ -61,10 +65,10 @@ def hard_limits(contract: RobotContract, command_type: str) -> HardLimits:
     """The hard limits ``contract`` declares for a shield sending ``command_type`` commands; raises ValueError
     when the contract's action does not fit that command type."""
     action, where = contract.action, f"contract {contract.source or contract.robot}"
-    expected = TWIST_TYPE if command_type == "twist" else ARRAY_TYPE
-    if action.type != expected:
-        raise ValueError(f"command_type {command_type} sends {expected}, but the {where} declares an action of type "
-                         f"{action.type}; set contract to this robot's contract or change command_type")
+    expected = MESSAGE_TYPES[command_type]
+    if action.type not in expected:
+        raise ValueError(f"command_type {command_type} sends {' or '.join(expected)}, but the {where} declares an "
+                         f"action of type {action.type}; set contract to this robot's contract or change command_type")
     low, high = np.array(action.low), np.array(action.high)
     declared_v = np.array(action.max_velocity) if action.max_velocity else np.full(action.dim, np.inf)
     declared_a = np.array(action.max_acceleration) if action.max_acceleration else np.full(action.dim, np.inf)

@@ -204,6 +204,12 @@ class Shield:
         self.mux.offer(source, values, now)
         return None
 
+    def refuse(self, source: str, now: Instant | float) -> None:
+        """A command from ``source`` that could not even be read (a trajectory to other joints, a malformed
+        message): counted and, while fresh, it stops the robot like any rejected command."""
+        self.counters.rejected += 1
+        self.mux.offer(source, None, instant(now))
+
     def set_lock(self, name: str, locked: bool, now: Instant | float) -> None:
         self.mux.set_lock(name, locked, instant(now))
 

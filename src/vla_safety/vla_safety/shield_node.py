@@ -1,11 +1,13 @@
 """Safety-shield lifecycle node: the only path from command sources to the actuators.
 
 Subscribes: teleop/cmd_vel and policy/cmd_vel (geometry_msgs/Twist) for command_type twist, or teleop/cmd and
-policy/cmd (std_msgs/Float64MultiArray) for joint commands; safety/estop (std_msgs/Bool, True = stop);
+policy/cmd for joint commands (std_msgs/Float64MultiArray, or trajectory_msgs/JointTrajectory where the contract's
+action says so: its first point, by joint name, is the command; a trajectory to other joints is rejected); safety/estop (std_msgs/Bool, True = stop);
 safety/lock/<name> (std_msgs/Bool); joint_states (joint commands, workspace box); the scan / point-cloud
 topics the parameters name (collision zones); <supervisor>/status (vla_interfaces/ManagerStatus) when a
 supervisor is named.
-Publishes: cmd_vel (Twist) or cmd (Float64MultiArray), what the robot gets; ~/state (vla_interfaces/
+Publishes: cmd_vel (Twist) or cmd (the contract's message: Float64MultiArray, or a one-point JointTrajectory whose
+time_from_start is one control period), what the robot gets; ~/state (vla_interfaces/
 ShieldState) every step; ~/intervention (vla_interfaces/Intervention: an operator overriding a running
 policy); /diagnostics; ~/markers (visualization_msgs/MarkerArray: zones, workspace box, a state colour).
 Services: ~/estop and ~/reset (std_srvs/Trigger).
@@ -38,12 +40,13 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from vla_core.codecs import StateError, finite_state
+from vla_core.codecs import FLOAT64_ARRAY, JOINT_TRAJECTORY, CommandError, StateError, finite_state
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import Intervention, ManagerStatus, ShieldState
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist, joint_state_vector, time_to_seconds, twist_to_array
+from vla_ros.convert import (array_to_joint_trajectory, array_to_twist, command_message_type, joint_state_vector,
+                             joint_trajectory_to_array, time_to_seconds, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_safety.clock import Instant
 from vla_safety.config import config_from_params, loosened
@@ -76,11 +79,14 @@ class SafetyShieldNode(ManagedNode):
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
-        self.hard = hard_limits(RobotContract.from_yaml(workspace_path(p["contract"])), p["command_type"])
+        contract = RobotContract.from_yaml(workspace_path(p["contract"]))
+        self.hard = hard_limits(contract, p["command_type"])
         self.shield = Shield(config_from_params(p, self.hard))
         self._configured = self.shield.config
         twist = p["command_type"] == "twist"
-        msg_type, suffix = (Twist, "cmd_vel") if twist else (Float64MultiArray, "cmd")
+        # Joint commands travel as the contract says: Float64MultiArray or JointTrajectory.
+        self._message = FLOAT64_ARRAY if twist else contract.action.type
+        msg_type, suffix = (Twist, "cmd_vel") if twist else (command_message_type(self._message), "cmd")
         lp = self.create_lifecycle_publisher
         self._pubs = {
             "cmd": lp(msg_type, suffix, node_qos.COMMAND),
@@ -90,7 +96,7 @@ class SafetyShieldNode(ManagedNode):
             "markers": lp(MarkerArray, "~/markers", node_qos.LATCHED),
         }
         sub = self.create_subscription
-        cb = self._on_twist if twist else self._on_array
+        cb = self._on_twist if twist else (self._on_trajectory if self._message == JOINT_TRAJECTORY else self._on_array)
         self._entities = [
             sub(msg_type, f"teleop/{suffix}", lambda m: cb(TELEOP, m), node_qos.COMMAND),
             sub(msg_type, f"policy/{suffix}", lambda m: cb(POLICY, m), node_qos.COMMAND),
@@ -172,6 +178,19 @@ class SafetyShieldNode(ManagedNode):
 
     def _on_array(self, source: str, msg: Float64MultiArray) -> None:
         self._offer(source, np.asarray(msg.data, dtype=np.float64))
+
+    def _on_trajectory(self, source: str, msg) -> None:
+        if not self.is_active or self.shield is None:
+            return
+        try:
+            values = joint_trajectory_to_array(msg, self.hard.names)
+        except CommandError as exc:  # other joints, no points, a short point, NaN/Inf
+            self.shield.refuse(source, self._now())
+            self.dropped["commands"] += 1
+            self.get_logger().warning(f"command rejected and the robot stopped: {exc}", throttle_duration_sec=1.0)
+            self._tick()
+            return
+        self._offer(source, values)
 
     def _offer(self, source: str, values: np.ndarray) -> None:
         if not self.is_active or self.shield is None:
@@ -272,6 +291,8 @@ class SafetyShieldNode(ManagedNode):
     def _command_msg(self, values: np.ndarray):
         if self.shield.config.command_type == "twist":
             return array_to_twist(values, TWIST_FIELDS)
+        if self._message == JOINT_TRAJECTORY:  # one point, reached within one control period
+            return array_to_joint_trajectory(values, self.hard.names, 1.0 / self.params["rate"])
         return Float64MultiArray(data=[float(v) for v in values])
 
     def on_callback_error(self, where: str, exc: Exception) -> None:
