@@ -128,3 +128,4 @@ def test_graph_probe_times_out_naming_the_topic_without_a_publisher(ros):
         wait_ready(probe, Readiness(f"{ns}/recorder"), timeout=3.0, say=lambda m: None)
     probe.close()
     assert "image_raw" not in str(err.value).split("missing:")[1].split(".")[0]
+

@@ -185,6 +185,7 @@ class Loop:
         sets = [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
                 "sim_robot.auto_reset=false", "teleop.device=corrector", 'teleop.corrector_mode="off"',
                 f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true", *o.overrides]
+        steps = o.train_steps or recipe_steps(o.train_config)  # before anything starts: a bad recipe fails fast
         profile = load_profile("continual", None, parse_overrides(sets), spec_lookup)
         bringup = Bringup(profile, echo=False, say=lambda m: None, log_dir=self.out / "logs")
         self.say(f"bringing up '{profile.name}': {', '.join(n.name for n in profile.nodes)} (logs: {self.out / 'logs'})")
@@ -196,7 +197,6 @@ class Loop:
             client = LoopClient(bringup.node, self.say)
             self._wait_ready(client, bringup)
             datasets = [self._record_demos(client)]
-            steps = o.train_steps or recipe_steps(o.train_config)
             artifact = self._train(client, datasets, 0, steps, o.train_minutes, "bc")
             self._evaluate(client, 0, artifact)
             for r in range(1, o.rounds + 1):
@@ -408,6 +408,8 @@ def _fail(reason: str, loop: Loop, say) -> int:
 def recipe_steps(train_config: str) -> int:
     """The recipe's ``train.max_steps``; raises LoopError when it has none (the demo trains by steps)."""
     import yaml
+    if not train_config:
+        raise LoopError("no training recipe (--train-config '') and no --steps: pass --steps N")
     path = workspace_path(train_config)
     try:
         steps = int(((yaml.safe_load(path.read_text()) or {}).get("train") or {}).get("max_steps") or 0)
