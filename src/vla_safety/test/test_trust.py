@@ -96,7 +96,7 @@ def test_the_tabletop_contract_forbids_every_axis_but_x_and_y():
     hard = hard_limits(RobotContract.from_yaml(TABLETOP), "twist")
     assert list(hard.velocity) == [0.25, 0.25, 0.0, 0.0, 0.0, 0.0]
     assert list(hard.accel) == [5.0, 5.0, 0.0, 0.0, 0.0, 0.0]
-    with pytest.raises(ValueError, match="sends std_msgs/msg/Float64MultiArray, but the contract .*/Twist"):
+    with pytest.raises(ValueError, match="sends std_msgs/msg/Float64MultiArray or trajectory_msgs/msg/JointTrajectory, but the contract .*/Twist"):
         hard_limits(RobotContract.from_yaml(TABLETOP), "joint_position")
 
 
