@@ -138,3 +138,47 @@ def test_a_robot_that_does_not_take_the_contracts_command_fails_configure_naming
     assert up.wait(60) == 1, up.output
     assert ("the contract's action is std_msgs/msg/Float64MultiArray, but this robot takes "
             "trajectory_msgs/msg/JointTrajectory" in up.output), up.output
+
+
+def test_the_arm_takes_joint_trajectories_when_its_contract_says_so(probe, vla, tmp_path):
+    """The sim robot as a JointTrajectoryController arm: a trajectory (joints in any order) moves it; one to other
+    joints is refused and counted."""
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_ros.convert import array_to_joint_trajectory
+    text = (WS / "params" / "robots" / "sim_arm.yaml").read_text()
+    text = text.replace("type: std_msgs/msg/Float64MultiArray", "type: trajectory_msgs/msg/JointTrajectory")
+    text = text.replace('fields: ["data[0]", "data[1]", "data[2]", "data[3]", "data[4]", "data[5]", "data[6]"]',
+                        f"fields: [{', '.join(JOINTS)}]")
+    contract = tmp_path / "sim_arm_trajectory.yaml"
+    contract.write_text(text)
+    profile = tmp_path / "arm_only.yaml"
+    profile.write_text(f"""
+description: the arm alone, commanded by the test
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: sim_robot
+    package: vla_sim
+    executable: sim_robot
+    params: [{WS / 'params' / 'sim_robot_arm.yaml'}]
+""")
+    joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", str(profile), "--quiet", "--set", "sim_robot.command_type=joint_trajectory",
+             "--set", f"sim_robot.contract={contract}", "--set", "sim_robot.publish_clock=false",
+             "--set", "sim_robot.diagnostics_period=0.2", "--set", "sim_robot.max_episode_steps=100000")
+    up.wait_line("all 1 nodes active", 90)
+    probe.wait_for(lambda: joints, 20, "joint_states")
+    target = positions(latest(joints))
+    target[0] -= 0.3
+    cmd = probe.node.create_publisher(JointTrajectory, "/cmd", node_qos.COMMAND)
+    probe.wait_for(lambda: cmd.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
+    order = list(reversed(JOINTS))
+    publish_until(probe, cmd, array_to_joint_trajectory(target[::-1], order, dt=0.1),
+                  lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
+    other = array_to_joint_trajectory(target, list(JOINTS[:6]) + ["finger"], dt=0.1)
+    publish_until(probe, cmd, other, lambda: int(sim_counters(diags).get("rejected_malformed", 0)) >= 2, 10,
+                  "trajectories to other joints refused")
+    up.interrupt()
+    assert up.wait(30) == 0, up.output
