@@ -51,3 +51,17 @@ def test_the_arm_satisfies_its_contract_and_a_wrong_command_type_names_both(arm)
                                    **{**kwargs, "cameras": {"scene": (64, 64, 3)}})
     assert any("'scene': the environment renders 64x64" in p for p in problems)
     assert any("cameras ['wrist'] of the contract are not published" in p for p in problems)
+
+
+def test_scripted_demonstrations_of_the_arm_record_both_cameras_and_joint_targets(tmp_path):
+    from vla_core.dataset.reader import DatasetReader
+    from vla_sim.demos import record_scripted_demos
+    counts = record_scripted_demos(tmp_path / "arm", ARM_CONTRACT, preset="arm", episodes=1)
+    assert counts["episodes"] == 1 and counts["expert_failures"] == 0
+    reader = DatasetReader(tmp_path / "arm")
+    assert sorted(reader.camera_keys) == ["observation.images.scene", "observation.images.wrist"]
+    first = reader[0]
+    scene, wrist = (np.asarray(first[k]) for k in sorted(reader.camera_keys))
+    assert scene.shape == wrist.shape and not np.array_equal(scene, wrist)
+    action = np.asarray(first["action"])
+    assert action.shape == (7,) and action[6] == pytest.approx(0.08)  # the gripper's opening in m

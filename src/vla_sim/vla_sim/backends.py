@@ -235,6 +235,15 @@ class Frame:
     info: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
 
+    def camera(self, name: str) -> np.ndarray:
+        """The image of camera ``name`` (a one-camera env's image whatever the name: its contract names it)."""
+        if not self.images:
+            return self.image
+        try:
+            return self.images[name]
+        except KeyError:
+            raise ValueError(f"camera {name!r} is not among this frame's cameras {list(self.images)}") from None
+
 
 class SimBackend:
     """A gymnasium env mapped onto the robot contract by a config dict (see module docstring).

@@ -1,7 +1,7 @@
 """Scripted demonstrations straight from a sim backend into a dataset (no ROS), faster than real time.
 
 The same writer, features and image path as the recorder (vla_core.dataset, the contract's features, the
-backend's camera image resized as vla_core.image does), so a dataset made here and one recorded through the
+backend's camera images, every camera of the contract, resized as vla_core.image does), so a dataset made here and one recorded through the
 ROS graph train alike. Use it for benchmarks and tests; record through ROS (``vla record``, ``vla demo``) to
 exercise the robot's path.
 """
@@ -29,7 +29,7 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
                           progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Append ``episodes`` expert episodes (seeds from ``seed_start``) to the dataset at ``root``.
 
-    ``noise_std`` (m/s) perturbs every expert command (DART; ``vla_sim.expert``): the dataset holds the commands
+    ``noise_std`` (the expert's units: m/s for the tabletop, rad per joint for the arm) perturbs every expert command (DART; ``vla_sim.expert``): the dataset holds the commands
     the robot executed, noise included, and the expert's recoveries from it. Episodes the expert fails are
     skipped (and counted) when ``only_successes``; returns counts.
     """
@@ -41,7 +41,6 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
     if not backend.has_expert:
         raise ValueError(f"sim preset '{preset}' has no scripted expert")
     writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
-    cam = contract.cameras[0]
     saved = failed = frames = 0
     seed = seed_start
     try:
@@ -56,7 +55,8 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
                 while True:
                     action = np.asarray(expert.act(backend.privileged_state()), np.float64)
                     episode.add_frame({
-                        image_key(cam.name): model_image(frame.image, cam.height, cam.width),
+                        **{image_key(cam.name): model_image(frame.camera(cam.name), cam.height, cam.width)
+                           for cam in contract.cameras},
                         STATE: contract.state.vector(frame.joint_positions, frame.joint_velocities),
                         ACTION: action.astype(np.float32), "timestamp": t / contract.fps,
                         "intervention": True, "late": False, "valid": True})
