@@ -280,3 +280,63 @@ action: {topic: cmd, type: trajectory_msgs/msg/JointTrajectory, fields: [a, grip
     assert hard.names == ("a", "gripper") and hard.upper.tolist() == [1.0, 0.08]
     with pytest.raises(ValueError, match="joint_velocity sends std_msgs/msg/Float64MultiArray, but the contract"):
         hard_limits(contract, "joint_velocity")
+
+
+# ---- the end-effector box of joint-position commands, through the robot model's forward kinematics ----------
+GANTRY_MJCF = """<mujoco><worldbody><body name="carriage"><joint name="a" type="slide" axis="1 0 0"/>
+<geom size="0.01"/><body name="lift"><joint name="b" type="slide" axis="0 0 1"/><geom size="0.01"/><site name="tip"/></body></body>
+</worldbody></mujoco>"""
+
+
+@pytest.fixture
+def gantry_model(tmp_path):
+    path = tmp_path / "gantry.xml"
+    path.write_text(GANTRY_MJCF)
+    return path
+
+
+def test_a_step_that_would_leave_the_box_is_shortened_and_from_outside_only_moves_back(gantry_model):
+    from vla_safety.kinematics import ForwardKinematics, JointWorkspace
+    from vla_safety.limits import WorkspaceBox
+    fk = ForwardKinematics(gantry_model, "tip", ("a", "b", "gripper"))  # the gripper is not in the model
+    assert fk.joints == ("a", "b") and fk.position([0.3, 0.2, 0.08]).tolist() == [0.3, 0.0, 0.2]
+    box = JointWorkspace(WorkspaceBox([-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]), fk)
+    q, rules = box.limit(np.array([0.2, -0.5, 0.0]), np.array([0.0, 0.5, 0.08]))
+    assert q[1] == pytest.approx(0.0, abs=1e-3) and q[0] == pytest.approx(0.1, abs=1e-3)  # along the step
+    assert rules[0][0] == "limit.workspace" and rules[0][1] == pytest.approx(np.linalg.norm([0.1, 0.5, 0.04]), abs=2e-3)
+    inside = np.array([0.5, 0.5, 0.0])
+    assert box.limit(inside, np.array([0.0, 0.5, 0.0])) == (pytest.approx(inside), [])
+    # From below the box: further down is held, back up is allowed.
+    below = np.array([0.0, -0.2, 0.0])
+    assert box.limit(np.array([0.0, -0.3, 0.0]), below)[0] == pytest.approx(below, abs=1e-3)
+    assert box.limit(np.array([0.0, -0.1, 0.0]), below) == (pytest.approx([0.0, -0.1, 0.0]), [])
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (dict(workspace_link="tool"), "workspace_link 'tool' is neither a site nor a body"),
+    (dict(workspace_model="missing.urdf"), r"workspace_model \S*missing.urdf does not exist; give the robot"),
+    (dict(workspace_min=[0.0, 0.0], workspace_max=[1.0, 1.0]), "needs x, y, z"),
+])
+def test_a_joint_workspace_box_names_what_to_fix(config, gantry_model, overrides, fragment):
+    from vla_safety.hard_limits import HardLimits
+    hard = HardLimits("joint_position", ("a", "b"), np.full(2, 2.0), np.full(2, 50.0), np.full(2, -2.0),
+                      np.full(2, 2.0))
+    settings = dict(command_type="joint_position", workspace_enabled=True, workspace_model=str(gantry_model),
+                    workspace_link="tip", workspace_min=[-1.0, -1.0, 0.0], workspace_max=[1.0, 1.0, 1.0])
+    shield_config = config(hard, **settings)
+    assert shield_config.joint_workspace is not None
+    with pytest.raises(ValueError, match=fragment):
+        config(hard, **{**settings, **overrides})
+
+
+def test_the_shield_keeps_the_end_effector_in_its_box(make_shield, config, gantry_model):
+    from vla_safety.hard_limits import HardLimits
+    from vla_safety.shield import Shield
+    hard = HardLimits("joint_position", ("a", "b"), np.full(2, 10.0), np.full(2, 500.0), np.full(2, -2.0),
+                      np.full(2, 2.0))
+    s = Shield(config(hard, command_type="joint_position", workspace_enabled=True, workspace_model=str(gantry_model),
+                      workspace_link="tip", workspace_min=[-1.0, -1.0, 0.0], workspace_max=[1.0, 1.0, 1.0]))
+    s.set_position([0.0, 0.1], 0.0)
+    s.offer_command("policy", [0.0, -0.4], 0.0)
+    cmd, report = s.step(0.0)
+    assert cmd == pytest.approx([0.0, 0.0], abs=1e-3) and "limit.workspace" in [r for r, _ in report.rules]

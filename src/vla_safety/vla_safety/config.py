@@ -8,12 +8,15 @@ tighten what the shield was configured with.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import yaml
 
+from vla_core.paths import workspace_path
 from vla_safety.hard_limits import HardLimits, resolve
+from vla_safety.kinematics import ForwardKinematics, JointWorkspace
 from vla_safety.limits import JointLimits, TwistLimits, WorkspaceBox
 from vla_safety.shield import ShieldConfig
 from vla_safety.zones import parse_zones
@@ -85,8 +88,10 @@ def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
             velocity, accel, step = values
             joints = attempt(lambda: JointLimits(hard.lower + margin, hard.upper - margin, velocity, accel,
                                                  np.where(step < 0, np.inf, step)))
-    workspace = None
-    if p["workspace_enabled"]:
+    workspace = joint_workspace = None
+    if p["workspace_enabled"] and kind == "joint_position":
+        joint_workspace = attempt(lambda: _joint_workspace(p, hard))
+    elif p["workspace_enabled"]:
         if len(p["workspace_joints"]) != len(p["workspace_min"]):
             problems.append(f"workspace_joints {p['workspace_joints']} must name one joint per workspace_min axis "
                             f"({len(p['workspace_min'])})")
@@ -112,8 +117,27 @@ def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
                         workspace=workspace, zones=zones, sensors=sensors, sensor_timeout=p["sensor_timeout"],
                         state_timeout=p["state_timeout"],
                         supervisor_timeout=p["supervisor_timeout"] if p["supervisor"] else None,
-                        max_clock_jump=p["max_clock_jump"],
+                        max_clock_jump=p["max_clock_jump"], joint_workspace=joint_workspace,
                         hold_command_joints=tuple(hard.names.index(n) for n in hold))
+
+
+def _joint_workspace(p: dict[str, Any], hard: HardLimits) -> JointWorkspace:
+    """The end-effector box of a joint-position shield: the box and the forward kinematics of the robot's model
+    (loaded once per model, end effector and joints: run-time changes only move the box)."""
+    if not p["workspace_model"] or not p["workspace_link"]:
+        raise ValueError("the workspace box of joint_position commands needs workspace_model (the robot's URDF or "
+                         "MJCF) and workspace_link (the end effector's site or body); set both, or workspace_enabled "
+                         "false")
+    if len(p["workspace_min"]) != 3:
+        raise ValueError(f"the end-effector workspace box needs x, y, z: workspace_min {p['workspace_min']} and "
+                         f"workspace_max {p['workspace_max']} must have 3 values each")
+    fk = _forward_kinematics(str(workspace_path(p["workspace_model"])), p["workspace_link"], hard.names)
+    return JointWorkspace(WorkspaceBox(p["workspace_min"], p["workspace_max"]), fk)
+
+
+@functools.lru_cache(maxsize=8)
+def _forward_kinematics(path: str, link: str, names: tuple[str, ...]) -> ForwardKinematics:
+    return ForwardKinematics(path, link, names)
 
 
 def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:
@@ -122,6 +146,8 @@ def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:
     problems = [f"{name} {getattr(new, name):g} > {getattr(configured, name):g} configured"
                 for name in TIMEOUTS if getattr(new, name) > getattr(configured, name)]
     box, limit = new.workspace, configured.workspace
+    if configured.joint_workspace is not None and new.joint_workspace is not None:
+        box, limit = new.joint_workspace.box, configured.joint_workspace.box
     if limit is not None and box is not None and (np.any(box.low < limit.low) or np.any(box.high > limit.high)):
         problems.append(f"workspace [{list(box.low)}, {list(box.high)}] reaches outside the configured "
                         f"[{list(limit.low)}, {list(limit.high)}]")

@@ -34,6 +34,7 @@ import numpy as np
 from vla_safety.clock import ClockWatch, Instant, fresh, instant
 from vla_safety.limits import (JointLimits, Rules, TwistLimits, WorkspaceBox, limit_joint_position,
                                limit_joint_velocity, limit_twist)
+from vla_safety.kinematics import JointWorkspace
 from vla_safety.mux import Lock, Mux, Source
 from vla_safety.zones import Zone, apply_zones
 
@@ -68,6 +69,7 @@ class ShieldConfig:
     supervisor_timeout: float | None = None
     max_clock_jump: float = 1.0
     hold_command_joints: tuple[int, ...] = ()
+    joint_workspace: "JointWorkspace | None" = None  # end-effector box of joint_position commands
 
     def __post_init__(self):
         problems = []
@@ -83,6 +85,8 @@ class ShieldConfig:
             problems.append("collision zones apply to Twist commands (mobile bases); remove zones or use twist")
         if self.zones and not self.sensors:
             problems.append("zones are configured but no obstacle source is: set scan_topic or pointcloud_topic")
+        if self.joint_workspace is not None and self.command_type != "joint_position":
+            problems.append("the end-effector box through forward kinematics bounds joint_position commands")
         if self.workspace is not None and self.command_type != "twist":
             problems.append("the workspace box bounds Cartesian (Twist) motion; joint commands use joint limits")
         if self.supervisor_timeout is not None and not self.supervisor_timeout > 0:
@@ -387,4 +391,9 @@ class Shield:
             return None
         q, v, r = limit_joint_position(target, q_ref, ref.v, dt, cfg.joints)
         rules.extend(r)
+        if cfg.joint_workspace is not None:
+            q, r = cfg.joint_workspace.limit(q, q_ref)
+            if r:
+                rules.extend(r)
+                v = (q - q_ref) / dt
         return _Output(v, (v - ref.v) / dt, q)

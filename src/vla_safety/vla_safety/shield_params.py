@@ -60,8 +60,14 @@ SHIELD_PARAMS = (
     ParamSpec("joint_max_step", [-1.0], "Joint commands: largest change of the command per tick (position for "
               "joint_position, velocity for joint_velocity), per joint or one for all; -1: only velocity and "
               "acceleration bound it", range=(-1.0, 1000.0)),
-    ParamSpec("workspace_enabled", False, "Keep the end effector inside the workspace box (Twist commands to "
-              "Cartesian robots whose workspace_joints give the end-effector position)", read_only=True),
+    ParamSpec("workspace_enabled", False, "Keep the end effector inside the workspace box: Twist commands to "
+              "Cartesian robots whose workspace_joints give the end-effector position, or joint_position commands "
+              "through the forward kinematics of workspace_model (a step that would leave the box is shortened)",
+              read_only=True),
+    ParamSpec("workspace_model", "", "joint_position workspace box: the robot's URDF or MJCF (loaded with MuJoCo); "
+              "its joints named as the contract's action names, its world frame base_link", read_only=True),
+    ParamSpec("workspace_link", "", "joint_position workspace box: the end effector, a site or body of "
+              "workspace_model", read_only=True),
     ParamSpec("workspace_joints", ["gantry_x", "gantry_y"], "joint_states names giving the end effector's "
               "x, y (and z) in base_link", read_only=True),
     ParamSpec("workspace_min", [-0.25, -0.25], "Workspace box lower corner (x, y[, z]) in base_link",
