@@ -52,7 +52,8 @@ def test_action_is_what_the_shield_sends_and_the_recorder_records(contract):
     from vla_recorder.convert import command_type, command_vector
     assert contract.action.topic == "cmd" and contract.action.type == "std_msgs/msg/Float64MultiArray"
     shield = (WS / "src/vla_safety/vla_safety/shield_node.py").read_text()
-    assert '(Float64MultiArray, "cmd")' in shield, "the shield's joint-command output is no longer cmd"
+    # The shield sends joint commands on cmd in the contract's own message type.
+    assert '(command_message_type(self._message), "cmd")' in shield, "the shield's joint-command output is no longer cmd"
     assert command_type(contract) is Float64MultiArray
     q = [0.0, -0.5, 0.0, -2.0, 0.0, 1.5, 0.8, 0.02, 0.02]
     assert command_vector(Float64MultiArray(data=q), contract).tolist() == q
