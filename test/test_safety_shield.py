@@ -338,3 +338,17 @@ def test_the_command_path_stops_when_its_supervisor_goes(probe, shield_process):
     finally:
         driver.stop()
 
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_shield_stopped_by_a_signal_sends_its_stop_first(probe, shield_process, sig):
+    """Ctrl-C (or a supervisor's SIGTERM) of a shield that is forwarding a command: its last command is a stop,
+    sent while the node finalizes, before the ROS context goes down."""
+    import signal as signals
+    shield = shield_process(rate=20.0, policy_timeout=5.0)
+    commands = probe.collect(Twist, f"{shield.ns}/cmd_vel", node_qos.COMMAND)
+    policy = probe.node.create_publisher(Twist, f"{shield.ns}/policy/cmd_vel", node_qos.COMMAND)
+    publish_until(probe, policy, go_back(), lambda: any(vec(m)[0] < 0 for _, m in commands), 20,
+                  "the policy's command forwarded")
+    shield.proc.send_signal(getattr(signals, sig))
+    assert shield.proc.wait(15) == 0
+    probe.wait_for(lambda: commands and np.all(vec(commands[-1][1]) == 0), 5, "a zero command as the last one")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import signal
 import sys
 import threading
 import time
@@ -48,6 +49,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 
 from vla_core.errors import ConfigError
 from vla_core.params import MANAGED_NODE_PARAMS, ParamSpec
@@ -436,13 +438,27 @@ def _callable_name(callback: Any) -> str:
         or type(callback).__name__
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
-    """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0."""
+    """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0.
+
+    rclpy's own signal handlers would shut the ROS context down first, and a node stopped by Ctrl-C could then
+    no longer send its stop command (the shield's zero on deactivate). Here SIGINT and SIGTERM end the spin with
+    KeyboardInterrupt, the node finalizes while its publishers still work, and the context goes down last."""
     configure_process()
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     try:
         node = node_cls()
+        # Python runs a signal handler only between bytecodes, and the executor waits in C: a steady 10 Hz wake-up
+        # bounds how long SIGINT/SIGTERM can wait on a node with nothing else to do (sim-time timers never fire
+        # without /clock).
+        node.create_timer(0.1, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
         executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
