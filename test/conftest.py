@@ -129,15 +129,17 @@ class VlaProcess:
 _MODULES = iter(range(10_000))
 
 
-def _leftovers(domain: int) -> list[int]:
-    """Processes started on ROS domain ``domain`` (their environment says so) that are still running."""
-    mark = f"ROS_DOMAIN_ID={domain}".encode()
+def _leftovers(mark: str) -> list[int]:
+    """Processes started by this test run for one module (their environment carries ``mark``: VLA_TEST_OWNER,
+    inherited by every process they start, orphans included) that are still running. Other test runs and
+    graphs on the same machine, even on the same ROS domain, are never touched."""
+    entry_mark = f"VLA_TEST_OWNER={mark}".encode()
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            if mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+            if entry_mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
                 out.append(int(entry))
         except OSError:
             continue
@@ -146,18 +148,21 @@ def _leftovers(domain: int) -> list[int]:
 
 @pytest.fixture(autouse=True, scope="module")
 def private_ros_domain():
-    """Each test module runs on a ROS domain of its own, and whatever it leaves running there is killed after
-    it: a node orphaned by one module (a fault test kills supervisors on purpose) must never answer another
-    module's calls under the same name."""
+    """Each test module runs on a ROS domain of its own, and whatever it leaves running is killed after it: a
+    node orphaned by one module (a fault test kills supervisors on purpose) must never answer another module's
+    calls under the same name."""
     previous = os.environ.get("ROS_DOMAIN_ID")
     domain = 1 + (int(previous or 0) + next(_MODULES)) % 101
+    mark = f"{os.getpid()}-{domain}"
     os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["VLA_TEST_OWNER"] = mark
     yield domain
-    for pid in _leftovers(domain):
+    for pid in _leftovers(mark):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    os.environ.pop("VLA_TEST_OWNER", None)
     if previous is None:
         os.environ.pop("ROS_DOMAIN_ID", None)
     else:

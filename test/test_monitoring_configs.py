@@ -61,7 +61,10 @@ TOPICS = {
         "safety_shield", "geometry_msgs/Twist", SHIELD, ('(Twist, "cmd_vel") if twist', 'lp(msg_type, suffix'),
         (("params/safety_shield.yaml", "command_type: twist"),)),
     "/policy/cmd_vel": Publisher(
-        "policy", "geometry_msgs/Twist", POLICY, ('super().__init__("policy"', 'lp(Twist, "~/cmd_vel"')),
+        "policy", "geometry_msgs/Twist", POLICY,
+        ('super().__init__("policy"', '"~/cmd_vel" if action.type == TWIST'),
+        (("params/policy.yaml", "contract: params/robots/tabletop_sim.yaml"),
+         ("params/robots/tabletop_sim.yaml", "type: geometry_msgs/msg/Twist"))),
     "/policy/status": Publisher(
         "policy", "vla_interfaces/PolicyStatus", POLICY, ('super().__init__("policy"', 'lp(PolicyStatus, "~/status"')),
     "/instruction/embedding": Publisher(

@@ -433,6 +433,11 @@ class LifecycleManager(Node):
         self._fault(Fault(reason))
 
     def _fault(self, fault: Fault) -> None:
+        if self.stopping and fault.reason not in self.reason:
+            # A stop is already under way (the command path goes down with it): say what else went wrong at once
+            # rather than after that stop ends; the queued fault still gets its own stop of what remains.
+            self.get_logger().error(f"{fault.reason} (while stopping)")
+            self._set_phase(self.phase, f"{self.reason}; {fault.reason}" if self.reason else fault.reason)
         self.faults.put(fault)
         self.jobs.put((None, None))  # wake the worker if it waits for a job
 

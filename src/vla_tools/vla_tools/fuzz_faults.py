@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geometry_msgs.msg import Twist
+from lifecycle_msgs.msg import State
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 
@@ -87,7 +88,13 @@ def kill_node(graph: Graph, name: str, heartbeat_timeout: float, observe_s: floa
     detected = None if detection is None else detection[0]
     # Ordered by when each was sent: a command sent just before the status can arrive just after it.
     nonzero_after = 0 if detection is None else sum(_moving(v) for v in graph.commands.sent_after(detection[1]))
-    stopped = any(n == "sim_robot" for n, _, _ in graph.dead()) or joints.stopped()
+    # A simulated robot that is not ACTIVE is paused: its joints stand still wherever its last joint_states left
+    # them (it stops publishing, so that last sample can show the motion the stop interrupted).
+    last = graph.status_history[-1][1] if graph.status_history else None
+    paused = last is not None and any(n.node == "sim_robot" and n.state in (State.PRIMARY_STATE_INACTIVE,
+                                                                            State.PRIMARY_STATE_UNCONFIGURED)
+                                      for n in last.nodes)
+    stopped = any(n == "sim_robot" for n, _, _ in graph.dead()) or joints.stopped() or paused
     return KillResult(name, safe_after, None if detected is None else detected - killed_at, nonzero_after,
                       stopped, before)
 

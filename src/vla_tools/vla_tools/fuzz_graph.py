@@ -361,10 +361,21 @@ class Graph:
         return future.result()
 
     # ---- discovery ------------------------------------------------------------------------------------------
+    def _wait_discovered(self, name: str, timeout: float = 10.0) -> None:
+        """Wait until this process's graph cache knows node ``name`` (discovery lags on a busy machine; asking
+        for a node it does not know yet raises NodeNameNonExistentError)."""
+        deadline = time.monotonic() + timeout
+        while (name, "/") not in self.node.get_node_names_and_namespaces():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node /{name} was not discovered within {timeout:g} s; is the graph up on "
+                                   f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}?")
+            time.sleep(0.1)
+
     def targets(self) -> list[Target]:
         """Every subscribed topic, service and action server of every node (the manager included)."""
         out: list[Target] = []
         for name in [*self.managed, self.manager]:
+            self._wait_discovered(name)
             for topic, types in self.node.get_subscriber_names_and_types_by_node(name, "/"):
                 if topic not in SKIP_TOPICS and not topic.endswith(SKIP_TOPIC_SUFFIXES) and "/_action/" not in topic:
                     out.append(Target(name, "topic", topic, types[0]))
