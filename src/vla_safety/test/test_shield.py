@@ -340,3 +340,19 @@ def test_the_shield_keeps_the_end_effector_in_its_box(make_shield, config, gantr
     s.offer_command("policy", [0.0, -0.4], 0.0)
     cmd, report = s.step(0.0)
     assert cmd == pytest.approx([0.0, 0.0], abs=1e-3) and "limit.workspace" in [r for r, _ in report.rules]
+
+
+def test_the_end_effector_box_is_drawn(config, gantry_model):
+    from builtin_interfaces.msg import Time
+    from visualization_msgs.msg import Marker
+
+    from vla_safety.hard_limits import HardLimits
+    from vla_safety.markers import shield_markers
+    from vla_safety.shield import Shield
+    hard = HardLimits("joint_position", ("a", "b"), np.full(2, 2.0), np.full(2, 50.0), np.full(2, -2.0),
+                      np.full(2, 2.0))
+    s = Shield(config(hard, command_type="joint_position", workspace_enabled=True, workspace_model=str(gantry_model),
+                      workspace_link="tip", workspace_min=[-1.0, -0.5, 0.0], workspace_max=[1.0, 0.5, 1.0]))
+    cubes = [m for m in shield_markers(s, None, Time()).markers if m.type == Marker.CUBE]
+    assert len(cubes) == 1 and (cubes[0].scale.x, cubes[0].scale.y, cubes[0].scale.z) == (2.0, 1.0, 1.0)
+    assert (cubes[0].pose.position.x, cubes[0].pose.position.z) == (0.0, 0.5)

@@ -1,4 +1,5 @@
-"""RViz markers of the shield (no rclpy): zones and the workspace box as LINE_STRIPs in base_link, and a
+"""RViz markers of the shield (no rclpy): zones and the workspace box as LINE_STRIPs in base_link (an arm's
+end-effector box as a translucent cube), and a
 sphere with a text whose colour says the state (green forwarding, yellow limited, red stopped/e-stop)."""
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def shield_markers(shield, report, stamp) -> MarkerArray:
         (x0, y0), (x1, y1) = cfg.workspace.low[:2], cfg.workspace.high[:2]
         markers.append(_strip("workspace", 0, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)],
                               ZONE_COLOURS["workspace"], stamp))
+    if cfg.joint_workspace is not None:  # the end effector's 3-D box (joint_position commands)
+        box = cfg.joint_workspace.box
+        cube = Marker(ns="workspace", id=1, type=Marker.CUBE, action=Marker.ADD)
+        cube.header.frame_id, cube.header.stamp = "base_link", stamp
+        centre, size = (box.low + box.high) / 2, box.high - box.low
+        cube.pose.position.x, cube.pose.position.y, cube.pose.position.z = (float(v) for v in centre)
+        cube.pose.orientation.w = 1.0
+        cube.scale.x, cube.scale.y, cube.scale.z = (float(v) for v in size)
+        cube.color = _colour(ZONE_COLOURS["workspace"], 0.15)
+        markers.append(cube)
     if report is None or report.stopped:
         rgb, text = (1.0, 0.0, 0.0), "stopped" if report is None else "STOP: " + report.rules[-1][0]
     elif report.rules:
