@@ -139,7 +139,9 @@ def test_train_cancel_crash_and_deploy_through_the_action(probe, vla, demos, tmp
 def _versions(models: Path, timeout: float, count: int) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = sorted(p for p in models.glob("*") if (p / "manifest.json").is_file()) if models.is_dir() else []
+        # '.'-prefixed: a version still being written (staged, then renamed into place).
+        done = sorted(p for p in models.glob("*") if not p.name.startswith(".") and (p / "manifest.json").is_file()) \
+            if models.is_dir() else []
         if len(done) >= count:
             return done
         time.sleep(0.5)

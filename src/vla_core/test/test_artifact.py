@@ -1,5 +1,7 @@
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,20 @@ def test_resolve_by_path_name_and_version(artifact, tmp_path):
     assert resolve("bc", models) == artifact.path
     with pytest.raises(ArtifactError, match="available: bc/1"):
         resolve("nope", models)
+
+
+def test_newest_version_is_never_one_still_being_written(artifact, tmp_path):
+    # write_artifact stages a version as models/<name>/.<version>.XXXX (manifest included) and renames it into
+    # place: a staged directory newer than every version must not be what 'bc' resolves to.
+    import shutil
+    models = tmp_path / "models"
+    staged = models / "bc" / ".2.abc123"
+    shutil.copytree(artifact.path, staged)
+    os.utime(staged, (time.time() + 60, time.time() + 60))
+    assert resolve("bc", models) == artifact.path
+    with pytest.raises(ArtifactError) as err:
+        resolve("nope", models)
+    assert ".2" not in str(err.value)
 
 
 def test_compatibility_lists_every_mismatch(artifact):

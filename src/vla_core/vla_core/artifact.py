@@ -177,11 +177,13 @@ def resolve(spec: str, models_dir: Path) -> Path:
     if (candidate / MANIFEST).is_file():
         return candidate
     if candidate.is_dir():
-        versions = sorted((p for p in candidate.iterdir() if (p / MANIFEST).is_file()),
+        # A '.'-prefixed directory is a version still being written (write_artifact's stage): never a candidate.
+        versions = sorted((p for p in candidate.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()),
                           key=lambda p: p.stat().st_mtime)
         if versions:
             return versions[-1]
-    known = sorted(str(p.parent.relative_to(models_dir)) for p in Path(models_dir).glob(f"*/*/{MANIFEST}"))
+    known = sorted(str(p.parent.relative_to(models_dir)) for p in Path(models_dir).glob(f"*/*/{MANIFEST}")
+                   if not p.parent.name.startswith("."))
     raise ArtifactError(f"no policy artifact {_short(spec)} (a path, NAME or NAME/VERSION under {models_dir}); "
                         f"available: {', '.join(known) or 'none (train one first)'}")
 
