@@ -89,6 +89,11 @@ class LoopClient:
             if not client.wait_for_server(timeout_sec=30):
                 raise LoopError(f"{name} is not available after 30 s although its node is active: discovery is slow "
                                 "or another graph shares this ROS_DOMAIN_ID; set another ROS_DOMAIN_ID and run again")
+        # A request sent before the service is discovered is lost, and the call then waits out its timeout.
+        for service, name in ((self.reset_client, "/sim_robot/reset"), (self.teleop_params, "/teleop/set_parameters")):
+            if not service.wait_for_service(timeout_sec=30):
+                raise LoopError(f"{name} is not available after 30 s although its node is active: discovery is slow "
+                                "or another graph shares this ROS_DOMAIN_ID; set another ROS_DOMAIN_ID and run again")
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         with self.event_cv:
@@ -104,7 +109,8 @@ class LoopClient:
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         if not done.wait(timeout):
-            raise LoopError(f"{what}: no answer within {timeout:g} s")
+            raise LoopError(f"{what}: no answer within {timeout:g} s; its node is dead or starved of CPU (see its "
+                            "log; stop other heavy work and run again)")
         return future.result()
 
     def set_corrector(self, mode: str, noise: float = 0.0) -> None:
@@ -113,7 +119,7 @@ class LoopClient:
                             value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=mode)),
                   Parameter(name="expert_noise",
                             value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(noise)))]
-        results = self._wait(self.teleop_params.call_async(SetParameters.Request(parameters=params)), 10,
+        results = self._wait(self.teleop_params.call_async(SetParameters.Request(parameters=params)), 30,
                              "/teleop/set_parameters").results
         for param, result in zip(params, results):
             if not result.successful:
