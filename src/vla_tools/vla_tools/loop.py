@@ -47,7 +47,7 @@ class LoopError(RuntimeError):
 @dataclass
 class LoopOptions:
     demos: int = 200
-    eval_episodes: int = 50
+    eval_episodes: int = 100
     rounds: int = 0
     round_episodes: int = 50
     demo_noise: float = DEMO_NOISE  # m/s per axis on the scripted operator's demonstrations (DART)
