@@ -194,7 +194,7 @@ class ReplayBuffer:
 
 
 class RLPDSampler:
-    """Batches of ``round(demo_fraction * batch_size)`` demonstration transitions and the rest online ones
+    """Batches of ``demo_fraction * batch_size`` (rounded half up) demonstration transitions and the rest online ones
     (RLPD's symmetric sampling; HIL-SERL uses 0.5). Each batch says which rows came from where (``from_demo``)."""
 
     def __init__(self, demos: ReplayBuffer, online: ReplayBuffer, demo_fraction: float = 0.5):
@@ -210,7 +210,7 @@ class RLPDSampler:
         """(demonstration rows, online rows) of a batch of ``batch_size``."""
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size} must be at least 1")
-        n_demo = int(round(self.demo_fraction * batch_size))
+        n_demo = int(np.floor(self.demo_fraction * batch_size + 0.5))  # half up, never banker's rounding
         return n_demo, batch_size - n_demo
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict:

@@ -99,7 +99,7 @@ class SACAgent:
 
     @property
     def alpha(self) -> float:
-        return float(self.log_alpha.exp())
+        return float(self.log_alpha.detach().exp())
 
     # --- batches -----------------------------------------------------------------------------------------
     def tensors(self, batch: dict, augment_images: bool = True) -> dict[str, Any]:
@@ -230,8 +230,8 @@ class SACAgent:
         """The deterministic actor (tanh of the mean) as a policy artifact through vla_trainer.export: ONNX
         checked against torch, golden pair, safetensors; executed one action per tick (receding horizon of 1)."""
         from vla_trainer.export import export_artifact
-        return export_artifact(self.actor, Path(models_dir), name, version, fps=fps, state_names=state_names,
-                               action_names=action_names, encoder_id=encoder_id, execution="receding_horizon",
+        return export_artifact(self.actor, Path(models_dir), name, version, fps=fps, state_names=list(state_names),
+                               action_names=list(action_names), encoder_id=encoder_id, execution="receding_horizon",
                                receding_steps=1, **kwargs)
 
 
