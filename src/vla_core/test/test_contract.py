@@ -48,3 +48,25 @@ def test_action_bounds_must_match_fields():
 def test_shipped_contracts_load(path):
     contract = RobotContract.from_yaml(path)
     assert contract.action.dim >= 1 and contract.fps > 0
+
+
+JOINT_ACTION = {"topic": "cmd", "type": "std_msgs/msg/Float64MultiArray", "fields": ["data[0]", "data[1]"],
+                "names": ["a", "b"], "low": [-1, -1], "high": [1, 1]}
+
+
+def test_action_mode_defaults_to_absolute_and_takes_delta_for_joint_commands():
+    assert RobotContract.from_dict(dict(GOOD, action=JOINT_ACTION)).action.mode == "absolute"
+    assert RobotContract.from_dict(GOOD).action.mode == "absolute"  # contracts without the key load as before
+    delta = RobotContract.from_dict(dict(GOOD, action=dict(JOINT_ACTION, mode="delta")))
+    assert delta.action.mode == "delta"
+
+
+@pytest.mark.parametrize("action,fragment", [
+    (dict(JOINT_ACTION, mode="relative"), "action.mode = 'relative': expected absolute (joint targets) or delta"),
+    (dict(JOINT_ACTION, mode=None), "action.mode = None: expected absolute"),
+    (dict(GOOD["action"], mode="delta"), "action.mode = 'delta' applies to joint commands"),
+])
+def test_a_bad_action_mode_is_refused_naming_the_value_and_the_choices(action, fragment):
+    with pytest.raises(ConfigError) as err:
+        RobotContract.from_dict(dict(GOOD, action=action), source="robots/r.yaml")
+    assert fragment in str(err.value)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from vla_core.codecs import COMMAND_TYPES, STATE_FIELDS, joint_state_vector
+from vla_core.codecs import COMMAND_TYPES, STATE_FIELDS, TWIST, joint_state_vector
 from vla_core.errors import ConfigError
 from vla_core.features import ACTION, STATE, image_key
 
@@ -24,6 +24,8 @@ IMAGE_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8", "16UC1", "32FC1")
 # Message type -> the fields an action may name (None: array indices, data[0], data[1], ...).
 ACTION_TYPES = COMMAND_TYPES
 LIMIT_KEYS = ("max_velocity", "max_acceleration")
+# How a joint command's values are meant: absolute targets (the default), or increments from the measured positions.
+ACTION_MODES = ("absolute", "delta")
 
 
 def _limit_list(value: Any, key: str, size: int, problems: list[str]) -> tuple[float, ...] | None:
@@ -36,6 +38,18 @@ def _limit_list(value: Any, key: str, size: int, problems: list[str]) -> tuple[f
         problems.append(f"action.{key} = {value!r}: expected {size} finite numbers > 0, one per action field")
         return None
     return tuple(float(v) for v in value)
+
+
+def _action_mode(value: Any, action_type: str | None, problems: list[str]) -> str:
+    """``action.mode``: absolute (default) or delta, and delta only for joint commands."""
+    if value not in ACTION_MODES:
+        problems.append(f"action.mode = {value!r}: expected absolute (joint targets) or delta (increments from the "
+                        "measured joint positions)")
+        return "absolute"
+    if value == "delta" and action_type == TWIST:
+        problems.append(f"action.mode = 'delta' applies to joint commands; a {TWIST} is a velocity: leave "
+                        "mode absolute (or drop it)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,10 @@ class ActionSpec:
     # the change of velocity per second on every field.
     max_velocity: tuple[float, ...] | None = None
     max_acceleration: tuple[float, ...] | None = None
+    # "absolute": each value is the target itself (joint positions in the units of joint_states); "delta": each
+    # value is an increment from the joint's position measured when the command is made (target = measured +
+    # value), and ``low``/``high`` bound the increment. Joint commands only: a Twist is a velocity.
+    mode: str = "absolute"
 
     @property
     def dim(self) -> int:
@@ -207,8 +225,9 @@ class RobotContract:
                 else:
                     names = tuple(ac.get("names", fields))
                     rates = {key: _limit_list(ac.get(key), key, len(fields), problems) for key in LIMIT_KEYS}
+                    mode = _action_mode(ac.get("mode", "absolute"), typ, problems)
                     action = ActionSpec(topic, typ, tuple(fields), names, tuple(map(float, low)),
-                                        tuple(map(float, high)), ac.get("unit", ""), **rates)
+                                        tuple(map(float, high)), ac.get("unit", ""), **rates, mode=mode)
         if problems:
             raise ConfigError(problems, source)
         instruction = data.get("instruction") or {}
