@@ -29,6 +29,7 @@ setup(
                       "policy = vla_tools.bench_policy:bench_policy",
                       "recorder = vla_recorder.bench:bench_recorder",
                       "safety = vla_safety.bench:bench_safety",
-                      "train = vla_trainer.bench:bench_train"],
+                      "train = vla_trainer.bench:bench_train",
+                      "rl = vla_tools.bench_rl:bench_rl"],
     },
 )
