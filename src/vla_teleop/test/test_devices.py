@@ -7,9 +7,12 @@ from vla_sim.expert import ScriptedExpert
 from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, JoyDevice, KeyboardDevice, make_device
 
 
-def test_registry_has_four_devices_and_rejects_unknown():
-    assert set(DEVICES) == {"expert", "keyboard", "joy", "corrector"}
-    with pytest.raises(ValueError, match="accepted: corrector, expert, joy, keyboard"):
+def test_registry_has_every_device_the_parameter_offers_and_rejects_unknown():
+    from vla_teleop.teleop_params import DEVICE_NAMES
+    assert set(DEVICES) == {"expert", "keyboard", "joy", "corrector", "arm_keyboard", "arm_joy", "leader_arm"}
+    assert set(DEVICE_NAMES) == set(DEVICES)
+    with pytest.raises(ValueError, match="accepted: arm_joy, arm_keyboard, corrector, expert, joy, keyboard, "
+                                         "leader_arm"):
         make_device("mouse")
 
 

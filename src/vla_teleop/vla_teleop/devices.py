@@ -1,4 +1,7 @@
-"""Teleop devices behind one interface (no ROS): each turns its input into a planar velocity command.
+"""Teleop devices behind one interface (no ROS): each turns its input into a command.
+
+The devices here command a planar base (velocity); the arm devices (end-effector jog in ``vla_teleop.arm_jog``,
+leader arm in ``vla_teleop.leader_arm``) command the robot contract's joints and register in the same registry.
 
 A device returns ``None`` from :meth:`TeleopDevice.command` while it is not engaged (no key held, deadman
 released, no fresh state): the teleop node then publishes no command and reports no intervention, so a
@@ -89,8 +92,16 @@ class TeleopDevice:
     name: ClassVar[str] = ""
     # Teleop node parameter -> field of this device it sets (at configure and at run time).
     PARAMETERS: ClassVar[dict[str, str]] = {}
-    # The input the node feeds it: "sim_state" (observe), "joy" (update) or "keys" (press).
+    # The input the node feeds it: "sim_state" (observe), "joy" (update), "keys" (press) or "leader"
+    # (observe_leader: a leader arm's joint_states).
     INPUT: ClassVar[str] = ""
+    # False: a planar velocity (vx, vy) for a Twist robot; True: the robot contract's joint command (the action
+    # vector in the contract's mode, vla_teleop.joint_commands).
+    COMMANDS_JOINTS: ClassVar[bool] = False
+
+    def needs_joint_states(self) -> bool:
+        """Whether the node must feed the robot's measured joint positions (``observe_joints``)."""
+        return False
 
     def command(self, now: float) -> np.ndarray | None:
         """The command at time ``now`` (seconds), or None when the operator is not commanding."""
@@ -358,3 +369,8 @@ class JoyDevice(TeleopDevice):
 
     def reset(self) -> None:
         self._axes, self._buttons, self._stamp = (), (), -np.inf
+
+
+# The arm devices register themselves in DEVICES (they build on TeleopDevice above).
+from vla_teleop import arm_jog as _arm_jog  # noqa: E402,F401
+from vla_teleop import leader_arm as _leader_arm  # noqa: E402,F401

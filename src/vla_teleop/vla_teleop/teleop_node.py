@@ -1,12 +1,22 @@
-"""Teleop lifecycle node: publishes teleop/cmd_vel (geometry_msgs/Twist) and teleop/intervention.
+"""Teleop lifecycle node: publishes teleop/cmd_vel (geometry_msgs/Twist) or teleop/cmd (an arm's joint command)
+and teleop/intervention.
 
-Commands go to ``teleop/cmd_vel``; a bring-up profile routes that topic to the safety shield's teleop input
-(or, in profiles without a shield, remaps it onto the robot's cmd_vel). ``teleop/intervention`` says, every
-tick, whether the device is commanding: a person taking over from a policy is an intervention the recorder
+The planar devices (expert, corrector, keyboard, joy) send a Twist on ``teleop/cmd_vel``; a bring-up profile routes
+that topic to the safety shield's teleop input (or, in profiles without a shield, remaps it onto the robot's
+cmd_vel). The arm devices (arm_keyboard and arm_joy: end-effector jog through the arm's kinematics; leader_arm:
+a leader arm's joint_states mirrored) send the robot contract's joint command (``contract``: its message type,
+``action.mode`` and limits, through the contract codec) on ``teleop/cmd``, the shield's joint teleop input.
+
+``teleop/intervention`` says, every tick, whether the device is commanding: a person taking over from a policy is an intervention the recorder
 stores frame by frame. The corrector device is a scripted operator: it takes over from the policy with the
 scripted expert when the policy stops making progress (see ``vla_teleop.devices.CorrectorDevice``).
-Subscribes: sim/state (expert and corrector devices), joy (joy device). The keyboard device reads this
-process's terminal. Publishes /diagnostics: commands sent, inputs rejected per reason.
+Subscribes: sim/state (expert and corrector devices), joy (joy and arm_joy devices), the contract's joint_states
+(jog devices; leader_arm in delta mode), ``leader_topic`` (leader_arm). The keyboard devices read this process's
+terminal. Publishes /diagnostics: commands sent, inputs rejected per reason, joint values clipped to the
+contract's limits per joint.
+
+A leader arm is checked at configure: the node waits ``leader_wait`` s for its first joint_states, and a leader
+whose joint names do not match the follower's contract fails configure with the missing and extra names.
 
 Every input is validated before a device uses it (a sim state the expert cannot act on, a Joy message without
 the configured axes, non-finite values): it is dropped, counted per reason, and reported with a throttled
@@ -25,20 +35,24 @@ from collections import Counter
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import Joy
+from sensor_msgs.msg import JointState, Joy
 from vla_interfaces.msg import Intervention, SimState
 from geometry_msgs.msg import Twist
 
-from vla_core.codecs import planar_twist_fields
+from vla_core.codecs import TWIST, planar_twist_fields
+from vla_core.contract import RobotContract
 from vla_core.errors import ConfigError
+from vla_core.paths import workspace_path
 from vla_ros import node_qos
-from vla_ros.convert import array_to_twist
+from vla_ros.convert import array_to_twist, command_message_type, joint_state_vector, vector_to_command
 from vla_ros.node_base import ManagedNode, main_for
-from vla_teleop.devices import (DEVICES, CorrectorDevice, ExpertDevice, KeyboardDevice, check_tabletop_state,
-                                device_from_params)
+from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, check_tabletop_state, device_from_params
+from vla_teleop.joint_commands import JointLimits
+from vla_teleop.leader_arm import LeaderMapping, LeaderMismatch
 from vla_teleop.teleop_params import TELEOP_PARAMS
 
-FIELDS = planar_twist_fields(2)  # the devices command a planar base: vx, vy
+FIELDS = planar_twist_fields(2)  # the planar devices command a base: vx, vy
+PLANAR_KEYS_HELP = "teleop: w/s forward/back, a/d left/right, space stops (arrow keys work too)"
 
 
 class TeleopNode(ManagedNode):
@@ -47,6 +61,7 @@ class TeleopNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("teleop", **kwargs)
         self.device = None
+        self.contract = None
         self._expert = None
         self._entities: list = []
         self._timer = None
@@ -57,6 +72,7 @@ class TeleopNode(ManagedNode):
 
     def configure(self, p: dict) -> None:
         kind = DEVICES.get(p["device"])  # the parameter's choices are the registered devices
+        self.contract = self._load_contract(p, kind)
         hooks = {}
         if kind.INPUT == "sim_state":
             from vla_sim.experts import make_expert  # the expert lives with the simulator it knows
@@ -64,28 +80,116 @@ class TeleopNode(ManagedNode):
             hooks = {"policy": expert.act, "check": check_tabletop_state,
                      ("on_takeover" if kind is CorrectorDevice else "on_episode"): expert.reset}
         elif kind.INPUT == "keys" and not sys.stdin.isatty():
-            raise ConfigError("the keyboard device reads keys from a terminal, and this process has none; "
-                              "run 'vla teleop --device keyboard' in a terminal, or use device 'joy' or 'expert'")
-        self.device = device_from_params(p["device"], p, **hooks)
+            raise ConfigError(f"the {kind.name} device reads keys from a terminal, and this process has none; "
+                              f"run 'vla teleop --device {kind.name}' in a terminal, or use a joy or scripted device")
+        if kind.COMMANDS_JOINTS:
+            hooks = self._arm_hooks(p, kind)
+        try:
+            self.device = device_from_params(p["device"], p, **hooks)
+        except ValueError as exc:  # a device's own check of its parameters (e.g. arm_joy's axes)
+            raise ConfigError(str(exc)) from None
         if kind.INPUT == "sim_state":
             self._entities.append(self.create_subscription(SimState, "sim/state", self._on_sim_state,
                                                            node_qos.SENSOR_SUB))
         elif kind.INPUT == "joy":
             self._entities.append(self.create_subscription(Joy, "joy", self._on_joy, node_qos.SENSOR_SUB))
-        self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
+        elif kind.INPUT == "leader":
+            self._entities.append(self.create_subscription(JointState, p["leader_topic"], self._on_leader,
+                                                           node_qos.SENSOR_SUB))
+        if self.device.needs_joint_states():
+            self._entities.append(self.create_subscription(JointState, self.contract.state.topic,
+                                                           self._on_joint_states, node_qos.SENSOR_SUB))
+        if kind.COMMANDS_JOINTS:
+            action = self.contract.action
+            self._cmd_pub = self.create_lifecycle_publisher(command_message_type(action.type), "teleop/cmd",
+                                                            node_qos.COMMAND)
+            self.get_logger().info(f"{kind.name} -> teleop/cmd ({action.type}, {action.mode} joint commands to "
+                                   f"{list(action.names)})")
+        else:
+            self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
         self._flag_pub = self.create_lifecycle_publisher(Intervention, "teleop/intervention", 10)
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.sent = 0
         self._takeovers_logged = 0
 
+    def _load_contract(self, p: dict, kind) -> RobotContract | None:
+        """The robot contract, checked against the device: the arm devices need one whose action is a joint
+        command; the planar devices send a Twist."""
+        if not p["contract"]:
+            if kind.COMMANDS_JOINTS:
+                raise ConfigError(f"the {kind.name} device sends the robot contract's joint command: set contract "
+                                  "(e.g. params/robots/sim_arm.yaml)")
+            return None
+        contract = RobotContract.from_yaml(workspace_path(p["contract"]))
+        action = contract.action
+        if kind.COMMANDS_JOINTS and action.type == TWIST:
+            raise ConfigError(f"the {kind.name} device sends joint commands, but the contract {p['contract']} "
+                              f"commands a {TWIST}; use device keyboard or joy for a base")
+        if not kind.COMMANDS_JOINTS and action.type != TWIST:
+            raise ConfigError(f"the {kind.name} device commands a planar base ({TWIST}), but the contract "
+                              f"{p['contract']} commands {action.type}; use device arm_keyboard, arm_joy or "
+                              "leader_arm for an arm")
+        return contract
+
+    def _arm_hooks(self, p: dict, kind) -> dict:
+        """What an arm device is built on: the contract's limits and mode, and the arm's kinematics (jog) or the
+        leader's joint mapping, checked against the leader's first joint_states (leader_arm)."""
+        from vla_teleop.arm_jog import EndEffectorJog  # MuJoCo loads only for the arm devices
+        from vla_teleop.arm_kinematics import ArmModel
+        action, state = self.contract.action, self.contract.state
+        limits = JointLimits.from_action(action)
+        needs_state = kind.INPUT != "leader" or action.mode == "delta"
+        unmeasured = [n for n in action.names if n not in state.joints]
+        if needs_state and unmeasured:
+            raise ConfigError(f"the {kind.name} device reads the follower's joint positions from {state.topic}, "
+                              f"but the contract's state lacks the action's joints {unmeasured}; name the action "
+                              "after the joints (action.names)")
+        if kind.INPUT == "leader":
+            try:
+                mapping = LeaderMapping.parse(action.names, p["leader_joint_map"])
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            self._check_leader(mapping, p["leader_topic"], p["leader_wait"])
+            return {"mapping": mapping, "limits": limits}
+        gripper = p["gripper_joint"]
+        if gripper and gripper not in action.names:
+            raise ConfigError(f"gripper_joint {gripper!r} is not one of the contract's action names "
+                              f"{list(action.names)}; name it, or leave it empty for none")
+        if not p["arm_model"] or not p["arm_link"]:
+            raise ConfigError(f"the {kind.name} device jogs the end effector through the arm's kinematics: set "
+                              "arm_model (the robot's URDF or MJCF) and arm_link (its end effector's site or body)")
+        try:
+            model = ArmModel(workspace_path(p["arm_model"]), p["arm_link"], action.names,
+                             exclude=(gripper,) if gripper else ())
+            jog = EndEffectorJog(model, limits, 1.0 / p["rate"], action.names.index(gripper) if gripper else None)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.get_logger().info(f"jog: {p['arm_link']} of {p['arm_model']} over {list(model.joints)}"
+                               + (f", gripper {gripper}" if gripper else ""))
+        return {"jog": jog}
+
+    def _check_leader(self, mapping: LeaderMapping, topic: str, wait: float) -> None:
+        """Wait up to ``wait`` s for the leader's joint_states and check its joint names against the follower's."""
+        from rclpy.wait_for_message import wait_for_message
+        name = self.resolve_topic_name(topic)
+        ok, msg = wait_for_message(JointState, self, topic, qos_profile=node_qos.SENSOR_SUB, time_to_wait=wait)
+        if not ok:
+            raise ConfigError(f"no leader joint_states on {name} within {wait:g} s; start the leader arm's driver "
+                              "first, set leader_topic, or raise leader_wait")
+        try:
+            mapping.order(list(msg.name))
+        except LeaderMismatch as exc:
+            raise ConfigError(f"leader on {name}: {exc}") from None
+        self.get_logger().info(f"leader on {name}: joints {list(msg.name)} mirror onto {list(mapping.follower)}")
+
     def activate(self) -> None:
         self.device.reset()
         self._timer = self.create_timer(1.0 / self.params["rate"], self._tick)
-        if isinstance(self.device, KeyboardDevice):
+        if self.device.INPUT == "keys":
             self._stop_keyboard.clear()
             self._keyboard_thread = threading.Thread(target=self._read_keys, daemon=True)
             self._keyboard_thread.start()
-            print("teleop: w/s forward/back, a/d left/right, space stops (arrow keys work too)", file=sys.stderr)
+            print(getattr(self.device, "HELP", PLANAR_KEYS_HELP), file=sys.stderr)
         self.start_diagnostics()
 
     def deactivate(self) -> None:
@@ -106,7 +210,7 @@ class TeleopNode(ManagedNode):
             if getattr(self, name, None) is not None:
                 self.destroy_publisher(getattr(self, name))
                 setattr(self, name, None)
-        self.device = self._expert = None
+        self.device = self._expert = self.contract = None
 
     def on_parameters_changed(self, changed: dict) -> None:
         """Speeds, timeouts, axes and the corrector's rule apply from the next tick (``device.PARAMETERS``
@@ -114,7 +218,10 @@ class TeleopNode(ManagedNode):
         for name, value in changed.items():
             if self.device is not None and name in self.device.PARAMETERS:
                 setattr(self.device, self.device.PARAMETERS[name], value)
-        if self.device is not None and changed.keys() & {"joy_axis_x", "joy_axis_y", "joy_deadman_button"}:
+        if self.device is not None and changed.keys() & {"arm_joy_axes", "arm_joy_gripper_buttons"}:
+            self.device.check_mapping()  # ValueError: the change is refused and undone
+        if self.device is not None and changed.keys() & {"joy_axis_x", "joy_axis_y", "joy_deadman_button",
+                                                         "arm_joy_axes", "arm_joy_gripper_buttons"}:
             self.device.reset()  # a held Joy message may not have the new axes: wait for the next one
         if self._expert is not None:
             self._expert.max_speed = self.params["max_speed"]
@@ -161,6 +268,28 @@ class TeleopNode(ManagedNode):
                 self.get_logger().warning(f"Joy message dropped: {problem}; check joy_axis_*/joy_deadman_button",
                                           throttle_duration_sec=2.0)
 
+    def _on_leader(self, msg: JointState) -> None:
+        if self.device is None or not self.is_active:
+            return
+        try:
+            self.device.observe_leader(list(msg.name), list(msg.position), self._now())
+        except LeaderMismatch as exc:
+            self._reject("leader_joint_names", str(exc))
+            self.throttled_warning("leader_names", f"leader joint_states dropped: {exc}", 5.0)
+        except ValueError as exc:
+            self._reject("leader_invalid", str(exc))
+            self.throttled_warning("leader_invalid", f"leader joint_states dropped: {exc}", 5.0)
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if self.device is None or not self.is_active:
+            return
+        try:
+            positions = joint_state_vector(msg, self.contract.action.names, ("position",))
+            self.device.observe_joints(positions, self._now())
+        except ValueError as exc:  # StateError: a joint missing; a non-finite position
+            self._reject("joint_states_invalid", str(exc))
+            self.throttled_warning("joint_states", f"joint_states dropped: {exc}", 5.0)
+
     def _read_keys(self) -> None:
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
@@ -182,7 +311,11 @@ class TeleopNode(ManagedNode):
         flag.header.stamp = self.get_clock().now().to_msg()
         self._flag_pub.publish(flag)
         if command is not None:
-            self._cmd_pub.publish(array_to_twist(command, FIELDS))
+            if self.device.COMMANDS_JOINTS:
+                a = self.contract.action
+                self._cmd_pub.publish(vector_to_command(command, a.type, a.fields, a.names, 1.0 / self.params["rate"]))
+            else:
+                self._cmd_pub.publish(array_to_twist(command, FIELDS))
             self.sent += 1
         if isinstance(self.device, CorrectorDevice) and self.device.takeovers != self._takeovers_logged:
             self._takeovers_logged = self.device.takeovers
@@ -212,6 +345,10 @@ class TeleopNode(ManagedNode):
                   **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())}}
         if isinstance(self.device, CorrectorDevice):
             values["takeovers"] = self.device.takeovers
+        limits = getattr(self.device, "limits", None)
+        if limits is not None:  # joint values clipped to the contract's limits, counted per joint
+            values["clipped"] = limits.commands_clipped
+            values.update({f"clipped_{k}": v for k, v in sorted(limits.clipped.items())})
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK, name=f"{self.get_name()}: device",
             message=f"{dropped} inputs rejected; last: {self.last_problem}" if dropped else "ok",
