@@ -159,19 +159,26 @@ class SACAgent:
                 problems.append(f"{name} loss is {float(loss.detach())}")
                 continue
             g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-            g = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, g)]
-            if not all(torch.isfinite(gi).all() for gi in g):
-                problems.append(f"{name} gradient is not finite")
-            grads[name] = g
+            grads[name] = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, g)]
+        norms = {}
+        if not problems:
+            for name, params in groups:
+                for p, gi in zip(params, grads[name]):
+                    p.grad = gi
+                # one fused pass: the total norm is not finite when any gradient is not (and clips when it is)
+                limit = self.config.max_grad_norm if self.config.max_grad_norm and name != "temperature" else \
+                    float("inf")
+                norms[name] = float(torch.nn.utils.clip_grad_norm_(params, limit))
+                if not np.isfinite(norms[name]):
+                    problems.append(f"{name} gradient is not finite")
         if problems:
+            for _, params in groups:
+                for p in params:
+                    p.grad = None
             raise DivergedUpdate(f"SAC update {self.updates + 1} refused: {'; '.join(problems)}. Nothing was applied "
                                  "(weights, target critics and optimizer state are unchanged); check the rewards' and "
                                  "states' scale or lower the learning rates")
-        for (name, params), opt in zip(groups, (self.critic_opt, self.actor_opt, self.alpha_opt)):
-            for p, gi in zip(params, grads[name]):
-                p.grad = gi
-            if self.config.max_grad_norm and name != "temperature":
-                torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
             opt.step()
             opt.zero_grad(set_to_none=True)
         self.soft_update()
@@ -179,12 +186,13 @@ class SACAgent:
         return {"critic_loss": float(terms["critic"].detach()), "actor_loss": float(terms["actor"].detach()),
                 "temperature_loss": float(terms["temperature"].detach()), "alpha": self.alpha,
                 "q": float(terms["q"].mean()), "td_target": float(terms["target"].mean()),
-                "entropy": float(-terms["logp"].mean())}
+                "entropy": float(-terms["logp"].mean()), "critic_grad_norm": norms["critic"],
+                "actor_grad_norm": norms["actor"]}
 
     def soft_update(self) -> None:
         with torch.no_grad():
-            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
-                tp.lerp_(p, self.config.tau)
+            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()),
+                                 self.config.tau)
             for b, tb in zip(self.critic.buffers(), self.critic_target.buffers()):
                 tb.copy_(b)
 
