@@ -46,7 +46,8 @@ def noises(n=16, seed=1):
 
 def q_values(ag, t):
     with torch.no_grad():
-        return ag.critic(t["images"], ag.actor.normalize_state(t["state"]), t["language"], ag.actor.to_unit(t["action"]))
+        state = ag.actor.normalize_state(t["state"])
+        return ag.critic(t["images"], state, t["language"], ag.actor.to_unit(t["action"]))
 
 
 def test_critic_update_moves_q_toward_the_td_target():

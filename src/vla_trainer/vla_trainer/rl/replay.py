@@ -80,8 +80,9 @@ def check_batch(batch: dict, spec: TransitionSpec) -> dict[str, np.ndarray]:
         if arr.dtype == object:
             raise ValueError(f"transition field '{name}' is not numeric (dtype object); pass numpy arrays")
         if arr.ndim != 1 + len(shape) or tuple(arr.shape[1:]) != shape:
-            raise ValueError(f"transition field '{name}' has shape {tuple(arr.shape)}; expected (N, "
-                             f"{', '.join(map(str, shape))}) — N transitions, {_what(name, spec)}".replace(", )", ")"))
+            expected = "(N, " + ", ".join(map(str, shape)) + ")" if shape else "(N,)"
+            raise ValueError(f"transition field '{name}' has shape {tuple(arr.shape)}; expected {expected}: "
+                             f"N transitions, {_what(name, spec)}")
         if n is None:
             n = arr.shape[0]
         elif arr.shape[0] != n:
