@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     teleop = sub.add_parser("teleop", help="drive the robot from this terminal (keyboard) or a joystick")
-    teleop.add_argument("--device", default="keyboard", choices=["keyboard", "joy", "expert", "corrector"])
+    from vla_teleop.teleop_params import DEVICE_NAMES  # the registered devices, arm ones included (pure data)
+    teleop.add_argument("--device", default="keyboard", choices=list(DEVICE_NAMES))
     teleop.add_argument("--topic", default="teleop/cmd_vel", help="where to publish (default teleop/cmd_vel)")
     teleop.add_argument("--set", action="append", metavar="PARAM=VALUE", help="teleop parameter override")
     teleop.set_defaults(func=cmd_teleop)

@@ -19,7 +19,8 @@ def run_teleop(args, say=print) -> int:
             say(f"error: {node.last_error}")
             return 1
         node.trigger_activate()
-        say(f"teleop ({args.device}) publishing on {node.resolve_topic_name(args.topic)}; Ctrl-C to stop")
+        topic = "teleop/cmd" if node.device.COMMANDS_JOINTS else args.topic  # arm devices: the joint command
+        say(f"teleop ({args.device}) publishing on {node.resolve_topic_name(topic)}; Ctrl-C to stop")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
