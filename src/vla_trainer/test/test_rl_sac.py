@@ -269,3 +269,29 @@ def test_recorded_demonstrations_train_an_actor_that_exports_and_loads_as_deploy
     chunk = loaded.infer(feeds)
     expected = ag.act(frame["images"], frame["state"], frame["language"], deterministic=True)
     assert chunk.shape == (1, 2) and np.allclose(chunk, expected, atol=1e-4)
+
+
+def test_the_actor_pretrains_by_behaviour_cloning_on_the_trainers_batches():
+    """compute_loss takes vla_trainer's batch format (action chunks with padding) and fits the first action."""
+    from vla_trainer.rl.networks import SACActor
+    torch.manual_seed(0)
+    actor = SACActor(NET)
+    b = tiny_batch(16)
+    t = {"images": {"top": torch.from_numpy(b["images"]["top"]).permute(0, 3, 1, 2).float() / 255},
+         "state": torch.from_numpy(b["state"]), "language": torch.from_numpy(b["language"]),
+         "action": torch.from_numpy(b["action"])[:, None].repeat(1, 3, 1), "action_pad": torch.zeros(16, 3, dtype=bool)}
+    t["action_pad"][:4, 0] = True  # padded first steps carry no loss
+    opt = torch.optim.Adam(actor.parameters(), lr=3e-3)
+    first = float(actor.compute_loss(t)["loss"])
+    for _ in range(30):
+        loss = actor.compute_loss(t)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+    with torch.no_grad():
+        before = float(actor.compute_loss(t)["loss"])
+        t["action"][:4, 0] = -0.2  # only padded steps changed: the loss must not see them
+        assert float(actor.compute_loss(t)["loss"]) == before
+        t["action"][4, 0] = -0.2   # a step that is not padding does count
+        assert float(actor.compute_loss(t)["loss"]) != before
