@@ -30,6 +30,7 @@ import select
 import sys
 import termios
 import threading
+import time
 import tty
 from collections import Counter
 
@@ -172,7 +173,12 @@ class TeleopNode(ManagedNode):
         """Wait up to ``wait`` s for the leader's joint_states and check its joint names against the follower's."""
         from rclpy.wait_for_message import wait_for_message
         name = self.resolve_topic_name(topic)
-        ok, msg = wait_for_message(JointState, self, topic, qos_profile=node_qos.SENSOR_SUB, time_to_wait=wait)
+        deadline = time.monotonic() + wait
+        ok, msg = False, None
+        # configure runs on this node's executor thread, so nothing else takes the message; should another
+        # executor thread take it first, wait_for_message returns early without one: wait again until the deadline.
+        while not ok and (left := deadline - time.monotonic()) > 0:
+            ok, msg = wait_for_message(JointState, self, topic, qos_profile=node_qos.SENSOR_SUB, time_to_wait=left)
         if not ok:
             raise ConfigError(f"no leader joint_states on {name} within {wait:g} s; start the leader arm's driver "
                               "first, set leader_topic, or raise leader_wait")
@@ -265,8 +271,8 @@ class TeleopNode(ManagedNode):
             problem = self.device.update(list(msg.axes), list(msg.buttons), self._now())
             if problem:
                 self._reject("joy_invalid", problem)
-                self.get_logger().warning(f"Joy message dropped: {problem}; check joy_axis_*/joy_deadman_button",
-                                          throttle_duration_sec=2.0)
+                self.get_logger().warning(f"Joy message dropped: {problem}; check the {self.device.name} device's "
+                                          "axis and button parameters", throttle_duration_sec=2.0)
 
     def _on_leader(self, msg: JointState) -> None:
         if self.device is None or not self.is_active:
