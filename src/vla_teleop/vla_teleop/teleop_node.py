@@ -47,6 +47,8 @@ from vla_core.paths import workspace_path
 from vla_ros import node_qos
 from vla_ros.convert import array_to_twist, command_message_type, joint_state_vector, vector_to_command
 from vla_ros.node_base import ManagedNode, main_for
+from vla_teleop.arm_jog import EndEffectorJog
+from vla_teleop.arm_kinematics import ArmModel  # MuJoCo loads when an ArmModel is built, for the jog only
 from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, check_tabletop_state, device_from_params
 from vla_teleop.joint_commands import JointLimits
 from vla_teleop.leader_arm import LeaderMapping, LeaderMismatch
@@ -135,8 +137,6 @@ class TeleopNode(ManagedNode):
     def _arm_hooks(self, p: dict, kind) -> dict:
         """What an arm device is built on: the contract's limits and mode, and the arm's kinematics (jog) or the
         leader's joint mapping, checked against the leader's first joint_states (leader_arm)."""
-        from vla_teleop.arm_jog import EndEffectorJog  # MuJoCo loads only for the arm devices
-        from vla_teleop.arm_kinematics import ArmModel
         action, state = self.contract.action, self.contract.state
         limits = JointLimits.from_action(action)
         needs_state = kind.INPUT != "leader" or action.mode == "delta"
