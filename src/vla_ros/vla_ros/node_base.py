@@ -46,6 +46,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -429,6 +430,9 @@ class ManagedNode(LifecycleNode):
         """Stop output and release resources when the process ends without a shutdown transition."""
         if self.is_active:
             self._safe_deactivate()
+            # What deactivate sent last (the shield's stop) must reach its subscribers before cleanup destroys
+            # the publishers: a destroyed writer takes unacknowledged samples with it.
+            _flush_publishers(self, FLUSH_ON_EXIT_S)
         if self.lifecycle_state in (State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE):
             self._safe_cleanup()
 
@@ -440,6 +444,24 @@ def _callable_name(callback: Any) -> str:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+FLUSH_ON_EXIT_S = 0.5  # at most this long for reliable subscribers to acknowledge a node's last messages
+
+
+def _flush_publishers(node: "rclpy.node.Node", timeout_s: float) -> None:
+    """Wait, at most ``timeout_s`` in all, until every reliable subscriber acknowledged what ``node`` published
+    last: a process that exits at once can take unsent samples with it, and the stop a shield sends while it
+    finalizes must reach the robot."""
+    deadline = time.monotonic() + timeout_s
+    for pub in list(node.publishers):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9)))
+        except Exception:  # noqa: BLE001 - a publisher already destroyed, or a middleware without the call
+            continue
 
 
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
@@ -468,6 +490,8 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
         if node is not None:
             if isinstance(node, ManagedNode):
                 node.finalize()
+            else:
+                _flush_publishers(node, FLUSH_ON_EXIT_S)
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
