@@ -58,6 +58,35 @@ class RosProbe:
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
+    def publish_until(self, pub, msgs, predicate, timeout: float, what: str):
+        """Publish ``msgs`` (one message or a list, sent in turn) every 50 ms until ``predicate`` holds: the
+        first messages after discovery may precede the reliable match, so a test does not count on them."""
+        msgs = msgs if isinstance(msgs, (list, tuple)) else [msgs]
+        deadline = time.monotonic() + timeout
+        i = 0
+        while time.monotonic() < deadline:
+            pub.publish(msgs[i % len(msgs)])
+            i += 1
+            with self.lock:
+                if predicate():
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+    @staticmethod
+    def diagnostic_values(diags, status_name: str) -> dict:
+        """The key/values of the newest status named ``status_name`` in collected DiagnosticArrays."""
+        values = {}
+        for _, array in list(diags):
+            for status in array.status:
+                if status.name == status_name:
+                    values = {kv.key: kv.value for kv in status.values}
+        return values
+
+    def count(self, diags, status_name: str, key: str) -> int:
+        """One integer value (a drop or rejection counter) of the newest status ``status_name``; 0 if absent."""
+        return int(self.diagnostic_values(diags, status_name).get(key, 0))
+
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"

@@ -34,26 +34,6 @@ def positions(msg: JointState) -> np.ndarray:
     return np.array(msg.position)
 
 
-def sim_counters(diags) -> dict:
-    values = {}
-    for _, array in list(diags):
-        for status in array.status:
-            if status.name == "sim_robot: simulation":
-                values = {kv.key: kv.value for kv in status.values}
-    return values
-
-
-def publish_until(probe, pub, msg, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pub.publish(msg)
-        with probe.lock:
-            if predicate():
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
     scene = probe.collect(Image, "/camera/scene/image_raw", node_qos.SENSOR_SUB)
     wrist = probe.collect(Image, "/camera/wrist/image_raw", node_qos.SENSOR_SUB)
@@ -85,8 +65,8 @@ def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
     target[6] = 0.04
     teleop = probe.node.create_publisher(Float64MultiArray, "/teleop/cmd", node_qos.COMMAND)
     probe.wait_for(lambda: teleop.get_subscription_count() > 0, 10, "the shield's teleop/cmd subscription")
-    publish_until(probe, teleop, Float64MultiArray(data=target.tolist()),
-                  lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
+    probe.publish_until(teleop, Float64MultiArray(data=target.tolist()),
+                        lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
     moved = positions(latest(joints))
     assert abs(moved[6] - 0.04) < 0.01, moved  # the gripper is one more joint of the same command
     assert np.all(np.abs(moved[1:6] - start[1:6]) < 0.1), (start, moved)  # the others held
@@ -96,20 +76,20 @@ def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
     rejected = latest(shield).rejected
     nan = target.copy()
     nan[2] = float("nan")
-    publish_until(probe, teleop, Float64MultiArray(data=nan.tolist()),
-                  lambda: latest(shield).rejected >= rejected + 3, 10, "3 NaN commands rejected by the shield")
+    probe.publish_until(teleop, Float64MultiArray(data=nan.tolist()),
+                        lambda: latest(shield).rejected >= rejected + 3, 10, "3 NaN commands rejected by the shield")
     assert any(r.startswith("reject") for r in latest(shield).rules)
     assert all(np.all(np.isfinite(m.data)) for _, m in sent)
     # Out of the contract's limits through the shield: clamped to them and reported (never sent beyond).
     beyond = target.copy()
     beyond[1] = HIGH[1] + 1.0
-    publish_until(probe, teleop, Float64MultiArray(data=beyond.tolist()),
-                  lambda: "limit.position" in latest(shield).rules, 10, "the shield's position limit")
+    probe.publish_until(teleop, Float64MultiArray(data=beyond.tolist()),
+                        lambda: "limit.position" in latest(shield).rules, 10, "the shield's position limit")
     assert all(np.all((np.array(m.data) >= LOW) & (np.array(m.data) <= HIGH)) for _, m in sent)
     # That target (shoulder_lift 1.9 rad) would take the tcp through the table: the end-effector box (through the
     # MJCF's kinematics) stops it at z = 0.01 m.
-    publish_until(probe, teleop, Float64MultiArray(data=beyond.tolist()),
-                  lambda: "limit.workspace" in latest(shield).rules, 15, "the shield's workspace box")
+    probe.publish_until(teleop, Float64MultiArray(data=beyond.tolist()),
+                        lambda: "limit.workspace" in latest(shield).rules, 15, "the shield's workspace box")
     fk = ForwardKinematics(WS / "src/vla_sim/vla_sim/envs/assets/arm/arm_tabletop.xml", "tcp", JOINTS)
     assert min(fk.position(np.array(m.data))[2] for _, m in sent) >= 0.01 - 1e-3
 
@@ -131,8 +111,9 @@ def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
     out = now.copy()
     out[0] = HIGH[0] + 0.5
     for bad, key in ((out, "rejected_limits"), (nan, "rejected_nonfinite"), (now[:6], "rejected_dimension")):
-        publish_until(probe, rogue, Float64MultiArray(data=bad.tolist()),
-                      lambda key=key: int(sim_counters(diags).get(key, 0)) >= 2, 10, f"{key} on the sim robot")
+        probe.publish_until(rogue, Float64MultiArray(data=bad.tolist()),
+                            lambda key=key: probe.count(diags, "sim_robot: simulation", key) >= 2, 10,
+                            f"{key} on the sim robot")
     assert np.all(np.isfinite(positions(latest(joints))))
     assert positions(latest(joints))[0] < HIGH[0]
 
@@ -182,10 +163,10 @@ nodes:
     cmd = probe.node.create_publisher(JointTrajectory, "/cmd", node_qos.COMMAND)
     probe.wait_for(lambda: cmd.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
     order = list(reversed(JOINTS))
-    publish_until(probe, cmd, array_to_joint_trajectory(target[::-1], order, dt=0.1),
-                  lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
+    probe.publish_until(cmd, array_to_joint_trajectory(target[::-1], order, dt=0.1),
+                        lambda: abs(positions(latest(joints))[0] - target[0]) < 0.1, 20, "shoulder_pan near its target")
     other = array_to_joint_trajectory(target, list(JOINTS[:6]) + ["finger"], dt=0.1)
-    publish_until(probe, cmd, other, lambda: int(sim_counters(diags).get("rejected_malformed", 0)) >= 2, 10,
-                  "trajectories to other joints refused")
+    probe.publish_until(cmd, other, lambda: probe.count(diags, "sim_robot: simulation", "rejected_malformed") >= 2, 10,
+                        "trajectories to other joints refused")
     up.interrupt()
     assert up.wait(30) == 0, up.output

@@ -65,27 +65,6 @@ def image_msg(array, encoding, sec, frame_id="", data=None):
     return msg
 
 
-def camera_values(diags, camera):
-    values = {}
-    for _, array in list(diags):
-        for status in array.status:
-            if status.name == f"perception: camera {camera}":
-                values = {kv.key: kv.value for kv in status.values}
-    return values
-
-
-def publish_until(probe, pub, msg, predicate, timeout, what):
-    """Publish every 50 ms until ``predicate`` holds (the first messages may precede the reliable match)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pub.publish(msg)
-        with probe.lock:
-            if predicate():
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
     top = probe.collect(Image, "/observation/images/top", node_qos.SENSOR_SUB)
     depth = probe.collect(Image, "/observation/images/depth", node_qos.SENSOR_SUB)
@@ -101,7 +80,7 @@ def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
     # Parity across processes: what the node publishes is bitwise what the recorder's function makes.
     bgr = fixed_bgr()
     msg = image_msg(bgr, "bgr8", 1234, "my_camera_frame")
-    publish_until(probe, pub, msg, lambda: top, 10, "a model-ready image")
+    probe.publish_until(pub, msg, lambda: top, 10, "a model-ready image")
     out = top[-1][1]
     expected = camera_frame(msg.data, 480, 640, "bgr8", 640 * 3, 96, 96)
     assert (out.height, out.width, out.encoding, out.step) == (96, 96, "rgb8", 288)
@@ -109,13 +88,13 @@ def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
     assert out.header.stamp.sec == 1234 and out.header.frame_id == "my_camera_frame"
 
     # A frame without frame_id gets the contract's.
-    publish_until(probe, pub, image_msg(bgr, "bgr8", 1235), lambda: top[-1][1].header.stamp.sec == 1235, 10,
-                  "the second frame")
+    probe.publish_until(pub, image_msg(bgr, "bgr8", 1235), lambda: top[-1][1].header.stamp.sec == 1235, 10,
+                        "the second frame")
     assert top[-1][1].header.frame_id == "camera_top_optical_frame"
 
     # 16-bit depth in millimetres -> 32FC1 metres at the contract size.
     mm = np.full((96, 128), 1250, np.uint16)
-    publish_until(probe, depth_pub, image_msg(mm, "16UC1", 1236), lambda: depth, 10, "a depth image")
+    probe.publish_until(depth_pub, image_msg(mm, "16UC1", 1236), lambda: depth, 10, "a depth image")
     d = depth[-1][1]
     assert (d.height, d.width, d.encoding) == (48, 64, "32FC1")
     np.testing.assert_allclose(np.frombuffer(bytes(d.data), np.float32), 1.25)
@@ -123,14 +102,15 @@ def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
     # Bad frames are dropped, counted per reason, and reported.
     n_top = len(top)
     bad_encoding = image_msg(bgr, "yuv422", 1237)
-    publish_until(probe, pub, bad_encoding, lambda: int(camera_values(diags, "top").get("dropped_encoding", 0)) >= 3,
-                  10, "3 frames dropped for their encoding")
+    probe.publish_until(pub, bad_encoding,
+                        lambda: probe.count(diags, "perception: camera top", "dropped_encoding") >= 3, 10,
+                        "3 frames dropped for their encoding")
     short = image_msg(bgr, "bgr8", 1238, data=bgr.tobytes()[:-7])
-    publish_until(probe, pub, short, lambda: int(camera_values(diags, "top").get("dropped_data", 0)) >= 3,
-                  10, "3 frames dropped for their size")
-    publish_until(probe, depth_pub, image_msg(bgr, "bgr8", 1239),
-                  lambda: int(camera_values(diags, "depth").get("dropped_encoding", 0)) >= 1, 10,
-                  "a colour frame dropped on the depth camera")
+    probe.publish_until(pub, short, lambda: probe.count(diags, "perception: camera top", "dropped_data") >= 3,
+                        10, "3 frames dropped for their size")
+    probe.publish_until(depth_pub, image_msg(bgr, "bgr8", 1239),
+                        lambda: probe.count(diags, "perception: camera depth", "dropped_encoding") >= 1, 10,
+                        "a colour frame dropped on the depth camera")
     assert len(top) == n_top, "a bad frame was published"
     # The test's frames are stamped in 1970: the camera is reported stale (ERROR), its drops counted.
     status = [s for _, a in list(diags) for s in a.status if s.name == "perception: camera top"][-1]
@@ -179,7 +159,7 @@ def test_compressed_transport_and_features(probe, vla, tmp_path):
     ok, png = cv2.imencode(".png", bgr)
     msg = CompressedImage(format="png", data=png.tobytes())
     msg.header.stamp.sec = 77
-    publish_until(probe, pub, msg, lambda: top, 10, "a model-ready image")
+    probe.publish_until(pub, msg, lambda: top, 10, "a model-ready image")
     expected = camera_frame(bgr.tobytes(), 480, 640, "bgr8", 640 * 3, 96, 96)
     assert bytes(top[-1][1].data) == expected.tobytes() and top[-1][1].header.stamp.sec == 77
     probe.wait_for(lambda: feats, 10, "a feature vector")
@@ -187,8 +167,8 @@ def test_compressed_transport_and_features(probe, vla, tmp_path):
     assert vector.encoder_id == "efficientnet-lite0@imagenet" and vector.header.stamp.sec == 77
     np.testing.assert_allclose(np.asarray(vector.data, np.float32), ImageFeatures()(expected), atol=1e-4)
     corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 not a jpeg")
-    publish_until(probe, pub, corrupt, lambda: int(camera_values(diags, "top").get("dropped_data", 0)) >= 2, 10,
-                  "corrupt frames dropped")
+    probe.publish_until(pub, corrupt, lambda: probe.count(diags, "perception: camera top", "dropped_data") >= 2, 10,
+                        "corrupt frames dropped")
     up.interrupt()
     assert up.wait(30) == 0
 
@@ -227,9 +207,9 @@ def test_overlay_survives_any_command_and_a_future_stamp_cannot_silence_the_stal
 
     # One frame from a clock a day ahead is refused and counted, not published ...
     n_top = len(top)
-    publish_until(probe, pub, now_msg(86400.0),
-                  lambda: int(camera_values(diags, "top").get("dropped_future_stamp", 0)) >= 1, 10,
-                  "the future-stamped frame refused")
+    probe.publish_until(pub, now_msg(86400.0),
+                        lambda: probe.count(diags, "perception: camera top", "dropped_future_stamp") >= 1, 10,
+                        "the future-stamped frame refused")
     assert all(abs(m.header.stamp.sec - time.time()) < 60 for _, m in top[n_top:])
     # ... and with no frame since, the camera is reported stale.
     t_quiet = time.monotonic()

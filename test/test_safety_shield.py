@@ -31,17 +31,6 @@ def vec(msg: Twist) -> np.ndarray:
     return np.array([msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z])
 
 
-def publish_until(probe, pub, msg, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pub.publish(msg)
-        with probe.lock:
-            if predicate():
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def test_shield_is_the_only_path_and_estop_latches_until_reset(probe, vla):
     commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
     states = probe.collect(ShieldState, "/safety_shield/state", 10)
@@ -98,14 +87,14 @@ def test_takeover_rejection_and_limits_at_run_time(probe, vla):
     # A policy commanding while the operator (the expert) drives: the operator wins, a takeover is flagged.
     go = Twist()
     go.linear.x = 0.1
-    publish_until(probe, policy, go, lambda: any(s.takeover for _, s in states), 20, "a takeover")
+    probe.publish_until(policy, go, lambda: any(s.takeover for _, s in states), 20, "a takeover")
     taken = next(s for _, s in states if s.takeover)
     assert taken.active_source == "teleop" and taken.takeovers >= 1
 
     # A non-finite policy command is rejected and counted, never forwarded.
     bad = Twist()
     bad.linear.y = float("nan")
-    publish_until(probe, policy, bad, lambda: states and states[-1][1].rejected >= 3, 10, "3 rejected commands")
+    probe.publish_until(policy, bad, lambda: states and states[-1][1].rejected >= 3, 10, "3 rejected commands")
     assert all(np.all(np.isfinite(vec(m))) for _, m in commands)
 
     # Limits change at run time (validated); the output follows at once. Topology does not change.
@@ -144,8 +133,8 @@ def test_inactive_shield_never_commands(probe, vla):
     assert not commands, f"an inactive shield published {len(commands)} commands"
     started = probe.call(ManageNodes, manage, ManageNodes.Request(command=ManageNodes.Request.STARTUP), 60)
     assert started.success, started.message
-    publish_until(probe, policy, go, lambda: any(np.any(vec(m) != 0) for _, m in commands), 20,
-                  "commands forwarded once active")
+    probe.publish_until(policy, go, lambda: any(np.any(vec(m) != 0) for _, m in commands), 20,
+                        "commands forwarded once active")
     up.interrupt()
     assert up.wait(60) == 0, up.output
 
@@ -280,8 +269,8 @@ def test_limits_set_at_run_time_stay_within_the_contracts_hard_limits(probe, shi
     policy = probe.node.create_publisher(Twist, f"{shield.ns}/policy/cmd_vel", node_qos.COMMAND)
     fast = Twist()
     fast.linear.x, fast.angular.z = 5.0, 1.5
-    publish_until(probe, policy, fast, lambda: sum(m.linear.x > 0 for _, m in commands) >= 10, 15,
-                  "commands under the tightened limit")
+    probe.publish_until(policy, fast, lambda: sum(m.linear.x > 0 for _, m in commands) >= 10, 15,
+                        "commands under the tightened limit")
     with probe.lock:
         assert max(m.linear.x for _, m in commands) <= 0.1 + 1e-9 and all(m.angular.z == 0 for _, m in commands)
 
@@ -347,8 +336,8 @@ def test_a_shield_stopped_by_a_signal_sends_its_stop_first(probe, shield_process
     shield = shield_process(rate=20.0, policy_timeout=5.0)
     commands = probe.collect(Twist, f"{shield.ns}/cmd_vel", node_qos.COMMAND)
     policy = probe.node.create_publisher(Twist, f"{shield.ns}/policy/cmd_vel", node_qos.COMMAND)
-    publish_until(probe, policy, go_back(), lambda: any(vec(m)[0] < 0 for _, m in commands), 20,
-                  "the policy's command forwarded")
+    probe.publish_until(policy, go_back(), lambda: any(vec(m)[0] < 0 for _, m in commands), 20,
+                        "the policy's command forwarded")
     shield.proc.send_signal(getattr(signals, sig))
     assert shield.proc.wait(15) == 0
     probe.wait_for(lambda: commands and np.all(vec(commands[-1][1]) == 0), 5, "a zero command as the last one")

@@ -39,30 +39,6 @@ nodes:
             *(contract if command_type == "twist" else [])]
 
 
-def publish_until(probe, pub, msgs, predicate, timeout, what):
-    """Publish ``msgs`` in turn every 50 ms until ``predicate`` holds: the first messages after discovery
-    may precede the reliable match, so the test does not count on them."""
-    deadline = time.monotonic() + timeout
-    i = 0
-    while time.monotonic() < deadline:
-        pub.publish(msgs[i % len(msgs)])
-        i += 1
-        with probe.lock:
-            if predicate():
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def counters(diags):
-    values = {}
-    for _, array in diags:
-        for status in array.status:
-            if status.name == "sim_robot: simulation":
-                values = {kv.key: kv.value for kv in status.values}
-    return values
-
-
 def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
     images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
     infos = probe.collect(CameraInfo, "/camera/top/camera_info", node_qos.SENSOR_SUB)
@@ -85,8 +61,8 @@ def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
     probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd_vel subscription")
     bad = Twist()
     bad.linear.x = float("nan")
-    publish_until(probe, pub, [bad], lambda: int(counters(diags).get("rejected_nonfinite", 0)) >= 5, 15,
-                  "5 rejected NaN commands")
+    probe.publish_until(pub, [bad], lambda: probe.count(diags, "sim_robot: simulation", "rejected_nonfinite") >= 5, 15,
+                        "5 rejected NaN commands")
     assert all(np.all(np.isfinite(j.position)) for _, j in joints)
 
     # A valid command moves the gantry at the commanded velocity (m/s, base_link: +x forward).
@@ -98,7 +74,7 @@ def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
         time.sleep(0.05)
     recent = [j for t, j in joints if t > t_end - 0.5]
     assert recent and np.mean([j.velocity[0] for j in recent]) == pytest.approx(0.05, abs=0.02)
-    assert int(counters(diags).get("accepted", 0)) > 10
+    assert probe.count(diags, "sim_robot: simulation", "accepted") > 10
 
 
 def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
@@ -109,9 +85,9 @@ def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
     pub = probe.node.create_publisher(Float64MultiArray, "/cmd", node_qos.COMMAND)
     probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
     bad = [Float64MultiArray(data=[0.1]), Float64MultiArray(data=[0.1, 0.2, 0.3])]
-    publish_until(probe, pub, bad, lambda: int(counters(diags).get("rejected_dimension", 0)) >= 2, 15,
-                  "2 rejected commands")
-    assert int(counters(diags).get("accepted", 0)) == 0
+    probe.publish_until(pub, bad, lambda: probe.count(diags, "sim_robot: simulation", "rejected_dimension") >= 2, 15,
+                        "2 rejected commands")
+    assert probe.count(diags, "sim_robot: simulation", "accepted") == 0
 
     ok = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=7, instruction=""))
     assert ok.success and ok.seed == 7 and ok.instruction
