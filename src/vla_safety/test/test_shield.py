@@ -280,6 +280,16 @@ action: {topic: cmd, type: trajectory_msgs/msg/JointTrajectory, fields: [a, grip
     assert hard.names == ("a", "gripper") and hard.upper.tolist() == [1.0, 0.08]
     with pytest.raises(ValueError, match="joint_velocity sends std_msgs/msg/Float64MultiArray, but the contract"):
         hard_limits(contract, "joint_velocity")
+    # Increments are not targets: a delta contract is refused, naming the fix.
+    delta = RobotContract.from_dict(yaml.safe_load("""
+robot: delta_arm
+fps: 10
+state: {topic: joint_states, joints: [a, gripper]}
+action: {topic: cmd, type: trajectory_msgs/msg/JointTrajectory, fields: [a, gripper], low: [-0.1, -0.01],
+         high: [0.1, 0.01], mode: delta}
+"""))
+    with pytest.raises(ValueError, match="action.mode delta: the shield checks absolute joint targets only"):
+        hard_limits(delta, "joint_position")
 
 
 # ---- the end-effector box of joint-position commands, through the robot model's forward kinematics ----------

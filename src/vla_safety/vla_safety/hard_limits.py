@@ -69,6 +69,10 @@ def hard_limits(contract: RobotContract, command_type: str) -> HardLimits:
     if action.type not in expected:
         raise ValueError(f"command_type {command_type} sends {' or '.join(expected)}, but the {where} declares an "
                          f"action of type {action.type}; set contract to this robot's contract or change command_type")
+    if action.mode != "absolute":
+        # Position limits, the workspace box and holds are checked on targets; an increment is not one.
+        raise ValueError(f"the {where} declares action.mode {action.mode}: the shield checks absolute joint "
+                         "targets only; have the policy and teleop send absolute targets (mode absolute)")
     low, high = np.array(action.low), np.array(action.high)
     declared_v = np.array(action.max_velocity) if action.max_velocity else np.full(action.dim, np.inf)
     declared_a = np.array(action.max_acceleration) if action.max_acceleration else np.full(action.dim, np.inf)

@@ -51,6 +51,11 @@ def test_the_arm_satisfies_its_contract_and_a_wrong_command_type_names_both(arm)
                                    **{**kwargs, "cameras": {"scene": (64, 64, 3)}})
     assert any("'scene': the environment renders 64x64" in p for p in problems)
     assert any("cameras ['wrist'] of the contract are not published" in p for p in problems)
+    from dataclasses import replace
+    delta = replace(ARM_CONTRACT, action=replace(ARM_CONTRACT.action, mode="delta"))
+    problems = contract_mismatches(delta, command_type="float64_multiarray", **kwargs)
+    assert problems == ["action.mode delta: this simulated robot takes absolute targets; set mode absolute in the "
+                        "contract"]
 
 
 def test_scripted_demonstrations_of_the_arm_record_both_cameras_and_joint_targets(tmp_path):

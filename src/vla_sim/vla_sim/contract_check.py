@@ -38,6 +38,9 @@ def contract_mismatches(contract: RobotContract, *, fps: float, cameras: dict[st
     elif action_names is not None and tuple(contract.action.names) != tuple(action_names):
         problems.append(f"action names: the environment's commands address {list(action_names)}, the contract "
                         f"names {list(contract.action.names)}")
+    if contract.action.mode != "absolute":
+        problems.append(f"action.mode {contract.action.mode}: this simulated robot takes absolute targets; set "
+                        "mode absolute in the contract")
     taken = COMMAND_MESSAGES.get(command_type or "")
     if taken is not None and contract.action.type != taken:
         problems.append(f"command: the contract's action is {contract.action.type}, but this robot takes {taken} "
