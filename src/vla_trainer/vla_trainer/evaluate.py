@@ -1,9 +1,9 @@
 """Evaluation in simulation: the deployed artifact (onnxruntime, golden-checked, as the policy node loads it)
 drives a vla_sim backend directly, faster than real time, over seeds and instruction phrasings it never saw.
 
-Observations are built exactly as on the robot: the backend's camera image at the contract's size through
-vla_core.image.camera_frame, the contract's joint-major state, and the instruction's embedding from the bundled
-encoder. The policy runs through vla_policy.runner.PolicyRunner, the policy node's own tick: the same feeds and
+Observations are built exactly as on the robot: each of the contract's cameras (the backend's image of that
+camera: the arm's scene and wrist) at the contract's size, the contract's joint-major state, and the
+instruction's embedding from the bundled encoder. The policy runs through vla_policy.runner.PolicyRunner, the policy node's own tick: the same feeds and
 ACT's temporal ensembling or a receding horizon, as the artifact says.
 """
 from __future__ import annotations
@@ -69,10 +69,12 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
 
 
 def observation(frame, robot: RobotContract, embedding: np.ndarray) -> dict[str, np.ndarray]:
-    """A sim frame as the policy node receives it: the first camera at the contract's size (uint8 RGB), the
-    contract's joint-major state, the instruction's embedding (float32)."""
-    cam = robot.cameras[0]
-    return {image_key(cam.name): model_image(frame.image, cam.height, cam.width),
+    """A sim frame as the policy node receives it: every camera of the contract at its size (uint8 RGB; the
+    backend's image of the camera of that name, or a one-camera env's only image), the contract's joint-major
+    state, the instruction's embedding (float32). A contract camera the backend lacks raises ValueError naming
+    both."""
+    return {**{image_key(cam.name): model_image(frame.camera(cam.name), cam.height, cam.width)
+               for cam in robot.cameras},
             STATE: robot.state.vector(frame.joint_positions, frame.joint_velocities),
             LANGUAGE: np.asarray(embedding, np.float32)}
 
