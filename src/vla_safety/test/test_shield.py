@@ -306,9 +306,9 @@ def gantry_model(tmp_path):
 
 
 def test_a_step_that_would_leave_the_box_is_shortened_and_from_outside_only_moves_back(gantry_model):
-    from vla_safety.kinematics import ForwardKinematics, JointWorkspace
+    from vla_safety.kinematics import JointWorkspace, forward_kinematics
     from vla_safety.limits import WorkspaceBox
-    fk = ForwardKinematics(gantry_model, "tip", ("a", "b", "gripper"))  # the gripper is not in the model
+    fk = forward_kinematics(gantry_model, "tip", ("a", "b", "gripper"))  # the gripper is not in the model
     assert fk.joints == ("a", "b") and fk.position([0.3, 0.2, 0.08]).tolist() == [0.3, 0.0, 0.2]
     box = JointWorkspace(WorkspaceBox([-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]), fk)
     q, rules = box.limit(np.array([0.2, -0.5, 0.0]), np.array([0.0, 0.5, 0.08]))

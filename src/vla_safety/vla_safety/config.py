@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from vla_core.kinematics import ArmModel
 from vla_core.paths import workspace_path
 from vla_safety.hard_limits import HardLimits, resolve
-from vla_safety.kinematics import ForwardKinematics, JointWorkspace
+from vla_safety.kinematics import JointWorkspace, forward_kinematics
 from vla_safety.limits import JointLimits, TwistLimits, WorkspaceBox
 from vla_safety.shield import ShieldConfig
 from vla_safety.zones import parse_zones
@@ -136,8 +137,8 @@ def _joint_workspace(p: dict[str, Any], hard: HardLimits) -> JointWorkspace:
 
 
 @functools.lru_cache(maxsize=8)
-def _forward_kinematics(path: str, link: str, names: tuple[str, ...]) -> ForwardKinematics:
-    return ForwardKinematics(path, link, names)
+def _forward_kinematics(path: str, link: str, names: tuple[str, ...]) -> ArmModel:
+    return forward_kinematics(path, link, names)
 
 
 def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:

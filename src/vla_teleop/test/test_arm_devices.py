@@ -12,7 +12,7 @@ import pytest
 from vla_core.contract import RobotContract
 from vla_sim.envs.arm_kinematics import ARM_MJCF_PATH, HOME_QPOS, ArmKinematics
 from vla_teleop.arm_jog import ArmJoyDevice, ArmKeyboardDevice, EndEffectorJog, dls_step
-from vla_teleop.arm_kinematics import ArmModel, rotation_matrix, rotation_vector
+from vla_core.kinematics import ArmModel, rotation_matrix, rotation_vector
 from vla_teleop.joint_commands import JointLimits
 from vla_teleop.leader_arm import LeaderArmDevice, LeaderMapping, LeaderMismatch
 

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from vla_teleop.arm_kinematics import ArmModel, rotation_matrix, rotation_vector
+from vla_core.kinematics import ArmModel, rotation_matrix, rotation_vector
 from vla_teleop.devices import TeleopDevice, register_device
 from vla_teleop.joint_commands import JointLimits
 

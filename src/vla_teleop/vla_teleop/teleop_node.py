@@ -48,7 +48,7 @@ from vla_ros import node_qos
 from vla_ros.convert import array_to_twist, command_message_type, joint_state_vector, vector_to_command
 from vla_ros.node_base import ManagedNode, main_for
 from vla_teleop.arm_jog import EndEffectorJog
-from vla_teleop.arm_kinematics import ArmModel  # MuJoCo loads when an ArmModel is built, for the jog only
+from vla_core.kinematics import ArmModel  # MuJoCo loads when an ArmModel is built, for the jog only
 from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, check_tabletop_state, device_from_params
 from vla_teleop.joint_commands import JointLimits
 from vla_teleop.leader_arm import LeaderMapping, LeaderMismatch

@@ -1,10 +1,10 @@
-"""The kinematics an end-effector jog needs, from the robot's own model file (no rclpy).
+"""An arm's kinematics from the robot's own model file (no rclpy): the shield's end-effector box and teleop's jog.
 
-The model is the file the robot already has: a URDF or an MJCF, loaded with MuJoCo (which reads both), as the
-safety shield's end-effector box loads it. The end effector is a site or a body of that model, and the chain is
-the model's joints named as the robot contract's action names, so the same contract drives any arm whose model
-names its joints alike. Action names the model lacks (a gripper given as its opening) and excluded ones are not
-part of the chain: the jog leaves them alone.
+The model is the file the robot already has: a URDF or an MJCF, loaded with MuJoCo (which reads both) only when an
+ArmModel is built. The end effector is a site or a body of that model, and the chain is the model's joints named as
+the robot contract's action names, so the same contract drives any arm whose model names its joints alike. Action
+names the model lacks (a gripper given as its opening) and excluded ones are not part of the chain: forward
+kinematics ignores them and a jog leaves them alone.
 
 Frames and units: the model's world frame, which must be the contract's base_link (REP 103: x forward, y left,
 z up); metres, radians. Rotations are (3, 3) matrices whose columns are the end effector's axes in base_link.
@@ -27,28 +27,31 @@ class ArmModel:
         action_names: the contract's action names; the chain is those that are 1-dof (hinge or slide) joints of
             the model, minus ``exclude``.
         exclude: action names never moved by the jog (the gripper, even where the model has it as a joint).
+        params: the parameters that name the model file and the end effector, as errors should call them.
 
     Raises:
         ValueError: naming what to fix: a missing or unreadable model, an end effector that is neither a site
             nor a body of it, no action name among its joints, or an action name that is a multi-dof joint.
     """
 
-    def __init__(self, model_path: str | Path, link: str, action_names: Sequence[str], exclude: Sequence[str] = ()):
+    def __init__(self, model_path: str | Path, link: str, action_names: Sequence[str], exclude: Sequence[str] = (),
+                 params: tuple[str, str] = ("arm_model", "arm_link")):
         path = Path(model_path)
+        model_param, link_param = params
         if not path.is_file():
-            raise ValueError(f"arm_model {path} does not exist; give the robot's URDF or MJCF")
-        import mujoco  # only for the arm devices; MuJoCo reads URDF and MJCF
+            raise ValueError(f"{model_param} {path} does not exist; give the robot's URDF or MJCF")
+        import mujoco  # only when a model is built; MuJoCo reads URDF and MJCF
         try:
             self.model = mujoco.MjModel.from_xml_path(str(path))
         except Exception as exc:  # noqa: BLE001 - mujoco raises ValueError or its own errors for bad files
-            raise ValueError(f"arm_model {path} cannot be loaded as URDF or MJCF: {exc}") from None
+            raise ValueError(f"{model_param} {path} cannot be loaded as URDF or MJCF: {exc}") from None
         self._mujoco = mujoco
         m = self.model
         self._data = mujoco.MjData(m)
         self._site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, link) if link else -1
         self._body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, link) if link and self._site < 0 else -1
         if self._site < 0 and self._body < 0:
-            raise ValueError(f"arm_link {link!r} is neither a site nor a body of {path}; name the end effector "
+            raise ValueError(f"{link_param} {link!r} is neither a site nor a body of {path}; name the end effector "
                              "(the tool point's site, or the flange body)")
         joints = {m.joint(j).name: j for j in range(m.njnt)}
         one_dof = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
@@ -84,6 +87,12 @@ class ArmModel:
         if self._site >= 0:
             return d.site_xpos[self._site].copy(), d.site_xmat[self._site].reshape(3, 3).copy()
         return d.xpos[self._body].copy(), d.xmat[self._body].reshape(3, 3).copy()
+
+    def position(self, q: np.ndarray) -> np.ndarray:
+        """End-effector position (3,) m in base_link for the action vector ``q``."""
+        self._set(q)
+        d = self._data
+        return (d.site_xpos[self._site] if self._site >= 0 else d.xpos[self._body]).copy()
 
     def jacobian(self, q: np.ndarray) -> np.ndarray:
         """(6, k) Jacobian of the end effector over the chain joints at action vector ``q``: rows are the linear
