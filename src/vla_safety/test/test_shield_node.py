@@ -2,20 +2,18 @@
 configure failures with their reason, markers. Cross-process behaviour is in test/test_safety_shield.py."""
 import math
 import os
-import threading
 import time
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import State
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import LaserScan
 from visualization_msgs.msg import MarkerArray
 
 from vla_interfaces.msg import ShieldState
 from vla_ros import node_qos
+from vla_ros.testing import spinning_probe
 from vla_safety.shield_node import SafetyShieldNode
 
 NS = f"/shield_node_test_{os.getpid()}"
@@ -24,18 +22,8 @@ ZONES = "[{name: front, type: stop, min_points: 2, points: [[0.0, -0.2], [0.4, -
 
 @pytest.fixture
 def ros():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    probe = rclpy.create_node("probe", namespace=NS, context=ctx)
-    # One thread: rclpy's multi-threaded executor polls futures and fell behind a 20 Hz test (missed phases).
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(probe)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield ctx, probe, executor
-    executor.shutdown()
-    probe.destroy_node()
-    rclpy.shutdown(context=ctx)
+    with spinning_probe(NS) as handles:
+        yield handles
 
 
 def shield(ctx, executor, **overrides):

@@ -2,20 +2,18 @@
 jog end to end (Joy + joint_states in, the contract's Float64MultiArray on teleop/cmd out). The leader arm across
 processes, through the shield and the sim, is in test/test_teleop_arm.py."""
 import os
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from lifecycle_msgs.msg import State
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray
 
 from vla_interfaces.msg import Intervention
 from vla_ros import node_qos
+from vla_ros.testing import spinning_probe
 from vla_sim.envs.arm_kinematics import HOME_QPOS, ArmKinematics
 from vla_teleop.teleop_node import TeleopNode
 
@@ -28,17 +26,8 @@ NAMES = ["shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch"
 
 @pytest.fixture
 def ros():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    probe = rclpy.create_node("probe", namespace=NS, context=ctx)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(probe)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield ctx, probe, executor
-    executor.shutdown()
-    probe.destroy_node()
-    rclpy.shutdown(context=ctx)
+    with spinning_probe(NS) as handles:
+        yield handles
 
 
 def teleop(ctx, **params) -> TeleopNode:
