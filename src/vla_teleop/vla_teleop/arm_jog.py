@@ -127,6 +127,7 @@ class EndEffectorJog:
         return q.copy()
 
 
+@dataclass
 class ArmJogDevice(TeleopDevice):
     """An end-effector jog behind a person's input: subclasses say what the operator commands now
     (:meth:`motion`); this class turns it into the contract's joint command with fresh joint_states."""
@@ -134,12 +135,12 @@ class ArmJogDevice(TeleopDevice):
     COMMANDS_JOINTS: ClassVar[bool] = True
 
     jog: EndEffectorJog
-    linear_speed: float
-    angular_speed: float
-    gripper_speed: float
-    damping: float
-    max_lead: float
-    state_timeout: float
+    linear_speed: float = 0.05
+    angular_speed: float = 0.3
+    gripper_speed: float = 0.04
+    damping: float = 0.05
+    max_lead: float = 0.2
+    state_timeout: float = 0.5
 
     def needs_joint_states(self) -> bool:
         return True
@@ -207,13 +208,6 @@ class ArmKeyboardDevice(ArmJogDevice):
     HELP: ClassVar[str] = ("teleop (arm): w/s forward/back, a/d left/right, r/f up/down, u/o roll, i/k pitch, "
                            "j/l yaw, '.'/',' open/close the gripper, space holds")
 
-    jog: EndEffectorJog
-    linear_speed: float = 0.05
-    angular_speed: float = 0.3
-    gripper_speed: float = 0.04
-    damping: float = 0.05
-    max_lead: float = 0.2
-    state_timeout: float = 0.5
     hold_time: float = 0.6
     _key: tuple[int, float] = (-1, 0.0)
     _until: float = -np.inf
@@ -255,13 +249,6 @@ class ArmJoyDevice(ArmJogDevice):
                                             "joy_deadman_button": "deadman_button", "input_timeout": "timeout"}
     INPUT: ClassVar[str] = "joy"
 
-    jog: EndEffectorJog
-    linear_speed: float = 0.05
-    angular_speed: float = 0.3
-    gripper_speed: float = 0.04
-    damping: float = 0.05
-    max_lead: float = 0.2
-    state_timeout: float = 0.5
     axes: list = field(default_factory=lambda: [1, 0, 4, -1, -1, 3])
     gripper_buttons: list = field(default_factory=lambda: [0, 1])
     deadman_button: int = 4
