@@ -30,6 +30,7 @@ setup(
                       "recorder = vla_recorder.bench:bench_recorder",
                       "safety = vla_safety.bench:bench_safety",
                       "train = vla_trainer.bench:bench_train",
-                      "rl = vla_tools.bench_rl:bench_rl"],
+                      "rl = vla_tools.bench_rl:bench_rl",
+                      "arm = vla_tools.bench_arm:bench_arm"],
     },
 )

@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="optimisation steps of the first policy (default: the recipe's train.max_steps)")
     demo.add_argument("--round-steps", type=int, default=0,
                       help="fine-tuning steps per continual round (default: a third of --steps)")
-    demo.add_argument("--train-minutes", type=float, default=20.0,
-                      help="safety cap on training time; the run says so if it cuts training short (default 20)")
+    demo.add_argument("--train-minutes", type=float, default=30.0,
+                      help="safety cap on training time; the run says so if it cuts training short (default 30)")
     demo.add_argument("--round-train-minutes", type=float, default=10.0,
                       help="safety cap on fine-tuning time per continual round (default 10)")
     demo.add_argument("--epochs", type=int, default=100000, help="epoch limit (the step count usually ends first)")
@@ -175,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip", metavar="A,B", help="with all: leave these benches out")
     bench.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE,...",
                        help="with train: compare recipe variants side by side (NAME: is the recipe as it is)")
+    for flag, kind, text in (("--seeds", int, "scripted expert seeds (200)"),
+                             ("--demos", int, "scripted demonstrations to train on (100)"),
+                             ("--steps", int, "training steps (2000)"),
+                             ("--episodes", int, "evaluation episodes per phrasing set (50)"),
+                             ("--policy", str, "policy type: act, mlp or diffusion (act)"),
+                             ("--noise", float, "DART noise on the demonstrations, rad per joint (0)")):
+        bench.add_argument(flag, type=kind, help=f"with arm: {text}")
     bench.set_defaults(func=cmd_bench)
 
     teleop = sub.add_parser("teleop", help="drive the robot from this terminal (keyboard) or a joystick")
