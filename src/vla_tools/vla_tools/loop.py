@@ -55,7 +55,7 @@ class LoopOptions:
     policy: str = "act"
     train_steps: int = 0           # optimisation steps of the first policy (0: the recipe's train.max_steps)
     round_train_steps: int = 0     # fine-tuning steps per continual round (0: a third of the first policy's)
-    train_minutes: float = 20.0    # a safety cap only: the steps decide how long training runs
+    train_minutes: float = 30.0    # a safety cap only: the steps decide how long training runs
     round_train_minutes: float = 10.0
     epochs: int = 100_000          # the step count ends training unless this is smaller
     real_time_factor: float = 4.0

@@ -20,6 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+# torch's optimizers import torch._dynamo (and with it triton's native library) on first use. Loaded that late, in a
+# process that already holds many native libraries (rclpy, pyarrow, av: the test session), triton's library crashed
+# the process (SIGSEGV in its import); loaded with torch, it does not. Training imports it anyway.
+import torch._dynamo  # noqa: F401
 from safetensors.torch import load_file, save_file
 from torch import nn
 
