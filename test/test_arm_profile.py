@@ -15,7 +15,7 @@ from std_msgs.msg import Float64MultiArray, String
 from vla_core.contract import RobotContract
 from vla_interfaces.msg import EpisodeEvent, ShieldState
 from vla_ros import node_qos
-from vla_safety.kinematics import ForwardKinematics
+from vla_safety.kinematics import forward_kinematics
 
 WS = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ros
@@ -90,7 +90,7 @@ def test_arm_profile_cameras_joint_commands_rejections_and_holds(probe, vla):
     # MJCF's kinematics) stops it at z = 0.01 m.
     probe.publish_until(teleop, Float64MultiArray(data=beyond.tolist()),
                         lambda: "limit.workspace" in latest(shield).rules, 15, "the shield's workspace box")
-    fk = ForwardKinematics(WS / "src/vla_sim/vla_sim/envs/assets/arm/arm_tabletop.xml", "tcp", JOINTS)
+    fk = forward_kinematics(WS / "src/vla_sim/vla_sim/envs/assets/arm/arm_tabletop.xml", "tcp", JOINTS)
     assert min(fk.position(np.array(m.data))[2] for _, m in sent) >= 0.01 - 1e-3
 
     # Watchdog: the operator goes silent; the shield holds the measured position, never zeros, and the arm stays.
