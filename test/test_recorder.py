@@ -218,10 +218,15 @@ nodes:
     rec = vla("record", "--up", str(recorder_alone("recorder_alone")), "--recorder", "/recorder_alone",
               "--root", str(tmp_path / "ds"), "--episodes", "1", "--no-keys",
               "--set", "recorder_alone.start_timeout=1.0", "--set", "recorder_alone.follow_episode_events=false")
+    t0 = time.monotonic()
     assert rec.wait(90) == 1, rec.output
-    line = next((line for line in rec.lines if "source topics missing" in line), rec.output)
-    for topic in ("/camera/top/image_raw", "/joint_states", "/cmd_vel", "/teleop/intervention"):
-        assert topic in line, line
+    # No node publishes the recorder's sensor topics: said once the graph has had its discovery time, not after
+    # the whole --ready-timeout (the recorder's own goal check, naming every source, is in test_episodes.py).
+    assert time.monotonic() - t0 < 45, rec.output
+    line = rec.lines[-1]
+    for topic in ("/camera/top/image_raw", "/joint_states"):
+        assert f"{topic} (no publisher" in line, line
+    assert "its node is not running" in line, line
 
     # Too little disk: the recorder refuses to configure, and says how much is free and what to change.
     up = vla("up", str(recorder_alone("recorder_disk")), "--quiet", "--set", f"recorder_disk.root={tmp_path / 'ds'}",

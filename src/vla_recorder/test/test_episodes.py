@@ -353,3 +353,32 @@ def test_the_first_frame_after_a_reset_is_the_reset_scene_even_when_the_node_clo
     assert abs(first - 200) < 6, f"frame 0 has mean pixel {first:.0f}: not the reset scene (200)"
     assert np.allclose(frames["observation.state"][0], [0.0, 0.0]) and float(frames["timestamp"][0]) == 0.0
     assert len(frames["timestamp"]) == 6 and outcome.summary["dropped"] == 0
+
+
+def test_a_goal_that_fails_after_opening_its_episode_discards_it_and_the_next_goal_records(tmp_path):
+    # Anything raising mid-episode (here the node's logger, as rclpy's did when one call site changed severity)
+    # must not leave the episode open: every later goal would fail with "an episode is already being recorded".
+    rig = Rig(tmp_path)
+    rig.sources_up()
+    real_log = rig.host.log
+
+    def failing_log(level, text):
+        if "started" in text:
+            raise ValueError("Logger severity cannot be changed between calls.")
+        real_log(level, text)
+    rig.host.log = failing_log
+    goal = Goal(time_limit=1.0)
+    assert rig.control.accept(active=True) is None
+    with pytest.raises(ValueError, match="Logger severity"):
+        rig.control.record(goal)
+    rig.control.release()
+    assert not rig.control.recording() and rig.writer.num_episodes == 0
+    assert rig.host.bags == [("open", 0), ("close", 0, False)]
+    rig.host.log = real_log
+    rig.start(Goal(time_limit=1.0))
+    rig.wait_recording()
+    while rig.thread.is_alive() and rig.i < 40:
+        rig.step()
+    outcome = rig.finish()
+    assert outcome.status == SUCCEEDED and outcome.summary["saved"], outcome.message
+    assert rig.writer.num_episodes == 1

@@ -297,30 +297,35 @@ class EpisodeControl:
             # Under the lock: no input can reach the sampler before the raw bag is open to record it too.
             self.io.episode_opened(self.episode.episode_index)
         started = self.monotonic()
-        self.io.log("info", f"episode {self.writer.num_episodes} started: \"{instruction}\", limit {limit:g} s")
-        last_disk_check, last_feedback, restart_since = started, float("-inf"), None
-        while not self.finished.is_set():
-            now, mono = self.io.now(), self.monotonic()
-            restart = self._end_condition(goal, p, start, limit, started, since, robot_episode,
-                                          mono - last_disk_check > 1.0)
-            if restart is not None:
-                restart_since = restart
-            if mono - last_disk_check > 1.0:
-                last_disk_check = mono
-            with self.lock:
-                end = self.end_request if self.episode is not None else None
-            if end is not None:
-                self.finish(*end)
-                break
-            if mono - last_feedback >= p["feedback_period"]:
-                last_feedback = mono
+        try:
+            self.io.log("info", f"episode {self.writer.num_episodes} started: \"{instruction}\", limit {limit:g} s")
+            last_disk_check, last_feedback, restart_since = started, float("-inf"), None
+            while not self.finished.is_set():
+                now, mono = self.io.now(), self.monotonic()
+                restart = self._end_condition(goal, p, start, limit, started, since, robot_episode,
+                                              mono - last_disk_check > 1.0)
+                if restart is not None:
+                    restart_since = restart
+                if mono - last_disk_check > 1.0:
+                    last_disk_check = mono
                 with self.lock:
-                    c = self.sampler.counters
-                    frames, late, dropped = c.frames, c.late, c.dropped
-                goal.feedback(frames, max(0.0, now - start), late, dropped)
-            self.finished.wait(0.02)
-        self.finished.wait(30.0)  # another thread (a deactivation) may have taken the episode and be committing it
-        return restart_since
+                    end = self.end_request if self.episode is not None else None
+                if end is not None:
+                    self.finish(*end)
+                    break
+                if mono - last_feedback >= p["feedback_period"]:
+                    last_feedback = mono
+                    with self.lock:
+                        c = self.sampler.counters
+                        frames, late, dropped = c.frames, c.late, c.dropped
+                    goal.feedback(frames, max(0.0, now - start), late, dropped)
+                self.finished.wait(0.02)
+            self.finished.wait(30.0)  # another thread (a deactivation) may have taken the episode and be committing it
+            return restart_since
+        except BaseException as exc:
+            # Whatever failed, the episode it opened is not left open (the next goal could not start one).
+            self.finish(DISCARD, f"recording failed: {type(exc).__name__}: {exc}")
+            raise
 
     def _end_condition(self, goal: GoalIO, p: Mapping[str, Any], start: float, limit: float, started: float,
                        since: float, robot_episode: int | None, check_disk: bool) -> float | None:

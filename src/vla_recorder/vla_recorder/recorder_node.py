@@ -377,7 +377,14 @@ class _NodeIO:
         return free_mb(self.node.root)
 
     def log(self, level: str, text: str) -> None:
-        getattr(self.node.get_logger(), level)(text)
+        # rclpy binds a severity to each call site and raises when one site logs at another: one line per level.
+        logger = self.node.get_logger()
+        if level == "error":
+            logger.error(text)
+        elif level == "warning":
+            logger.warning(text)
+        else:
+            logger.info(text)
 
     def episode_opened(self, index: int) -> None:
         self.node._open_bag(index)

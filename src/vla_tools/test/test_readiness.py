@@ -65,6 +65,22 @@ def test_timeout_names_missing_topics_and_what_to_do():
     assert "runs/x" in text and "--ready-timeout" in text
 
 
+def test_a_topic_nobody_publishes_fails_after_the_discovery_time_not_the_whole_timeout():
+    # Publishers with no message yet are waited for up to the timeout; a topic without any publisher once the
+    # graph has had its discovery time cannot become ready by waiting.
+    clock = Clock()
+    starved = ScriptedGraph({0: {"/camera/top/image_raw": (1, True, False), "/joint_states": (1, True, False)}})
+    with pytest.raises(NotReady):
+        wait_ready(starved, Readiness(), timeout=30, say=lambda m: None, clock=clock, sleep=clock.sleep)
+    assert clock() == pytest.approx(30.0, abs=0.2)
+    clock = Clock()
+    absent = ScriptedGraph({0: {"/camera/top/image_raw": (1, True, True), "/joint_states": (0, True, False)}})
+    with pytest.raises(NotReady, match=r"/joint_states \(no publisher"):
+        wait_ready(absent, Readiness(), timeout=60, say=lambda m: None, clock=clock, sleep=clock.sleep,
+                   no_publisher_after=10.0)
+    assert clock() == pytest.approx(10.0, abs=0.2)
+
+
 # --- over a real rclpy graph (in this process) --------------------------------------------------------------------
 @pytest.fixture
 def ros():

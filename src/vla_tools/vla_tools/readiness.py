@@ -72,12 +72,13 @@ def not_ready_message(missing: list[str], waited: float, logs: str = "") -> str:
 def wait_ready(probe: Probe, readiness: Readiness, timeout: float, say: Callable[[str], None],
                kick: Callable[[], None] | None = None, kick_after: float = 2.0, say_every: float = 5.0,
                logs: str = "", clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> float:
+               sleep: Callable[[float], None] = time.sleep, no_publisher_after: float = 10.0) -> float:
     """Poll ``probe`` until ``readiness`` has nothing missing; returns the seconds waited.
 
     ``kick`` (e.g. a sim reset, for a robot that publishes nothing between episodes) is called once if no message
     arrived ``kick_after`` s after the wait began. Says what is missing every ``say_every`` s.
-    Raises: NotReady after ``timeout`` s.
+    Raises: NotReady after ``timeout`` s, or after ``no_publisher_after`` s while a topic still has no publisher
+    at all (the graph is up: no node that would publish it is running, and waiting longer cannot help).
     """
     t0 = clock()
     kicked, said = kick is None, t0
@@ -87,7 +88,8 @@ def wait_ready(probe: Probe, readiness: Readiness, timeout: float, say: Callable
         waited = clock() - t0
         if not missing:
             return waited
-        if waited > timeout:
+        unpublished = any(s.subscribed and s.publishers == 0 for s in readiness.topics.values())
+        if waited > timeout or (unpublished and waited > min(no_publisher_after, timeout)):
             raise NotReady(not_ready_message(missing, waited, logs))
         if not kicked and waited >= kick_after and not any(s.heard for s in readiness.topics.values()):
             kicked = True
