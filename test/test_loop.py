@@ -25,7 +25,8 @@ def test_demo_runs_the_whole_loop(vla, tmp_path):
     summary = json.loads(demo.lines[-1])
     report = json.loads((out / "report.json").read_text())
     names = [s["name"] for s in report["stages"]]
-    assert names[:4] == ["bring-up", "record demonstrations", "round 0: train + deploy", "round 0: evaluate"]
+    assert names[:5] == ["bring-up", "wait for the graph", "record demonstrations", "round 0: train + deploy",
+                         "round 0: evaluate"]
     assert "round 1: record with corrections" in names and "round 1: evaluate" in names
     assert [r["episodes"] for r in report["rounds"]] == [2, 2]
     assert all(e["seed"] >= 100_000 for e in report["episodes"])  # never a recorded seed
