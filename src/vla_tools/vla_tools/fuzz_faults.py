@@ -40,11 +40,13 @@ class KillResult:
     nonzero_after_detection: int
     robot_stopped: bool           # the robot's joints stood still at the end (or the robot process is gone)
     commands_before: int
+    robot: str = ""               # what was seen of the robot at the end, when it did not stop (for the report)
 
     def as_dict(self) -> dict:
         r = lambda x: None if x is None else round(x, 3)  # noqa: E731
         return {"safe_after_s": r(self.safe_after_s), "detected_after_s": r(self.detected_after_s),
-                "nonzero_after_detection": self.nonzero_after_detection, "robot_stopped": self.robot_stopped}
+                "nonzero_after_detection": self.nonzero_after_detection, "robot_stopped": self.robot_stopped,
+                **({"robot": self.robot} if self.robot else {})}
 
 
 class JointWatch:
@@ -54,15 +56,20 @@ class JointWatch:
     def __init__(self, graph: Graph):
         self.velocity: list[float] | None = None
         self.stamp = -math.inf
+        self.arrived = -math.inf  # time.monotonic() of the newest sample's arrival
         graph.node.create_subscription(JointState, "/joint_states", self._on, node_qos.SENSOR_SUB)
 
     def _on(self, msg: JointState) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         if stamp >= self.stamp:
-            self.velocity, self.stamp = list(msg.velocity), stamp
+            self.velocity, self.stamp, self.arrived = list(msg.velocity), stamp, time.monotonic()
 
-    def stopped(self) -> bool:
-        return self.velocity is not None and all(abs(v) < STOPPED_SPEED for v in self.velocity)
+    def stopped(self, quiet_s: float = 1.0) -> bool:
+        """Every joint slower than STOPPED_SPEED, or no sample for ``quiet_s`` (a simulated robot publishes
+        while it steps: one that has stopped publishing has stopped stepping, so nothing moves)."""
+        if self.velocity is not None and all(abs(v) < STOPPED_SPEED for v in self.velocity):
+            return True
+        return time.monotonic() - self.arrived > quiet_s
 
 
 def kill_node(graph: Graph, name: str, heartbeat_timeout: float, observe_s: float | None = None) -> KillResult:
@@ -95,8 +102,13 @@ def kill_node(graph: Graph, name: str, heartbeat_timeout: float, observe_s: floa
                                                                             State.PRIMARY_STATE_UNCONFIGURED)
                                       for n in last.nodes)
     stopped = any(n == "sim_robot" for n, _, _ in graph.dead()) or joints.stopped() or paused
+    state = next((n.state for n in last.nodes if n.node == "sim_robot"), None) if last is not None else None
+    phase = last.phase if last is not None else "-"
+    seen = "" if stopped else (f"joint velocities {joints.velocity}, last sample "
+                               f"{time.monotonic() - joints.arrived:.2f} s ago, sim_robot state {state} in the "
+                               f"manager's last status ({phase})")
     return KillResult(name, safe_after, None if detected is None else detected - killed_at, nonzero_after,
-                      stopped, before)
+                      stopped, before, seen)
 
 
 @dataclass
