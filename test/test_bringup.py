@@ -299,6 +299,11 @@ def test_up_exits_promptly_after_a_crash_with_the_shield_down_first(probe, vla, 
     up = vla("up", str(profile), "--set", "lifecycle_manager.heartbeat_timeout=1.0")
     pid = int(up.wait_line(r"started teleop \(pid (\d+)\)", 60).group(1))
     up.wait_line(r"all \d+ nodes active", 90)
+    # Transition events are volatile: kill only once this probe is matched with both publishers (and has heard
+    # the start-up's events), or a loaded machine's late discovery loses the ones under test.
+    probe.wait_for(lambda: all(probe.node.count_publishers(f"/{n}/transition_event")
+                               for n in ("safety_shield", "sim_robot")), 30, "both nodes' transition_event publishers")
+    time.sleep(0.5)
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     code = up.wait(30)
