@@ -198,6 +198,10 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
         return 1
     if not _wait_ready(args, node, say):
         return 1
+    # Discovery is not symmetric: the server is seen from here before it may have matched this client's reply
+    # reader, and a goal response sent before that is lost (the episode records, this side hears nothing). A
+    # moment after the server is seen lets that match finish on a loaded machine.
+    time.sleep(1.0)
     tty = sys.stdout.isatty()
     if keys.enabled:
         say("keys: -> or n save early, <- or r re-record, s/f mark success/failure, Esc or q stop")
