@@ -53,15 +53,6 @@ def test_keyboard_keys_become_commands_and_interventions(probe):
         os.close(controller)
 
 
-def teleop_values(diags) -> dict:
-    values = {}
-    for _, array in list(diags):
-        for status in array.status:
-            if status.name == "teleop: device":
-                values = {kv.key: kv.value for kv in status.values}
-    return values
-
-
 def test_a_bad_sim_state_is_dropped_and_counted_and_the_expert_carries_on(probe, vla, tmp_path):
     """One SimState with a 1-element privileged vector used to crash the teleop node on its next tick."""
     from vla_sim.envs import TabletopPushEnv
@@ -86,11 +77,11 @@ nodes:
     bad = [SimState(env_id="attack", privileged=[1.0]), SimState(env_id="attack", privileged=[float("nan")] * 27),
            SimState(env_id="attack", privileged=[])]
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and int(teleop_values(diags).get("rejected", 0)) < 6:
+    while time.monotonic() < deadline and int(probe.diagnostic_values(diags, "teleop: device").get("rejected", 0)) < 6:
         for msg in bad:
             pub.publish(msg)
         time.sleep(0.1)
-    values = teleop_values(diags)
+    values = probe.diagnostic_values(diags, "teleop: device")
     assert int(values.get("rejected_sim_state_invalid", 0)) >= 4, values
     assert int(values.get("rejected_sim_state_empty", 0)) >= 2, values
     assert not commands, "a refused state produced a command"

@@ -69,15 +69,6 @@ def positions(msg: JointState) -> np.ndarray:
     return np.asarray(msg.position)[order]
 
 
-def teleop_values(diags) -> dict:
-    values = {}
-    for _, array in list(diags):
-        for status in array.status:
-            if status.name == "teleop: device":
-                values = {kv.key: kv.value for kv in status.values}
-    return values
-
-
 def test_a_leader_trajectory_is_mirrored_by_the_arm_and_a_silent_leader_holds_it(probe, vla):
     joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
     shield = probe.collect(ShieldState, "/safety_shield/state", 10)
@@ -109,16 +100,16 @@ def test_a_leader_trajectory_is_mirrored_by_the_arm_and_a_silent_leader_holds_it
         q = follower[-1][1]
         assert np.max(np.abs(q[:6] - final[:6])) < 0.02, (q, final)
         assert abs(q[6] - final[6]) < 0.003, (q, final)
-        values = teleop_values(diags)
+        values = probe.diagnostic_values(diags, "teleop: device")
         assert values.get("device") == "leader_arm" and int(values.get("sent", 0)) > 40
         assert int(values.get("clipped", 0)) == 0 and int(values.get("rejected", 0)) == 0, values
 
         # The leader goes silent: teleop stops sending, the shield's watchdog holds the arm where it is.
         leader.stop()
         probe.wait_for(lambda: "watchdog" in shield[-1][1].rules, 5, "the shield's watchdog")
-        sent = int(teleop_values(diags)["sent"])
+        sent = int(probe.diagnostic_values(diags, "teleop: device")["sent"])
         time.sleep(1.0)
-        assert int(teleop_values(diags)["sent"]) == sent
+        assert int(probe.diagnostic_values(diags, "teleop: device")["sent"]) == sent
         with probe.lock:
             held = positions(joints[-1][1])
         np.testing.assert_allclose(held[:6], final[:6], atol=0.03)
