@@ -206,6 +206,7 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
     if keys.enabled:
         say("keys: -> or n save early, <- or r re-record, s/f mark success/failure, Esc or q stop")
     deadline, saved, attempt, reports, stop = time.monotonic() + args.timeout, 0, 0, [], False
+    unanswered = 0  # goals whose reply never came
     while saved < args.episodes and not stop:
         if time.monotonic() > deadline:
             say(f"error: timed out after {args.timeout:g} s with {saved} of {args.episodes} episodes saved")
@@ -230,7 +231,23 @@ def _session(args, node, action, keys: Keys, say, watch: RecorderWatch) -> int:
         goal = RecordEpisode.Goal(instruction=args.instruction, time_limit=args.episode_time)
         future = action.send_goal_async(goal, feedback_callback=on_feedback)
         handle = _wait_future(future, 10.0)
-        if handle is None or not handle.accepted:
+        if handle is None:
+            # No answer is not a refusal: the goal may have been accepted and its reply lost. The episode that
+            # goal may have opened cannot be followed without its handle, so it is discarded (said, never silent)
+            # and the goal asked again.
+            answer = _call(node, Trigger, f"{args.recorder}/discard", Trigger.Request())
+            discarded = answer is not None and answer.success
+            unanswered += 1
+            say(f"the recorder did not answer the goal within 10 s (a reply lost on a busy machine?); "
+                + ("discarded the episode it had opened; " if discarded else "")
+                + ("asking again" if unanswered < 3 else "giving up"))
+            if unanswered < 3:
+                time.sleep(1.0 if discarded else 0.0)  # the discarded goal ends before the recorder takes another
+                continue
+            say(f"error: the recorder at {args.recorder} accepts no goals: check it is active "
+                f"(`ros2 lifecycle get {args.recorder}`) and its log")
+            return 1
+        if not handle.accepted:
             say("error: the recorder refused the episode (not active, or already recording)")
             return 1
         if any(n == args.reset_service for n, _ in node.get_service_names_and_types()):
