@@ -68,7 +68,8 @@ def train_tiny_arm_policy(out: Path, execution: str = "receding_horizon", recedi
 
 @pytest.fixture(scope="module")
 def arm_models(tmp_path_factory) -> Path:
-    return train_tiny_arm_policy(tmp_path_factory.mktemp("arm_policy"))
+    # A receding horizon of the whole chunk (5 actions): a chunk sent as one trajectory then runs to its end.
+    return train_tiny_arm_policy(tmp_path_factory.mktemp("arm_policy"), "receding_horizon", 5)
 
 
 def latest(messages):
@@ -160,6 +161,80 @@ def test_a_trained_two_camera_policy_drives_the_arm_through_the_shield_and_every
     probe.publish_until(wrist, small, lambda: probe.count(diags, "policy: policy",
                                                           "rejected: observation.images.wrist shape") > 0, 10,
                         "the wrist image rejected")
+
+    up.interrupt()
+    assert up.wait(30) == 0, up.output
+
+
+def trajectory_contract(tmp_path: Path) -> Path:
+    """sim_arm.yaml with a JointTrajectory action (JointTrajectoryController): fields are the joint names."""
+    text = (WS / "params" / "robots" / "sim_arm.yaml").read_text()
+    text = text.replace("type: std_msgs/msg/Float64MultiArray", "type: trajectory_msgs/msg/JointTrajectory")
+    text = text.replace('fields: ["data[0]", "data[1]", "data[2]", "data[3]", "data[4]", "data[5]", "data[6]"]',
+                        f"fields: [{', '.join(JOINTS)}]")
+    path = tmp_path / "sim_arm_trajectory.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_policy_sends_its_chunk_as_one_trajectory_and_the_shield_follows_every_point(probe, vla, arm_models,
+                                                                                         tmp_path):
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_ros.convert import array_to_joint_trajectory, joint_trajectory_chunk
+    contract = trajectory_contract(tmp_path)
+    joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
+    proposed = probe.collect(JointTrajectory, "/policy/cmd", node_qos.COMMAND)
+    sent = probe.collect(JointTrajectory, "/cmd", node_qos.COMMAND)
+    shield = probe.collect(ShieldState, "/safety_shield/state", 10)
+    status = probe.collect(PolicyStatus, "/policy/status", 10)
+    up = vla("up", "arm_policy", "--quiet", "--set", f"policy.models_dir={arm_models}",
+             "--set", "policy.artifact=arm-tiny/1", "--set", "policy.engines=[onnxruntime-cpu]",
+             "--set", "policy.chunk_as_trajectory=true", "--set", "policy.status_period=0.2",
+             "--set", "sim_robot.command_type=joint_trajectory", "--set", "sim_robot.max_episode_steps=100000",
+             *(arg for node in ("sim_robot", "safety_shield", "perception", "policy")
+               for arg in ("--set", f"{node}.contract={contract}")))
+    up.wait_line(r"all 5 nodes active", 90)
+    probe.wait_for(lambda: len(proposed) >= 6 and joints, 30, "six trajectories from the policy")
+    start_ticks = latest(status).proposed if status else 0
+
+    # Each inference goes out as one trajectory of the chunk: 5 points at 0.1 .. 0.5 s, to the contract's joints.
+    for _, msg in list(proposed):
+        assert tuple(msg.joint_names) == JOINTS
+        assert [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points] == \
+            pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    # ... once per chunk (a horizon of 5 ticks), not once per tick.
+    n0 = len(proposed)
+    probe.wait_for(lambda: latest(status).proposed >= start_ticks + 20, 20, "20 more ticks")
+    ticks, trajectories = latest(status).proposed - start_ticks, len(proposed) - n0
+    assert trajectories <= ticks / 3 + 1, (trajectories, ticks)
+
+    # The shield follows every point as it falls due: what it sends (one point per control period) is, where no
+    # limit acted, one of the chunk's points, and over a chunk it sends several different points in turn.
+    chunks = [joint_trajectory_chunk(m, JOINTS)[0] for _, m in list(proposed)]
+    followed = set()
+    for _, state in list(shield):
+        if state.active_source != "policy" or any(r.startswith(("limit", "watchdog", "reject")) for r in state.rules):
+            continue
+        for c, chunk in enumerate(chunks):
+            hits = np.flatnonzero(np.all(np.abs(chunk - np.array(state.command)) < 1e-9, axis=1))
+            if hits.size:
+                followed.add((c, int(hits[0])))
+    assert len({i for _, i in followed}) >= 3, sorted(followed)
+    assert all(len(m.points) == 1 for _, m in sent)  # the robot gets one point per control period
+    start = positions(joints[0][1])
+    probe.wait_for(lambda: np.max(np.abs(positions(latest(joints)) - start)) > 0.05, 20, "the arm moving")
+
+    # A trajectory with one bad point (NaN at its fourth) is rejected whole, and the arm holds.
+    rejected = latest(shield).rejected
+    plan = np.tile(positions(latest(joints)), (5, 1))
+    bad = array_to_joint_trajectory(plan, JOINTS, dt=0.1)
+    bad.points[3].positions[2] = float("nan")
+    teleop = probe.node.create_publisher(JointTrajectory, "/teleop/cmd", node_qos.COMMAND)
+    probe.publish_until(teleop, bad, lambda: latest(shield).rejected >= rejected + 3, 10,
+                        "trajectories with a NaN point rejected")
+    assert any(r.startswith("reject") for r in latest(shield).rules)
+    assert all(np.all(np.isfinite(m.points[0].positions)) for _, m in sent)
 
     up.interrupt()
     assert up.wait(30) == 0, up.output

@@ -50,3 +50,22 @@ def test_reset_forgets_predictions():
 def test_bad_configuration(kwargs):
     with pytest.raises(ValueError):
         ChunkExecutor(4, 2, **kwargs)
+
+
+def test_plan_is_the_rest_of_the_newest_chunk_under_a_receding_horizon():
+    ex = ChunkExecutor(4, 1, "receding_horizon", receding_steps=2)
+    assert ex.plan(0) is None
+    ex.push(0, np.arange(4.0).reshape(4, 1))
+    assert ex.action(0).tolist() == [0.0]
+    assert ex.plan(0)[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]  # the whole chunk, not only the steps executed
+    assert ex.plan(1)[:, 0].tolist() == [1.0, 2.0, 3.0] and ex.position == 1  # plan does not advance
+    assert ex.plan(4) is None
+
+
+def test_plan_under_temporal_ensembling_averages_every_prediction_per_tick():
+    ex = ChunkExecutor(3, 1, "temporal_ensemble", ensemble_coeff=0.0)
+    ex.push(0, np.array([[0.0], [1.0], [2.0]]))
+    ex.push(1, np.array([[3.0], [5.0], [7.0]]))
+    plan = ex.plan(1)
+    np.testing.assert_allclose(plan[:, 0], [2.0, 3.5, 7.0])  # ticks 1, 2 (two predictions each), 3 (one)
+    np.testing.assert_allclose(plan[0], ex.action(1))

@@ -54,6 +54,28 @@ class ChunkExecutor:
         while self._chunks and self._chunks[0][0] + self.k <= tick:
             self._chunks.popleft()
 
+    def plan(self, tick: int) -> np.ndarray | None:
+        """The actions planned for ticks ``tick``, ``tick + 1``, ... as far as the stored chunks reach, (T, dim),
+        or None when none covers ``tick``: the rest of the newest chunk (receding horizon), or the weighted mean of
+        every prediction for each tick (temporal ensembling). Row 0 is :meth:`action`'s value; this does not
+        advance the chunk."""
+        if self.execution == "receding_horizon":
+            if not self._chunks:
+                return None
+            start, chunk = self._chunks[-1]
+            i = tick - start
+            return chunk[i:].copy() if 0 <= i < self.k else None
+        rows = []
+        t = tick
+        while True:
+            preds = [chunk[t - start] for start, chunk in self._chunks if 0 <= t - start < self.k]
+            if not preds:
+                break
+            weights = np.exp(-self.coeff * np.arange(len(preds)))
+            rows.append((weights[:, None] * np.stack(preds)).sum(axis=0) / weights.sum())
+            t += 1
+        return np.stack(rows) if rows else None
+
     def action(self, tick: int) -> np.ndarray | None:
         """The action for ``tick``, or None when no stored chunk covers it (the caller proposes nothing)."""
         if self.execution == "receding_horizon":

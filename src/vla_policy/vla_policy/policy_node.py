@@ -2,8 +2,10 @@
 
 Subscribes: <image_prefix>/<camera> (model-ready sensor_msgs/Image from the perception node), joint_states,
 instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused).
-Publishes: ~/cmd_vel (geometry_msgs/Twist) or ~/cmd (std_msgs/Float64MultiArray), as the robot contract's action
-type says (vla_ros.convert's command codec): the proposed command, the safety shield decides what is sent;
+Publishes: ~/cmd_vel (geometry_msgs/Twist) or ~/cmd (std_msgs/Float64MultiArray or trajectory_msgs/JointTrajectory),
+as the robot contract's action type says (vla_ros.convert's command codec): the proposed command, the safety shield
+decides what is sent. A trajectory carries one point per tick (time_from_start one control period) or, with
+``chunk_as_trajectory``, each predicted chunk as one trajectory (points at dt .. T dt) when it is predicted;
 ~/status (vla_interfaces/PolicyStatus), /diagnostics ("policy: policy", and the node base's "policy: node").
 Services: ~/load_policy (vla_interfaces/LoadPolicy), ~/rollback (std_srvs/Trigger).
 
@@ -32,7 +34,8 @@ from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
-from vla_core.codecs import TWIST
+from vla_core.codecs import JOINT_TRAJECTORY, TWIST
+from vla_core.errors import ConfigError
 from vla_core.features import LANGUAGE, STATE, image_key
 from vla_policy.engines import EngineUnavailable
 from vla_policy.inputs import InputCache, InputError, embedding_input, image_input, state_vector
@@ -80,6 +83,11 @@ class PolicyNode(ManagedNode):
         self.io_group = ReentrantCallbackGroup()
         lp = self.create_lifecycle_publisher
         action = self.contract.action
+        self.chunk_as_trajectory = p["chunk_as_trajectory"]
+        if self.chunk_as_trajectory and action.type != JOINT_TRAJECTORY:
+            raise ConfigError(f"chunk_as_trajectory needs a contract whose action is {JOINT_TRAJECTORY}, but "
+                              f"{p['contract']} sends {action.type}; set chunk_as_trajectory false, or use a "
+                              "JointTrajectory contract")
         self._cmd_pub = lp(command_message_type(action.type), "~/cmd_vel" if action.type == TWIST else "~/cmd",
                            node_qos.COMMAND)
         self._status_pub = lp(PolicyStatus, "~/status", 10)
@@ -253,7 +261,14 @@ class PolicyNode(ManagedNode):
             return "dropped_outputs"
         if action is None:
             return "missed_ticks"
-        self._cmd_pub.publish(vector_to_command(action, self.contract.action.type, self.contract.action.fields))
+        a = self.contract.action
+        if self.chunk_as_trajectory:
+            # The chunk goes out once, when it is predicted, as one trajectory the robot follows until the next.
+            if runner.inferred:
+                self._cmd_pub.publish(vector_to_command(runner.plan(tick), a.type, a.fields, a.names,
+                                                        1.0 / runner.fps))
+        else:
+            self._cmd_pub.publish(vector_to_command(action, a.type, a.fields, a.names, 1.0 / runner.fps))
         return "proposed"
 
     def _on_new_policy(self, policy: LoadedPolicy) -> None:

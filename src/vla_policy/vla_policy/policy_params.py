@@ -16,6 +16,9 @@ POLICY_PARAMS = (
               range=(0.01, 10.0), unit="s"),
     ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
               read_only=True),
+    ParamSpec("chunk_as_trajectory", False, "With a trajectory_msgs/JointTrajectory contract: send each predicted "
+              "action chunk as one trajectory (points at time_from_start dt, 2 dt, ... T dt; dt = 1 / fps) when it is "
+              "predicted, instead of one point per tick; false: one point per tick", read_only=True),
     ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )

@@ -39,6 +39,8 @@ class PolicyRunner:
                                     action.get("ensemble_coeff", 0.01), action.get("receding_steps"))
         self.input_names = policy.input_names
         self.features = tuple(self.input_names)  # the observation features the policy takes
+        self.inferred = False  # whether the last step inferred a new chunk
+        self.fps = float(policy.artifact.manifest["fps"])  # control ticks per second
 
     def reset(self) -> None:
         """Forget the chunks in flight (activation, stale inputs, a failed callback): the next tick infers."""
@@ -57,6 +59,7 @@ class PolicyRunner:
         """The action (float64, action_dim) for control period ``tick``, inferring from ``observation``
         (feature -> value, every feature in :attr:`features`) when the execution calls for it; None when no
         chunk covers the tick. Raises PolicyOutputError for an unusable output, after forgetting the chunks."""
+        self.inferred = False
         if self.chunks.needs_inference(tick):
             try:
                 chunk = self.policy.infer(model_feeds(observation, self.input_names))
@@ -64,4 +67,10 @@ class PolicyRunner:
                 self.chunks.reset()
                 raise
             self.chunks.push(tick, chunk)
+            self.inferred = True
         return self.chunks.action(tick)
+
+    def plan(self, tick: int) -> np.ndarray | None:
+        """The actions planned from ``tick`` on, (T, action_dim), row 0 being :meth:`step`'s action for ``tick``
+        (call it after :meth:`step`): what a JointTrajectory carries when the chunk goes out as one trajectory."""
+        return self.chunks.plan(tick)

@@ -2,7 +2,9 @@
 
 Subscribes: teleop/cmd_vel and policy/cmd_vel (geometry_msgs/Twist) for command_type twist, or teleop/cmd and
 policy/cmd for joint commands (std_msgs/Float64MultiArray, or trajectory_msgs/JointTrajectory where the contract's
-action says so: its first point, by joint name, is the command; a trajectory to other joints is rejected); safety/estop (std_msgs/Bool, True = stop);
+action says so: read by joint name, every point checked on arrival; one point is the command, several (an action
+chunk) become the command point by point as each falls due, vla_safety.trajectory; a trajectory to other joints,
+or with a bad point, is rejected whole); safety/estop (std_msgs/Bool, True = stop);
 safety/lock/<name> (std_msgs/Bool); joint_states (joint commands, workspace box); the scan / point-cloud
 topics the parameters name (collision zones); <supervisor>/status (vla_interfaces/ManagerStatus) when a
 supervisor is named.
@@ -46,7 +48,7 @@ from vla_core.paths import workspace_path
 from vla_interfaces.msg import Intervention, ManagerStatus, ShieldState
 from vla_ros import node_qos
 from vla_ros.convert import (array_to_joint_trajectory, array_to_twist, command_message_type, joint_state_vector,
-                             joint_trajectory_to_array, time_to_seconds, twist_to_array)
+                             joint_trajectory_chunk, time_to_seconds, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_safety.clock import Instant
 from vla_safety.config import config_from_params, loosened
@@ -55,6 +57,7 @@ from vla_safety.limits import TWIST_FIELDS
 from vla_safety.markers import shield_markers
 from vla_safety.shield import POLICY, TELEOP, Shield
 from vla_safety.shield_params import SHIELD_PARAMS
+from vla_safety.trajectory import TrajectoryFollower
 from vla_safety.zones import cloud_points, cloud_xyz, scan_points
 
 
@@ -83,6 +86,7 @@ class SafetyShieldNode(ManagedNode):
         self.hard = hard_limits(contract, p["command_type"])
         self.shield = Shield(config_from_params(p, self.hard))
         self._configured = self.shield.config
+        self._trajectories = TrajectoryFollower()  # multi-point trajectories (a policy's chunk), point by point
         twist = p["command_type"] == "twist"
         # Joint commands travel as the contract says: Float64MultiArray or JointTrajectory.
         self._message = FLOAT64_ARRAY if twist else contract.action.type
@@ -127,6 +131,7 @@ class SafetyShieldNode(ManagedNode):
 
     def activate(self) -> None:
         self.shield.clear()  # no command from before the activation survives it
+        self._trajectories.clear()
         # Steady clock: a frozen or stretched /clock cannot keep the watchdog from firing.
         self._timer = self.create_timer(1.0 / self.params["rate"], self._tick, clock=self._steady)
         self.start_diagnostics()
@@ -182,15 +187,21 @@ class SafetyShieldNode(ManagedNode):
     def _on_trajectory(self, source: str, msg) -> None:
         if not self.is_active or self.shield is None:
             return
-        try:
-            values = joint_trajectory_to_array(msg, self.hard.names)
+        try:  # every point is checked now: joint names, sizes, finite values, increasing time_from_start
+            points, times = joint_trajectory_chunk(msg, self.hard.names)
         except CommandError as exc:  # other joints, no points, a short point, NaN/Inf
+            self._trajectories.drop(source)
             self.shield.refuse(source, self._now())
             self.dropped["commands"] += 1
             self.get_logger().warning(f"command rejected and the robot stopped: {exc}", throttle_duration_sec=1.0)
             self._tick()
             return
-        self._offer(source, values)
+        if len(points) == 1:
+            self._trajectories.drop(source)
+            self._offer(source, points[0])
+            return
+        # A chunk: each point becomes the command when it is due (vla_safety.trajectory) and passes every limit.
+        self._offer(source, self._trajectories.start(source, points, times, self._now().ros))
 
     def _offer(self, source: str, values: np.ndarray) -> None:
         if not self.is_active or self.shield is None:
@@ -305,7 +316,14 @@ class SafetyShieldNode(ManagedNode):
     def _tick(self) -> None:
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command
-        command, report = self.shield.step(self._now())
+        now = self._now()
+        for source in self._trajectories.sources():
+            point = self._trajectories.due(source, now.ros)
+            if point is not None and self.shield.offer_command(source, point, now):
+                self._trajectories.drop(source)
+        command, report = self.shield.step(now)
+        if "clock_jump" in (r for r, _ in report.rules):
+            self._trajectories.clear()
         if report.why and "clock_jump" in (r for r, _ in report.rules):
             self.get_logger().warning(f"clock jump, robot stopped and held commands dropped: {report.why}",
                                       throttle_duration_sec=1.0)
