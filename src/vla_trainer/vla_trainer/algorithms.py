@@ -170,7 +170,7 @@ class IQL(Algorithm):
         reward = torch.as_tensor(self.reward[frames], device=self.device)
         done = torch.as_tensor(self.done[frames], device=self.device, dtype=torch.float32)
         state = pol.normalize_state(batch["state"])
-        action = pol.normalize_action(batch["action"][:, 0])
+        action = pol.normalize_action(batch["action"][:, 0], batch["state"])
         images, language = batch["images"], batch["language"]
         with torch.no_grad():
             q_target = torch.min(self.q1_target(images, state, language, action),

@@ -188,7 +188,7 @@ def build_config(raw: dict) -> TrainConfig:
 
 #: Set from the data, never by hand.
 STATISTICS_AND_SHAPES = {"cameras", "image_size", "state_dim", "language_dim", "action_dim", "state_mean",
-                         "state_std", "action_mean", "action_std"}
+                         "state_std", "action_mean", "action_std", "action_reference"}
 
 
 def parse_overrides(args: list[str]) -> dict:

@@ -108,13 +108,42 @@ class TrainingData:
     def num_frames(self) -> int:
         return sum(len(e) for e in self.episodes)
 
-    def stats(self) -> dict[str, list[float]]:
-        """Mean and std of state and action over the training episodes' valid frames (std floored at 1e-3)."""
+    def stats(self, action_reference: tuple[int, ...] = ()) -> dict[str, list[float]]:
+        """Mean and std of state and action over the training episodes' valid frames (std floored at 1e-3);
+        with ``action_reference`` (per action dimension a state index, or -1) the action's statistics are those
+        of its offset from that state value, as a relative-action policy predicts it."""
         eps = [self.episodes[i] for i in self.train_episodes]
         state = np.concatenate([e.state[e.valid] for e in eps]).astype(np.float64)
         action = np.concatenate([e.action[e.valid] for e in eps]).astype(np.float64)
+        if any(i >= 0 for i in action_reference):
+            ref = np.asarray(action_reference)
+            action = action - np.where(ref >= 0, state[:, np.maximum(ref, 0)], 0.0)
         return {"state_mean": state.mean(0).tolist(), "state_std": np.maximum(state.std(0), 1e-3).tolist(),
                 "action_mean": action.mean(0).tolist(), "action_std": np.maximum(action.std(0), 1e-3).tolist()}
+
+
+def action_reference(relative_actions: tuple[str, ...] | list[str], action_names: list[str],
+                     state_names: list[str]) -> tuple[int, ...]:
+    """For each action dimension, the index of ``<name>.position`` in the state when the name is in
+    ``relative_actions``, else -1; () when none is relative.
+
+    Raises: DataError naming an action the data lacks or one with no measured position."""
+    relative = list(relative_actions or ())
+    if not relative:
+        return ()
+    unknown = [n for n in relative if n not in action_names]
+    if unknown:
+        raise DataError(f"policy.relative_actions {unknown}: the data's actions are {action_names}")
+    ref = []
+    for name in action_names:
+        if name not in relative:
+            ref.append(-1)
+        elif f"{name}.position" in state_names:
+            ref.append(state_names.index(f"{name}.position"))
+        else:
+            raise DataError(f"policy.relative_actions: action '{name}' has no measured position "
+                            f"('{name}.position') in observation.state {state_names}; leave it absolute")
+    return tuple(ref)
 
 
 def camera_name(key: str) -> str:

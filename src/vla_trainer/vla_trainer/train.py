@@ -31,7 +31,8 @@ from vla_core.observation import to_chw_float
 from vla_core.paths import workspace_path
 from vla_trainer.algorithms import make_algorithm
 from vla_trainer.config import TrainConfig
-from vla_trainer.data import BatchSampler, DataError, LanguageTable, TrainingData, load_training_data
+from vla_trainer.data import (BatchSampler, DataError, LanguageTable, TrainingData, action_reference,
+                              load_training_data)
 from vla_trainer.policies import make_policy, parameter_count
 
 Progress = Callable[[dict[str, Any]], None]
@@ -125,9 +126,13 @@ class Trainer:
         resume_state = self._read_resume() if cfg.resume else None
         init_weights, init_stats = _read_init(cfg.train.init_from) if cfg.train.init_from and not resume_state \
             else (None, None)
+        reference = action_reference(cfg.policy.get("relative_actions", ()), self.data.action_names,
+                                     self.data.state_names)
         # Fine-tuning keeps the normaliser the weights were trained with.
-        stats = resume_state["stats"] if resume_state else init_stats or self.data.stats()
+        stats = resume_state["stats"] if resume_state else init_stats or self.data.stats(reference)
         overrides = {k: v for k, v in cfg.policy.items() if k != "type"}
+        if reference:
+            overrides["action_reference"] = reference
         self.policy = make_policy(cfg.policy["type"], cameras=self.data.cameras, image_size=self.data.image_size,
                                   state_dim=len(self.data.episodes[0].state[0]),
                                   action_dim=len(self.data.episodes[0].action[0]),

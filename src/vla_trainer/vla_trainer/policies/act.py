@@ -160,10 +160,10 @@ class ACTPolicy(Policy):
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
-        return self.unnormalize_action(self._decode(images, state, language, latent))
+        return self.unnormalize_action(self._decode(images, state, language, latent), state)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        state, target = batch["state"], self.normalize_action(batch["action"])
+        state, target = batch["state"], self.normalize_action(batch["action"], batch["state"])
         b = state.shape[0]
         losses = {}
         if self.config.use_vae:

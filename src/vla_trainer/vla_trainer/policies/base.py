@@ -59,6 +59,13 @@ class PolicyConfig:
     # "cnn": a small CNN trained from scratch; "efficientnet-lite0": frozen ImageNet EfficientNet-Lite0.
     image_encoder: str = "cnn"
     image_downsample: int = 1  # average-pool the image by this factor before the CNN (cnn encoder only)
+    # Action dimensions (by name) predicted as an offset from the measured position of the same joint (the state
+    # feature "<name>.position"), as every step of the chunk: a joint-position arm's next targets are a few
+    # hundredths of a radian from where it is, a precision the absolute targets' normaliser (the joint's whole
+    # range) hides. The exported graph adds the position back: the artifact still outputs absolute targets.
+    relative_actions: tuple[str, ...] = ()
+    # Set from the data (never by hand): for each action dimension, the state index it is relative to, or -1.
+    action_reference: tuple[int, ...] = ()
     state_mean: list[float] = field(default_factory=list)
     state_std: list[float] = field(default_factory=list)
     action_mean: list[float] = field(default_factory=list)
@@ -67,6 +74,12 @@ class PolicyConfig:
     def __post_init__(self):
         object.__setattr__(self, "cameras", tuple(self.cameras))
         object.__setattr__(self, "image_size", tuple(self.image_size))
+        object.__setattr__(self, "relative_actions", tuple(self.relative_actions))
+        object.__setattr__(self, "action_reference", tuple(int(i) for i in self.action_reference))
+        if self.action_reference and (len(self.action_reference) != self.action_dim
+                                      or any(not -1 <= i < self.state_dim for i in self.action_reference)):
+            raise ValueError(f"action_reference {list(self.action_reference)} must give, for each of the "
+                             f"{self.action_dim} action dimensions, a state index below {self.state_dim} or -1")
         for name, dim in (("state_mean", self.state_dim), ("state_std", self.state_dim),
                           ("action_mean", self.action_dim), ("action_std", self.action_dim)):
             value = getattr(self, name)
@@ -108,15 +121,37 @@ class Policy(nn.Module):
         self.register_buffer("state_std", _vec(config.state_std, config.state_dim, 1.0))
         self.register_buffer("action_mean", _vec(config.action_mean, config.action_dim, 0.0))
         self.register_buffer("action_std", _vec(config.action_std, config.action_dim, 1.0))
+        self.relative = any(i >= 0 for i in config.action_reference)
+        if self.relative:  # not in the state_dict: the config carries them
+            ref = torch.tensor(config.action_reference, dtype=torch.long)
+            self.register_buffer("reference_index", ref.clamp(min=0), persistent=False)
+            self.register_buffer("reference_mask", (ref >= 0).float(), persistent=False)
+
+    def action_offset(self, state: torch.Tensor | None) -> torch.Tensor | float:
+        """(B, D): what the relative action dimensions are measured from (the state's joint positions; 0 for
+        absolute dimensions), or 0.0 when every dimension is absolute."""
+        if not self.relative:
+            return 0.0
+        if state is None:
+            raise ValueError("this policy predicts relative actions (relative_actions); pass the state")
+        return state[:, self.reference_index] * self.reference_mask
 
     def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_mean) / self.state_std
 
-    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return (action - self.action_mean) / self.action_std
+    def normalize_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, [K,] D) actions in SI units -> the model's targets; ``state`` (B, S) for relative actions."""
+        offset = self.action_offset(state)
+        if self.relative and action.dim() == 3:
+            offset = offset[:, None]
+        return (action - offset - self.action_mean) / self.action_std
 
-    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return action * self.action_std + self.action_mean
+    def unnormalize_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's (B, [K,] D) outputs -> actions in SI units; ``state`` (B, S) for relative actions."""
+        offset = self.action_offset(state)
+        if self.relative and action.dim() == 3:
+            offset = offset[:, None]
+        return action * self.action_std + self.action_mean + offset
 
     def image_list(self, images: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
         if isinstance(images, torch.Tensor):

@@ -238,7 +238,7 @@ class DiffusionPolicy(Policy):
             else:
                 a_prev = self.alphas_cumprod[self.timesteps[i + 1]]
                 x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-        return self.unnormalize_action(x)
+        return self.unnormalize_action(x, state)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         c = self.config
@@ -250,7 +250,7 @@ class DiffusionPolicy(Policy):
         steps = torch.arange(pad.shape[1], device=pad.device).expand_as(pad)
         last_real = torch.cummax(torch.where(pad, torch.zeros_like(steps), steps), dim=1).values
         action = batch["action"].gather(1, last_real[..., None].expand_as(batch["action"]))
-        x0 = self.normalize_action(action)
+        x0 = self.normalize_action(action, batch["state"])
         b = x0.shape[0]
         t = torch.randint(0, c.train_timesteps, (b,), device=x0.device)
         noise = torch.randn_like(x0)

@@ -45,10 +45,11 @@ class BCPolicy(Policy):
         return self.head(x).view(-1, self.config.chunk_size, self.config.action_dim)
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
-        return self.unnormalize_action(self._normalized(images, state, language))
+        return self.unnormalize_action(self._normalized(images, state, language), state)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         pred = self._normalized(batch["images"], batch["state"], batch["language"])
-        err = nn.functional.l1_loss(pred, self.normalize_action(batch["action"]), reduction="none")
+        err = nn.functional.l1_loss(pred, self.normalize_action(batch["action"], batch["state"]),
+                                    reduction="none")
         loss = masked_mean(err, batch["action_pad"], batch.get("weight"))
         return {"loss": loss, "l1": loss.detach()}
