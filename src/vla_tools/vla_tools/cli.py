@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip", metavar="A,B", help="with all: leave these benches out")
     bench.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE,...",
                        help="with train: compare recipe variants side by side (NAME: is the recipe as it is)")
+    bench.add_argument("--lerobot-python", metavar="PY",
+                       help="with train: compare with LeRobot's own ACT loop, run by this Python (a venv with "
+                            "lerobot[dataset]), on the same data")
     for flag, kind, text in (("--seeds", int, "scripted expert seeds (200)"),
                              ("--demos", int, "scripted demonstrations to train on (100)"),
                              ("--steps", int, "training steps (2000)"),

@@ -145,3 +145,19 @@ def test_lerobot_written_dataset_trains_here(tmp_path):
                         "output": {"models_dir": str(tmp_path / "models"), "run_dir": str(tmp_path / "run"),
                                    "version": "1"}})
     assert train(cfg, lambda event: None)["steps"] == 2
+
+
+def test_the_throughput_comparison_runs_lerobots_own_loop_on_the_same_data():
+    """`vla bench train --lerobot-python` (quick): LeRobot's ACT at its default size trains in its own loop on the
+    workspace's demonstrations in LeRobot's packed layout, beside the workspace's trainer at the same size."""
+    from argparse import Namespace
+
+    from vla_trainer.bench import LEROBOT_ACT_SIZE, bench_train
+    said: list[str] = []
+    result = bench_train(Namespace(lerobot_python=LEROBOT_PYTHON, quick=True, variant=None), said.append)
+    theirs, ours = result["lerobot"], result["workspace"]
+    assert theirs["params_m"] > 40  # LeRobot's default ACT (about 52 M parameters), not a toy
+    assert ours["params_m"] > 20 and result["lerobot_act"] == LEROBOT_ACT_SIZE
+    assert theirs["samples_per_s"] > 0 and ours["samples_per_s"] > 0
+    assert result["speedup"] == round(ours["samples_per_s"] / theirs["samples_per_s"], 3)
+    assert any("LeRobot" in line and "samples/s" in line for line in said)

@@ -118,6 +118,8 @@ def bench_train(args, say) -> dict:
 
     if getattr(args, "variant", None):
         return bench_train_variants(args, parse_variants(args.variant), say)
+    if getattr(args, "lerobot_python", None):
+        return bench_train_against_lerobot(args, say)
     quick = bool(getattr(args, "quick", False))
     contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
     result: dict = {"bench": "train", "threads": torch.get_num_threads()}
@@ -149,6 +151,76 @@ def bench_train(args, say) -> dict:
 
         result["act_recipe"] = str(workspace_path(RECIPE))
         result["act_from_demos"] = _act_run(tmp, "recipe", (), quick, say)
+    return result
+
+
+# LeRobot ACT's defaults (lerobot.policies.act.configuration_act.ACTConfig) in this workspace's ACT: the transformer
+# at the same size; images through the workspace's CNN (LeRobot's is a ResNet-18), so compute per sample differs.
+LEROBOT_ACT_SIZE = {"dim": 512, "heads": 8, "encoder_layers": 4, "decoder_layers": 1, "ff_dim": 3200,
+                    "use_vae": True, "latent_dim": 32, "chunk_size": 100}
+LEROBOT_BATCH, LEROBOT_WORKERS = 8, 2  # lerobot-train's batch size; its 4 loader workers, at most the CPUs here
+
+
+def bench_train_against_lerobot(args, say) -> dict:
+    """Training throughput at LeRobot ACT's default size: LeRobot's own loop (its dataset, DataLoader and policy, in
+    the given Python) against this workspace's trainer, on the same demonstrations in LeRobot's packed layout,
+    in alternating rounds on the same machine."""
+    import json
+    import os
+    import subprocess
+
+    from vla_core.contract import RobotContract
+    from vla_core.dataset.lerobot_import import pack_dataset
+    from vla_core.paths import workspace_path
+    from vla_sim.demos import DEMO_NOISE, record_scripted_demos
+    from vla_trainer.config import build_config
+    from vla_trainer.train import Trainer
+
+    quick = bool(getattr(args, "quick", False))
+    demos, steps, rounds = (10, 3, 1) if quick else (50, 10, 3)
+    contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
+    script = Path(__file__).resolve().parent / "lerobot_loop.py"
+    result: dict = {"bench": "train", "part": "lerobot_loop", "threads": torch.get_num_threads(),
+                    "cpus": os.cpu_count(), "load_start": list(os.getloadavg()), "lerobot_act": LEROBOT_ACT_SIZE,
+                    "batch_size": LEROBOT_BATCH, "lerobot_workers": LEROBOT_WORKERS}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        record_scripted_demos(tmp / "demos", contract, episodes=demos, seed_start=0, noise_std=DEMO_NOISE)
+        packed = tmp / "packed"
+        pack_dataset(tmp / "demos", packed, episodes_per_file=10_000)
+        say(f"{demos} demonstrations in LeRobot's packed layout; {rounds} rounds of {steps} steps each side")
+        cfg = build_config({"policy": {"type": "act", **LEROBOT_ACT_SIZE},
+                            "train": {"batch_size": LEROBOT_BATCH},
+                            "data": {"paths": [str(packed)], "cache_dir": str(tmp / "cache")},
+                            "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / "run")}})
+        trainer = Trainer(cfg)
+        trainer._setup()
+        ours, theirs = [], []
+        for r in range(rounds):
+            proc = subprocess.run([args.lerobot_python, str(script), str(packed), str(steps), str(LEROBOT_BATCH),
+                                   str(LEROBOT_WORKERS)], capture_output=True, text=True, timeout=1800,
+                                  env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
+            if proc.returncode != 0:
+                raise RuntimeError(f"LeRobot's loop failed in {args.lerobot_python} (is lerobot[dataset]==0.6.1 "
+                                   f"installed there, and ffmpeg's libraries?):\n{proc.stderr[-2000:]}")
+            theirs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            ours.append(_throughput(trainer, steps))
+            say(f"round {r + 1}: LeRobot {theirs[-1]['samples_per_s']:.2f} samples/s "
+                f"({theirs[-1]['data_wait_ms']:.0f} ms of {theirs[-1]['step_ms']:.0f} waiting for data), workspace "
+                f"{ours[-1]['samples_per_s']:.2f} samples/s ({ours[-1]['data_ms']:.0f} ms of {ours[-1]['step_ms']:.0f} "
+                f"for data)")
+        med = lambda rows, key: float(np.median([row[key] for row in rows]))  # noqa: E731
+        result["lerobot"] = {"samples_per_s": med(theirs, "samples_per_s"), "step_ms": med(theirs, "step_ms"),
+                             "compute_ms": med(theirs, "compute_ms"), "data_wait_ms": med(theirs, "data_wait_ms"),
+                             "params_m": theirs[0]["params_m"], "torch": theirs[0]["torch"]}
+        result["workspace"] = {"samples_per_s": med(ours, "samples_per_s"), "step_ms": med(ours, "step_ms"),
+                               "compute_ms": med(ours, "step_in_memory_ms"), "data_ms": med(ours, "data_ms"),
+                               "params_m": round(sum(p.numel() for p in trainer.policy.parameters()) / 1e6, 2),
+                               "bf16": ours[0]["bf16"], "torch": torch.__version__}
+        result["speedup"] = round(result["workspace"]["samples_per_s"] / max(result["lerobot"]["samples_per_s"],
+                                                                             1e-9), 3)
+        result["load_end"] = list(os.getloadavg())
+        say(f"workspace / LeRobot samples/s: {result['speedup']:.2f}x")
     return result
 
 
