@@ -73,12 +73,15 @@ class LoopOptions:
 class LoopClient:
     """The loop's ROS side: goals, resets, parameters, and what it watches."""
 
+    #: The node whose parameters say who drives (set_corrector): teleop with its scripted corrector.
+    OPERATOR = "/teleop"
+
     def __init__(self, node, say):
         self.node, self.say = node, say
         self.record = ActionClient(node, RecordEpisode, "/recorder/record_episode")
         self.train_client = ActionClient(node, TrainPolicy, "/trainer/train_policy")
         self.reset_client = node.create_client(ResetEpisode, "/sim_robot/reset")
-        self.teleop_params = node.create_client(SetParameters, "/teleop/set_parameters")
+        self.teleop_params = node.create_client(SetParameters, f"{self.OPERATOR}/set_parameters")
         self.events: list[EpisodeEvent] = []
         self.event_cv = threading.Condition()
         self.latencies: list[float] = []
@@ -90,7 +93,8 @@ class LoopClient:
                 raise LoopError(f"{name} is not available after 30 s although its node is active: discovery is slow "
                                 "or another graph shares this ROS_DOMAIN_ID; set another ROS_DOMAIN_ID and run again")
         # A request sent before the service is discovered is lost, and the call then waits out its timeout.
-        for service, name in ((self.reset_client, "/sim_robot/reset"), (self.teleop_params, "/teleop/set_parameters")):
+        for service, name in ((self.reset_client, "/sim_robot/reset"),
+                              (self.teleop_params, f"{self.OPERATOR}/set_parameters")):
             if not service.wait_for_service(timeout_sec=30):
                 raise LoopError(f"{name} is not available after 30 s although its node is active: discovery is slow "
                                 "or another graph shares this ROS_DOMAIN_ID; set another ROS_DOMAIN_ID and run again")
@@ -119,11 +123,14 @@ class LoopClient:
                             value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=mode)),
                   Parameter(name="expert_noise",
                             value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(noise)))]
+        self._set_operator(params)
+
+    def _set_operator(self, params: list[Parameter]) -> None:
         results = self._wait(self.teleop_params.call_async(SetParameters.Request(parameters=params)), 30,
-                             "/teleop/set_parameters").results
+                             f"{self.OPERATOR}/set_parameters").results
         for param, result in zip(params, results):
             if not result.successful:
-                raise LoopError(f"teleop refused {param.name}: {result.reason}")
+                raise LoopError(f"{self.OPERATOR.lstrip('/')} refused {param.name}: {result.reason}")
 
     def reset(self, seed: int, instruction: str = "") -> ResetEpisode.Response:
         response = self._wait(self.reset_client.call_async(ResetEpisode.Request(seed=seed, instruction=instruction)),
@@ -169,6 +176,10 @@ class LoopClient:
 
 
 class Loop:
+    #: The profile brought up, and the client that drives it (the arm's loop, vla_tools.demo, sets its own).
+    PROFILE = "continual"
+    CLIENT = LoopClient
+
     def __init__(self, opts: LoopOptions, say=print):
         self.opts, self.say = opts, say
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -188,11 +199,9 @@ class Loop:
         o = self.opts
         t_start = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
-        sets = [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
-                "sim_robot.auto_reset=false", "teleop.device=corrector", 'teleop.corrector_mode="off"',
-                f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true", *o.overrides]
+        sets = [*self._sets(), *o.overrides]
         steps = o.train_steps or recipe_steps(o.train_config)  # before anything starts: a bad recipe fails fast
-        profile = load_profile("continual", None, parse_overrides(sets), spec_lookup)
+        profile = load_profile(self.PROFILE, None, parse_overrides(sets), spec_lookup)
         bringup = Bringup(profile, echo=False, say=lambda m: None, log_dir=self.out / "logs")
         self.say(f"bringing up '{profile.name}': {', '.join(n.name for n in profile.nodes)} (logs: {self.out / 'logs'})")
         try:
@@ -200,7 +209,7 @@ class Loop:
             up = bringup.start(timeout=180.0)
             self._stage("bring-up", t0)
             self.say(f"all {len(profile.nodes)} nodes active in {up:.1f} s")
-            client = LoopClient(bringup.node, self.say)
+            client = self.CLIENT(bringup.node, self.say)
             self._wait_ready(client, bringup)
             datasets = [self._record_demos(client)]
             artifact = self._train(client, datasets, 0, steps, o.train_minutes, "bc")
@@ -219,6 +228,17 @@ class Loop:
             bringup.shutdown()
             self._stage("shutdown", t0)
         return self._report(t_start, swap, latencies)
+
+    def _sets(self) -> list[str]:
+        """The profile's parameters for the loop (the user's --set go on top)."""
+        o = self.opts
+        return [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
+                "sim_robot.auto_reset=false", "teleop.device=corrector", 'teleop.corrector_mode="off"',
+                f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true"]
+
+    def _instruction(self, seed: int) -> str:
+        """The task of the scene of ``seed`` in a random phrasing of the evaluation's set."""
+        return reworded_instruction(self.opts.preset, seed, self.opts.eval_phrasings, self.rng)
 
     # --- stages ------------------------------------------------------------------------------------------
     def _wait_ready(self, client: LoopClient, bringup: Bringup) -> None:
@@ -352,7 +372,7 @@ class Loop:
         successes = 0
         for i in range(o.eval_episodes):
             seed = o.eval_seed + i
-            instruction = reworded_instruction(o.preset, seed, o.eval_phrasings, self.rng)
+            instruction = self._instruction(seed)
             started = client.reset(seed, instruction)
             end = client.wait_end(started.episode_index, timeout=60.0 + 40.0 / o.real_time_factor)
             ok = end.event == EpisodeEvent.SUCCESS
@@ -440,7 +460,15 @@ def _num(value: str):
         return value
 
 
-def run_loop(args, say=print) -> int:
+def run_loop(args, say=print, loop_class=None) -> int:
+    if loop_class is None and args.preset == "arm":  # the arm's loop: its profile, expert and recipe
+        from vla_tools.demo import ArmLoop, arm_args
+        try:
+            args = arm_args(args)
+        except ValueError as exc:
+            say(f"error: {exc}")
+            return 2
+        loop_class = ArmLoop
     noise = DEMO_NOISE if args.demo_noise is None else args.demo_noise
     opts = LoopOptions(demos=args.demos, eval_episodes=args.eval_episodes, rounds=args.rounds,
                        round_episodes=args.round_episodes, demo_noise=noise, preset=args.preset, policy=args.policy,
@@ -453,7 +481,7 @@ def run_loop(args, say=print) -> int:
     if not 0.0 <= opts.demo_noise <= 1.0:
         say(f"error: --demo-noise {opts.demo_noise:g} m/s is outside 0..1; 0 records clean demonstrations")
         return 2
-    loop = Loop(opts, say)
+    loop = (loop_class or Loop)(opts, say)
     try:
         report = loop.run()
     except (LoopError, BringupError) as exc:
