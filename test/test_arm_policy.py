@@ -166,34 +166,20 @@ def test_a_trained_two_camera_policy_drives_the_arm_through_the_shield_and_every
     assert up.wait(30) == 0, up.output
 
 
-def trajectory_contract(tmp_path: Path) -> Path:
-    """sim_arm.yaml with a JointTrajectory action (JointTrajectoryController): fields are the joint names."""
-    text = (WS / "params" / "robots" / "sim_arm.yaml").read_text()
-    text = text.replace("type: std_msgs/msg/Float64MultiArray", "type: trajectory_msgs/msg/JointTrajectory")
-    text = text.replace('fields: ["data[0]", "data[1]", "data[2]", "data[3]", "data[4]", "data[5]", "data[6]"]',
-                        f"fields: [{', '.join(JOINTS)}]")
-    path = tmp_path / "sim_arm_trajectory.yaml"
-    path.write_text(text)
-    return path
-
-
-def test_the_policy_sends_its_chunk_as_one_trajectory_and_the_shield_follows_every_point(probe, vla, arm_models,
-                                                                                         tmp_path):
+def test_the_policy_sends_its_chunk_as_one_trajectory_and_the_shield_follows_every_point(probe, vla, arm_models):
     from trajectory_msgs.msg import JointTrajectory
 
     from vla_ros.convert import array_to_joint_trajectory, joint_trajectory_chunk
-    contract = trajectory_contract(tmp_path)
     joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
     proposed = probe.collect(JointTrajectory, "/policy/cmd", node_qos.COMMAND)
     sent = probe.collect(JointTrajectory, "/cmd", node_qos.COMMAND)
     shield = probe.collect(ShieldState, "/safety_shield/state", 10)
     status = probe.collect(PolicyStatus, "/policy/status", 10)
-    up = vla("up", "arm_policy", "--quiet", "--set", f"policy.models_dir={arm_models}",
+    # The arm as a JointTrajectoryController arm, the policy sending its chunks as trajectories
+    # (params/robots/sim_arm_trajectory.yaml, params/policy_arm_trajectory.yaml).
+    up = vla("up", "arm_policy_trajectory", "--quiet", "--set", f"policy.models_dir={arm_models}",
              "--set", "policy.artifact=arm-tiny/1", "--set", "policy.engines=[onnxruntime-cpu]",
-             "--set", "policy.chunk_as_trajectory=true", "--set", "policy.status_period=0.2",
-             "--set", "sim_robot.command_type=joint_trajectory", "--set", "sim_robot.max_episode_steps=100000",
-             *(arg for node in ("sim_robot", "safety_shield", "perception", "policy")
-               for arg in ("--set", f"{node}.contract={contract}")))
+             "--set", "policy.status_period=0.2", "--set", "sim_robot.max_episode_steps=100000")
     up.wait_line(r"all 5 nodes active", 90)
     probe.wait_for(lambda: len(proposed) >= 6 and joints, 30, "six trajectories from the policy")
     start_ticks = latest(status).proposed if status else 0
@@ -238,3 +224,10 @@ def test_the_policy_sends_its_chunk_as_one_trajectory_and_the_shield_follows_eve
 
     up.interrupt()
     assert up.wait(30) == 0, up.output
+
+
+def test_chunk_as_trajectory_needs_a_trajectory_contract(vla):
+    up = vla("up", "arm_policy", "--quiet", "--set", "policy.chunk_as_trajectory=true")
+    assert up.wait(60) == 1, up.output
+    assert "chunk_as_trajectory needs a contract whose action is trajectory_msgs/msg/JointTrajectory" in up.output, \
+        up.output
