@@ -177,7 +177,7 @@ def bench_train_against_lerobot(args, say) -> dict:
     from vla_trainer.train import Trainer
 
     quick = bool(getattr(args, "quick", False))
-    demos, steps, rounds = (10, 3, 1) if quick else (50, 10, 3)
+    demos, steps, rounds = (10, 1, 1) if quick else (50, 10, 3)
     contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
     script = Path(__file__).resolve().parent / "lerobot_loop.py"
     result: dict = {"bench": "train", "part": "lerobot_loop", "threads": torch.get_num_threads(),
