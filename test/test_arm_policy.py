@@ -83,12 +83,12 @@ def positions(msg: JointState) -> np.ndarray:
 
 def assert_holds(probe, joints, sent, what: str):
     """The shield sends the measured position (never zeros) and the arm stays there."""
-    time.sleep(0.6)
+    time.sleep(0.5)
     held = np.array(latest(sent).data)
     now = positions(latest(joints))
     assert np.all(np.abs(held - now) < 0.03), (what, held, now)
     assert not np.allclose(held[:6], 0.0), what
-    time.sleep(1.0)
+    time.sleep(0.6)
     assert np.all(np.abs(positions(latest(joints)) - now) < 0.02), (what, now, positions(latest(joints)))
 
 
