@@ -236,6 +236,7 @@ class SafetyShieldNode(ManagedNode):
             response.success, response.message = False, "safety_shield is not configured"
             return response
         response.success, response.message = self.shield.reset()
+        self._trajectories.clear()  # nothing sent before the reset is followed after it
         self.get_logger().info(f"reset: {response.message}")
         return response
 
@@ -311,6 +312,7 @@ class SafetyShieldNode(ManagedNode):
         so the watchdog's stop (zero, or hold for joint positions) goes out now."""
         if self.shield is not None and self.is_active:
             self.shield.mux.clear()
+            self._trajectories.clear()
             self._tick()
 
     def _tick(self) -> None:
@@ -322,9 +324,10 @@ class SafetyShieldNode(ManagedNode):
             if point is not None and self.shield.offer_command(source, point, now):
                 self._trajectories.drop(source)
         command, report = self.shield.step(now)
-        if "clock_jump" in (r for r, _ in report.rules):
+        jumped = "clock_jump" in (r for r, _ in report.rules)
+        if jumped:
             self._trajectories.clear()
-        if report.why and "clock_jump" in (r for r, _ in report.rules):
+        if report.why and jumped:
             self.get_logger().warning(f"clock jump, robot stopped and held commands dropped: {report.why}",
                                       throttle_duration_sec=1.0)
         if command is not None:
