@@ -13,7 +13,7 @@ import pytest
 
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
-from vla_tools.bench_arm import DEFAULTS, QUICK, expert_figures, settings, sim_rates
+from vla_tools.bench_arm import DEFAULTS, QUICK, expert_figures, settings, sim_rates, train_config
 
 FLAGS = dict(quick=False, seeds=None, demos=None, steps=None, episodes=None, policy=None, noise=None)
 
@@ -36,6 +36,19 @@ def test_settings_are_the_defaults_then_quick_then_the_flags():
 def test_settings_name_a_flag_that_cannot_run(flag, value, message):
     with pytest.raises(ValueError, match=message):
         settings(Namespace(**{**FLAGS, flag: value}))
+
+
+@pytest.mark.parametrize("policy", ["act", "mlp", "diffusion"])
+def test_the_bench_trains_the_arm_recipe_with_its_own_steps_and_directories(tmp_path, policy):
+    import yaml
+    recipe = yaml.safe_load(workspace_path("params/train/arm_act.yaml").read_text())
+    config = train_config(tmp_path, policy, 7)
+    assert config.policy["type"] == policy
+    assert config.policy["relative_actions"] == tuple(recipe["policy"]["relative_actions"])
+    assert config.train.max_steps == 7 and config.train.threads == recipe["train"]["threads"]
+    assert config.data.paths == (str(tmp_path / "demos"),)
+    assert config.output.execution == recipe["output"]["execution"] and config.output.models_dir == str(
+        tmp_path / "models")
 
 
 def test_the_sim_and_the_expert_report_their_figures():

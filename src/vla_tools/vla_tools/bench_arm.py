@@ -5,8 +5,9 @@
    factor).
 2. The scripted expert's success on ``--seeds`` seeds (0..N-1; default 200), with the 95% Wilson interval.
 3. A 2-camera policy from scripted demonstrations: ``--demos`` demonstrations recorded straight from the sim
-   (vla_sim.demos: the recorder's writer and features, every camera of the contract), ``--policy`` (act or mlp)
-   trained for ``--steps`` optimisation steps, exported to ONNX and evaluated through onnxruntime on held-out
+   (vla_sim.demos: the recorder's writer and features, every camera of the contract; ``--noise`` rad of DART
+   noise), ``--policy`` (act, mlp or diffusion) trained with the arm's recipe (RECIPE, params/train/arm_act.yaml)
+   for ``--steps`` optimisation steps, exported to ONNX and evaluated through onnxruntime on held-out
    seeds (from 100000) with the training phrasings and with held-out phrasings, ``--episodes`` each; success
    with its Wilson interval, and the CPU minutes of this process that demonstrations plus training took (the
    issue's budget is 15) with the load average around them.
@@ -25,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 CONTRACT = "params/robots/sim_arm.yaml"
+#: The arm's training recipe (vla-train's format); the bench trains it with its own step count and directories.
+RECIPE = "params/train/arm_act.yaml"
 PRESET = "arm"
 EVAL_SEED_START = 100_000  # never a demonstration's seed
 #: Full-run defaults and the --quick smoke test's sizes; a flag given on the command line wins over both.
-DEFAULTS = {"seeds": 200, "demos": 100, "steps": 2000, "episodes": 50, "policy": "act", "noise": 0.0,
+DEFAULTS = {"seeds": 200, "demos": 200, "steps": 2000, "episodes": 100, "policy": "act", "noise": 0.02,
             "rate_steps": 100, "ticks": 300}
 QUICK = {"seeds": 3, "demos": 2, "steps": 3, "episodes": 1, "rate_steps": 5, "ticks": 20}
 
@@ -86,18 +89,35 @@ def expert_figures(seeds: int, say) -> dict:
     return out
 
 
+def recipe(policy: str) -> dict:
+    """The arm's training recipe (RECIPE) as nested data, for a policy of type ``policy``: the recipe's policy
+    options that every policy type has are kept for another type, its own type's options only for its type."""
+    import dataclasses
+
+    import yaml
+
+    from vla_core.paths import workspace_path
+    from vla_trainer.policies import PolicyConfig
+    raw = yaml.safe_load(workspace_path(RECIPE).read_text()) or {}
+    pol = dict(raw.get("policy") or {})
+    if pol.get("type", "act") != policy:
+        common = {f.name for f in dataclasses.fields(PolicyConfig)}
+        pol = {k: v for k, v in pol.items() if k in common}
+    raw["policy"] = {**pol, "type": policy}
+    return raw
+
+
 def train_config(tmp: Path, policy: str, steps: int):
-    """A 2-camera policy of type ``policy`` for ``steps`` steps on the demonstrations in tmp/demos (the cameras,
-    shapes and statistics come from the dataset), re-planning every tick when served."""
+    """The recipe's ``policy`` (2 cameras) for ``steps`` steps on the demonstrations in tmp/demos (the cameras,
+    shapes and statistics come from the dataset), re-planning every tick when served (as the recipe says)."""
     from vla_trainer.config import build_config
-    return build_config({
-        "policy": {"type": policy, "chunk_size": 5, "image_downsample": 2},
-        "data": {"paths": [str(tmp / "demos")], "cache_dir": str(tmp / "cache"), "paraphrase": "none"},
-        "train": {"max_steps": steps, "epochs": 100_000, "lr": 1e-3, "warmup_steps": min(100, max(1, steps // 10)),
-                  "time_budget_s": 3600.0},
-        "output": {"models_dir": str(tmp / "models"), "run_dir": str(tmp / "run"), "name": "bench-arm",
-                   "version": "1", "execution": "receding_horizon", "receding_steps": 1, "log": ["csv"]},
-    })
+    raw = recipe(policy)
+    raw["data"] = {**(raw.get("data") or {}), "paths": [str(tmp / "demos")], "cache_dir": str(tmp / "cache")}
+    raw["train"] = {**(raw.get("train") or {}), "max_steps": steps, "epochs": 100_000, "time_budget_s": 3600.0,
+                    "warmup_steps": min(100, max(1, steps // 10))}
+    raw["output"] = {**(raw.get("output") or {}), "models_dir": str(tmp / "models"), "run_dir": str(tmp / "run"),
+                     "name": "bench-arm", "version": "1", "log": ["csv"]}
+    return build_config(raw)
 
 
 def _trainer_progress(say):

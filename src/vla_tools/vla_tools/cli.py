@@ -179,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with train: compare with LeRobot's own ACT loop, run by this Python (a venv with "
                             "lerobot[dataset]), on the same data")
     for flag, kind, text in (("--seeds", int, "scripted expert seeds (200)"),
-                             ("--demos", int, "scripted demonstrations to train on (100)"),
+                             ("--demos", int, "scripted demonstrations to train on (200)"),
                              ("--steps", int, "training steps (2000)"),
-                             ("--episodes", int, "evaluation episodes per phrasing set (50)"),
+                             ("--episodes", int, "evaluation episodes per phrasing set (100)"),
                              ("--policy", str, "policy type: act, mlp or diffusion (act)"),
-                             ("--noise", float, "DART noise on the demonstrations, rad per joint (0)")):
+                             ("--noise", float, "DART noise on the demonstrations, rad per joint (0.02)")):
         bench.add_argument(flag, type=kind, help=f"with arm: {text}")
     bench.set_defaults(func=cmd_bench)
 
