@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-NODE_PACKAGES = ("vla_sim", "vla_perception", "vla_language", "vla_policy", "vla_safety", "vla_recorder", "vla_teleop")
+NODE_PACKAGES = ("vla_sim", "vla_perception", "vla_language", "vla_policy", "vla_safety", "vla_recorder", "vla_teleop",
+                 "vla_web")
 LEVEL = {"vla_interfaces": 0, "vla_core": 1, "vla_ros": 2, **{p: 3 for p in NODE_PACKAGES},
          "vla_trainer": 4, "vla_bringup": 4, "vla_tools": 5}
 # A dotted module path in a string is a module loaded at run time: `python -m vla_x.y`, an entry point.

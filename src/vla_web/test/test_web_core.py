@@ -1,0 +1,153 @@
+"""The web view's pure parts: token and bind rules, frame decoding and throttling, the page's server (real HTTP on
+a free port, a recording stand-in for the ROS services it calls)."""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from vla_core.errors import ConfigError
+from vla_web.auth import check_bind, new_token, token_ok
+from vla_web.frames import FrameThrottle, downscale, image_to_rgb, to_jpeg
+from vla_web.server import OperatorServer
+from vla_web.view_state import ViewState, status_line
+
+TOKEN = "t" * 16
+
+
+@pytest.mark.parametrize("bind,token,ok", [("127.0.0.1", "", True), ("localhost", "", True), ("::1", "", True),
+                                           ("0.0.0.0", "", False), ("192.168.1.20", "", False),
+                                           ("0.0.0.0", TOKEN, True), ("127.0.0.1", "short", False)])
+def test_the_page_leaves_this_machine_only_with_a_token_chosen(bind, token, ok):
+    if ok:
+        check_bind(bind, token)
+    else:
+        with pytest.raises(ConfigError, match="token"):
+            check_bind(bind, token)
+
+
+def test_bad_bind_address_is_named():
+    with pytest.raises(ConfigError, match="'robot.local' is not an IP address"):
+        check_bind("robot.local", TOKEN)
+
+
+def test_tokens_are_random_and_compared_whole():
+    a, b = new_token(), new_token()
+    assert a != b and len(a) >= 16
+    assert token_ok(a, a) and not token_ok(a[:-1], a) and not token_ok("", "") and not token_ok(None, a)
+
+
+def test_throttle_lets_rate_through_and_owes_nothing_after_a_pause():
+    th = FrameThrottle(10.0)
+    passed = sum(th.accept(i / 30.0) for i in range(300))  # 10 s of 30 Hz
+    assert 99 <= passed <= 101
+    assert th.accept(100.0) and not th.accept(100.01) and th.accept(100.1)
+
+
+def test_images_decode_by_encoding_and_bad_ones_are_named():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    assert np.array_equal(image_to_rgb("rgb8", 2, 3, 9, rgb.tobytes()), rgb)
+    assert np.array_equal(image_to_rgb("bgr8", 2, 3, 9, rgb[..., ::-1].tobytes()), rgb)
+    padded = np.zeros((2, 12), np.uint8)
+    padded[:, :9] = rgb.reshape(2, 9)
+    assert np.array_equal(image_to_rgb("rgb8", 2, 3, 12, padded.tobytes()), rgb)
+    mono = image_to_rgb("mono8", 2, 3, 3, bytes(range(6)))
+    assert mono.shape == (2, 3, 3) and mono[1, 2, 0] == 5
+    with pytest.raises(ValueError, match="'32FC1' is not shown"):
+        image_to_rgb("32FC1", 2, 3, 12, bytes(24))
+    with pytest.raises(ValueError, match="needs 18 bytes, got 17"):
+        image_to_rgb("rgb8", 2, 3, 9, bytes(17))
+
+
+def test_frames_are_downscaled_with_their_aspect_and_encoded():
+    big = np.zeros((480, 640, 3), np.uint8)
+    assert downscale(big, 320).shape == (240, 320, 3)
+    assert downscale(big[:10, :10], 320).shape == (10, 10, 3)
+    assert to_jpeg(big, 80)[:2] == b"\xff\xd8"
+
+
+def test_command_history_keeps_its_window_and_restarts_when_the_clock_does():
+    state = ViewState(["/cam"], history_s=2.0)
+    for i in range(50):
+        state.put_command("sent", i * 0.1, [i, 0])
+    times = [t for t, _ in state.snapshot()["commands"]["sent"]]
+    assert times[0] >= 4.9 - 2.0 - 1e-9 and times[-1] == pytest.approx(4.9)
+    state.put_command("sent", 0.5, [1, 1])  # a new simulation
+    assert [t for t, _ in state.snapshot()["commands"]["sent"]] == [0.5]
+
+
+def test_status_line_puts_the_estop_first():
+    state = ViewState(["/cam"], 30.0)
+    state.put("shield", {"estop": True, "active_source": "estop", "rules": ["estop"]})
+    state.put("manager", {"phase": "active", "reason": ""})
+    assert status_line(state.snapshot()).startswith("E-STOP latched")
+
+
+class Served:
+    def __init__(self):
+        self.calls: list[str] = []
+        self.state = ViewState(["/a", "/b"], 30.0)
+        self.now = 100.0
+        self.server = OperatorServer(self.state, self.act, lambda: self.now, TOKEN, "127.0.0.1", 0)
+        self.server.start()
+        self.base = "http://127.0.0.1:%d" % self.server.address[1]
+
+    def act(self, name):
+        self.calls.append(name)
+        return name != "save", f"{name} answered"
+
+    def request(self, path, token=TOKEN, data=None):
+        req = urllib.request.Request(self.base + path, data=data, method="POST" if data is not None else "GET",
+                                     headers={"X-VLA-Token": token} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers
+
+
+@pytest.fixture
+def served():
+    s = Served()
+    yield s
+    s.server.close()
+
+
+def test_every_api_request_without_the_token_is_refused_and_nothing_is_called(served):
+    for path, data in (("/api/estop", b""), ("/api/reset", b""), ("/api/status", None), ("/api/camera/0", None)):
+        for token in (None, "wrong-token-xxxx"):
+            code, body, _ = served.request(path, token, data)
+            assert code == 401 and "token" in json.loads(body)["error"], (path, token)
+    assert served.calls == [] and served.server.requests["unauthorized"] == 8
+    code, body, _ = served.request("/", None)
+    assert code == 200 and b"E-STOP" in body  # the page itself holds nothing
+
+
+def test_buttons_call_their_action_and_report_its_answer(served):
+    code, body, _ = served.request("/api/estop", data=b"")
+    assert code == 200 and json.loads(body) == {"ok": True, "message": "estop answered"}
+    code, body, _ = served.request("/api/save", data=b"")
+    assert code == 502 and json.loads(body)["ok"] is False
+    code, body, _ = served.request("/api/launch", data=b"")
+    assert code == 404 and "estop" in json.loads(body)["error"]
+    assert served.calls == ["estop", "save"]
+
+
+def test_camera_long_poll_returns_a_new_frame_as_soon_as_it_exists(served):
+    timer = threading.Timer(0.2, lambda: served.state.put_frame(1, 99.95, b"\xff\xd8jpeg", 4, 3))
+    timer.start()
+    code, body, headers = served.request("/api/camera/1?after=0")
+    assert code == 200 and body == b"\xff\xd8jpeg" and headers["X-Seq"] == "1" and float(headers["X-Stamp"]) == 99.95
+    code, _, _ = served.request("/api/camera/7")
+    assert code == 400
+    # The page reports the frame drawn: 50 ms after its stamp on the node clock.
+    code, _, _ = served.request("/api/displayed", data=json.dumps({"camera": 1, "seq": 1}).encode())
+    assert code == 200
+    assert served.state.snapshot()["latency"]["displayed"]["p50_ms"] == pytest.approx(50.0)
+    code, body, _ = served.request("/api/status")
+    snap = json.loads(body)
+    assert code == 200 and snap["cameras"][1]["frames"] == 1 and snap["now"] == 100.0

@@ -1,0 +1,77 @@
+"""The live view in Rerun (rerun-sdk, no ROS): one recording served over gRPC, and Rerun's web viewer served from
+the wheel, so a browser on the robot's network needs nothing installed and nothing from the internet.
+
+Entity paths: ``camera/<name>`` (JPEG frames), ``command/proposed/<field>`` and ``command/sent/<field>`` (scalars,
+one plot), ``policy/latency_p99_ms``, ``policy/status``, ``shield/state``, ``shield/rule/<rule>`` (how much each
+rule changed the command), ``manager/status``, ``episode/events`` (text logs). Time line ``time``: the stamps'
+clock (simulated time under use_sim_time).
+"""
+from __future__ import annotations
+
+import urllib.parse
+
+import rerun as rr
+import rerun.blueprint as rrb
+
+APPLICATION_ID = "vla_web"
+_WEB_VIEWER_PORTS: set[int] = set()  # Rerun's web viewer cannot be stopped: one per port and process
+
+
+def blueprint(cameras: list[str]) -> rrb.Blueprint:
+    return rrb.Blueprint(rrb.Horizontal(
+        rrb.Vertical(*[rrb.Spatial2DView(origin=f"camera/{c}", name=c) for c in cameras]),
+        rrb.Vertical(
+            rrb.TimeSeriesView(origin="command", name="proposed vs sent command"),
+            rrb.TimeSeriesView(origin="shield/rule", name="shield rules acting"),
+            rrb.TextLogView(origin="/", contents=["policy/status", "shield/state", "manager/status",
+                                                    "episode/events"], name="status and events")),
+        column_shares=[2, 3]))
+
+
+def rule_path(rule: str) -> str:
+    """A shield rule name ('zone.stop:front') as one entity path part."""
+    return rr.escape_entity_path_part(rule)
+
+
+class RerunView:
+    """Logs to a Rerun gRPC server held in this process; ``viewer_url(host)`` opens Rerun's web viewer on it."""
+
+    def __init__(self, cameras: list[str], grpc_port: int, web_port: int, memory_limit: str):
+        self.rec = rr.RecordingStream(APPLICATION_ID)
+        self.grpc_port, self.web_port = grpc_port, web_port
+        self.grpc_uri = self.rec.serve_grpc(grpc_port=grpc_port, server_memory_limit=memory_limit,
+                                            default_blueprint=blueprint(cameras))
+        if web_port not in _WEB_VIEWER_PORTS:
+            rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=self.grpc_uri)
+            _WEB_VIEWER_PORTS.add(web_port)
+        self._last_text: dict[str, str] = {}
+
+    def viewer_url(self, host: str = "127.0.0.1") -> str:
+        data = f"rerun+http://{host}:{self.grpc_port}/proxy"
+        return f"http://{host}:{self.web_port}/?url={urllib.parse.quote(data, safe='')}"
+
+    def _at(self, t: float) -> None:
+        self.rec.set_time("time", timestamp=t)
+
+    def image(self, camera: str, t: float, jpeg: bytes) -> None:
+        self._at(t)
+        self.rec.log(f"camera/{camera}", rr.EncodedImage(contents=jpeg, media_type="image/jpeg"))
+
+    def scalars(self, path: str, t: float, values: dict[str, float]) -> None:
+        self._at(t)
+        for name, value in values.items():
+            self.rec.log(f"{path}/{name}", rr.Scalars(float(value)))
+
+    def text(self, path: str, t: float, text: str, level: str = "INFO", only_changes: bool = True) -> None:
+        """A line on ``path``; with ``only_changes`` the same text twice in a row is logged once."""
+        if only_changes and self._last_text.get(path) == text:
+            return
+        self._last_text[path] = text
+        self._at(t)
+        self.rec.log(path, rr.TextLog(text, level=level))
+
+    def flush(self, timeout_s: float = 1.0) -> None:
+        self.rec.flush(timeout_sec=timeout_s)
+
+    def close(self) -> None:
+        self.rec.disconnect()

@@ -1,0 +1,79 @@
+"""The web view in real processes: `vla up sim_web` with the operator page; a request without the token is refused
+and changes nothing; with it, the page's e-stop makes /cmd_vel go to zero and the shield's state latch, and its
+reset releases it. The headless-browser test is test/test_web_browser.py."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Twist
+
+from vla_interfaces.msg import ShieldState
+from vla_ros import node_qos
+
+pytestmark = pytest.mark.ros
+
+PAGE_LINE = r"operator page (http://127\.0\.0\.1:(\d+))/#token=([\w-]+)"
+
+
+def vec(msg: Twist) -> np.ndarray:
+    return np.array([msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z])
+
+
+def post(url: str, token: str | None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=b"", method="POST", headers={"X-VLA-Token": token} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def start_sim_web(vla, *extra: str):
+    """`vla up sim_web` on a free port; returns (process, base URL, token) once every node is active."""
+    up = vla("up", "sim_web", "--set", "web_view.port=0", *extra)
+    m = up.wait_line(PAGE_LINE, 90)
+    up.wait_line(r"all \d+ nodes active", 90)
+    return up, m.group(1), m.group(3)
+
+
+def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla):
+    commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
+    states = probe.collect(ShieldState, "/safety_shield/state", 10)
+    up, base, token = start_sim_web(vla, "--set", "web_view.rerun=false")
+    probe.wait_for(lambda: sum(np.any(vec(m) != 0) for _, m in commands) > 5, 30, "the expert driving via the shield")
+
+    for bad in (None, token[:-1] + ("x" if token[-1] != "x" else "y")):
+        code, body = post(f"{base}/api/estop", bad)
+        assert code == 401 and "token" in body["error"], body
+    refused_at = time.monotonic()
+    probe.wait_for(lambda: any(t > refused_at and np.any(vec(m) != 0) for t, m in commands), 5,
+                   "the expert still driving after the refused requests")
+    assert not any(s.estop for _, s in states), "a request without the token latched the e-stop"
+
+    pressed = time.monotonic()
+    code, body = post(f"{base}/api/estop", token)
+    assert code == 200 and body["ok"], body
+    probe.wait_for(lambda: any(t > pressed and s.estop for t, s in states), 5, "the shield's state latching")
+    latched = next(t for t, s in states if t > pressed and s.estop)
+    time.sleep(1.0)
+    with probe.lock:
+        after = [m for t, m in commands if t > latched]
+        later_states = [s for t, s in states if t > latched]
+    assert len(after) >= 3 and all(np.all(vec(m) == 0) for m in after), "cmd_vel did not stay zero after e-stop"
+    assert later_states and all(s.estop and s.active_source == "estop" for s in later_states)
+
+    code, body = post(f"{base}/api/reset", token)
+    assert code == 200 and body["ok"], body
+    reset_at = time.monotonic()
+    probe.wait_for(lambda: any(t > reset_at and np.any(vec(m) != 0) for t, m in commands), 20,
+                   "the expert driving again after the page's reset")
+    # A button whose node is not in the profile says so instead of pretending.
+    code, body = post(f"{base}/api/save", token)
+    assert code == 502 and "/recorder/save" in body["message"], body
+    up.interrupt()
+    assert up.wait(60) == 0, up.output
