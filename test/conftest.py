@@ -1,6 +1,7 @@
 """Helpers for workspace-level tests: a ROS node in the test process and `vla up` as a real subprocess."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -175,13 +176,27 @@ def _leftovers(mark: str) -> list[int]:
     return out
 
 
+def _claim_domain(start: int):
+    """The first ROS domain from ``start`` (1..101) that no other test session on this machine holds, and the open
+    lock file that holds it: two test runs at once (a developer's beside CI's) never share a graph."""
+    for i in range(101):
+        domain = 1 + (start - 1 + i) % 101
+        lock = open(f"/tmp/vla-test-ros-domain-{domain}.lock", "a")  # noqa: SIM115 - held for the module
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return domain, lock
+        except OSError:
+            lock.close()
+    raise RuntimeError("every ROS domain 1..101 is held by another test session on this machine")
+
+
 @pytest.fixture(autouse=True, scope="module")
 def private_ros_domain():
     """Each test module runs on a ROS domain of its own, and whatever it leaves running is killed after it: a
     node orphaned by one module (a fault test kills supervisors on purpose) must never answer another module's
     calls under the same name."""
     previous = os.environ.get("ROS_DOMAIN_ID")
-    domain = 1 + (int(previous or 0) + next(_MODULES)) % 101
+    domain, claim = _claim_domain(1 + (int(previous or 0) + next(_MODULES)) % 101)
     mark = f"{os.getpid()}-{domain}"
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["VLA_TEST_OWNER"] = mark
@@ -192,6 +207,7 @@ def private_ros_domain():
         except ProcessLookupError:
             pass
     os.environ.pop("VLA_TEST_OWNER", None)
+    claim.close()  # releases the domain's lock
     if previous is None:
         os.environ.pop("ROS_DOMAIN_ID", None)
     else:
