@@ -144,10 +144,14 @@ def test_camera_long_poll_returns_a_new_frame_as_soon_as_it_exists(served):
     assert code == 200 and body == b"\xff\xd8jpeg" and headers["X-Seq"] == "1" and float(headers["X-Stamp"]) == 99.95
     code, _, _ = served.request("/api/camera/7")
     assert code == 400
-    # The page reports the frame drawn: 50 ms after its stamp on the node clock.
-    code, _, _ = served.request("/api/displayed", data=json.dumps({"camera": 1, "seq": 1}).encode())
-    assert code == 200
+    # The page's next request reports the frame drawn: 50 ms after its stamp on the node clock.
+    threading.Timer(0.1, lambda: served.state.put_frame(1, 100.0, b"\xff\xd8next", 4, 3)).start()
+    code, body, headers = served.request("/api/camera/1?after=1&drawn=1")
+    assert code == 200 and headers["X-Seq"] == "2"
     assert served.state.snapshot()["latency"]["displayed"]["p50_ms"] == pytest.approx(50.0)
-    code, body, _ = served.request("/api/status")
+    served.state.put_command("sent", 99.0, [0.1, 0.0])
+    served.state.put_command("sent", 99.5, [0.2, 0.0])
+    code, body, _ = served.request("/api/status?since=99.0")
     snap = json.loads(body)
-    assert code == 200 and snap["cameras"][1]["frames"] == 1 and snap["now"] == 100.0
+    assert code == 200 and snap["cameras"][1]["frames"] == 2 and snap["now"] == 100.0
+    assert snap["commands"]["sent"] == [[99.5, [0.2, 0.0]]]

@@ -14,6 +14,9 @@ import rerun as rr
 import rerun.blueprint as rrb
 
 APPLICATION_ID = "vla_web"
+# Rerun batches logged rows and sends them every 200 ms by default: too late for a live camera. 50 ms keeps the
+# viewer within the p99 goal of the view (150 ms) at 20 wake-ups a second.
+FLUSH_TICK_S = 0.05
 _WEB_VIEWER_PORTS: set[int] = set()  # Rerun's web viewer cannot be stopped: one per port and process
 
 
@@ -37,7 +40,9 @@ class RerunView:
     """Logs to a Rerun gRPC server held in this process; ``viewer_url(host)`` opens Rerun's web viewer on it."""
 
     def __init__(self, cameras: list[str], grpc_port: int, web_port: int, memory_limit: str):
-        self.rec = rr.RecordingStream(APPLICATION_ID)
+        batching = rr.ChunkBatcherConfig.DEFAULT()
+        batching.flush_tick = FLUSH_TICK_S
+        self.rec = rr.RecordingStream(APPLICATION_ID, batcher_config=batching)
         self.grpc_port, self.web_port = grpc_port, web_port
         self.grpc_uri = self.rec.serve_grpc(grpc_port=grpc_port, server_memory_limit=memory_limit,
                                             default_blueprint=blueprint(cameras))

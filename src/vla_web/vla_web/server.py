@@ -5,11 +5,11 @@ Every request under ``/api/`` carries the token (header ``X-VLA-Token``, ``Autho
 the page itself, which holds no data and reads the token from the URL's fragment (``/#token=...``, never sent to
 the server or kept in its logs).
 
-- ``GET /api/status``: :meth:`ViewState.snapshot` plus the status line.
-- ``GET /api/camera/<i>?after=<seq>``: the newest JPEG of camera ``i`` newer than ``seq``, waiting up to 2 s
-  (a long poll: a frame leaves as soon as it exists); headers ``X-Seq`` and ``X-Stamp``; 204 when none came.
-- ``POST /api/displayed`` ``{"camera": i, "seq": n}``: the page drew that frame; its latency from the camera's
-  stamp is recorded (the report's own trip included: an upper bound).
+- ``GET /api/status?since=<t>``: :meth:`ViewState.snapshot` (commands newer than ``t`` only) plus the status line.
+- ``GET /api/camera/<i>?after=<seq>&drawn=<seq>``: the newest JPEG of camera ``i`` newer than ``after``, waiting
+  up to 2 s (a long poll: a frame leaves as soon as it exists); headers ``X-Seq`` and ``X-Stamp``; 204 when none
+  came. ``drawn`` says the page has drawn that frame: its latency from the camera's stamp is recorded (the next
+  request's trip included: an upper bound), with no request of its own.
 - ``POST /api/<action>`` for every action in :data:`ACTIONS`: calls it and answers ``{"ok", "message"}``
   (502 when the service said no or did not answer).
 """
@@ -132,7 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(query):
             return
         if url.path == "/api/status":
-            snap = srv.state.snapshot()
+            try:
+                since = float(query.get("since", ["-inf"])[0])
+            except ValueError:
+                since = float("-inf")
+            snap = srv.state.snapshot(since)
             snap["status_line"] = status_line(snap)
             snap["now"] = srv.now()
             snap.update(srv.extra)
@@ -143,6 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 camera = int(url.path.rsplit("/", 1)[1])
                 after = int(query.get("after", ["0"])[0])
+                drawn = int(query.get("drawn", ["0"])[0])
+                if drawn:
+                    stamp = srv.state.stamp_of(camera, drawn)
+                    if stamp is not None:
+                        srv.state.latency["displayed"].add((srv.now() - stamp) * 1e3)
                 frame = srv.state.wait_frame(camera, after, LONG_POLL_S)
             except (ValueError, IndexError) as exc:
                 srv.requests["bad"] += 1
@@ -169,18 +178,6 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(query):
             return
         name = url.path[len("/api/"):]
-        if name == "displayed":
-            try:
-                report = json.loads(body or b"{}")
-                stamp = srv.state.stamp_of(int(report["camera"]), int(report["seq"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                srv.requests["bad"] += 1
-                self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": f"expected {{camera, seq}}: {exc}"})
-                return
-            if stamp is not None:
-                srv.state.latency["displayed"].add((srv.now() - stamp) * 1e3)
-            self._json(HTTPStatus.OK, {"ok": True})
-            return
         if name not in ACTIONS:
             srv.requests["bad"] += 1
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"no action {name!r}; one of {', '.join(ACTIONS)}"})

@@ -115,15 +115,15 @@ class ViewState:
                 return None
             return next((stamp for s, stamp in self.recent[camera] if s == seq), None)
 
-    def snapshot(self) -> dict:
-        """Everything the page shows, JSON-ready."""
+    def snapshot(self, since: float = float("-inf")) -> dict:
+        """Everything the page shows, JSON-ready; commands newer than ``since`` (s) only."""
         with self.lock:
             return {
                 "cameras": [{"topic": topic, "frames": self.frame_counts[i],
                              "stamp": self.frames[i].stamp if self.frames[i] else None,
                              "size": [self.frames[i].width, self.frames[i].height] if self.frames[i] else None}
                             for i, topic in enumerate(self.cameras)],
-                "commands": {k: list(v) for k, v in self.commands.items()},
+                "commands": {k: [c for c in v if c[0] > since] for k, v in self.commands.items()},
                 "shield": dict(self.shield), "policy": dict(self.policy), "manager": dict(self.manager),
                 "episode": dict(self.episode), "events": list(self.events), "dropped": dict(self.dropped),
                 "latency": {k: v.summary() for k, v in self.latency.items()},
