@@ -29,6 +29,7 @@ import urllib.request
 import numpy as np
 
 TOKEN = "bench-token-0123456789"
+NODE_CODE = "from vla_web.web_node import main; main()"
 CAMERAS = 2
 RATE_HZ = 30.0
 
@@ -42,6 +43,20 @@ def _free_port() -> int:
 def _cpu_s(pid: int) -> float:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds by thread name (threads of one name summed): where the view's CPU goes."""
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _get(url: str, timeout: float = 5.0):
@@ -104,7 +119,7 @@ def run_once(camera_rate: float, seconds: float, browser: bool, say, extra: tupl
     topics = [f"/camera/cam{i}/image_raw" for i in range(CAMERAS)]
     env = {**os.environ, "ROS_DOMAIN_ID": os.environ.get("VLA_BENCH_DOMAIN", str(90 + os.getpid() % 10))}
     view = subprocess.Popen(
-        [sys.executable, "-c", "from vla_web.web_node import main; main()", "--ros-args",
+        [sys.executable, "-c", NODE_CODE, "--ros-args",
          "-p", f"cameras:={json.dumps(topics)}", "-p", f"port:={port}", "-p", f"token:={TOKEN}",
          "-p", f"rerun_grpc_port:={grpc}", "-p", f"rerun_web_port:={web}", "-p", f"camera_rate:={camera_rate}",
          *[a for p in extra for a in ("-p", p)]],
@@ -125,9 +140,11 @@ def run_once(camera_rate: float, seconds: float, browser: bool, say, extra: tupl
         if chromium is None:
             viewer = PollingViewer(base, CAMERAS)
         time.sleep(4.0)  # discovery, the first frames, the browser's start
-        c0, t0 = _cpu_s(view.pid), time.monotonic()
+        c0, threads0, t0 = _cpu_s(view.pid), _thread_cpu_s(view.pid), time.monotonic()
         time.sleep(seconds)
-        cpu = (_cpu_s(view.pid) - c0) / (time.monotonic() - t0) * 100
+        elapsed = time.monotonic() - t0
+        cpu = (_cpu_s(view.pid) - c0) / elapsed * 100
+        threads = {k: round((v - threads0.get(k, 0.0)) / elapsed * 100, 1) for k, v in _thread_cpu_s(view.pid).items()}
         _, _, body = _get(f"{base}/api/status")
         status = json.loads(body)
     finally:
@@ -147,7 +164,9 @@ def run_once(camera_rate: float, seconds: float, browser: bool, say, extra: tupl
         else:
             os.environ["ROS_DOMAIN_ID"] = previous_domain
     frames = [c["frames"] for c in status["cameras"]]
-    result = {"camera_rate_hz": camera_rate, "cpu_percent_one_core": round(cpu, 1), "frames_shown": frames,
+    top = dict(sorted(((k, v) for k, v in threads.items() if v >= 0.5), key=lambda kv: -kv[1]))
+    result = {"camera_rate_hz": camera_rate, "cpu_percent_one_core": round(cpu, 1), "cpu_by_thread": top,
+              "frames_shown": frames,
               "delivered": status["latency"]["delivered"]}
     if chromium is not None:
         result["display"] = {"to": "drawn in headless Chromium", **status["latency"]["displayed"]}

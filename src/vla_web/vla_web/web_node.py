@@ -19,6 +19,8 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -64,6 +66,7 @@ class WebViewNode(ManagedNode):
         self._pubs: dict = {}
         self._throttles: list[FrameThrottle] = []
         self._names: list[str] = []
+        self._camera_node = self._camera_executor = self._camera_thread = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
@@ -85,11 +88,8 @@ class WebViewNode(ManagedNode):
                 raise ConfigError(f"the Rerun view could not start (rerun_grpc_port {p['rerun_grpc_port']}, "
                                   f"rerun_web_port {p['rerun_web_port']}, rerun_memory_limit "
                                   f"{p['rerun_memory_limit']!r}): {exc}; change them or set rerun:=false") from exc
+        self._start_cameras(p["cameras"])
         sub = self.create_subscription
-        for i, topic in enumerate(p["cameras"]):
-            # Raw: a frame the throttle skips is never even deserialized (a VGA frame is ~1 MB of Python work).
-            self._subs.append(sub(Image, topic, lambda m, i=i: self._on_image(i, m), node_qos.SENSOR_SUB,
-                                  raw=True))
         command_type = Twist if p["command_type"] == "twist" else Float64MultiArray
         self._subs += [
             sub(command_type, p["proposed_topic"], lambda m: self._on_command("proposed", m), node_qos.SENSOR_SUB),
@@ -114,6 +114,35 @@ class WebViewNode(ManagedNode):
         self.get_logger().info(f"operator page {self.server.url()} (the token is required on every request)"
                                + (f"; Rerun viewer {self.server.extra['viewer']}" if self.view else ""))
 
+    def _start_cameras(self, topics: list[str]) -> None:
+        """Cameras arrive on a node of their own with its own executor thread: at 2 x 30 Hz they are most of the
+        view's messages, and rclpy's executor costs per message grow with the entities it waits on (this node's
+        lifecycle, parameter and heartbeat entities); a node with only the camera subscriptions keeps that small.
+        Raw: a frame the throttle skips is never deserialized (a VGA frame is ~1 MB of Python work)."""
+        self._camera_node = Node(f"{self.get_name()}_cameras", namespace=self.get_namespace(), context=self.context,
+                                 start_parameter_services=False, use_global_arguments=False, enable_rosout=False)
+        for i, topic in enumerate(topics):
+            self._camera_node.create_subscription(
+                Image, topic, self.guard(lambda m, i=i: self._on_image(i, m), f"subscription {topic}"),
+                node_qos.SENSOR_SUB, raw=True)
+        self._camera_executor = SingleThreadedExecutor(context=self.context)
+        self._camera_executor.add_node(self._camera_node)
+        self._camera_thread = threading.Thread(target=self._spin_cameras, name="cameras", daemon=True)
+        self._camera_thread.start()
+
+    def _spin_cameras(self) -> None:
+        try:
+            self._camera_executor.spin()
+        except Exception:  # noqa: BLE001 - the context went down with the process
+            pass
+
+    def _stop_cameras(self) -> None:
+        if self._camera_executor is not None:
+            self._camera_executor.shutdown(timeout_sec=1.0)
+            self._camera_thread.join(2.0)
+            self._camera_node.destroy_node()
+        self._camera_executor = self._camera_node = self._camera_thread = None
+
     def activate(self) -> None:
         self.server.start()
         self.start_diagnostics()
@@ -124,6 +153,7 @@ class WebViewNode(ManagedNode):
             self.server.stop()
 
     def cleanup(self) -> None:
+        self._stop_cameras()
         if self.server is not None:
             self.server.close()
         if self.view is not None:
