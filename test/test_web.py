@@ -75,5 +75,14 @@ def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla
     # A button whose node is not in the profile says so instead of pretending.
     code, body = post(f"{base}/api/save", token)
     assert code == 502 and "/recorder/save" in body["message"], body
+    # Roll back and deploy reach the policy node, which answers for itself.
+    code, body = post(f"{base}/api/rollback", token)
+    assert code == 502 and "service" not in body["message"] and body["message"], body
     up.interrupt()
     assert up.wait(60) == 0, up.output
+
+
+def test_the_page_is_not_opened_to_the_network_without_a_token_chosen(vla):
+    up = vla("up", "sim_web", "--quiet", "--set", "web_view.bind=0.0.0.0", "--set", "web_view.rerun=false")
+    assert up.wait(90) == 1, up.output
+    assert "web_view" in up.output and "set the token parameter" in up.output, up.output

@@ -155,6 +155,12 @@ def test_browser_sees_frames_and_plot_update_and_its_estop_latches_the_shield(pr
         after = [m for t, m in commands if t > latched]
     assert len(after) >= 3 and all(np.all(vec(m) == 0) for m in after), "cmd_vel did not go to zero"
     assert "E-STOP" in browser.js("return document.getElementById('status').textContent")
+    # Deploy sends the typed name to the policy node, whose refusal the page shows.
+    browser.js("document.getElementById('artifact').value = 'no_such_policy/1'")
+    browser.click("#deploy")
+    message = browser.wait("const m = document.getElementById('message').textContent; "
+                           "return m.startsWith('deploy: ') && m", 30, "the policy node's answer to Deploy")
+    assert "no_such_policy" in message, message
     shot = tmp_path / "operator_page.png"
     browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -96,8 +96,8 @@ class Served:
         self.server.start()
         self.base = "http://127.0.0.1:%d" % self.server.address[1]
 
-    def act(self, name):
-        self.calls.append(name)
+    def act(self, name, args):
+        self.calls.append((name, args) if args else name)
         return name != "save", f"{name} answered"
 
     def request(self, path, token=TOKEN, data=None):
@@ -134,7 +134,12 @@ def test_buttons_call_their_action_and_report_its_answer(served):
     assert code == 502 and json.loads(body)["ok"] is False
     code, body, _ = served.request("/api/launch", data=b"")
     assert code == 404 and "estop" in json.loads(body)["error"]
-    assert served.calls == ["estop", "save"]
+    for bad in (b"", b"[1]", b'{"artifact": ""}', json.dumps({"artifact": "x" * 301}).encode()):
+        code, body, _ = served.request("/api/deploy", data=bad)
+        assert code == 400 and "deploy" in json.loads(body)["error"], bad
+    code, body, _ = served.request("/api/deploy", data=b'{"artifact": "act_tabletop/3"}')
+    assert code == 200
+    assert served.calls == ["estop", "save", ("deploy", {"artifact": "act_tabletop/3"})]
 
 
 def test_camera_long_poll_returns_a_new_frame_as_soon_as_it_exists(served):

@@ -11,7 +11,7 @@ the server or kept in its logs).
   came. ``drawn`` says the page has drawn that frame: its latency from the camera's stamp is recorded (the next
   request's trip included: an upper bound), with no request of its own.
 - ``POST /api/<action>`` for every action in :data:`ACTIONS`: calls it and answers ``{"ok", "message"}``
-  (502 when the service said no or did not answer).
+  (502 when the service said no or did not answer). ``deploy`` takes ``{"artifact": "name[/version]"}``.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from vla_core.errors import ConfigError
 from vla_web.auth import TOKEN_HEADER, token_from, token_ok
 from vla_web.view_state import ViewState, status_line
 
-ACTIONS = ("estop", "reset", "save", "discard", "mark_success", "mark_failure")
+ACTIONS = ("estop", "reset", "save", "discard", "mark_success", "mark_failure", "deploy", "rollback")
+MAX_ARTIFACT_CHARS = 300
 LONG_POLL_S = 2.0
 MAX_BODY = 4096
 
@@ -37,10 +38,11 @@ def page_html() -> bytes:
 
 
 class OperatorServer:
-    """Serves the page on ``bind``:``port`` from a thread; ``act(name) -> (ok, message)`` runs a button;
+    """Serves the page on ``bind``:``port`` from a thread; ``act(name, args) -> (ok, message)`` runs a button
+    (``args``: the request's JSON object; ``deploy`` has ``artifact``, checked here);
     ``now()`` is the node clock (s) that camera stamps are on."""
 
-    def __init__(self, state: ViewState, act: Callable[[str], tuple[bool, str]], now: Callable[[], float],
+    def __init__(self, state: ViewState, act: Callable[[str, dict], tuple[bool, str]], now: Callable[[], float],
                  token: str, bind: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] | None = None):
         self.state, self.act, self.now, self.token = state, act, now, token
         self.log = log or (lambda text: None)
@@ -182,7 +184,20 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests["bad"] += 1
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"no action {name!r}; one of {', '.join(ACTIONS)}"})
             return
-        ok, message = srv.act(name)
+        try:
+            args = json.loads(body) if body.strip() else {}
+            if not isinstance(args, dict):
+                raise ValueError("expected a JSON object")
+            if name == "deploy":
+                artifact = args.get("artifact")
+                if not isinstance(artifact, str) or not artifact.strip() or len(artifact) > MAX_ARTIFACT_CHARS:
+                    raise ValueError(f"deploy needs {{\"artifact\": \"name[/version]\"}} (a registry name, at most "
+                                     f"{MAX_ARTIFACT_CHARS} characters), got {artifact!r}")
+        except ValueError as exc:
+            srv.requests["bad"] += 1
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": f"{name}: {exc}"})
+            return
+        ok, message = srv.act(name, args)
         srv.requests["ok"] += 1
         srv.log(f"operator page: {name}: {'done' if ok else 'refused'}: {message}")
         self._json(HTTPStatus.OK if ok else HTTPStatus.BAD_GATEWAY, {"ok": ok, "message": message})

@@ -4,7 +4,8 @@ Subscribes: the camera topics (``cameras``, sensor_msgs/Image, best effort: a sl
 retransmissions), the proposed and sent commands (``proposed_topic``, ``sent_topic``), ``<shield>/state``,
 ``policy_status_topic``, ``<manager>/status``, ``episode/events`` and ``instruction``.
 Calls: ``<shield>/estop`` and ``<shield>/reset`` (std_srvs/Trigger), ``<recorder>/save`` and ``<recorder>/discard``
-(Trigger), ``<recorder>/mark`` (vla_interfaces/MarkEpisode): the services ``vla record`` and the tests use.
+(Trigger), ``<recorder>/mark`` (vla_interfaces/MarkEpisode), ``<policy>/load_policy`` (vla_interfaces/LoadPolicy)
+and ``<policy>/rollback`` (Trigger): the services ``vla record``, ``vla deploy`` and the tests use.
 Publishes: /diagnostics (``web_view: operator page``).
 
 Configure checks where the page may listen (:func:`vla_web.auth.check_bind`), makes the token (printed once),
@@ -28,7 +29,7 @@ from std_srvs.srv import Trigger
 
 from vla_core.errors import ConfigError
 from vla_interfaces.msg import EpisodeEvent, ManagerStatus, PolicyStatus, ShieldState
-from vla_interfaces.srv import MarkEpisode
+from vla_interfaces.srv import LoadPolicy, MarkEpisode
 from vla_ros import node_qos
 from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import STATE_LABELS, ManagedNode, main_for
@@ -104,7 +105,9 @@ class WebViewNode(ManagedNode):
         self._services_used = {"estop": cl(Trigger, f"{p['shield']}/estop"), "reset": cl(Trigger, f"{p['shield']}/reset"),
                          "save": cl(Trigger, f"{p['recorder']}/save"),
                          "discard": cl(Trigger, f"{p['recorder']}/discard"),
-                         "mark": cl(MarkEpisode, f"{p['recorder']}/mark")}
+                         "mark": cl(MarkEpisode, f"{p['recorder']}/mark"),
+                         "deploy": cl(LoadPolicy, f"{p['policy']}/load_policy"),
+                         "rollback": cl(Trigger, f"{p['policy']}/rollback")}
         lp = self.create_lifecycle_publisher
         self._pubs = {"estop": lp(Bool, "safety/estop", 10), "diagnostics": lp(DiagnosticArray, "/diagnostics", 10)}
         bind, port = self.server.address
@@ -250,8 +253,12 @@ class WebViewNode(ManagedNode):
         self.state.put("episode", {"instruction": msg.data})
 
     # ---- the buttons (HTTP threads) -----------------------------------------------------------------
-    def _act(self, name: str) -> tuple[bool, str]:
-        if name.startswith("mark_"):
+    def _act(self, name: str, args: dict) -> tuple[bool, str]:
+        timeout = self.params["service_timeout"]
+        if name == "deploy":
+            client, request = self._services_used["deploy"], LoadPolicy.Request(artifact=args["artifact"].strip())
+            timeout = self.params["deploy_timeout"]
+        elif name.startswith("mark_"):
             client, request = self._services_used["mark"], MarkEpisode.Request(
                 mark=MarkEpisode.Request.SUCCESS if name == "mark_success" else MarkEpisode.Request.FAILURE)
         else:
@@ -265,12 +272,12 @@ class WebViewNode(ManagedNode):
         done = threading.Event()
         future = client.call_async(request)
         future.add_done_callback(lambda _: done.set())
-        if not done.wait(self.params["service_timeout"]):
+        if not done.wait(timeout):
             future.cancel()
             if name == "estop":
                 self._pubs["estop"].publish(Bool(data=True))
                 return True, f"{client.srv_name} did not answer; e-stop sent on safety/estop instead"
-            return False, f"{client.srv_name} did not answer within {self.params['service_timeout']:g} s"
+            return False, f"{client.srv_name} did not answer within {timeout:g} s"
         answer = future.result()
         return bool(answer.success), answer.message
 

@@ -22,6 +22,9 @@ WEB_VIEW_PARAMS = (
     ParamSpec("sent_topic", "/cmd_vel", "The command the shield sent to the robot", read_only=True),
     ParamSpec("shield", "/safety_shield", "The safety shield node (its ~/state, ~/estop, ~/reset)", read_only=True),
     ParamSpec("recorder", "/recorder", "The training-recorder node (its ~/save, ~/discard, ~/mark)", read_only=True),
+    ParamSpec("policy", "/policy", "The policy node (its ~/load_policy and ~/rollback)", read_only=True),
+    ParamSpec("deploy_timeout", 120.0, "How long Deploy waits for the policy node to verify, load and warm up a "
+              "policy", range=(1.0, 3600.0), unit="s"),
     ParamSpec("manager", "/lifecycle_manager", "The lifecycle manager (its ~/status)", read_only=True),
     ParamSpec("policy_status_topic", "/policy/status", "The policy node's status", read_only=True),
     ParamSpec("history_s", 30.0, "Seconds of commands kept for the page's plot", range=(1.0, 600.0), unit="s"),
