@@ -102,12 +102,13 @@ class WebViewNode(ManagedNode):
             sub(String, "instruction", self._on_instruction, node_qos.LATCHED),
         ]
         cl = self.create_client
-        self._services_used = {"estop": cl(Trigger, f"{p['shield']}/estop"), "reset": cl(Trigger, f"{p['shield']}/reset"),
-                         "save": cl(Trigger, f"{p['recorder']}/save"),
-                         "discard": cl(Trigger, f"{p['recorder']}/discard"),
-                         "mark": cl(MarkEpisode, f"{p['recorder']}/mark"),
-                         "deploy": cl(LoadPolicy, f"{p['policy']}/load_policy"),
-                         "rollback": cl(Trigger, f"{p['policy']}/rollback")}
+        self._services_used = {"estop": cl(Trigger, f"{p['shield']}/estop"),
+                               "reset": cl(Trigger, f"{p['shield']}/reset"),
+                               "save": cl(Trigger, f"{p['recorder']}/save"),
+                               "discard": cl(Trigger, f"{p['recorder']}/discard"),
+                               "mark": cl(MarkEpisode, f"{p['recorder']}/mark"),
+                               "deploy": cl(LoadPolicy, f"{p['policy']}/load_policy"),
+                               "rollback": cl(Trigger, f"{p['policy']}/rollback")}
         lp = self.create_lifecycle_publisher
         self._pubs = {"estop": lp(Bool, "safety/estop", 10), "diagnostics": lp(DiagnosticArray, "/diagnostics", 10)}
         bind, port = self.server.address
