@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--demo-noise", type=float, default=None, metavar="M_PER_S",
                       help="noise (m/s per axis) on the scripted operator's demonstration commands, so that they show "
                            "recoveries (DART); 0 for clean demonstrations (default vla_sim.demos.DEMO_NOISE, 0.08)")
-    demo.add_argument("--preset", default="tabletop", help="sim task: tabletop or tabletop_hard (default tabletop)")
+    demo.add_argument("--preset", default="tabletop", help="sim task: tabletop, tabletop_hard or arm (default tabletop)")
     demo.add_argument("--policy", default="act", help="policy type (default act)")
     demo.add_argument("--steps", type=int, default=0,
                       help="optimisation steps of the first policy (default: the recipe's train.max_steps)")
