@@ -86,3 +86,14 @@ def test_the_page_is_not_opened_to_the_network_without_a_token_chosen(vla):
     up = vla("up", "sim_web", "--quiet", "--set", "web_view.bind=0.0.0.0", "--set", "web_view.rerun=false")
     assert up.wait(90) == 1, up.output
     assert "web_view" in up.output and "set the token parameter" in up.output, up.output
+
+
+def test_bench_web_quick_prints_json_last(vla, monkeypatch):
+    """Without a browser (a polling client stands in), on topics under /web_bench only."""
+    monkeypatch.setenv("VLA_BENCH_NO_BROWSER", "1")
+    bench = vla("bench", "web", "--quick")
+    assert bench.wait(120) == 0, bench.output
+    result = json.loads(bench.lines[-1])
+    shown = result["shown_10hz"]
+    assert result["bench"] == "web" and 0 < shown["cpu_percent_one_core"] < 200
+    assert min(shown["frames_shown"]) > 10 and shown["display"]["n"] > 10 and shown["display"]["p99_ms"] > 0

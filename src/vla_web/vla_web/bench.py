@@ -30,6 +30,7 @@ import numpy as np
 
 TOKEN = "bench-token-0123456789"
 NODE_CODE = "from vla_web.web_node import main; main()"
+NODE_NAME = "web_bench_view"  # not web_view: a running profile's view is never touched
 CAMERAS = 2
 RATE_HZ = 30.0
 
@@ -95,43 +96,50 @@ def _chromium_viewer(url: str) -> subprocess.Popen | None:
     if browser is None:
         return None
     profile = tempfile.mkdtemp(prefix="vla-web-bench-")
-    return subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                              "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0", url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc.profile_dir = profile
+    return proc
 
 
-def _lifecycle(node, name: str, transition: int, timeout: float = 30.0) -> None:
+def _lifecycle(node, name: str, transition: int, log: str, timeout: float = 30.0) -> None:
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
     import rclpy
     client = node.create_client(ChangeState, f"/{name}/change_state")
     if not client.wait_for_service(timeout_sec=timeout):
-        raise RuntimeError(f"/{name}/change_state did not appear within {timeout:g} s")
+        raise RuntimeError(f"/{name}/change_state did not appear within {timeout:g} s; its output: {log}")
     future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
     rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
     if not future.done() or not future.result().success:
-        raise RuntimeError(f"{name}: transition {transition} failed (see its output above)")
+        out = open(log, errors="replace").read()[-2000:]
+        raise RuntimeError(f"{name}: lifecycle transition {transition} failed; its output ({log}):\n{out}")
 
 
 def run_once(camera_rate: float, seconds: float, browser: bool, say, extra: tuple[str, ...] = ()) -> dict:
     import rclpy
     port, grpc, web = _free_port(), _free_port(), _free_port()
-    topics = [f"/camera/cam{i}/image_raw" for i in range(CAMERAS)]
-    env = {**os.environ, "ROS_DOMAIN_ID": os.environ.get("VLA_BENCH_DOMAIN", str(90 + os.getpid() % 10))}
+    from vla_web.bench_publisher import PREFIX
+    topics = [f"{PREFIX}/cam{i}/image_raw" for i in range(CAMERAS)]
+    env = dict(os.environ)
+    log = tempfile.NamedTemporaryFile(prefix="vla-web-bench-", suffix=".log", delete=False)
     view = subprocess.Popen(
-        [sys.executable, "-c", NODE_CODE, "--ros-args",
+        [sys.executable, "-c", NODE_CODE, "--ros-args", "-r", f"__node:={NODE_NAME}",
+         "-p", f"proposed_topic:={PREFIX}/policy/cmd_vel", "-p", f"sent_topic:={PREFIX}/cmd_vel",
+         "-p", f"shield:={PREFIX}/safety_shield", "-p", f"recorder:={PREFIX}/recorder",
+         "-p", f"policy:={PREFIX}/policy", "-p", f"manager:={PREFIX}/lifecycle_manager",
+         "-p", f"policy_status_topic:={PREFIX}/policy/status",
          "-p", f"cameras:={json.dumps(topics)}", "-p", f"port:={port}", "-p", f"token:={TOKEN}",
          "-p", f"rerun_grpc_port:={grpc}", "-p", f"rerun_web_port:={web}", "-p", f"camera_rate:={camera_rate}",
          *[a for p in extra for a in ("-p", p)]],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     publisher = viewer = chromium = None
-    previous_domain = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     rclpy.init()
     node = rclpy.create_node("web_bench")
     try:
-        _lifecycle(node, "web_view", 1)  # configure
-        _lifecycle(node, "web_view", 3)  # activate
+        _lifecycle(node, NODE_NAME, 1, log.name)  # configure
+        _lifecycle(node, NODE_NAME, 3, log.name)  # activate
         publisher = subprocess.Popen(
             [sys.executable, "-m", "vla_web.bench_publisher", "--cameras", str(CAMERAS), "--rate", str(RATE_HZ),
              "--seconds", str(seconds + 8)], env=env, start_new_session=True)
@@ -157,12 +165,13 @@ def run_once(camera_rate: float, seconds: float, browser: bool, say, extra: tupl
             view.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(view.pid, signal.SIGKILL)
+        log.close()
+        if chromium is not None:
+            chromium.wait(10)
+            shutil.rmtree(chromium.profile_dir, ignore_errors=True)
         node.destroy_node()
         rclpy.try_shutdown()
-        if previous_domain is None:
-            os.environ.pop("ROS_DOMAIN_ID", None)
-        else:
-            os.environ["ROS_DOMAIN_ID"] = previous_domain
+    os.unlink(log.name)  # kept when something failed: the error names it
     frames = [c["frames"] for c in status["cameras"]]
     top = dict(sorted(((k, v) for k, v in threads.items() if v >= 0.5), key=lambda kv: -kv[1]))
     result = {"camera_rate_hz": camera_rate, "cpu_percent_one_core": round(cpu, 1), "cpu_by_thread": top,

@@ -1,5 +1,6 @@
 """The robot side of `vla bench web`, in its own process: N cameras of rgb8 frames at a rate, stamped with the
-wall clock when published, and the proposed and sent commands and the shield's state at 10 Hz.
+wall clock when published, and the proposed and sent commands and the shield's state at 10 Hz. Every topic is
+under /web_bench/: a benchmark must never publish a command a real robot on the same ROS domain would take.
 
     python -m vla_web.bench_publisher --cameras 2 --rate 30 --width 640 --height 480 --seconds 20
 """
@@ -15,6 +16,8 @@ from sensor_msgs.msg import Image
 
 from vla_interfaces.msg import ShieldState
 from vla_ros import node_qos
+
+PREFIX = "/web_bench"
 
 
 def scene(height: int, width: int, k: int) -> np.ndarray:
@@ -41,10 +44,10 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     rclpy.init()
     node = rclpy.create_node("web_bench_publisher")
-    cams = [node.create_publisher(Image, f"/camera/cam{i}/image_raw", node_qos.SENSOR_PUB) for i in range(a.cameras)]
-    proposed = node.create_publisher(Twist, "/policy/cmd_vel", node_qos.COMMAND)
-    sent = node.create_publisher(Twist, "/cmd_vel", node_qos.COMMAND)
-    shield = node.create_publisher(ShieldState, "/safety_shield/state", 10)
+    cams = [node.create_publisher(Image, f"{PREFIX}/cam{i}/image_raw", node_qos.SENSOR_PUB) for i in range(a.cameras)]
+    proposed = node.create_publisher(Twist, f"{PREFIX}/policy/cmd_vel", node_qos.COMMAND)
+    sent = node.create_publisher(Twist, f"{PREFIX}/cmd_vel", node_qos.COMMAND)
+    shield = node.create_publisher(ShieldState, f"{PREFIX}/safety_shield/state", 10)
     frames = [scene(a.height, a.width, k).tobytes() for k in range(4)]
     period, k = 1.0 / a.rate, 0
     t0 = time.monotonic()
