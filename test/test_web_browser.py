@@ -17,6 +17,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 
 from vla_interfaces.msg import ShieldState
@@ -121,6 +122,7 @@ def browser():
 def test_browser_sees_frames_and_plot_update_and_its_estop_latches_the_shield(probe, vla, browser, tmp_path):
     commands = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
     states = probe.collect(ShieldState, "/safety_shield/state", 10)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     grpc, web = free_port(), free_port()
     up = vla("up", "sim_web", "--set", "web_view.port=0", "--set", f"web_view.rerun_grpc_port={grpc}",
              "--set", f"web_view.rerun_web_port={web}")
@@ -171,5 +173,10 @@ def test_browser_sees_frames_and_plot_update_and_its_estop_latches_the_shield(pr
         displayed = json.loads(r.read())["latency"]["displayed"]
     assert displayed["n"] > 5, displayed
     print(f"camera stamp -> drawn in the browser (sim time): {displayed}")
+    # Every callback, Rerun's logging of each message included, ran without an exception (the node base would
+    # catch and count one, and the view would go on without that message).
+    probe.wait_for(lambda: probe.diagnostic_values(diags, "web_view: node"), 5, "the web_view node's diagnostics")
+    node_status = probe.diagnostic_values(diags, "web_view: node")
+    assert node_status["callback_errors"] == "0", node_status
     up.interrupt()
     assert up.wait(60) == 0, up.output
