@@ -3,7 +3,7 @@ the wheel, so a browser on the robot's network needs nothing installed and nothi
 
 Entity paths: ``camera/<name>`` (JPEG frames), ``command/proposed/<field>`` and ``command/sent/<field>`` (scalars,
 one plot), ``policy/latency_p99_ms``, ``policy/status``, ``shield/state``, ``shield/rule/<rule>`` (how much each
-rule changed the command), ``manager/status``, ``episode/events`` (text logs). Time line ``time``: the stamps'
+rule changed the command), ``joints/position/<joint>``, ``manager/status``, ``episode/events`` (text logs). Time line ``time``: the stamps'
 clock (simulated time under use_sim_time).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ def blueprint(cameras: list[str]) -> rrb.Blueprint:
         rrb.Vertical(
             rrb.TimeSeriesView(origin="command", name="proposed vs sent command"),
             rrb.TimeSeriesView(origin="shield/rule", name="shield rules acting"),
+            rrb.TimeSeriesView(origin="joints", name="joint positions"),
             rrb.TextLogView(origin="/", contents=["policy/status", "shield/state", "manager/status",
                                                     "episode/events"], name="status and events")),
         column_shares=[2, 3]))

@@ -23,7 +23,7 @@ from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
@@ -101,6 +101,9 @@ class WebViewNode(ManagedNode):
             sub(EpisodeEvent, "episode/events", self._on_episode, node_qos.EVENTS),
             sub(String, "instruction", self._on_instruction, node_qos.LATCHED),
         ]
+        if p["joint_states_topic"]:
+            self._joint_throttle = FrameThrottle(p["joint_states_rate"])
+            self._subs.append(sub(JointState, p["joint_states_topic"], self._on_joint_states, node_qos.SENSOR_SUB))
         cl = self.create_client
         self._services_used = {"estop": cl(Trigger, f"{p['shield']}/estop"),
                                "reset": cl(Trigger, f"{p['shield']}/reset"),
@@ -203,6 +206,13 @@ class WebViewNode(ManagedNode):
         self.state.put_command(kind, t, values)
         if self.view is not None:
             self.view.scalars(f"command/{kind}", t, dict(zip(names, values)))
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if self.view is None or not self._joint_throttle.accept(time.monotonic()):
+            return
+        from vla_web.rerun_view import rule_path  # noqa: PLC0415 - only with rerun on
+        self.view.scalars("joints/position", time_to_seconds(msg.header.stamp),
+                          {rule_path(n): v for n, v in zip(msg.name, msg.position)})
 
     def _on_shield(self, msg: ShieldState) -> None:
         rules = list(msg.rules)

@@ -20,6 +20,9 @@ WEB_VIEW_PARAMS = (
               choices=("twist", "multiarray"), read_only=True),
     ParamSpec("proposed_topic", "/policy/cmd_vel", "The policy's proposal", read_only=True),
     ParamSpec("sent_topic", "/cmd_vel", "The command the shield sent to the robot", read_only=True),
+    ParamSpec("joint_states_topic", "/joint_states", "sensor_msgs/JointState to plot (positions, by joint); empty: "
+              "none", read_only=True),
+    ParamSpec("joint_states_rate", 10.0, "Joint states plotted per second at most", range=(0.1, 1000.0), unit="Hz"),
     ParamSpec("shield", "/safety_shield", "The safety shield node (its ~/state, ~/estop, ~/reset)", read_only=True),
     ParamSpec("recorder", "/recorder", "The training-recorder node (its ~/save, ~/discard, ~/mark)", read_only=True),
     ParamSpec("policy", "/policy", "The policy node (its ~/load_policy and ~/rollback)", read_only=True),
