@@ -139,6 +139,8 @@ def test_buttons_call_their_action_and_report_its_answer(served):
         assert code == 400 and "deploy" in json.loads(body)["error"], bad
     code, body, _ = served.request("/api/deploy", data=b'{"artifact": "act_tabletop/3"}')
     assert code == 200
+    code, body, _ = served.request("/api/deploy", data=b"{" + b" " * 5000 + b"}")
+    assert code == 413 and "4096" in json.loads(body)["error"]
     assert served.calls == ["estop", "save", ("deploy", {"artifact": "act_tabletop/3"})]
 
 

@@ -172,8 +172,17 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         srv = self.server_ref
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, MAX_BODY)) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True  # the body is not read: this connection cannot carry another request
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > MAX_BODY else HTTPStatus.BAD_REQUEST,
+                       {"ok": False, "error": f"Content-Length {self.headers.get('Content-Length')!r}: send at most "
+                                             f"{MAX_BODY} bytes of JSON"})
+            return
+        body = self.rfile.read(length) if length else b""
         if not url.path.startswith("/api/"):
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"no page {url.path}"})
             return
