@@ -4,6 +4,10 @@ reset releases it. The headless-browser test is test/test_web_browser.py."""
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -78,6 +82,24 @@ def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla
     # Roll back and deploy reach the policy node, which answers for itself.
     code, body = post(f"{base}/api/rollback", token)
     assert code == 502 and "service" not in body["message"] and body["message"], body
+
+    # A second view beside the running graph, with no profile change, brings itself up and shows the camera.
+    alone = subprocess.Popen([sys.executable, "-m", "vla_web.standalone", "--ros-args", "-p", "use_sim_time:=true",
+                              "-p", "port:=0", "-p", "rerun:=false", "-r", "__node:=web_view_alone"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 30
+        while "operator page" not in line and time.monotonic() < deadline:
+            line = alone.stdout.readline()
+        m = re.search(PAGE_LINE, line)
+        assert m, f"the standalone view printed no page address: {line!r}"
+        req = urllib.request.Request(f"{m.group(1)}/api/camera/0?after=0", headers={"X-VLA-Token": m.group(3)})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and r.read()[:2] == b"\xff\xd8"
+    finally:
+        alone.send_signal(signal.SIGINT)
+        alone.wait(10)
     up.interrupt()
     assert up.wait(60) == 0, up.output
 
