@@ -162,3 +162,28 @@ def test_camera_long_poll_returns_a_new_frame_as_soon_as_it_exists(served):
     snap = json.loads(body)
     assert code == 200 and snap["cameras"][1]["frames"] == 2 and snap["now"] == 100.0
     assert snap["commands"]["sent"] == [[99.5, [0.2, 0.0]]]
+
+
+def test_rerun_view_serves_its_viewer_and_takes_every_kind_of_entry():
+    """rerun-sdk's API as the node uses it (a version that changed it fails here, not in a callback)."""
+    import socket
+    from vla_web.rerun_view import RerunView, rule_path
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    view = RerunView(["camera_top"], free_port(), free_port(), "16MiB")
+    try:
+        view.image("camera_top", 1.0, to_jpeg(np.zeros((8, 8, 3), np.uint8), 80))
+        view.series("command/sent", 1.0, ("vx", "vy"), [0.1, 0.2])
+        view.series("joints/position", 1.0, ("j1", "gripper"), np.array([0.5, 0.08]))
+        view.scalars("shield/rule", 1.0, {rule_path("zone.stop:front"): 0.3})
+        view.text("shield/state", 1.0, "source estop E-STOP", level="ERROR")
+        view.flush()
+        url = view.viewer_url()
+        assert f":{view.web_port}/?url=rerun%2Bhttp%3A%2F%2F127.0.0.1%3A{view.grpc_port}%2Fproxy" in url
+        with urllib.request.urlopen(url.split("?")[0], timeout=10) as r:
+            assert r.status == 200 and b"Rerun" in r.read()
+    finally:
+        view.close()

@@ -1,9 +1,9 @@
 """The live view in Rerun (rerun-sdk, no ROS): one recording served over gRPC, and Rerun's web viewer served from
 the wheel, so a browser on the robot's network needs nothing installed and nothing from the internet.
 
-Entity paths: ``camera/<name>`` (JPEG frames), ``command/proposed/<field>`` and ``command/sent/<field>`` (scalars,
-one plot), ``policy/latency_p99_ms``, ``policy/status``, ``shield/state``, ``shield/rule/<rule>`` (how much each
-rule changed the command), ``joints/position/<joint>``, ``manager/status``, ``episode/events`` (text logs). Time line ``time``: the stamps'
+Entity paths: ``camera/<name>`` (JPEG frames), ``command/proposed`` and ``command/sent`` (one series per field, one
+plot), ``policy/latency`` (p50, p99), ``policy/status``, ``shield/state``, ``shield/rule/<rule>`` (how much each
+rule changed the command), ``joints/position`` (one series per joint), ``manager/status``, ``episode/events`` (text logs). Time line ``time``: the stamps'
 clock (simulated time under use_sim_time).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ def blueprint(cameras: list[str]) -> rrb.Blueprint:
             rrb.TimeSeriesView(origin="command", name="proposed vs sent command"),
             rrb.TimeSeriesView(origin="shield/rule", name="shield rules acting"),
             rrb.TimeSeriesView(origin="joints", name="joint positions"),
+            rrb.TimeSeriesView(origin="policy/latency", name="policy inference latency (ms)"),
             rrb.TextLogView(origin="/", contents=["policy/status", "shield/state", "manager/status",
                                                     "episode/events"], name="status and events")),
         column_shares=[2, 3]))
@@ -51,6 +52,7 @@ class RerunView:
             rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=self.grpc_uri)
             _WEB_VIEWER_PORTS.add(web_port)
         self._last_text: dict[str, str] = {}
+        self._series_names: dict[str, tuple[str, ...]] = {}
 
     def viewer_url(self, host: str = "127.0.0.1") -> str:
         data = f"rerun+http://{host}:{self.grpc_port}/proxy"
@@ -64,9 +66,19 @@ class RerunView:
         self.rec.log(f"camera/{camera}", rr.EncodedImage(contents=jpeg, media_type="image/jpeg"))
 
     def scalars(self, path: str, t: float, values: dict[str, float]) -> None:
+        """One entity per value, ``path/<name>`` (for sets that change from message to message, like rules)."""
         self._at(t)
         for name, value in values.items():
             self.rec.log(f"{path}/{name}", rr.Scalars(float(value)))
+
+    def series(self, path: str, t: float, names: tuple[str, ...], values) -> None:
+        """A fixed set of values as one entity, one log call (a command, joint positions): the series are named
+        once, statically, and again whenever the names change."""
+        if self._series_names.get(path) != names:
+            self._series_names[path] = names
+            self.rec.log(path, rr.SeriesLines(names=list(names)), static=True)
+        self._at(t)
+        self.rec.log(path, rr.Scalars([float(v) for v in values]))
 
     def text(self, path: str, t: float, text: str, level: str = "INFO", only_changes: bool = True) -> None:
         """A line on ``path``; with ``only_changes`` the same text twice in a row is logged once."""

@@ -205,14 +205,12 @@ class WebViewNode(ManagedNode):
             names = tuple(f"j{k}" for k in range(len(values)))
         self.state.put_command(kind, t, values)
         if self.view is not None:
-            self.view.scalars(f"command/{kind}", t, dict(zip(names, values)))
+            self.view.series(f"command/{kind}", t, names, values)
 
     def _on_joint_states(self, msg: JointState) -> None:
         if self.view is None or not self._joint_throttle.accept(time.monotonic()):
             return
-        from vla_web.rerun_view import rule_path  # noqa: PLC0415 - only with rerun on
-        self.view.scalars("joints/position", time_to_seconds(msg.header.stamp),
-                          {rule_path(n): v for n, v in zip(msg.name, msg.position)})
+        self.view.series("joints/position", time_to_seconds(msg.header.stamp), tuple(msg.name), msg.position)
 
     def _on_shield(self, msg: ShieldState) -> None:
         rules = list(msg.rules)
@@ -233,8 +231,7 @@ class WebViewNode(ManagedNode):
         self.state.put("policy", values)
         if self.view is not None:
             t = time_to_seconds(msg.header.stamp)
-            self.view.scalars("policy", t, {"latency_p50_ms": msg.latency_p50_ms,
-                                            "latency_p99_ms": msg.latency_p99_ms})
+            self.view.series("policy/latency", t, ("p50_ms", "p99_ms"), (msg.latency_p50_ms, msg.latency_p99_ms))
             served = f"{msg.policy}/{msg.version} on {msg.engine}" if msg.policy else "no policy deployed"
             stale = f"; stale: {', '.join(msg.stale_inputs)}" if msg.stale_inputs else ""
             self.view.text("policy/status", t, f"{served}; {'proposing' if msg.proposing else 'not proposing'}"
