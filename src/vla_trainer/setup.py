@@ -18,8 +18,10 @@ setup(
     description="Offline training: datasets to verified policy artifacts; the trainer node and vla-train.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["trainer = vla_trainer.trainer_node:main"],
-        "vla.nodes": ["trainer = vla_trainer.trainer_node:TrainerNode"],
-        "vla.params": ["trainer = vla_trainer.trainer_params:TRAINER_PARAMS"],
+        "console_scripts": ["trainer = vla_trainer.trainer_node:main", "rl_learner = vla_trainer.rl_learner_node:main"],
+        "vla.nodes": ["trainer = vla_trainer.trainer_node:TrainerNode",
+                      "rl_learner = vla_trainer.rl_learner_node:RLLearnerNode"],
+        "vla.params": ["trainer = vla_trainer.trainer_params:TRAINER_PARAMS",
+                       "rl_learner = vla_trainer.rl_params:RL_LEARNER_PARAMS"],
     },
 )

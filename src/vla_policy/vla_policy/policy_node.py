@@ -38,6 +38,7 @@ from vla_core.codecs import JOINT_TRAJECTORY, TWIST
 from vla_core.errors import ConfigError
 from vla_core.features import LANGUAGE, STATE, image_key
 from vla_policy.engines import EngineUnavailable
+from vla_policy.exploration import check_exploration, explore
 from vla_policy.inputs import InputCache, InputError, embedding_input, image_input, state_vector
 from vla_policy.policy_params import POLICY_PARAMS
 from vla_policy.runner import PolicyRunner
@@ -88,6 +89,10 @@ class PolicyNode(ManagedNode):
             raise ConfigError(f"chunk_as_trajectory needs a contract whose action is {JOINT_TRAJECTORY}, but "
                               f"{p['contract']} sends {action.type}; set chunk_as_trajectory false, or use a "
                               "JointTrajectory contract")
+        self._check_exploration(p)
+        self._explore_rng = np.random.default_rng()
+        self._action_low = np.asarray(action.low, np.float64)
+        self._action_high = np.asarray(action.high, np.float64)
         self._cmd_pub = lp(command_message_type(action.type), "~/cmd_vel" if action.type == TWIST else "~/cmd",
                            node_qos.COMMAND)
         self._status_pub = lp(PolicyStatus, "~/status", 10)
@@ -131,8 +136,20 @@ class PolicyNode(ManagedNode):
         self._status_timer = self.create_timer(self.params["status_period"], self._publish_status,
                                                callback_group=self.io_group)
 
+    def _check_exploration(self, p: dict) -> None:
+        try:
+            check_exploration(p["exploration_std"], p["max_exploration_std"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if p["exploration_std"] > 0 and p["chunk_as_trajectory"]:
+            raise ConfigError("exploration_std perturbs one action per tick; with chunk_as_trajectory the chunk goes "
+                              "out as one trajectory: set exploration_std 0 or chunk_as_trajectory false")
+
     def on_parameters_changed(self, changed: dict) -> None:
-        """max_observation_age is read at every tick; a new status_period restarts the ~/status timer."""
+        """max_observation_age and exploration_std are read at every tick (exploration_std checked against the
+        read-only max_exploration_std here: a larger value is refused); a new status_period restarts ~/status."""
+        if "exploration_std" in changed:
+            self._check_exploration(self.params)
         if "status_period" in changed and getattr(self, "_status_timer", None) is not None:
             self._start_status()
 
@@ -268,6 +285,11 @@ class PolicyNode(ManagedNode):
                 self._cmd_pub.publish(vector_to_command(runner.plan(tick), a.type, a.fields, a.names,
                                                         1.0 / runner.fps))
         else:
+            std = self.params["exploration_std"]
+            if std > 0.0:
+                action, clamped = explore(action, std, self._action_low, self._action_high, self._explore_rng)
+                self.counters["explored"] += 1
+                self.counters["exploration_clamped"] += clamped
             self._cmd_pub.publish(vector_to_command(action, a.type, a.fields, a.names, 1.0 / runner.fps))
         return "proposed"
 
@@ -398,7 +420,8 @@ class PolicyNode(ManagedNode):
         values = {"policy": policy.label if policy else "", "engine": policy.engine.name if policy else "",
                   "stale_inputs": ", ".join(self.stale)}
         values.update({k: counts.get(k, 0) for k in ("ticks", "proposed", "stale_ticks", "missed_ticks",
-                                                      "dropped_outputs", "rejected_loads", "swaps")})
+                                                      "dropped_outputs", "rejected_loads", "swaps", "explored",
+                                                      "exploration_clamped")})
         values["rejected_inputs"] = sum(rejects.values())
         values.update({f"rejected: {feature} {reason}": n for (feature, reason), n in sorted(rejects.items())})
         values["last_rejected_input"] = last_reject

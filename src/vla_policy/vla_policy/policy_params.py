@@ -19,6 +19,11 @@ POLICY_PARAMS = (
     ParamSpec("chunk_as_trajectory", False, "With a trajectory_msgs/JointTrajectory contract: send each predicted "
               "action chunk as one trajectory (points at time_from_start dt, 2 dt, ... T dt; dt = 1 / fps) when it is "
               "predicted, instead of one point per tick; false: one point per tick", read_only=True),
+    ParamSpec("exploration_std", 0.0, "Exploring actor (online RL): Gaussian noise added to each proposed action, as a "
+              "fraction of each dimension's half range (contract action.low/high), clamped to those limits; 0: none. "
+              "At most max_exploration_std", range=(0.0, 1.0)),
+    ParamSpec("max_exploration_std", 0.3, "Largest exploration_std the node accepts, fixed at start", range=(0.0, 1.0),
+              read_only=True),
     ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )

@@ -1,0 +1,338 @@
+"""RL learner lifecycle node (HIL-SERL on the graph): transitions from the running robot, SAC updates with RLPD
+replay, and a new actor deployed into the policy node every ``export_every`` updates.
+
+Subscribes: <image_prefix>/<camera> (model-ready images, as the policy sees them), joint_states, instruction/
+embedding, the command really sent (the contract's action topic: the shield's output, so an operator's takeover
+is stored with the operator's action), teleop/intervention, episode/events (SUCCESS: reward 1 and done).
+Calls: <policy_node>/load_policy with each exported ``<name>/<version>`` (the CLI's deploy path: verified,
+loaded off the control path, swapped in between two ticks). Publishes /diagnostics ("rl_learner: learner").
+
+The node only converts: at each control tick (contract fps, node clock) it snapshots the freshest inputs; the
+action of a step is the command sent after its observation (read at the next tick). vla_trainer.rl.online
+assembles transitions and runs the learner; the updates, exports and deploys run on one worker thread, so
+callbacks never wait on torch. A stale or missing input breaks the chain (no transition spans it), counted.
+"""
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import Image, JointState
+
+from vla_core.contract import RobotContract
+from vla_core.paths import workspace_path
+from vla_interfaces.msg import EpisodeEvent, InstructionEmbedding, Intervention
+from vla_interfaces.srv import LoadPolicy
+from vla_policy.inputs import InputError, image_input, state_vector
+from vla_ros import node_qos
+from vla_ros.convert import command_message_type, command_to_vector, time_to_seconds
+from vla_ros.node_base import ManagedNode, main_for
+from vla_trainer.rl.export_actor import export_in_subprocess
+from vla_trainer.rl_params import RL_LEARNER_PARAMS
+
+EMBEDDING_TOPIC = "instruction/embedding"
+
+
+def next_version(models_dir, name: str) -> int:
+    """One above the highest integer version under models_dir/name (1 when there is none)."""
+    root = models_dir / name
+    versions = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+class RLLearnerNode(ManagedNode):
+    PARAMS = RL_LEARNER_PARAMS
+
+    def __init__(self, **kwargs):
+        super().__init__("rl_learner", **kwargs)
+        self._entities: list = []
+        self._timer = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._diag_pub = None
+        self.learner = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def configure(self, p: dict) -> None:
+        import torch
+        from vla_trainer.rl.networks import SACNetConfig
+        from vla_trainer.rl.online import OnlineConfig, OnlineLearner, Step, TransitionAssembler
+        from vla_trainer.rl.sac import SACAgent, SACConfig
+        torch.set_num_threads(p["torch_threads"])
+        c = self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
+        self.models_dir = workspace_path(p["models_dir"])
+        cams = c.cameras
+        sizes = {(cam.height, cam.width) for cam in cams}
+        if len(sizes) != 1:
+            raise ValueError(f"the contract's cameras have sizes {sorted(sizes)}; the actor takes one image size")
+        low, high = np.asarray(c.action.low), np.asarray(c.action.high)
+        net = SACNetConfig(cameras=tuple(cam.name for cam in cams), image_size=sizes.pop(),
+                           state_dim=len(c.state.names), language_dim=384, action_dim=c.action.dim,
+                           action_low=tuple(low), action_high=tuple(high), action_mean=list((low + high) / 2),
+                           action_std=list((high - low) / 2), hidden=p["hidden"], channels=p["channels"],
+                           image_downsample=p["image_downsample"])
+        agent = SACAgent(net, SACConfig(batch_size=p["batch_size"], demo_fraction=p["demo_fraction"],
+                                        discount=p["discount"], seed=p["seed"]))
+        if p["initial_weights"]:
+            agent.load_weights(workspace_path(p["initial_weights"]))
+        self.online_config = OnlineConfig(capacity=p["capacity"], warmup=p["warmup"],
+                                          updates_per_step=p["updates_per_step"], export_every=p["export_every"])
+        self.learner = OnlineLearner(agent, self.online_config, seed=p["seed"])
+        self._step_type = Step
+        self.assembler = TransitionAssembler(self.online_config.success_reward)
+        self.inbox: queue.Queue = queue.Queue(maxsize=1000)
+        self.counts: collections.Counter = collections.Counter()
+        self.latest: dict = {}  # topic kind -> (value, node-clock seconds)
+        self.pending = None  # the previous tick's observation, waiting for the command sent after it
+        self.encoder_id = ""
+        self.version = next_version(self.models_dir, p["name"])
+        self.deployed = ""
+        self.last_message = ""
+        self.export_seconds: list[float] = []
+        self.deploy_seconds: list[float] = []
+        self._lock = threading.Lock()
+        sub = self.create_subscription
+        for cam in cams:
+            self._entities.append(sub(Image, f"{p['image_prefix']}/{cam.name}",
+                                      lambda m, n=cam.name: self._on_image(n, m), node_qos.SENSOR_SUB))
+        command_topic = p["command_topic"] or c.action.topic
+        self._entities += [
+            sub(JointState, c.state.topic, self._on_joints, node_qos.SENSOR_SUB),
+            sub(InstructionEmbedding, EMBEDDING_TOPIC, self._on_embedding, node_qos.LATCHED),
+            sub(command_message_type(c.action.type), command_topic, self._on_command, node_qos.SENSOR_SUB),
+            sub(Intervention, p["intervention_topic"], self._on_intervention, 10),
+            sub(EpisodeEvent, p["episode_events_topic"], self._on_event, node_qos.EVENTS),
+        ]
+        self._deploy_client = self.create_client(LoadPolicy, f"{p['policy_node'].rstrip('/')}/load_policy")
+        self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def activate(self) -> None:
+        self.assembler.reset()
+        self.pending = None
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="rl_learner", daemon=True)
+        self._worker.start()
+        self._timer = self.create_timer(1.0 / self.contract.fps, self._on_tick)
+        self.start_diagnostics()
+
+    def deactivate(self) -> None:
+        self.stop_diagnostics()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)  # an export in flight finishes on its own (daemon thread)
+            self._worker = None
+
+    def cleanup(self) -> None:
+        for entity in self._entities:
+            self.destroy_subscription(entity)
+        self._entities = []
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
+        self.learner = None
+
+    # ---- inputs (convert only) -----------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _keep(self, kind: str, value, stamp: float | None = None) -> None:
+        self.latest[kind] = (value, self._now() if stamp is None else stamp)
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        try:
+            rgb = image_input(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except InputError as exc:
+            self.counts["rejected_images"] += 1
+            self.throttled_warning(("image", exc.reason), f"image dropped: {exc}")
+            return
+        self._keep(f"image:{camera}", rgb, time_to_seconds(msg.header.stamp))
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            vec = state_vector(msg.name, msg.position, msg.velocity, msg.effort, self.contract.state.joints,
+                               self.contract.state.fields)
+        except InputError as exc:
+            self.counts["rejected_states"] += 1
+            self.throttled_warning(("state", exc.reason), f"joint_states dropped: {exc}")
+            return
+        self._keep("state", vec, time_to_seconds(msg.header.stamp))
+
+    def _on_embedding(self, msg: InstructionEmbedding) -> None:
+        if not msg.embedding:
+            return
+        self.encoder_id = msg.encoder_id
+        self.latest["language"] = (np.asarray(msg.embedding, np.float32), float("inf"))  # holds until the next
+
+    def _on_command(self, msg) -> None:
+        a = self.contract.action
+        self._keep("command", command_to_vector(msg, a.type, a.fields, a.names))
+
+    def _on_intervention(self, msg: Intervention) -> None:
+        self._keep("intervention", bool(msg.active))
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.SUCCESS:
+            obs = self._observation()
+            step = self._close_pending()
+            if step is not None:
+                self._send(self.assembler.step(step))
+            self._send(self.assembler.end(True, *(obs[:2] if obs else (None, None))))
+            self.counts["successes"] += 1
+        else:
+            self.assembler.reset()
+        self.pending = None
+        self.counts["episode_events"] += 1
+
+    # ---- the control tick ---------------------------------------------------------------------------
+    def _observation(self):
+        """(images, state, language) if every input is fresh, else None."""
+        now, age = self._now(), self.params["max_observation_age"]
+        kinds = [f"image:{cam.name}" for cam in self.contract.cameras] + ["state", "language"]
+        if any(k not in self.latest or now - self.latest[k][1] > age for k in kinds):
+            return None
+        return ({cam.name: self.latest[f"image:{cam.name}"][0] for cam in self.contract.cameras},
+                self.latest["state"][0], self.latest["language"][0])
+
+    def _close_pending(self):
+        """The previous tick's observation with the command sent after it, as a Step; None if no fresh command."""
+        if self.pending is None:
+            return None
+        obs, t = self.pending
+        command = self.latest.get("command")
+        if command is None or command[1] < t or self._now() - command[1] > self.params["max_observation_age"]:
+            return None
+        flag = self.latest.get("intervention")
+        active = bool(flag and flag[0] and self._now() - flag[1] <= self.params["max_observation_age"])
+        return self._step_type(obs[0], obs[1], obs[2], command[0], active)
+
+    def _on_tick(self) -> None:
+        if not self.is_active:
+            return
+        obs = self._observation()
+        step = self._close_pending()
+        if self.pending is not None and step is None:
+            self.assembler.reset()
+            self.counts["broken_chains"] += 1
+        elif step is not None:
+            self._send(self.assembler.step(step))
+        self.pending = (obs, self._now()) if obs is not None else None
+        if obs is None:
+            self.counts["stale_ticks"] += 1
+
+    def _send(self, transition) -> None:
+        if transition is None:
+            return
+        try:
+            self.inbox.put_nowait(transition)
+        except queue.Full:
+            self.counts["dropped_transitions"] += 1  # the learner fell behind by a full queue
+
+    # ---- the worker: replay, updates, exports, deploys ----------------------------------------------------
+    def _work(self) -> None:
+        try:
+            # The artifact names the text encoder its instruction embeddings come from: wait for the first one.
+            while not self.encoder_id and not self._stop.wait(0.05):
+                pass
+            if self.params["export_initial"] and not self._stop.is_set():
+                self._export_and_deploy()
+            while not self._stop.is_set():
+                try:
+                    batch = self.inbox.get(timeout=0.05)
+                except queue.Empty:
+                    batch = None
+                with self._lock:
+                    if batch is not None:
+                        self.learner.add(batch)
+                    while not self.inbox.empty():
+                        self.learner.add(self.inbox.get_nowait())
+                    owed = self.learner.pending_updates
+                    if owed > self.params["max_pending_updates"]:
+                        self.learner._credit = float(self.params["max_pending_updates"])
+                        self.counts["forgiven_updates"] += owed - self.params["max_pending_updates"]
+                    self.learner.update()
+                if self.learner.export_due():
+                    self._export_and_deploy()
+        except Exception as exc:  # noqa: BLE001 - the learner stops with the reason; the robot keeps its policy
+            self.last_message = f"learner stopped: {type(exc).__name__}: {exc}"[:600]
+            self.get_logger().error(self.last_message + "; the policy node keeps serving its last good version")
+
+    def _export_and_deploy(self) -> None:
+        c = self.contract
+        version = str(self.version)
+        t0 = time.perf_counter()
+        with self._lock:  # a consistent snapshot of the weights (fast); the export runs in a child process
+            weights = self.models_dir / self.params["name"] / f".agent-{version}.safetensors"
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            self.learner.agent.save(weights)
+            training = {"algorithm": "sac_online", "updates": self.learner.counts["updates"],
+                        "transitions": self.learner.counts["transitions"]}
+            self.learner.exported()
+        try:
+            export_in_subprocess(weights, self.models_dir, self.params["name"], version, fps=c.fps,
+                                 state_names=c.state.names, action_names=list(c.action.names),
+                                 encoder_id=self.encoder_id, training=training)
+        finally:
+            weights.unlink(missing_ok=True)
+        self.export_seconds.append(time.perf_counter() - t0)
+        self.version += 1
+        spec = f"{self.params['name']}/{version}"
+        if not self.params["deploy"]:
+            self.last_message = f"exported {spec}"
+            return
+        t0 = time.perf_counter()
+        ok, why = self._deploy(spec)
+        self.deploy_seconds.append(time.perf_counter() - t0)
+        if ok:
+            self.deployed = spec
+            self.counts["deployed"] += 1
+        else:
+            self.counts["deploy_failures"] += 1
+            self.throttled_warning("deploy", f"{spec} not deployed: {why}")
+        self.last_message = f"{spec}: {why}"
+
+    def _deploy(self, spec: str) -> tuple[bool, str]:
+        client, timeout = self._deploy_client, self.params["deploy_timeout"]
+        if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
+            return False, f"{client.srv_name} is not available (is the policy node running?)"
+        answered = threading.Event()
+        future = client.call_async(LoadPolicy.Request(artifact=spec))
+        future.add_done_callback(lambda _: answered.set())
+        if not answered.wait(timeout):
+            return False, f"{client.srv_name} did not answer within {timeout:g} s"
+        response = future.result()
+        return response.success, response.message
+
+    def _publish_diagnostics(self) -> None:
+        learner = self.learner
+        if learner is None or self._diag_pub is None:
+            return
+        counts = {**self.counts, **learner.counts}
+        values = {k: counts.get(k, 0) for k in ("transitions", "interventions", "successes", "updates", "diverged",
+                                                 "exports", "deployed", "deploy_failures", "stale_ticks",
+                                                 "broken_chains", "dropped_transitions", "forgiven_updates")}
+        values["refused_transitions"] = sum(learner.refused.values())
+        values["refused_by_field"] = ", ".join(f"{k}={v}" for k, v in sorted(learner.refused.items()))
+        values["online_replay"] = len(learner.online)
+        values["demo_replay"] = len(learner.demos)
+        values["pending_updates"] = learner.pending_updates
+        values["updates_per_s"] = (f"{learner.counts['updates'] / learner.update_seconds:.3g}"
+                                   if learner.update_seconds else "0")
+        values["export_s_mean"] = f"{np.mean(self.export_seconds):.3g}" if self.export_seconds else ""
+        values["deploy_s_mean"] = f"{np.mean(self.deploy_seconds):.3g}" if self.deploy_seconds else ""
+        values["deployed_version"] = self.deployed
+        values["last_message"] = self.last_message
+        level = DiagnosticStatus.ERROR if self.last_message.startswith("learner stopped") else DiagnosticStatus.OK
+        status = DiagnosticStatus(level=level, name="rl_learner: learner", hardware_id="rl_learner",
+                                  message=self.last_message or "collecting",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        self._diag_pub.publish(DiagnosticArray(status=[status]))
+
+
+main = main_for(RLLearnerNode)
