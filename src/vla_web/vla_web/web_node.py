@@ -120,6 +120,12 @@ class WebViewNode(ManagedNode):
                                                                else bind)
         self.get_logger().info(f"operator page {self.server.url()} (the token is required on every request)"
                                + (f"; Rerun viewer {self.server.extra['viewer']}" if self.view else ""))
+        if self.view is not None:
+            # rerun-sdk 0.41 has no bind setting: its viewer and data stream listen on every interface, without a
+            # token. They only show (cameras included), never command; say so where the operator reads the address.
+            self.get_logger().warning("the Rerun viewer and its data stream (cameras included) listen on every "
+                                      "network interface without a token; set web_view.rerun:=false or firewall "
+                                      "their ports where the cameras must not be seen from the network")
 
     def _start_cameras(self, topics: list[str]) -> None:
         """Cameras arrive on a node of their own with its own executor thread: at 2 x 30 Hz they are most of the
