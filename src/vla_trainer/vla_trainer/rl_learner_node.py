@@ -8,9 +8,10 @@ Calls: <policy_node>/load_policy with each exported ``<name>/<version>`` (the CL
 loaded off the control path, swapped in between two ticks). Publishes /diagnostics ("rl_learner: learner").
 
 The node only converts: at each control tick (contract fps, node clock) it snapshots the freshest inputs; the
-action of a step is the command sent after its observation (read at the next tick). vla_trainer.rl.online
-assembles transitions and runs the learner; the updates, exports and deploys run on one worker thread, so
-callbacks never wait on torch. A stale or missing input breaks the chain (no transition spans it), counted.
+action of a step is the command in force at the next tick (the newest, if fresh). vla_trainer.rl.online
+assembles transitions and runs the learner; the updates and deploys run on one worker thread, so callbacks never
+wait on torch, and each export runs in a child process (vla_trainer.rl.export_actor) while the updates go on.
+A stale or missing input breaks the chain (no transition spans it), counted.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from vla_policy.inputs import InputError, image_input, state_vector
 from vla_ros import node_qos
 from vla_ros.convert import command_message_type, command_to_vector, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
-from vla_trainer.rl.export_actor import export_in_subprocess
+from vla_trainer.rl.export_actor import ExportJob
 from vla_trainer.rl_params import RL_LEARNER_PARAMS
 
 EMBEDDING_TOPIC = "instruction/embedding"
@@ -201,12 +202,15 @@ class RLLearnerNode(ManagedNode):
                 self.latest["state"][0], self.latest["language"][0])
 
     def _close_pending(self):
-        """The previous tick's observation with the command sent after it, as a Step; None if no fresh command."""
+        """The previous tick's observation with the command in force since, as a Step; None if no fresh command."""
         if self.pending is None:
             return None
-        obs, t = self.pending
+        obs, _ = self.pending
         command = self.latest.get("command")
-        if command is None or command[1] < t or self._now() - command[1] > self.params["max_observation_age"]:
+        # The command in force after the observation: the newest one, as long as it is fresh (the robot holds a
+        # command until the next one; the policy and this node tick at the same rate but not in phase).
+        if command is None or self._now() - command[1] > self.params["max_observation_age"]:
+            self.counts["no_fresh_command"] += 1
             return None
         flag = self.latest.get("intervention")
         active = bool(flag and flag[0] and self._now() - flag[1] <= self.params["max_observation_age"])
@@ -236,15 +240,21 @@ class RLLearnerNode(ManagedNode):
 
     # ---- the worker: replay, updates, exports, deploys ----------------------------------------------------
     def _work(self) -> None:
+        job: ExportJob | None = None
         try:
             # The artifact names the text encoder its instruction embeddings come from: wait for the first one.
             while not self.encoder_id and not self._stop.wait(0.05):
                 pass
             if self.params["export_initial"] and not self._stop.is_set():
-                self._export_and_deploy()
+                job = self._start_export()
+                while not self._stop.is_set() and not job.poll():
+                    time.sleep(0.05)
+                if not self._stop.is_set():
+                    self._deployed(job)
+                job = None
             while not self._stop.is_set():
                 try:
-                    batch = self.inbox.get(timeout=0.05)
+                    batch = self.inbox.get(timeout=0.02)
                 except queue.Empty:
                     batch = None
                 with self._lock:
@@ -257,32 +267,38 @@ class RLLearnerNode(ManagedNode):
                         self.learner._credit = float(self.params["max_pending_updates"])
                         self.counts["forgiven_updates"] += owed - self.params["max_pending_updates"]
                     self.learner.update()
-                if self.learner.export_due():
-                    self._export_and_deploy()
+                # One export at a time, in a child process, while the updates go on.
+                if job is not None and job.poll():
+                    self._deployed(job)
+                    job = None
+                if job is None and self.learner.export_due():
+                    job = self._start_export()
         except Exception as exc:  # noqa: BLE001 - the learner stops with the reason; the robot keeps its policy
             self.last_message = f"learner stopped: {type(exc).__name__}: {exc}"[:600]
             self.get_logger().error(self.last_message + "; the policy node keeps serving its last good version")
+        finally:
+            if job is not None:
+                job.kill()
 
-    def _export_and_deploy(self) -> None:
-        c = self.contract
-        version = str(self.version)
-        t0 = time.perf_counter()
-        with self._lock:  # a consistent snapshot of the weights (fast); the export runs in a child process
+    def _start_export(self) -> ExportJob:
+        """Snapshot the weights (fast, under the lock) and start exporting them as the next version."""
+        c, version = self.contract, str(self.version)
+        self.version += 1
+        with self._lock:
             weights = self.models_dir / self.params["name"] / f".agent-{version}.safetensors"
             weights.parent.mkdir(parents=True, exist_ok=True)
             self.learner.agent.save(weights)
             training = {"algorithm": "sac_online", "updates": self.learner.counts["updates"],
                         "transitions": self.learner.counts["transitions"]}
             self.learner.exported()
-        try:
-            export_in_subprocess(weights, self.models_dir, self.params["name"], version, fps=c.fps,
-                                 state_names=c.state.names, action_names=list(c.action.names),
-                                 encoder_id=self.encoder_id, training=training)
-        finally:
-            weights.unlink(missing_ok=True)
-        self.export_seconds.append(time.perf_counter() - t0)
-        self.version += 1
-        spec = f"{self.params['name']}/{version}"
+        return ExportJob(weights, self.models_dir, self.params["name"], version, fps=c.fps,
+                         state_names=c.state.names, action_names=list(c.action.names), encoder_id=self.encoder_id,
+                         training=training)
+
+    def _deployed(self, job: ExportJob) -> None:
+        """An export finished: send it to the policy node (the deploy path of the CLI)."""
+        self.export_seconds.append(time.perf_counter() - job.started)
+        spec = job.spec
         if not self.params["deploy"]:
             self.last_message = f"exported {spec}"
             return
@@ -314,9 +330,10 @@ class RLLearnerNode(ManagedNode):
         if learner is None or self._diag_pub is None:
             return
         counts = {**self.counts, **learner.counts}
-        values = {k: counts.get(k, 0) for k in ("transitions", "interventions", "successes", "updates", "diverged",
-                                                 "exports", "deployed", "deploy_failures", "stale_ticks",
-                                                 "broken_chains", "dropped_transitions", "forgiven_updates")}
+        keys = ("transitions", "interventions", "successes", "updates", "diverged", "exports", "deployed",
+                "deploy_failures", "stale_ticks", "broken_chains", "no_fresh_command", "episode_events",
+                "dropped_transitions", "forgiven_updates")
+        values = {k: counts.get(k, 0) for k in keys}
         values["refused_transitions"] = sum(learner.refused.values())
         values["refused_by_field"] = ", ".join(f"{k}={v}" for k, v in sorted(learner.refused.items()))
         values["online_replay"] = len(learner.online)

@@ -11,6 +11,8 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 
@@ -35,14 +37,38 @@ def export_command(weights: Path, models_dir: Path, name: str, version: str, *, 
             "--encoder-id", encoder_id, "--training", json.dumps(training)]
 
 
-def export_in_subprocess(weights: Path, models_dir: Path, name: str, version: str, timeout: float = 300.0,
-                         **kwargs) -> None:
-    """Run the export as a child process; raises RuntimeError with its last output lines when it fails."""
-    proc = subprocess.run(export_command(weights, models_dir, name, version, **kwargs), capture_output=True,
-                          text=True, timeout=timeout)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise RuntimeError(f"exporting {name}/{version} failed (exit {proc.returncode}): {tail}")
+class ExportJob:
+    """One export running as a child process; :meth:`poll` says when it is done (raises with its last lines if it
+    failed). The learner keeps updating meanwhile."""
+
+    def __init__(self, weights: Path, models_dir: Path, name: str, version: str, **kwargs):
+        self.weights, self.spec = Path(weights), f"{name}/{version}"
+        self.started = time.perf_counter()
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(export_command(weights, models_dir, name, version, **kwargs),
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def poll(self) -> bool:
+        code = self.proc.poll()
+        if code is None:
+            return False
+        self.weights.unlink(missing_ok=True)
+        self.log.seek(0)
+        tail = "\n".join(self.log.read().strip().splitlines()[-5:])
+        self.log.close()
+        if code != 0:
+            raise RuntimeError(f"exporting {self.spec} failed (exit {code}): {tail}")
+        return True
+
+    def wait(self, timeout: float = 600.0) -> None:
+        self.proc.wait(timeout)
+        self.poll()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.weights.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
