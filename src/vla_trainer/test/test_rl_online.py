@@ -85,3 +85,25 @@ def test_a_diverged_update_is_counted_and_leaves_the_weights():
 def test_online_config_refuses_nonsense():
     with pytest.raises(ValueError, match="export_every 0"):
         OnlineConfig(export_every=0)
+
+
+def test_recorded_demonstrations_fill_the_demonstration_share(tmp_path):
+    import hashlib
+    from pathlib import Path
+
+    from vla_core.contract import RobotContract
+    from vla_sim.demos import record_scripted_demos
+    from vla_trainer.rl.online import demonstrations
+    from vla_trainer.rl.replay import TransitionSpec
+
+    def embed(text):
+        return np.random.default_rng(int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)).standard_normal(384)
+
+    contract = RobotContract.from_yaml(Path(__file__).resolve().parents[3] / "params" / "robots" / "tabletop_sim.yaml")
+    record_scripted_demos(tmp_path / "demos", contract, episodes=1, seed_start=0)
+    spec = TransitionSpec(("top",), (96, 96), 4, 384, 2)
+    demos, stats = demonstrations([str(tmp_path / "demos")], spec, embed, cache_dir=str(tmp_path / "cache"))
+    assert len(demos) > 5 and demos.done[: len(demos)].sum() == 1 and len(stats["state_std"]) == 4
+    with pytest.raises(ValueError, match="same robot contract"):
+        demonstrations([str(tmp_path / "demos")], TransitionSpec(("top",), (64, 64), 4, 384, 2), embed,
+                       cache_dir=str(tmp_path / "cache"))

@@ -61,7 +61,8 @@ class RLLearnerNode(ManagedNode):
     def configure(self, p: dict) -> None:
         import torch
         from vla_trainer.rl.networks import SACNetConfig
-        from vla_trainer.rl.online import OnlineConfig, OnlineLearner, Step, TransitionAssembler
+        from vla_trainer.rl.online import OnlineConfig, OnlineLearner, Step, TransitionAssembler, demonstrations
+        from vla_trainer.rl.replay import TransitionSpec
         from vla_trainer.rl.sac import SACAgent, SACConfig
         torch.set_num_threads(p["torch_threads"])
         c = self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
@@ -71,18 +72,28 @@ class RLLearnerNode(ManagedNode):
         if len(sizes) != 1:
             raise ValueError(f"the contract's cameras have sizes {sorted(sizes)}; the actor takes one image size")
         low, high = np.asarray(c.action.low), np.asarray(c.action.high)
-        net = SACNetConfig(cameras=tuple(cam.name for cam in cams), image_size=sizes.pop(),
+        image_size = sizes.pop()
+        stats = {"action_mean": list((low + high) / 2), "action_std": list((high - low) / 2)}
+        demos, self.demo_encoder_id = None, ""
+        paths = [str(workspace_path(d)) for d in p["demos"] if d]
+        if paths:
+            from vla_language.encoder import InstructionEncoder
+            encoder = InstructionEncoder()
+            self.demo_encoder_id = encoder.encoder_id
+            spec = TransitionSpec(tuple(cam.name for cam in cams), image_size, len(c.state.names), 384, c.action.dim)
+            demos, stats = demonstrations(paths, spec, lambda text: encoder.encode(text)[1])
+            self.get_logger().info(f"{len(demos)} demonstration transitions from {', '.join(paths)}")
+        net = SACNetConfig(cameras=tuple(cam.name for cam in cams), image_size=image_size,
                            state_dim=len(c.state.names), language_dim=384, action_dim=c.action.dim,
-                           action_low=tuple(low), action_high=tuple(high), action_mean=list((low + high) / 2),
-                           action_std=list((high - low) / 2), hidden=p["hidden"], channels=p["channels"],
-                           image_downsample=p["image_downsample"])
+                           action_low=tuple(low), action_high=tuple(high), **stats, hidden=p["hidden"],
+                           channels=p["channels"], image_downsample=p["image_downsample"])
         agent = SACAgent(net, SACConfig(batch_size=p["batch_size"], demo_fraction=p["demo_fraction"],
                                         discount=p["discount"], seed=p["seed"]))
         if p["initial_weights"]:
             agent.load_weights(workspace_path(p["initial_weights"]))
         self.online_config = OnlineConfig(capacity=p["capacity"], warmup=p["warmup"],
                                           updates_per_step=p["updates_per_step"], export_every=p["export_every"])
-        self.learner = OnlineLearner(agent, self.online_config, seed=p["seed"])
+        self.learner = OnlineLearner(agent, self.online_config, demos=demos, seed=p["seed"])
         self._step_type = Step
         self.assembler = TransitionAssembler(self.online_config.success_reward)
         self.inbox: queue.Queue = queue.Queue(maxsize=1000)
@@ -245,6 +256,10 @@ class RLLearnerNode(ManagedNode):
             # The artifact names the text encoder its instruction embeddings come from: wait for the first one.
             while not self.encoder_id and not self._stop.wait(0.05):
                 pass
+            if self.demo_encoder_id and self.encoder_id and self.encoder_id != self.demo_encoder_id:
+                raise ValueError(f"the graph's instructions are embedded by '{self.encoder_id}', the demonstrations "
+                                 f"by '{self.demo_encoder_id}'; run the language node with the bundled encoder or "
+                                 "set demos to []")
             if self.params["export_initial"] and not self._stop.is_set():
                 job = self._start_export()
                 while not self._stop.is_set() and not job.poll():

@@ -13,6 +13,9 @@ RL_LEARNER_PARAMS = (
               unit="s (wall)"),
     ParamSpec("initial_weights", "", "SAC agent weights (safetensors from SACAgent.save) to start from; empty: a "
               "fresh actor and critics", read_only=True),
+    ParamSpec("demos", [""], "Recorded datasets whose transitions fill the RLPD demonstration share (with the "
+              "operator's takeovers); their instructions are embedded with the bundled text encoder, which must be the "
+              "one the graph's language node uses; empty entries ignored", read_only=True),
     ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
               read_only=True),
     ParamSpec("command_topic", "", "What was sent to the robot; empty: the contract's action topic (the shield's "

@@ -183,3 +183,23 @@ class OnlineLearner:
     def exported(self) -> None:
         self._since_export = 0
         self.counts["exports"] += 1
+
+
+def demonstrations(paths: list[str], spec: TransitionSpec, encode, cache_dir: str = "") -> tuple[ReplayBuffer, dict]:
+    """Demonstration transitions from recorded datasets (vla_trainer.data), for the learner's RLPD share, and the
+    data's statistics (``state_mean``/``state_std``/``action_mean``/``action_std``) for the actor's normaliser.
+    ``encode(text) -> (L,)`` embeds each instruction with the encoder the live graph uses. Raises ValueError when
+    the recordings do not fit ``spec`` (cameras, image size, state or action size)."""
+    from vla_trainer.data import DataConfig, LanguageTable, load_training_data
+    from vla_trainer.rl.replay import buffer_from_episodes
+    data = load_training_data(DataConfig(paths=tuple(paths), val_fraction=0.0, cache_dir=cache_dir))
+    first = data.episodes[0]
+    found = TransitionSpec(tuple(data.cameras), tuple(data.image_size), int(first.state.shape[1]), spec.language_dim,
+                           int(first.action.shape[1]))
+    if found != spec:
+        raise ValueError(f"the demonstrations in {', '.join(paths)} have {found}, the actor takes {spec}; record them "
+                         "under the same robot contract")
+    language = LanguageTable(data.instructions, "none", encode)
+    stats = {k: [float(v) for v in np.asarray(data.stats()[k])] for k in ("state_mean", "state_std", "action_mean",
+                                                                         "action_std")}
+    return buffer_from_episodes(data.episodes, language, spec), stats
