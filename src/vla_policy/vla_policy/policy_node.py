@@ -288,8 +288,9 @@ class PolicyNode(ManagedNode):
             std = self.params["exploration_std"]
             if std > 0.0:
                 action, clamped = explore(action, std, self._action_low, self._action_high, self._explore_rng)
-                self.counters["explored"] += 1
-                self.counters["exploration_clamped"] += clamped
+                with self._count_lock:
+                    self.counters["explored"] += 1
+                    self.counters["exploration_clamped"] += clamped
             self._cmd_pub.publish(vector_to_command(action, a.type, a.fields, a.names, 1.0 / runner.fps))
         return "proposed"
 
