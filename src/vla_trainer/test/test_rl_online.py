@@ -107,3 +107,11 @@ def test_recorded_demonstrations_fill_the_demonstration_share(tmp_path):
     with pytest.raises(ValueError, match="same robot contract"):
         demonstrations([str(tmp_path / "demos")], TransitionSpec(("top",), (64, 64), 4, 384, 2), embed,
                        cache_dir=str(tmp_path / "cache"))
+
+
+def test_owed_updates_are_capped_and_the_rest_forgiven():
+    ol, asm = learner(warmup=1, updates_per_step=3.0), TransitionAssembler()
+    asm.step(step(0))
+    for i in range(1, 4):
+        ol.add(asm.step(step(i)))
+    assert ol.pending_updates == 9 and ol.forgive(4) == 5 and ol.pending_updates == 4 and ol.forgive(4) == 0

@@ -277,10 +277,7 @@ class RLLearnerNode(ManagedNode):
                         self.learner.add(batch)
                     while not self.inbox.empty():
                         self.learner.add(self.inbox.get_nowait())
-                    owed = self.learner.pending_updates
-                    if owed > self.params["max_pending_updates"]:
-                        self.learner._credit = float(self.params["max_pending_updates"])
-                        self.counts["forgiven_updates"] += owed - self.params["max_pending_updates"]
+                    self.counts["forgiven_updates"] += self.learner.forgive(self.params["max_pending_updates"])
                     self.learner.update()
                 # One export at a time, in a child process, while the updates go on.
                 if job is not None and job.poll():

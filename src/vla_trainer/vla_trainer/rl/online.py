@@ -152,6 +152,13 @@ class OnlineLearner:
     def pending_updates(self) -> int:
         return int(self._credit)
 
+    def forgive(self, most: int) -> int:
+        """Cap the owed updates at ``most`` (a CPU that falls behind does not catch up forever); returns how many
+        were forgiven."""
+        extra = max(0, self.pending_updates - int(most))
+        self._credit -= extra
+        return extra
+
     def sample(self) -> dict:
         """An RLPD batch: the configured share from demonstrations (while there are any), the rest online."""
         share = self.agent.config.demo_fraction if len(self.demos) else 0.0
