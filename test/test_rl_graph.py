@@ -99,8 +99,8 @@ def test_the_learner_trains_on_the_running_graph_and_the_policy_swaps_its_versio
     assert (after.missed_ticks - before.missed_ticks, after.dropped_outputs - before.dropped_outputs) == (0, 0)
     assert after.proposed - before.proposed == (after.ticks - before.ticks) - (after.stale_ticks - before.stale_ticks)
     assert after.proposed > before.proposed
-    print(f"largest interval between commands received around the swap: {swap_gap_ms:.0f} ms; policy: {after}; "
-          f"learner: {values}")
+    print(f"largest interval between commands received around the swap: {swap_gap_ms:.0f} ms; policy: ticks "
+          f"{after.ticks}, proposed {after.proposed}, max gap {after.max_command_gap_ms:.0f} ms; learner: {values}")
     # The exploring actor: noisy, and every proposal inside the contract's limits (0.25 m/s).
     xs = np.array([[m.linear.x, m.linear.y] for _, m in commands])
     assert len(xs) > 20 and np.abs(xs).max() <= 0.25 + 1e-9 and xs[:, 0].std() > 0.01

@@ -15,6 +15,9 @@ artifact declares (vla_policy.inputs); a bad one is dropped, counted by feature 
 with the value and the fix, and its feature goes missing. A stale, missing or dropped input means no proposal
 (the shield then stops the robot); a non-finite output is dropped and counted. An exception that escapes a
 callback (caught by the node base) does the same: the chunk in flight and the observations are forgotten.
+With ``exploration_std`` > 0 (online RL's exploring actor; at most the read-only ``max_exploration_std``), each
+proposed action gets Gaussian noise clamped to the contract's limits (vla_policy.exploration); the shield still
+bounds what is sent.
 """
 from __future__ import annotations
 
