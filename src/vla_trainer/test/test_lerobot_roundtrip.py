@@ -159,5 +159,7 @@ def test_the_throughput_comparison_runs_lerobots_own_loop_on_the_same_data():
     assert theirs["params_m"] > 40  # LeRobot's default ACT (about 52 M parameters), not a toy
     assert ours["params_m"] > 20 and result["lerobot_act"] == LEROBOT_ACT_SIZE
     assert theirs["samples_per_s"] > 0 and ours["samples_per_s"] > 0
+    assert theirs["cpu_s_per_sample"] > 0 and ours["cpu_s_per_sample"] > 0
+    assert result["cpu_speedup"] == round(theirs["cpu_s_per_sample"] / ours["cpu_s_per_sample"], 3)
     assert result["speedup"] == round(ours["samples_per_s"] / theirs["samples_per_s"], 3)
     assert any("LeRobot" in line and "samples/s" in line for line in said)

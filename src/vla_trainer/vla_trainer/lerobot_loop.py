@@ -6,7 +6,8 @@ workspace. `vla bench train --lerobot-python PY` runs it on the same dataset as 
 LeRobot's ACT at its default size (ResNet-18 backbone without pretrained weights, as offline; 512-wide transformer,
 4 encoder and 1 decoder layers, chunk 100, the VAE on), fed as `lerobot-train` feeds it: LeRobotDataset with
 delta_timestamps for the action chunk, a shuffling DataLoader with WORKERS processes, AdamW. Prints one JSON object:
-median step time with and without the wait for data, and samples/s. Imports only lerobot, torch and numpy.
+median step time with and without the wait for data, samples/s, and the CPU seconds per sample of this process and
+its loader workers together (less sensitive to other work on the machine than wall time). Imports only lerobot, torch and numpy.
 """
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def main(root: str, steps: int, batch_size: int, workers: int) -> dict:
     policy.train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.optimizer_lr, weight_decay=cfg.optimizer_weight_decay)
     full, compute, it = [], [], iter(loader)
+    cpu0 = 0.0
     for i in range(steps + 2):
+        if i == 2:  # after warm-up: CPU seconds of this process and of the loader's workers from here on
+            cpu0 = _cpu_seconds(it)
         t0 = time.perf_counter()
         try:
             batch = next(it)
@@ -57,13 +61,28 @@ def main(root: str, steps: int, batch_size: int, workers: int) -> dict:
         if i >= 2:  # warm-up
             full.append(t2 - t0)
             compute.append(t2 - t1)
+    cpu_per_sample = (_cpu_seconds(it) - cpu0) / (steps * batch_size)
     step_s = float(np.median(full))
     return {"samples_per_s": round(batch_size / step_s, 2), "step_ms": round(step_s * 1e3, 1),
             "compute_ms": round(float(np.median(compute)) * 1e3, 1),
             "data_wait_ms": round((step_s - float(np.median(compute))) * 1e3, 1),
             "params_m": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2), "batch_size": batch_size,
-            "workers": workers, "chunk_size": cfg.chunk_size, "loss_finite": bool(torch.isfinite(loss)),
+            "cpu_s_per_sample": round(cpu_per_sample, 4), "workers": workers, "chunk_size": cfg.chunk_size, "loss_finite": bool(torch.isfinite(loss)),
             "torch": torch.__version__}
+
+
+def _cpu_seconds(iterator) -> float:
+    """User + system CPU seconds of this process and of the DataLoader's worker processes (from /proc)."""
+    import os
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for worker in getattr(iterator, "_workers", []):
+        try:
+            fields = open(f"/proc/{worker.pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 if __name__ == "__main__":
