@@ -63,7 +63,9 @@ def test_stray_clock_cannot_keep_a_silent_command_alive(tmp_path):
     with Graph(shield_only_profile(tmp_path), log_dir=tmp_path) as graph:
         result = clock_attack(graph)
     figures = result.as_dict()
-    assert result.attack_messages >= 30, figures  # 1 s at 50 Hz, some lost to a busy machine
+    # The attack really ran: stray /clock messages went out over its last second (50 Hz asked; one is enough to
+    # throw the clock forward, and a busy machine delays the attacker's thread).
+    assert result.attack_messages >= 10, figures
     # The shield's command timeout (teleop_timeout 0.5 s) plus one control period, plus the margin.
     assert result.stop_after_s is not None, f"the shield kept forwarding the silent source's command: {figures}"
     assert result.stop_after_s < 0.5 + CONTROL_PERIOD + SCHEDULING_MARGIN_S, figures

@@ -358,7 +358,7 @@ class RLLearnerNode(ManagedNode):
         values["deployed_version"] = self.deployed
         values["last_message"] = self.last_message
         level = DiagnosticStatus.ERROR if self.last_message.startswith("learner stopped") else DiagnosticStatus.OK
-        status = DiagnosticStatus(level=level, name="rl_learner: learner", hardware_id="rl_learner",
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: learner", hardware_id=self.get_name(),
                                   message=self.last_message or "collecting",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         self._diag_pub.publish(DiagnosticArray(status=[status]))
