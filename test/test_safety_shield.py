@@ -339,5 +339,6 @@ def test_a_shield_stopped_by_a_signal_sends_its_stop_first(probe, shield_process
     probe.publish_until(policy, go_back(), lambda: any(vec(m)[0] < 0 for _, m in commands), 20,
                         "the policy's command forwarded")
     shield.proc.send_signal(getattr(signals, sig))
-    assert shield.proc.wait(15) == 0
+    code = shield.proc.wait(15)
+    assert code == 0, f"the shield exited {code} after {sig}:\n{shield.proc.stdout.read()[-3000:]}"
     probe.wait_for(lambda: commands and np.all(vec(commands[-1][1]) == 0), 5, "a zero command as the last one")
