@@ -92,8 +92,11 @@ if [ ! -f "$STAMPS/pip-$req_hash" ]; then
   say "installing ROS 2 $DISTRO wheels and Python dependencies into $VENV (Python $PYV; $ros_req, requirements/base.txt)"
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
   # pip prints a warning per missing local index; filter those, keep real errors (pipefail keeps the status).
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
-      -r "$ros_req" -r requirements/base.txt 2>&1 | { grep -v 'is ignored' || true; }
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+      -r "$ros_req" -r requirements/base.txt 2>&1 | { grep -v 'is ignored' || true; }; then
+    free_gb=$(df -Pk "$VENV" | awk 'NR==2 {printf "%.1f", $4 / 1048576}')
+    die "pip could not install the dependencies (its error is above). $free_gb GB is free where $VENV lies; the venv needs about 3 GB, 7 GB where pip takes torch's CUDA build (Python 3.12). Free space or fix what pip names, then run make setup again"
+  fi
   rm -f "$STAMPS"/pip-* "$STAMPS"/cmake-fix
   touch "$STAMPS/pip-$req_hash"
 fi
