@@ -136,32 +136,27 @@ _INSTALL_HINTS = {
     "gym_pusht": "pip install gym-pusht",
 }
 
+
+def _tabletop_preset(env_id: str) -> dict[str, Any]:
+    """The embedded tabletop push task registered as ``env_id`` (the variants differ only in their layout)."""
+    return {
+        "env_id": env_id,
+        "env_kwargs": {"image_size": [96, 96]},
+        "image_key": "pixels",
+        "joint_position_key": "agent_pos",
+        "joint_velocity_key": "agent_vel",
+        "joint_names": ["gantry_x", "gantry_y"],
+        "action_mode": "velocity",
+        "instruction": None,
+        "instruction_option": "instruction",
+        "expert": "tabletop",
+    }
+
+
 #: Ready-made configurations. ``make_backend(PRESETS["tabletop"])``.
 PRESETS: dict[str, dict[str, Any]] = {
-    "tabletop": {
-        "env_id": "vla_sim/TabletopPush-v0",
-        "env_kwargs": {"image_size": [96, 96]},
-        "image_key": "pixels",
-        "joint_position_key": "agent_pos",
-        "joint_velocity_key": "agent_vel",
-        "joint_names": ["gantry_x", "gantry_y"],
-        "action_mode": "velocity",
-        "instruction": None,
-        "instruction_option": "instruction",
-        "expert": "tabletop",
-    },
-    "tabletop_hard": {
-        "env_id": "vla_sim/TabletopPushHard-v0",
-        "env_kwargs": {"image_size": [96, 96]},
-        "image_key": "pixels",
-        "joint_position_key": "agent_pos",
-        "joint_velocity_key": "agent_vel",
-        "joint_names": ["gantry_x", "gantry_y"],
-        "action_mode": "velocity",
-        "instruction": None,
-        "instruction_option": "instruction",
-        "expert": "tabletop",
-    },
+    "tabletop": _tabletop_preset("vla_sim/TabletopPush-v0"),
+    "tabletop_hard": _tabletop_preset("vla_sim/TabletopPushHard-v0"),
     # The MuJoCo arm (vla_sim/envs/arm.py): six joint targets (rad) and the gripper as a seventh joint whose
     # command is the opening between the pads (m, as joint_states reports it); the env takes 0..1 for it
     # (opening / 0.08 m), hence the scale. Two cameras.

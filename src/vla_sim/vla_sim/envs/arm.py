@@ -88,6 +88,7 @@ from vla_sim.envs.arm_kinematics import (  # noqa: E402
     HOME_QPOS,
     load_arm_model,
 )
+from vla_sim.envs.common import check_reset_options, place, privileged_vector  # noqa: E402
 
 CAMERA_NAMES: tuple[str, ...] = ("scene", "wrist")
 CUBE_HALF = 0.02          # m, half the cube's side
@@ -279,12 +280,7 @@ class ArmPickPlaceEnv(gym.Env):
 
         A ValueError (bad option or instruction) leaves the previous episode intact.
         """
-        options = dict(options or {})
-        unknown = set(options) - {"instruction", "instruction_set"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; accepted: ['instruction', 'instruction_set']"
-            )
+        options = check_reset_options(options)
         instruction_set = options.get("instruction_set") or self.instruction_set
         arm_templates(self.skills[0], instruction_set)  # validates before anything changes
         super().reset(seed=seed)
@@ -451,12 +447,7 @@ class ArmPickPlaceEnv(gym.Env):
         Raises:
             ValueError: wrong version or a length that does not match the header.
         """
-        v = np.asarray(vector, dtype=np.float64).ravel()
-        if v.size < ARM_PRIVILEGED_HEADER_SIZE or v[0] != ARM_PRIVILEGED_VERSION:
-            raise ValueError(
-                f"not a version-{ARM_PRIVILEGED_VERSION:g} arm privileged state "
-                f"(size {v.size}, first value {v[0] if v.size else None})"
-            )
+        v = privileged_vector(vector, ARM_PRIVILEGED_VERSION, ARM_PRIVILEGED_HEADER_SIZE, "arm")
         nc, nb = int(v[2]), int(v[3])
         expected = ARM_PRIVILEGED_HEADER_SIZE + 8 * nc + 3 * nb
         if v.size != expected:
@@ -505,14 +496,15 @@ class ArmPickPlaceEnv(gym.Env):
         for _ in range(100):  # restart the whole layout on the (rare) dead end
             cube_cids = rng.permutation(MAX_CUBES)[: self.num_cubes]
             bin_cids = rng.permutation(MAX_BINS)[: self.num_bins]
-            bins = _place(polar_sample, self.num_bins,
-                          lambda c, bs: all(np.max(np.abs(c - b)) >= 0.16 for b in bs))
+            bins = place(polar_sample, self.num_bins,
+                         lambda c, bs: all(np.max(np.abs(c - b)) >= 0.16 for b in bs), tries=300)
             if bins is None:
                 continue
-            cubes = _place(
+            cubes = place(
                 polar_sample, self.num_cubes,
                 lambda c, cs: all(np.max(np.abs(c - b)) >= 0.12 for b in bins)
                 and all(np.hypot(*(c - o)) >= 0.10 for o in cs),
+                tries=300,
             )
             if cubes is None:
                 continue
@@ -590,19 +582,6 @@ def _image_size(value, name: str) -> tuple[int, int]:
     if len(size) != 2 or min(size) < 16 or size[0] > 960 or size[1] > 1280:
         raise ValueError(f"{name} must be (H, W) with 16 <= H <= 960 and 16 <= W <= 1280, got {value!r}")
     return size
-
-
-def _place(sample, count: int, ok, tries: int = 300):
-    placed: list[np.ndarray] = []
-    for _ in range(count):
-        for _ in range(tries):
-            c = sample()
-            if ok(c, placed):
-                placed.append(c)
-                break
-        else:
-            return None
-    return np.array(placed).reshape(count, 2)
 
 
 __all__ = [

@@ -60,6 +60,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vla_sim.envs.common import check_reset_options, place, privileged_vector
 from vla_sim.envs.instructions import (
     BLOCK_COLOURS,
     INSTRUCTION_SETS,
@@ -262,12 +263,7 @@ class TabletopPushEnv(gym.Env):
         The state is only replaced when everything succeeded, so a ValueError
         (bad instruction) leaves the previous episode intact.
         """
-        options = dict(options or {})
-        unknown = set(options) - {"instruction", "instruction_set"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; accepted: ['instruction', 'instruction_set']"
-            )
+        options = check_reset_options(options)
         instruction_set = options.get("instruction_set") or self.instruction_set
         phrasings = templates(instruction_set)
         super().reset(seed=seed)
@@ -376,12 +372,7 @@ class TabletopPushEnv(gym.Env):
         Raises:
             ValueError: wrong version or a length that does not match the header.
         """
-        v = np.asarray(vector, dtype=np.float64).ravel()
-        if v.size < PRIVILEGED_HEADER_SIZE or v[0] != PRIVILEGED_VERSION:
-            raise ValueError(
-                f"not a version-{PRIVILEGED_VERSION:g} tabletop privileged state "
-                f"(size {v.size}, first value {v[0] if v.size else None})"
-            )
+        v = privileged_vector(vector, PRIVILEGED_VERSION, PRIVILEGED_HEADER_SIZE, "tabletop")
         nb, nz = int(v[1]), int(v[2])
         expected = PRIVILEGED_HEADER_SIZE + 3 * nb + 3 * nz
         if v.size != expected:
@@ -474,17 +465,9 @@ class TabletopPushEnv(gym.Env):
         raise RuntimeError("could not sample a tabletop layout; geometry too crowded")
 
     @staticmethod
-    def _place(rng, count, lim, ok, tries=500):
-        placed: list[np.ndarray] = []
-        for _ in range(count):
-            for _ in range(tries):
-                c = rng.uniform(-lim, lim, size=2)
-                if ok(c, placed):
-                    placed.append(c)
-                    break
-            else:
-                return None
-        return np.array(placed)
+    def _place(rng, count, lim, ok):
+        """Rejection-sample ``count`` positions uniformly in the square +-lim (m); None on a dead end."""
+        return place(lambda: rng.uniform(-lim, lim, size=2), count, ok, tries=500)
 
     def _simulate(self, vx: float, vy: float) -> None:
         """Move the pusher at (vx, vy) m/s for dt, resolving contacts positionally."""
