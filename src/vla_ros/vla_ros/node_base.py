@@ -150,9 +150,14 @@ class ManagedNode(LifecycleNode):
         self._node_diag_timer = None
         self._start_node_diagnostics(diag_period)
 
+    def drop_timer(self, timer: Any) -> None:
+        """Destroy ``timer`` unless it is None. Returns None, so that ``self._timer = self.drop_timer(self._timer)``
+        stops a timer and forgets it in one step, whether or not it was running."""
+        if timer is not None:
+            self.destroy_timer(timer)
+
     def _start_node_diagnostics(self, period: float) -> None:
-        if self._node_diag_timer is not None:
-            self.destroy_timer(self._node_diag_timer)
+        self.drop_timer(self._node_diag_timer)
         self._node_diag_timer = self.create_timer(max(period, 0.1), self.publish_node_diagnostics,
                                                   clock=self._steady)
 
@@ -164,9 +169,7 @@ class ManagedNode(LifecycleNode):
                                              clock=self._steady)
 
     def stop_diagnostics(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self._diag_timer = self.drop_timer(self._diag_timer)
 
     # ---- parameters at run time ------------------------------------------------------------------
     def on_parameters_changed(self, changed: dict[str, Any]) -> None:

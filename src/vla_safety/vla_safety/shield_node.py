@@ -140,9 +140,7 @@ class SafetyShieldNode(ManagedNode):
     def deactivate(self) -> None:
         was_ticking = self._timer is not None
         self.stop_diagnostics()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._timer = self.drop_timer(self._timer)
         if was_ticking and self.shield is not None:
             # Leave the robot stopped rather than waiting for its own command timeout: zero velocity, or for
             # joint positions the hold (measured positions, never zeros; nothing when there is none).

@@ -63,9 +63,7 @@ class SimExpertNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._timer = self.drop_timer(self._timer)
 
     def cleanup(self) -> None:
         for pub in self._pubs.values():

@@ -154,9 +154,7 @@ class SimRobotNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._timer = self.drop_timer(self._timer)
         if self.frame is not None and self.episode_index >= 0:
             self._publish_event(EpisodeEvent.ABORTED)
         if self.gate is not None:
@@ -246,8 +244,7 @@ class SimRobotNode(ManagedNode):
                 self._start_episode(seed=None, instruction=None)
             else:
                 self.frame = None
-                self.destroy_timer(self._timer)
-                self._timer = None
+                self._timer = self.drop_timer(self._timer)
 
     def _publish_frame(self) -> None:
         stamp, f, b = self._stamp(), self.frame, self.backend

@@ -200,9 +200,7 @@ class TeleopNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._timer = self.drop_timer(self._timer)
         self._stop_keyboard.set()
         if self._keyboard_thread is not None:
             self._keyboard_thread.join(timeout=1.0)

@@ -133,9 +133,7 @@ class RLLearnerNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        self._timer = self.drop_timer(self._timer)
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=10.0)  # an export in flight finishes on its own (daemon thread)

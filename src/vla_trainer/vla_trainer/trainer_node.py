@@ -90,9 +90,7 @@ class TrainerNode(ManagedNode):
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
-        if self._retrain_timer is not None:
-            self.destroy_timer(self._retrain_timer)
-            self._retrain_timer = None
+        self._retrain_timer = self.drop_timer(self._retrain_timer)
 
     def _check_retrain(self) -> None:
         """Start a run of our own once ``retrain_every`` new episodes are saved (``self.params`` is read at each
