@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from vla_tools.report import print_summary, render_loop_report, wilson_interval, write_loop_report
+from vla_tools.report import print_summary, render_loop_report, write_loop_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -113,10 +113,3 @@ def test_print_summary_of_an_empty_report():
     lines: list[str] = []
     print_summary(empty_report(), say=lines.append)
     assert lines[0].startswith("nothing yet") and "no evaluation rounds" in lines
-
-
-@pytest.mark.parametrize("successes, n, low, high", [(13, 20, 0.4329, 0.8188), (0, 10, 0.0, 0.2775),
-                                                      (10, 10, 0.7225, 1.0), (45, 50, 0.7864, 0.9565)])
-def test_wilson_interval_matches_the_closed_form(successes, n, low, high):
-    assert wilson_interval(successes, n) == pytest.approx((low, high), abs=1e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -146,7 +146,7 @@ def policy_from_demos(tmp: Path, contract, cfg: dict, encoder, say) -> dict:
     """Record demonstrations, train, export, and evaluate with both phrasing sets; figures and the artifact."""
     from vla_core.paths import workspace_path
     from vla_sim.demos import record_scripted_demos
-    from vla_trainer.bench import wilson
+    from vla_core.stats import wilson_interval
     from vla_trainer.evaluate import evaluate_artifact
     from vla_trainer.train import Trainer
 
@@ -182,7 +182,7 @@ def policy_from_demos(tmp: Path, contract, cfg: dict, encoder, say) -> dict:
         ev = evaluate_artifact(trained["artifact"], PRESET, cfg["episodes"], EVAL_SEED_START, phrasings,
                                contract=workspace_path(CONTRACT), models_dir=tmp / "models", encoder=encoder,
                                progress=_episode_progress(say, f"evaluation ({phrasings} phrasings)"))
-        low, high = wilson(ev["successes"], ev["episodes"])
+        low, high = wilson_interval(ev["successes"], ev["episodes"])
         out["evaluation"][phrasings] = {
             "episodes": ev["episodes"], "successes": ev["successes"], "success_rate": round(ev["success_rate"], 4),
             "ci95": [round(low, 4), round(high, 4)], "wall_s": ev["wall_s"],

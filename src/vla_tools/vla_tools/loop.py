@@ -30,7 +30,7 @@ from rclpy.action import ActionClient
 from vla_bringup.bringup import Bringup, BringupError, spec_lookup
 from vla_bringup.profile import load_profile, parse_overrides
 from vla_tools.readiness import GraphProbe, NotReady, Readiness, wait_ready
-from vla_tools.report import wilson_interval
+from vla_core.stats import wilson_interval
 from vla_core.dataset.reader import intervention_summary
 from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy

@@ -320,7 +320,8 @@ def test_the_recipe_trains_by_steps_not_by_the_clock():
 
 
 def test_bench_variants_parse_and_bad_ones_are_named():
-    from vla_trainer.bench import parse_variants, wilson
+    from vla_core.stats import wilson_interval
+    from vla_trainer.bench import parse_variants
     assert parse_variants(["recipe:", "small:policy.dim=64, policy.ff_dim=256"]) == {
         "recipe": (), "small": ("policy.dim=64", "policy.ff_dim=256")}
     for bad in ("nocolon", "x:policy.dim", ":a=1"):
@@ -328,5 +329,5 @@ def test_bench_variants_parse_and_bad_ones_are_named():
             parse_variants([bad])
     with pytest.raises(ValueError, match="twice"):
         parse_variants(["a:", "a:train.lr=1"])
-    low, high = wilson(96, 100)
+    low, high = wilson_interval(96, 100)
     assert 0.90 < low < 0.91 and 0.98 < high < 0.99

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vla_core.stats import wilson_interval
+
 DEMOS = 200
 
 
@@ -310,7 +312,7 @@ def _act_run(tmp: Path, name: str, sets: tuple[str, ...], quick: bool, say) -> d
     torch.set_num_threads(_THREADS)
     train_s, cpu_s = time.monotonic() - t1, time.process_time() - cpu1
     ev = evaluate_artifact(trained["artifact"], "tabletop", episodes, 100_000, "heldout", models_dir=tmp / "models")
-    low, high = wilson(ev["successes"], episodes)
+    low, high = wilson_interval(ev["successes"], episodes)
     out = {"step_ms": step["step_ms"], "bf16": step["bf16"], "steps": trained["steps"],
            "stopped_by": trained["stopped_by"], "train_seconds": round(train_s, 1), "train_cpu_s": round(cpu_s, 1),
            "steps_per_s": trained.get("steps_per_s"), "epochs": trained["epochs"],
@@ -326,17 +328,6 @@ def _act_run(tmp: Path, name: str, sets: tuple[str, ...], quick: bool, say) -> d
 
 
 _THREADS = torch.get_num_threads()
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a success rate (95% for z = 1.96); (0, 1) for n = 0."""
-    import math
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def parse_variants(items) -> dict[str, tuple[str, ...]]:

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
 
+from vla_core.stats import wilson_interval
 from vla_sim.arm_expert import ArmScriptedExpert
 from vla_sim.envs.arm import ArmPickPlaceEnv
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def step_rate(image_size: tuple[int, int], steps: int = 100, seed: int = 0) -> dict[str, float]:
