@@ -5,7 +5,6 @@ frames' real timestamps, so a gap in the recording is a gap in the video (LeRobo
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from fractions import Fraction
@@ -15,6 +14,7 @@ import av
 import numpy as np
 
 from vla_core import sched
+from vla_core.dataset.layout import fsync_file
 
 CODECS = ("libx264", "libsvtav1")
 
@@ -98,7 +98,7 @@ class VideoEncoder:
                     sched.demote(keep)
                 self.frames += 1
                 if self.frames % self.SYNC_EVERY == 0:
-                    _fsync_path(self.path)  # a little at a time, so that committing the episode is quick
+                    fsync_file(self.path)  # a little at a time, so that committing the episode is quick
             for packet in stream.encode(None):
                 container.mux(packet)
         except BaseException as exc:  # noqa: BLE001 - reported by put/close on the caller's thread
@@ -121,14 +121,6 @@ class VideoEncoder:
         sub = rgb[::8, ::8].reshape(-1, 3)
         for c in range(3):
             self._hist[c] += np.bincount(sub[:, c], minlength=256)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class VideoReader:
