@@ -39,3 +39,19 @@ def test_a_name_is_bound_once():
         things.add("cpu", float)
     with pytest.raises(ValueError, match="non-empty string"):
         things.add("", float)
+
+
+def test_a_registry_with_a_name_attribute_tells_each_entry_its_name():
+    things = Registry("policy type", name_attr="type_name")
+
+    @things.register("act")
+    class Act:
+        pass
+
+    class Other:
+        pass
+
+    assert Act.type_name == "act" and things.get("act") is Act
+    with pytest.raises(ValueError, match="registered twice"):
+        things.add("act", Other)
+    assert not hasattr(Other, "type_name")  # a refused entry is left as it was

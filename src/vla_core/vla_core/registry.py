@@ -21,10 +21,15 @@ class UnknownName(KeyError, ValueError):
 
 
 class Registry(Generic[T]):
-    """Names of one kind of thing (``kind``, e.g. 'policy type'), each bound once to a class or factory."""
+    """Names of one kind of thing (``kind``, e.g. 'policy type'), each bound once to a class or factory.
 
-    def __init__(self, kind: str):
+    ``name_attr``: when given, every entry bound gets its name as that attribute (``cls.type_name = "act"``),
+    so that a registered class knows what it is called in configs.
+    """
+
+    def __init__(self, kind: str, name_attr: str | None = None):
         self.kind = kind
+        self.name_attr = name_attr
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -39,6 +44,8 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind}: a registered name must be a non-empty string, got {name!r}")
         if name in self._entries and self._entries[name] is not entry:
             raise ValueError(f"{self.kind} '{name}' is registered twice ({self._entries[name]!r} and {entry!r})")
+        if self.name_attr is not None:
+            setattr(entry, self.name_attr, name)
         self._entries[name] = entry
 
     def get(self, name: str) -> T:

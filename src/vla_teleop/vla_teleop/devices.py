@@ -17,14 +17,9 @@ import numpy as np
 
 from vla_core.registry import Registry
 
-DEVICES: Registry[type["TeleopDevice"]] = Registry("teleop device")
-
-
-def register_device(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        cls.name = name
-        return DEVICES.register(name)(cls)
-    return wrap
+DEVICES: Registry[type["TeleopDevice"]] = Registry("teleop device", name_attr="name")
+#: Class decorator: register a TeleopDevice under a name (the ``device`` parameter's value).
+register_device = DEVICES.register
 
 
 def make_device(name: str, **kwargs) -> "TeleopDevice":

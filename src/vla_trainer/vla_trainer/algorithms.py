@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,15 +22,9 @@ from vla_trainer.config import AlgorithmConfig
 from vla_trainer.data import BatchSampler, DataError, Episode, TrainingData
 from vla_trainer.policies.encoders import FiLMCNN, SpatialSoftmax
 
-ALGORITHMS: Registry[type["Algorithm"]] = Registry("algorithm")
-
-
-def register_algorithm(name: str) -> Callable[[type], type]:
-    """Class decorator: register an Algorithm under ``name`` (its ``config_class`` holds its options)."""
-    def wrap(cls: type) -> type:
-        cls.name = name
-        return ALGORITHMS.register(name)(cls)
-    return wrap
+ALGORITHMS: Registry[type["Algorithm"]] = Registry("algorithm", name_attr="name")
+#: Class decorator: register an Algorithm under a name (its ``config_class`` holds its options).
+register_algorithm = ALGORITHMS.register
 
 
 def algorithm_class(name: str) -> type["Algorithm"]:

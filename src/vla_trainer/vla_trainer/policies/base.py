@@ -12,22 +12,15 @@ steps past the end of the episode, which carry no loss.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable
 
 import torch
 from torch import nn
 
 from vla_core.registry import Registry
 
-POLICIES: Registry[type["Policy"]] = Registry("policy type")
-
-
-def register_policy(name: str) -> Callable[[type], type]:
-    """Class decorator: register a Policy subclass under ``name`` (its ``config_class`` holds its options)."""
-    def wrap(cls: type) -> type:
-        cls.type_name = name
-        return POLICIES.register(name)(cls)
-    return wrap
+POLICIES: Registry[type["Policy"]] = Registry("policy type", name_attr="type_name")
+#: Class decorator: register a Policy subclass under a name (its ``config_class`` holds its options).
+register_policy = POLICIES.register
 
 
 def policy_class(name: str) -> type["Policy"]:
