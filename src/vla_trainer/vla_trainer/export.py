@@ -1,8 +1,10 @@
 """Export a trained policy to a verified artifact: ONNX checked against torch, golden pair, safetensors weights.
 
 The ONNX graph takes one input per feature (``image_<camera>`` (1, 3, H, W) float32 in [0, 1], ``state``,
-``language``) and returns ``action`` (1, K, D) in SI units. Export fails, writing nothing, when onnxruntime
-disagrees with torch by more than ``atol``.
+``language``) and returns ``action`` (1, K, D) in SI units; a policy trained with ``ensemble_heads`` returns the
+heads' mean as ``action`` and their disagreement as ``uncertainty`` (1,) (vla_trainer.policies.ensemble), and the
+manifest's ``uncertainty`` entry says so. Export fails, writing nothing, when onnxruntime disagrees with torch by
+more than ``atol`` on any output.
 """
 from __future__ import annotations
 
@@ -26,10 +28,17 @@ class _Flat(nn.Module):
     def __init__(self, policy: nn.Module):
         super().__init__()
         self.policy, self.cameras = policy, policy.config.cameras
+        self.uncertain = bool(ensemble_heads(policy))
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+    def forward(self, *args: torch.Tensor):
         n = len(self.cameras)
-        return self.policy(dict(zip(self.cameras, args[:n])), args[n], args[n + 1])
+        inputs = (dict(zip(self.cameras, args[:n])), args[n], args[n + 1])
+        return self.policy.forward_with_uncertainty(*inputs) if self.uncertain else self.policy(*inputs)
+
+
+def ensemble_heads(policy: nn.Module) -> int:
+    """How many ensemble heads ``policy`` has (0: one head, no uncertainty output)."""
+    return int(getattr(policy.config, "ensemble_heads", 0) or 0)
 
 
 def example_inputs(config, seed: int = 0) -> dict[str, np.ndarray]:
@@ -58,20 +67,23 @@ def export_artifact(policy: nn.Module, models_dir: Path, name: str, version: str
     policy = policy.eval()
     feeds = example_inputs(config)
     names = list(feeds)
+    heads = ensemble_heads(policy)
+    outputs = ["action", "uncertainty"] if heads else ["action"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         onnx_path = tmp / "policy.onnx"
         args = tuple(torch.from_numpy(feeds[n]) for n in names)
         with torch.no_grad():
-            expected = _Flat(policy)(*args).numpy()
-            torch.onnx.export(_Flat(policy), args, str(onnx_path), input_names=names, output_names=["action"],
+            out = _Flat(policy)(*args)
+            expected = dict(zip(outputs, (t.numpy() for t in (out if heads else (out,)))))
+            torch.onnx.export(_Flat(policy), args, str(onnx_path), input_names=names, output_names=outputs,
                               dynamo=False, opset_version=17)
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        got = session.run(["action"], feeds)[0]
-        diff = float(np.max(np.abs(got - expected)))
+        got = dict(zip(outputs, session.run(outputs, feeds)))
+        diff = max(float(np.max(np.abs(got[k] - expected[k]))) for k in outputs)
         if not np.isfinite(diff) or diff > atol:
             raise ArtifactError(f"ONNX export of {name} disagrees with torch by {diff:.3g} > {atol:g}; not written")
-        save_golden(tmp / "golden.npz", feeds, {"action": expected})
+        save_golden(tmp / "golden.npz", feeds, expected)
         save_file({k: v.detach().contiguous() for k, v in policy.state_dict().items()}, str(tmp / "model.safetensors"))
         h, w = config.image_size
         features = {f"observation.images.{cam}": {"dtype": "video", "shape": [h, w, 3]} for cam in config.cameras}
@@ -86,12 +98,15 @@ def export_artifact(policy: nn.Module, models_dir: Path, name: str, version: str
             "fps": float(fps), "features": features,
             "action": {"chunk_size": config.chunk_size, "execution": execution, "ensemble_coeff": ensemble_coeff,
                        "receding_steps": receding_steps or config.chunk_size},
-            "onnx": {"file": "policy.onnx", "inputs": inputs, "outputs": {"action": "action"}, "opset": 17,
+            "onnx": {"file": "policy.onnx", "inputs": inputs, "outputs": {k: k for k in outputs}, "opset": 17,
                      "max_abs_diff_vs_torch": diff},
             "weights": {"file": "model.safetensors", "config": json.loads(json.dumps(asdict(config)))},
             "golden": {"file": "golden.npz", "atol": atol},
             "training": training or {}, "dataset_fingerprint": dataset_fingerprint,
         }
+        if heads:  # what the policy node serves beside the action (vla_policy.runtime reads it)
+            manifest["uncertainty"] = {"output": "uncertainty", "kind": "ensemble_std", "heads": heads,
+                                       "units": "action std (normalised action units), mean over chunk and dims"}
         files = {"policy.onnx": onnx_path, "golden.npz": tmp / "golden.npz",
                  "model.safetensors": tmp / "model.safetensors"}
         engine = build_engine(onnx_path, tmp, tensorrt, fp16)

@@ -20,6 +20,7 @@ from torch import nn
 
 from vla_trainer.policies.base import Policy, PolicyConfig, masked_mean, register_policy
 from vla_trainer.policies.encoders import SpatialSoftmax, make_image_encoder
+from vla_trainer.policies.ensemble import EnsembleHeads, check_ensemble_heads, disagreement, mean_of_heads, small_head
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,13 @@ class ACTConfig(PolicyConfig):
     use_vae: bool = False
     latent_dim: int = 16
     kl_weight: float = 10.0
+    # K >= 2: K action heads on the shared decoder, served as their mean, with their disagreement as the
+    # artifact's uncertainty output (vla_trainer.policies.ensemble); 0: one head, no uncertainty.
+    ensemble_heads: int = 0
 
     def __post_init__(self):
         super().__post_init__()
+        check_ensemble_heads(self.ensemble_heads)
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
 
@@ -118,7 +123,10 @@ class ACTPolicy(Policy):
         self.decoder = nn.ModuleList([Block(d, config.heads, config.ff_dim, config.dropout, cross=True)
                                       for _ in range(config.decoder_layers)])
         self.norm = nn.LayerNorm(d)
-        self.action_head = nn.Linear(d, config.action_dim)
+        if config.ensemble_heads:
+            self.action_heads = EnsembleHeads(config.ensemble_heads, lambda: small_head(d, d, config.action_dim))
+        else:
+            self.action_head = nn.Linear(d, config.action_dim)
         if config.use_vae:  # ACT's posterior encoder: [CLS, state, actions] -> mean, log-variance of z
             self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
             self.vae_action = nn.Linear(config.action_dim, d)
@@ -134,8 +142,9 @@ class ACTPolicy(Policy):
             self._pos_cache[(h, w)] = sincos_2d(h, w, self.config.dim)
         return self._pos_cache[(h, w)].to(device)
 
-    def _decode(self, images, state: torch.Tensor, language: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """Normalised action chunk (B, K, D)."""
+    def _decode(self, images, state: torch.Tensor, language: torch.Tensor, latent: torch.Tensor,
+                all_heads: bool = False) -> torch.Tensor:
+        """Normalised action chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D)."""
         b = state.shape[0]
         tokens = [self.latent_proj(latent) + self.token_type[0],
                   self.state_proj(self.normalize_state(state)) + self.token_type[1],
@@ -156,11 +165,21 @@ class ACTPolicy(Policy):
         x = self.queries.unsqueeze(0).expand(b, -1, -1)
         for block in self.decoder:
             x = block(x, memory)
-        return self.action_head(self.norm(x))
+        if not self.config.ensemble_heads:
+            return self.action_head(self.norm(x))
+        preds = self.action_heads(self.norm(x))
+        return preds if all_heads else preds.mean(dim=0)
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
         return self.unnormalize_action(self._decode(images, state, language, latent), state)
+
+    def forward_with_uncertainty(self, images, state: torch.Tensor,
+                                 language: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, D) the heads' mean action chunk in SI units, and (B,) their disagreement (ensemble_heads)."""
+        latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
+        preds = self._decode(images, state, language, latent, all_heads=True)
+        return self.unnormalize_action(preds.mean(dim=0), state), disagreement(preds)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         state, target = batch["state"], self.normalize_action(batch["action"], batch["state"])
@@ -177,8 +196,12 @@ class ACTPolicy(Policy):
             losses["kl"] = kl.detach()
         else:
             latent = torch.zeros(b, self.config.latent_dim, dtype=state.dtype, device=state.device)
-        pred = self._decode(batch["images"], state, batch["language"], latent)
-        l1 = masked_mean(nn.functional.l1_loss(pred, target, reduction="none"), batch["action_pad"], batch.get("weight"))
+        pred = self._decode(batch["images"], state, batch["language"], latent, all_heads=True)
+
+        def l1_of(p: torch.Tensor) -> torch.Tensor:
+            return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
+                               batch.get("weight"))
+        l1 = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
         losses["l1"] = l1.detach()
         losses["loss"] = l1 + self.config.kl_weight * kl if self.config.use_vae else l1
         return losses

@@ -8,6 +8,7 @@ from torch import nn
 
 from vla_trainer.policies.base import Policy, PolicyConfig, masked_mean, register_policy
 from vla_trainer.policies.encoders import SpatialSoftmax, make_image_encoder
+from vla_trainer.policies.ensemble import EnsembleHeads, check_ensemble_heads, disagreement, mean_of_heads, small_head
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,13 @@ class MLPConfig(PolicyConfig):
     hidden: int = 1024
     channels: int = 128
     early_keypoints: bool = True  # also keypoints of the stride-4 feature map (cnn encoder)
+    # K >= 2: the MLP's last layer becomes K small heads on its hidden features, served as their mean, with their
+    # disagreement as the artifact's uncertainty output (vla_trainer.policies.ensemble); 0: one head.
+    ensemble_heads: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_ensemble_heads(self.ensemble_heads)
 
 
 @register_policy("mlp")
@@ -30,10 +38,17 @@ class BCPolicy(Policy):
         self.early = config.early_keypoints and config.image_encoder == "cnn"
         per_camera = 2 * config.channels + (2 * 64 if self.early else 0)
         width = per_camera * len(config.cameras) + config.state_dim + config.language_dim
-        self.head = nn.Sequential(nn.Linear(width, config.hidden), nn.SiLU(), nn.Linear(config.hidden, config.hidden),
-                                  nn.SiLU(), nn.Linear(config.hidden, config.chunk_size * config.action_dim))
+        out = config.chunk_size * config.action_dim
+        if config.ensemble_heads:
+            self.head = nn.Sequential(nn.Linear(width, config.hidden), nn.SiLU(),
+                                      nn.Linear(config.hidden, config.hidden), nn.SiLU())
+            self.heads = EnsembleHeads(config.ensemble_heads, lambda: small_head(config.hidden, 256, out))
+        else:
+            self.head = nn.Sequential(nn.Linear(width, config.hidden), nn.SiLU(),
+                                      nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, out))
 
-    def _normalized(self, images, state, language) -> torch.Tensor:
+    def _normalized(self, images, state, language, all_heads: bool = False) -> torch.Tensor:
+        """Normalised chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D)."""
         feats = []
         for enc, img in zip(self.encoders.values(), self.image_list(images)):
             if self.early:
@@ -42,14 +57,28 @@ class BCPolicy(Policy):
             else:
                 feats.append(self.keypoints(enc(img, language)))
         x = torch.cat([*feats, self.normalize_state(state), language], dim=1)
-        return self.head(x).view(-1, self.config.chunk_size, self.config.action_dim)
+        shape = (-1, self.config.chunk_size, self.config.action_dim)
+        if not self.config.ensemble_heads:
+            return self.head(x).view(shape)
+        preds = self.heads(self.head(x))
+        preds = preds.view(preds.shape[0], *shape)
+        return preds if all_heads else preds.mean(dim=0)
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         return self.unnormalize_action(self._normalized(images, state, language), state)
 
+    def forward_with_uncertainty(self, images, state: torch.Tensor,
+                                 language: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, D) the heads' mean action chunk in SI units, and (B,) their disagreement (ensemble_heads)."""
+        preds = self._normalized(images, state, language, all_heads=True)
+        return self.unnormalize_action(preds.mean(dim=0), state), disagreement(preds)
+
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        pred = self._normalized(batch["images"], batch["state"], batch["language"])
-        err = nn.functional.l1_loss(pred, self.normalize_action(batch["action"], batch["state"]),
-                                    reduction="none")
-        loss = masked_mean(err, batch["action_pad"], batch.get("weight"))
+        pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True)
+        target = self.normalize_action(batch["action"], batch["state"])
+
+        def l1_of(p: torch.Tensor) -> torch.Tensor:
+            return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
+                               batch.get("weight"))
+        loss = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
         return {"loss": loss, "l1": loss.detach()}
