@@ -2,7 +2,9 @@
 vla_core.artifact exactly as the trainer writes its artifacts. ``bias`` sets the constant action the policy
 proposes, so a test can tell which policy answered; ``poison`` makes it output NaN; ``camera`` adds the top
 camera's image as an input; ``seed`` gives random weights, so that the actions depend on every input (the state,
-the instruction and the image's mean). :func:`make_bad_artifact` writes artifacts that must be refused."""
+the instruction and the image's mean); ``uncertainty`` adds an uncertainty output equal to |state[0]| (the first
+joint's position), so a test steers it through the joint states it publishes. :func:`make_bad_artifact` writes
+artifacts that must be refused."""
 from __future__ import annotations
 
 import json
@@ -22,8 +24,10 @@ class TinyPolicy(torch.nn.Module):
     """state (1, 4) + language (1, 384) [+ image (1, 3, 96, 96)] -> action chunk (1, K, 2); ``bias`` marks which
     policy answered."""
 
-    def __init__(self, chunk: int, bias: float, poison: bool = False, action_dim: int = 2, seed: int | None = None):
+    def __init__(self, chunk: int, bias: float, poison: bool = False, action_dim: int = 2, seed: int | None = None,
+                 uncertainty: bool = False):
         super().__init__()
+        self.uncertainty = uncertainty
         self.chunk, self.dim = chunk, action_dim
         self.net = torch.nn.Linear(4 + 384, chunk * action_dim)
         torch.nn.init.zeros_(self.net.weight)
@@ -40,30 +44,36 @@ class TinyPolicy(torch.nn.Module):
         out = self.net(torch.cat([state, language], dim=1)).view(-1, self.chunk, self.dim)
         if image is not None:  # a real input of the graph; it changes the answer only with random weights
             out = out + self.image_gain * image.mean()
-        return out * float("nan") if self.poison else out
+        out = out * float("nan") if self.poison else out
+        return (out, state[:, 0].abs()) if self.uncertainty else out
 
 
 def make_artifact(models: Path, version: str, bias: float, chunk: int = 4, poison: bool = False,
                   action_dim: int = 2, encoder: str = "minilm", execution: str = "receding_horizon",
-                  fps: float = 10.0, name: str = "tiny", camera: bool = False, seed: int | None = None) -> Artifact:
+                  fps: float = 10.0, name: str = "tiny", camera: bool = False, seed: int | None = None,
+                  uncertainty: bool = False) -> Artifact:
     """Write models/<name>/<version>/ and return it."""
     with tempfile.TemporaryDirectory() as tmp:
         return _write(Path(tmp), models, version, bias, chunk, poison, action_dim, encoder, execution, fps, name,
-                      camera, seed)
+                      camera, seed, uncertainty)
 
 
 def _write(work: Path, models: Path, version: str, bias: float, chunk: int, poison: bool, action_dim: int,
-           encoder: str, execution: str, fps: float, name: str, camera: bool, seed: int | None) -> Artifact:
-    model = TinyPolicy(chunk, bias, poison, action_dim, seed).eval()
+           encoder: str, execution: str, fps: float, name: str, camera: bool, seed: int | None,
+           uncertainty: bool = False) -> Artifact:
+    model = TinyPolicy(chunk, bias, poison, action_dim, seed, uncertainty).eval()
+    outputs = ["action", "uncertainty"] if uncertainty else ["action"]
     feeds = {"state": torch.zeros(1, 4), "language": torch.zeros(1, 384)}
     if camera:
         feeds["image_top"] = torch.zeros(1, 3, 96, 96)
     onnx_path = work / "policy.onnx"
     torch.onnx.export(model, tuple(feeds.values()), str(onnx_path), input_names=list(feeds),
-                      output_names=["action"], dynamo=False, opset_version=17)
+                      output_names=outputs, dynamo=False, opset_version=17)
     with torch.no_grad():
-        golden_out = TinyPolicy(chunk, bias, False, action_dim, seed)(*feeds.values()).numpy()
-    save_golden(work / "golden.npz", {k: v.numpy() for k, v in feeds.items()}, {"action": golden_out})
+        golden_out = TinyPolicy(chunk, bias, False, action_dim, seed, uncertainty)(*feeds.values())
+    golden_out = golden_out if uncertainty else (golden_out,)
+    save_golden(work / "golden.npz", {k: v.numpy() for k, v in feeds.items()},
+                {k: v.numpy() for k, v in zip(outputs, golden_out)})
     manifest = {
         "name": name, "version": version, "policy_type": "mlp", "fps": fps,
         "features": {
@@ -73,9 +83,11 @@ def _write(work: Path, models: Path, version: str, bias: float, chunk: int, pois
         },
         "action": {"chunk_size": chunk, "execution": execution, "receding_steps": chunk, "ensemble_coeff": 0.01},
         "onnx": {"file": "policy.onnx", "inputs": {STATE: "state", LANGUAGE: "language"},
-                 "outputs": {"action": "action"}},
+                 "outputs": {k: k for k in outputs}},
         "golden": {"file": "golden.npz", "atol": 1e-5},
     }
+    if uncertainty:
+        manifest["uncertainty"] = {"output": "uncertainty", "kind": "abs_state0", "heads": 0, "units": "m"}
     if camera:
         manifest["features"][image_key("top")] = {"dtype": "video", "shape": [96, 96, 3],
                                                           "names": ["height", "width", "channels"]}

@@ -4,6 +4,8 @@ Observations in (feature -> numpy array, as vla_core.features names them), the a
 chunks executed as the artifact's manifest says (ACT's temporal ensembling or a receding horizon,
 vla_policy.chunking). The ONNX feeds are built here and nowhere else: images through
 vla_core.observation.to_chw_float (the trainer's conversion), vectors as float32, each with a batch of 1.
+An artifact with an uncertainty output (an ensemble's disagreement) gives it with each action
+(:meth:`PolicyRunner.step_with_uncertainty`): the uncertainty of the chunk inferred last.
 """
 from __future__ import annotations
 
@@ -40,11 +42,14 @@ class PolicyRunner:
         self.input_names = policy.input_names
         self.features = tuple(self.input_names)  # the observation features the policy takes
         self.inferred = False  # whether the last step inferred a new chunk
+        self.has_uncertainty = policy.uncertainty_output is not None
+        self.uncertainty: float | None = None  # of the chunk inferred last; None before one or without an output
         self.fps = float(policy.artifact.manifest["fps"])  # control ticks per second
 
     def reset(self) -> None:
         """Forget the chunks in flight (activation, stale inputs, a failed callback): the next tick infers."""
         self.chunks.reset()
+        self.uncertainty = None
 
     def at_boundary(self) -> bool:
         """True where another policy may take over without cutting a chunk short."""
@@ -59,16 +64,24 @@ class PolicyRunner:
         """The action (float64, action_dim) for control period ``tick``, inferring from ``observation``
         (feature -> value, every feature in :attr:`features`) when the execution calls for it; None when no
         chunk covers the tick. Raises PolicyOutputError for an unusable output, after forgetting the chunks."""
+        return self.step_with_uncertainty(tick, observation)[0]
+
+    def step_with_uncertainty(self, tick: int, observation: Mapping[str, np.ndarray]
+                              ) -> tuple[np.ndarray | None, float | None]:
+        """:meth:`step`'s action and the policy's uncertainty about it: that of the chunk inferred last (this
+        tick's when it inferred); None when the artifact has no uncertainty output or no action was given."""
         self.inferred = False
         if self.chunks.needs_inference(tick):
             try:
-                chunk = self.policy.infer(model_feeds(observation, self.input_names))
+                chunk, uncertainty = self.policy.infer_with_uncertainty(model_feeds(observation, self.input_names))
             except Exception:
-                self.chunks.reset()
+                self.reset()
                 raise
             self.chunks.push(tick, chunk)
+            self.uncertainty = uncertainty
             self.inferred = True
-        return self.chunks.action(tick)
+        action = self.chunks.action(tick)
+        return action, (self.uncertainty if action is not None else None)
 
     def plan(self, tick: int) -> np.ndarray | None:
         """The actions planned from ``tick`` on, (T, action_dim), row 0 being :meth:`step`'s action for ``tick``

@@ -53,9 +53,24 @@ class LoadedPolicy:
         """Feature name -> what the model takes (shape, dtype), as the manifest declares it."""
         return input_specs(self.artifact.manifest)
 
+    @property
+    def uncertainty_output(self) -> str | None:
+        """The ONNX output holding the policy's uncertainty (manifest ``uncertainty.output``, an ensemble's
+        disagreement), or None when the artifact carries none."""
+        entry = self.artifact.manifest.get("uncertainty")
+        if not isinstance(entry, dict) or not entry.get("output"):
+            return None
+        return self.artifact.manifest["onnx"].get("outputs", {}).get(entry["output"], entry["output"])
+
     def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """One inference: the (chunk_size, action_dim) action chunk; raises PolicyOutputError when unusable
         (the engine failed, or the output has the wrong size or non-finite values)."""
+        return self.infer_with_uncertainty(feeds)[0]
+
+    def infer_with_uncertainty(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, float | None]:
+        """One inference: the action chunk as :meth:`infer` gives it, and the policy's uncertainty (a finite
+        scalar >= 0; None when the artifact carries none). Raises PolicyOutputError as :meth:`infer`, and for an
+        uncertainty that is missing, not one value, negative or non-finite."""
         try:
             out = self.engine.run(feeds)
         except Exception as exc:  # noqa: BLE001 - an engine failure is a dropped output, never a crash
@@ -69,7 +84,14 @@ class LoadedPolicy:
         chunk = chunk.reshape(self.chunk_size, self.action_dim)
         if not np.all(np.isfinite(chunk)):
             raise PolicyOutputError(f"{self.label} returned non-finite actions")
-        return chunk
+        key = self.uncertainty_output
+        if key is None:
+            return chunk, None
+        value = np.asarray(out.get(key, np.zeros(0)), dtype=np.float64).reshape(-1)
+        if value.size != 1 or not np.isfinite(value[0]) or value[0] < 0:
+            raise PolicyOutputError(f"{self.label} returned the uncertainty {value.tolist()[:4]} on output "
+                                    f"'{key}', expected one finite value >= 0")
+        return chunk, float(value[0])
 
 
 def load_policy(spec: str, models_dir: Path, contract: RobotContract, encoder_id: str | None,
