@@ -6,7 +6,8 @@ Publishes: ~/cmd_vel (geometry_msgs/Twist) or ~/cmd (std_msgs/Float64MultiArray 
 as the robot contract's action type says (vla_ros.convert's command codec): the proposed command, the safety shield
 decides what is sent. A trajectory carries one point per tick (time_from_start one control period) or, with
 ``chunk_as_trajectory``, each predicted chunk as one trajectory (points at dt .. T dt) when it is predicted;
-~/status (vla_interfaces/PolicyStatus), /diagnostics ("policy: policy", and the node base's "policy: node").
+~/status (vla_interfaces/PolicyStatus), /diagnostics ("policy: policy", and the node base's "policy: node"),
+~/help (vla_interfaces/HelpRequest, latched: reliable, transient local, depth 1).
 Services: ~/load_policy (vla_interfaces/LoadPolicy), ~/rollback (std_srvs/Trigger).
 
 The control tick never waits: loading, verification and warm-up run on a worker thread that the service callback
@@ -18,6 +19,12 @@ callback (caught by the node base) does the same: the chunk in flight and the ob
 With ``exploration_std`` > 0 (online RL's exploring actor; at most the read-only ``max_exploration_std``), each
 proposed action gets Gaussian noise clamped to the contract's limits (vla_policy.exploration); the shield still
 bounds what is sent.
+
+Uncertainty: an artifact with an uncertainty output (an ensemble's disagreement) gives one value with each
+proposal; ~/status carries the last one and every one since the previous status, /diagnostics the last one. Above
+``help_threshold`` (0: never) the node asks for help on ~/help (vla_policy.uncertainty.HelpMonitor: raised above
+the threshold, cleared below help_threshold x help_clear_ratio, and cleared on deactivation); the shield slows or
+holds the policy's commands meanwhile and teleop shows the request.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from std_srvs.srv import Trigger
 from vla_core.artifact import ArtifactError
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
-from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
+from vla_interfaces.msg import HelpRequest, InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
 from vla_core.codecs import JOINT_TRAJECTORY, TWIST
 from vla_core.errors import ConfigError
@@ -46,6 +53,7 @@ from vla_policy.inputs import InputCache, InputError, embedding_input, image_inp
 from vla_policy.policy_params import POLICY_PARAMS
 from vla_policy.runner import PolicyRunner
 from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
+from vla_policy.uncertainty import HelpMonitor
 from vla_ros import node_qos
 from vla_ros.convert import command_message_type, time_to_seconds, vector_to_command
 from vla_ros.node_base import ManagedNode, main_for
@@ -99,6 +107,10 @@ class PolicyNode(ManagedNode):
         self._cmd_pub = lp(command_message_type(action.type), "~/cmd_vel" if action.type == TWIST else "~/cmd",
                            node_qos.COMMAND)
         self._status_pub = lp(PolicyStatus, "~/status", 10)
+        self._help_pub = lp(HelpRequest, "~/help", node_qos.LATCHED)
+        self.help = HelpMonitor(p["help_threshold"], p["help_clear_ratio"])
+        self.uncertainty = float("nan")  # of the last proposal
+        self.recent_uncertainty: list[float] = []  # every proposal's since the last status message
         for cam in self.contract.cameras:
             feature = image_key(cam.name)
             self._entities.append(self.create_subscription(
@@ -155,8 +167,13 @@ class PolicyNode(ManagedNode):
             self._check_exploration(self.params)
         if "status_period" in changed and getattr(self, "_status_timer", None) is not None:
             self._start_status()
+        if changed.keys() & {"help_threshold", "help_clear_ratio"} and getattr(self, "help", None) is not None:
+            # Read by the next proposal: a request raised or cleared by the new threshold goes out then.
+            self.help.configure(self.params["help_threshold"], self.params["help_clear_ratio"])
 
     def deactivate(self) -> None:
+        if self.help.clear("the policy node was deactivated: it proposes nothing"):
+            self._publish_help()
         if self._swap_future is not None and not self._swap_future.done():
             self._swap_future.set_result(False)  # a staged policy stays staged; the caller is told
         for name in ("_timer", "_status_timer"):
@@ -169,7 +186,7 @@ class PolicyNode(ManagedNode):
         for entity in self._entities:
             (self.destroy_service if hasattr(entity, "srv_type") else self.destroy_subscription)(entity)
         self._entities = []
-        for pub in ("_cmd_pub", "_status_pub", "_diag_pub"):
+        for pub in ("_cmd_pub", "_status_pub", "_diag_pub", "_help_pub"):
             if getattr(self, pub, None) is not None:
                 self.destroy_publisher(getattr(self, pub))
                 setattr(self, pub, None)
@@ -275,12 +292,13 @@ class PolicyNode(ManagedNode):
             runner.reset()
             return "stale_ticks"
         try:
-            action = runner.step(tick, self.cache.observation(runner.features))
+            action, uncertainty = runner.step_with_uncertainty(tick, self.cache.observation(runner.features))
         except PolicyOutputError as exc:  # the runner forgot the chunks in flight
             self.throttled_error("output", f"output dropped: {exc}"[:MAX_LOG_CHARS])
             return "dropped_outputs"
         if action is None:
             return "missed_ticks"
+        self._on_uncertainty(uncertainty)
         a = self.contract.action
         if self.chunk_as_trajectory:
             # The chunk goes out once, when it is predicted, as one trajectory the robot follows until the next.
@@ -296,6 +314,27 @@ class PolicyNode(ManagedNode):
                     self.counters["exploration_clamped"] += clamped
             self._cmd_pub.publish(vector_to_command(action, a.type, a.fields, a.names, 1.0 / runner.fps))
         return "proposed"
+
+    def _on_uncertainty(self, uncertainty: float | None) -> None:
+        """Record one proposal's uncertainty and raise or clear the help request (published when it changes)."""
+        self.uncertainty = float("nan") if uncertainty is None else uncertainty
+        if uncertainty is not None:
+            self.recent_uncertainty.append(uncertainty)
+        if self.help.update(uncertainty):
+            self._publish_help()
+
+    def _publish_help(self) -> None:
+        help = self.help
+        policy = self.slot.active
+        msg = HelpRequest(active=help.active, uncertainty=help.uncertainty, threshold=help.threshold,
+                          policy=policy.label if policy else "", reason=help.reason)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._help_pub.publish(msg)
+        with self._count_lock:
+            self.counters["help_requests"] = help.requests
+        log = self.get_logger()
+        (log.warning(f"asking for help: {help.reason}") if help.active else log.info(f"help request cleared: "
+                                                                                      f"{help.reason}"))
 
     def _on_new_policy(self, policy: LoadedPolicy) -> None:
         m = policy.artifact.manifest
@@ -411,8 +450,11 @@ class PolicyNode(ManagedNode):
             missed_ticks=counts.get("missed_ticks", 0), dropped_outputs=counts.get("dropped_outputs", 0),
             rejected_inputs=rejected,
             max_command_gap_ms=getattr(self, "max_gap_ms", 0.0),
-            last_event=self.last_event, recent_latency_ms=self.recent_latencies[-1000:])
+            last_event=self.last_event, recent_latency_ms=self.recent_latencies[-1000:],
+            uncertainty=self.uncertainty, help_threshold=self.help.threshold, help_requested=self.help.active,
+            recent_uncertainty=self.recent_uncertainty[-1000:])
         self.recent_latencies = []
+        self.recent_uncertainty = []
         msg.header.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 
@@ -425,7 +467,9 @@ class PolicyNode(ManagedNode):
                   "stale_inputs": ", ".join(self.stale)}
         values.update({k: counts.get(k, 0) for k in ("ticks", "proposed", "stale_ticks", "missed_ticks",
                                                       "dropped_outputs", "rejected_loads", "swaps", "explored",
-                                                      "exploration_clamped")})
+                                                      "exploration_clamped", "help_requests")})
+        values.update({"uncertainty": f"{self.uncertainty:.4g}", "help_threshold": self.help.threshold,
+                       "help_requested": self.help.active, "help_reason": self.help.reason})
         values["rejected_inputs"] = sum(rejects.values())
         values.update({f"rejected: {feature} {reason}": n for (feature, reason), n in sorted(rejects.items())})
         values["last_rejected_input"] = last_reject
@@ -435,6 +479,8 @@ class PolicyNode(ManagedNode):
         elif self.stale:
             level, message = DiagnosticStatus.WARN, f"not proposing: inputs missing, stale or dropped: " \
                                                     f"{', '.join(self.stale)}"
+        elif self.help.active:
+            level, message = DiagnosticStatus.WARN, f"asking for help: {self.help.reason}"
         else:
             level, message = DiagnosticStatus.OK, f"proposing with {policy.label} on {policy.engine.name}"
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: policy", message=message,

@@ -24,6 +24,12 @@ POLICY_PARAMS = (
               "At most max_exploration_std", range=(0.0, 1.0)),
     ParamSpec("max_exploration_std", 0.3, "Largest exploration_std the node accepts, fixed at start", range=(0.0, 1.0),
               read_only=True),
+    ParamSpec("help_threshold", 0.0, "Ask for help (vla_interfaces/HelpRequest on ~/help, latched) when a proposal's "
+              "uncertainty exceeds this; the artifact's units (an ensemble's disagreement in action standard "
+              "deviations; calibrate it as docs/uncertainty.md says). 0: never ask. Ignored for artifacts without an "
+              "uncertainty output", range=(0.0, 1000.0)),
+    ParamSpec("help_clear_ratio", 0.8, "A help request clears once the uncertainty falls below help_threshold x this "
+              "(hysteresis: a value hovering at the threshold does not toggle the request)", range=(0.05, 1.0)),
     ParamSpec("status_period", 0.5, "Period of ~/status", range=(0.05, 10.0), unit="s"),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )
