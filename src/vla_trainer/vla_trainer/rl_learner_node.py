@@ -32,6 +32,7 @@ from vla_policy.inputs import InputError, image_input, state_vector
 from vla_ros import node_qos
 from vla_ros.convert import command_message_type, command_to_vector, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
+from vla_ros.services import ServiceCallFailed, call_and_wait
 from vla_trainer.rl.export_actor import ExportJob
 from vla_trainer.rl_params import RL_LEARNER_PARAMS
 
@@ -324,15 +325,11 @@ class RLLearnerNode(ManagedNode):
         self.last_message = f"{spec}: {why}"
 
     def _deploy(self, spec: str) -> tuple[bool, str]:
-        client, timeout = self._deploy_client, self.params["deploy_timeout"]
-        if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
-            return False, f"{client.srv_name} is not available (is the policy node running?)"
-        answered = threading.Event()
-        future = client.call_async(LoadPolicy.Request(artifact=spec))
-        future.add_done_callback(lambda _: answered.set())
-        if not answered.wait(timeout):
-            return False, f"{client.srv_name} did not answer within {timeout:g} s"
-        response = future.result()
+        try:
+            response = call_and_wait(self._deploy_client, LoadPolicy.Request(artifact=spec),
+                                     self.params["deploy_timeout"], unavailable_hint="is the policy node running?")
+        except ServiceCallFailed as exc:
+            return False, str(exc)
         return response.success, response.message
 
     def _publish_diagnostics(self) -> None:

@@ -27,6 +27,7 @@ from vla_core.paths import workspace_path
 from vla_interfaces.action import TrainPolicy
 from vla_interfaces.srv import LoadPolicy
 from vla_ros.node_base import ManagedNode, main_for
+from vla_ros.services import ServiceCallFailed, call_and_wait
 from vla_trainer.job import TrainingJob, training_argv
 from vla_trainer.retrain import RetrainTrigger
 from vla_trainer.trainer_params import TRAINER_PARAMS
@@ -244,16 +245,13 @@ class TrainerNode(ManagedNode):
     def _deploy(self, artifact: str) -> tuple[bool, str]:
         if not self.is_active:
             return False, "the trainer was deactivated during training; deploy with `vla deploy`"
-        client, timeout = self._deploy_client, self.params["deploy_timeout"]
-        name = self.resolve_service_name(client.srv_name)
-        if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
-            return False, f"{name} is not available (is the policy node running?)"
-        answered = threading.Event()
-        future = client.call_async(LoadPolicy.Request(artifact=artifact))
-        future.add_done_callback(lambda _: answered.set())
-        if not answered.wait(timeout):
-            return False, f"{name} did not answer within {timeout:g} s"
-        response = future.result()
+        client = self._deploy_client
+        try:
+            response = call_and_wait(client, LoadPolicy.Request(artifact=artifact), self.params["deploy_timeout"],
+                                     name=self.resolve_service_name(client.srv_name),
+                                     unavailable_hint="is the policy node running?")
+        except ServiceCallFailed as exc:
+            return False, str(exc)
         if not response.success:
             return False, response.message
         self.counts["deployed"] += 1
