@@ -144,6 +144,8 @@ class PolicyNode(ManagedNode):
         self._last_command_ns, self.max_gap_ms = None, 0.0
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
         self._start_status()
+        # The latched state from the start: a request left by a process that died is overwritten.
+        self._publish_help(log=False)
 
     def _start_status(self) -> None:
         if getattr(self, "_status_timer", None) is not None:
@@ -323,7 +325,7 @@ class PolicyNode(ManagedNode):
         if self.help.update(uncertainty):
             self._publish_help()
 
-    def _publish_help(self) -> None:
+    def _publish_help(self, log: bool = True) -> None:
         help = self.help
         policy = self.slot.active
         msg = HelpRequest(active=help.active, uncertainty=help.uncertainty, threshold=help.threshold,
@@ -332,9 +334,10 @@ class PolicyNode(ManagedNode):
         self._help_pub.publish(msg)
         with self._count_lock:
             self.counters["help_requests"] = help.requests
-        log = self.get_logger()
-        (log.warning(f"asking for help: {help.reason}") if help.active else log.info(f"help request cleared: "
-                                                                                      f"{help.reason}"))
+        if log:
+            logger = self.get_logger()
+            (logger.warning(f"asking for help: {help.reason}") if help.active
+             else logger.info(f"help request cleared: {help.reason}"))
 
     def _on_new_policy(self, policy: LoadedPolicy) -> None:
         m = policy.artifact.manifest

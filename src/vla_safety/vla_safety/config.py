@@ -3,8 +3,8 @@ in one message).
 
 Limits come from two places: the robot contract's hard limits (:mod:`vla_safety.hard_limits`, fixed at
 configure) and the limit parameters, which tune inside them (-1: the hard limit). :func:`loosened` is the
-run-time rule for what the contract does not bound (timeouts, the workspace box, jerk): a change may only
-tighten what the shield was configured with.
+run-time rule for what the contract does not bound (timeouts, the workspace box, jerk, help_scale): a change may
+only tighten what the shield was configured with.
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def config_from_params(p: dict[str, Any], hard: HardLimits) -> ShieldConfig:
                         state_timeout=p["state_timeout"],
                         supervisor_timeout=p["supervisor_timeout"] if p["supervisor"] else None,
                         max_clock_jump=p["max_clock_jump"], joint_workspace=joint_workspace,
-                        hold_command_joints=tuple(hard.names.index(n) for n in hold))
+                        hold_command_joints=tuple(hard.names.index(n) for n in hold), help_scale=p["help_scale"])
 
 
 def _joint_workspace(p: dict[str, Any], hard: HardLimits) -> JointWorkspace:
@@ -143,7 +143,8 @@ def _forward_kinematics(path: str, link: str, names: tuple[str, ...]) -> ArmMode
 
 def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:
     """What ``new`` (a run-time change) loosens compared with the ``configured`` shield, for the settings the
-    contract does not bound: longer timeouts, a larger workspace box, a weaker or disabled jerk limit."""
+    contract does not bound: longer timeouts, a larger workspace box, a weaker or disabled jerk limit, a larger
+    help_scale."""
     problems = [f"{name} {getattr(new, name):g} > {getattr(configured, name):g} configured"
                 for name in TIMEOUTS if getattr(new, name) > getattr(configured, name)]
     box, limit = new.workspace, configured.workspace
@@ -152,6 +153,8 @@ def loosened(new: ShieldConfig, configured: ShieldConfig) -> list[str]:
     if limit is not None and box is not None and (np.any(box.low < limit.low) or np.any(box.high > limit.high)):
         problems.append(f"workspace [{list(box.low)}, {list(box.high)}] reaches outside the configured "
                         f"[{list(limit.low)}, {list(limit.high)}]")
+    if new.help_scale > configured.help_scale:
+        problems.append(f"help_scale {new.help_scale:g} > {configured.help_scale:g} configured")
     if configured.twist is not None and new.twist is not None:
         was, now = configured.twist.max_jerk, new.twist.max_jerk
         if np.any((was > 0) & ((now <= 0) | (now > was))):

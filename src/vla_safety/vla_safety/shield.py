@@ -24,6 +24,12 @@ position, never "go to zero": the joint positions measured when the stop began (
 position limits), latched while the stop lasts so that a servo's sag under its own hold is not followed down;
 joints in ``hold_command_joints`` (a gripper squeezing an object) keep their last commanded target instead.
 Without a fresh measurement the last position sent is held; with neither, nothing is sent.
+
+Help: while the policy asks for help (``help_input``, the policy node's ~/help), the policy's commands are
+scaled by ``help_scale`` before every limit (rule ``help.slow``, the amount the command lost): velocities
+times the scale, joint positions a step of that fraction from the reference toward the target, so the usual
+rate limits bring the robot down to the slower speed; ``help_scale`` 0 holds instead (rule ``help.hold``, a
+stop). The operator's commands are never scaled: a person who takes over is the help asked for.
 """
 from __future__ import annotations
 
@@ -70,6 +76,8 @@ class ShieldConfig:
     max_clock_jump: float = 1.0
     hold_command_joints: tuple[int, ...] = ()
     joint_workspace: "JointWorkspace | None" = None  # end-effector box of joint_position commands
+    help_scale: float = 0.5  # the policy's commands while it asks for help: scaled by this; 0 holds
+
 
     def __post_init__(self):
         problems = []
@@ -89,6 +97,8 @@ class ShieldConfig:
             problems.append("the end-effector box through forward kinematics bounds joint_position commands")
         if self.workspace is not None and self.command_type != "twist":
             problems.append("the workspace box bounds Cartesian (Twist) motion; joint commands use joint limits")
+        if not 0.0 <= self.help_scale <= 1.0:
+            problems.append(f"help_scale {self.help_scale} must be in [0, 1] (0 holds while the policy asks for help)")
         if self.supervisor_timeout is not None and not self.supervisor_timeout > 0:
             problems.append(f"supervisor_timeout {self.supervisor_timeout} must be > 0 s")
         if not self.max_clock_jump > 0:
@@ -126,7 +136,7 @@ class Report:
 
 
 STOP_RULES = {"estop", "clock_jump", "supervisor", "watchdog", "reject", "lock", "zone.stop", "zone.source_timeout",
-              "no_position"}
+              "no_position", "help.hold"}
 
 
 @dataclass
@@ -161,6 +171,7 @@ class Shield:
         self._supervisor: tuple[bool, str, Instant] | None = None
         self._clock = ClockWatch(config.max_clock_jump)
         self._was_takeover = False
+        self.help_requested = False  # the policy asks for help (kept across activations: a latched input)
         self.clear()
 
     # ---- configuration -------------------------------------------------------------------------
@@ -245,6 +256,10 @@ class Shield:
         if not active:
             return f"the supervisor reports {phase}"
         return None
+
+    def help_input(self, active: bool, now: Instant | float) -> None:
+        """The policy's help request (its ~/help): while ``active`` its commands are slowed or held."""
+        self.help_requested = bool(active)
 
     def estop_input(self, asserted: bool, now: Instant | float) -> None:
         """The e-stop topic: True latches the e-stop; False only allows a later reset."""
@@ -337,6 +352,12 @@ class Shield:
             self.counters.stale_ticks += not fresh_sources
         elif winner.command is None:
             rules.append((f"reject:{winner.name}", 0.0))
+        elif winner.name == POLICY and self.help_requested and self.config.help_scale == 0.0:
+            rules.append(("help.hold", 0.0))
+        elif winner.name == POLICY and self.help_requested:
+            target = self._help_scaled(winner.command, now)
+            rules.append(("help.slow", float(np.linalg.norm(winner.command - target))))
+            out = self._limit(target, now, rules)
         else:
             out = self._limit(winner.command, now, rules)
         if out is None:
@@ -349,6 +370,18 @@ class Shield:
         for name, _ in rules:
             self.counters.rules[name] = self.counters.rules.get(name, 0) + 1
         return self._emit(out), Report(source, self.estopped, takeover, rules, self._emit(out), why)
+
+    def _help_scaled(self, target: np.ndarray, now: Instant) -> np.ndarray:
+        """The policy's command slowed by ``help_scale``: velocities scaled; a joint-position target brought
+        that fraction of the way from the reference (the last output, else the measured position; unchanged
+        without either: the no_position rule then stops)."""
+        scale = self.config.help_scale
+        if self.config.command_type != "joint_position":
+            return target * scale
+        q_ref = self._ref.q if self._ref.q is not None else self._fresh_position(now)
+        if q_ref is None or q_ref.shape != target.shape:
+            return target
+        return q_ref + scale * (target - q_ref)
 
     def _limit(self, target: np.ndarray, now: Instant, rules: Rules) -> _Output | None:
         cfg, ref, dt = self.config, self._ref, self.dt

@@ -7,7 +7,8 @@ chunk) become the command point by point as each falls due, vla_safety.trajector
 or with a bad point, is rejected whole); safety/estop (std_msgs/Bool, True = stop);
 safety/lock/<name> (std_msgs/Bool); joint_states (joint commands, workspace box); the scan / point-cloud
 topics the parameters name (collision zones); <supervisor>/status (vla_interfaces/ManagerStatus) when a
-supervisor is named.
+supervisor is named; policy/help (vla_interfaces/HelpRequest, latched: while the policy asks for help its commands
+are scaled by help_scale, or held at 0).
 Publishes: cmd_vel (Twist) or cmd (the contract's message: Float64MultiArray, or a one-point JointTrajectory whose
 time_from_start is one control period), what the robot gets; ~/state (vla_interfaces/
 ShieldState) every step; ~/intervention (vla_interfaces/Intervention: an operator overriding a running
@@ -45,7 +46,7 @@ from visualization_msgs.msg import MarkerArray
 from vla_core.codecs import FLOAT64_ARRAY, JOINT_TRAJECTORY, CommandError, StateError, finite_state
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
-from vla_interfaces.msg import Intervention, ManagerStatus, ShieldState
+from vla_interfaces.msg import HelpRequest, Intervention, ManagerStatus, ShieldState
 from vla_ros import node_qos
 from vla_ros.convert import (array_to_joint_trajectory, array_to_twist, command_message_type, joint_state_vector,
                              joint_trajectory_chunk, time_to_seconds, twist_to_array)
@@ -106,6 +107,7 @@ class SafetyShieldNode(ManagedNode):
             sub(msg_type, f"policy/{suffix}", lambda m: cb(POLICY, m), node_qos.COMMAND),
             # Reliable with a queue: no e-stop message may be lost or overwritten by a later one.
             sub(Bool, "safety/estop", self._on_estop, 10),
+            sub(HelpRequest, "policy/help", self._on_help, node_qos.LATCHED),
             self.create_service(Trigger, "~/estop", self._on_estop_service),
             self.create_service(Trigger, "~/reset", self._on_reset_service),
         ]
@@ -250,6 +252,17 @@ class SafetyShieldNode(ManagedNode):
             self._supervisor_said = said
         self._tick()  # a not-active status stops the robot on this very message
 
+    def _on_help(self, msg: HelpRequest) -> None:
+        if self.shield is None or msg.active == self.shield.help_requested:
+            return
+        self.shield.help_input(msg.active, self._now())
+        scale = self.shield.config.help_scale
+        log = self.get_logger()
+        (log.warning(f"the policy asks for help ({msg.reason[:200]}): its commands "
+                     + (f"scaled by {scale:g}" if scale > 0 else "held") + " until it clears")
+         if msg.active else log.info("the policy's help request cleared: its commands pass unscaled"))
+        self._tick()  # slowed or held on this very message
+
     def _on_lock(self, name: str, msg: Bool) -> None:
         if self.shield is not None:
             self.shield.set_lock(name, msg.data, self._now())
@@ -361,6 +374,7 @@ class SafetyShieldNode(ManagedNode):
             level, message = DiagnosticStatus.OK, "forwarding " + (report.source if report else "nothing yet")
         values = {"ticks": c.ticks, "rejected": c.rejected, "stale_ticks": c.stale_ticks, "estops": c.estops,
                   "takeovers": c.takeovers, "estop_latched": self.shield.estopped,
+                  "help_requested": self.shield.help_requested,
                   "supervisor": (self.shield.supervisor_problem(self._now()) or "active") if self.params["supervisor"]
                   else "none", "hard_limits": self.hard.source,
                   **{f"dropped_{k}": v for k, v in self.dropped.items()},

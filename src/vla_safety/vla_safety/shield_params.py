@@ -92,5 +92,9 @@ SHIELD_PARAMS = (
     ParamSpec("sensor_timeout", 0.5, "Obstacle data older than this (header stamp vs node clock, and receipt on "
               "the steady clock) stops the robot, as the collision monitor's source_timeout", range=(0.01, 10.0),
               unit="s"),
+    ParamSpec("help_scale", 0.5, "While the policy asks for help (policy/help, vla_interfaces/HelpRequest) its "
+              "commands are scaled by this (velocities; joint positions step this fraction toward the target), under "
+              "the usual rate limits (rule help.slow); 0 holds (rule help.hold, a stop). Operator commands are never "
+              "scaled. At run time it may only decrease", range=(0.0, 1.0)),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )
