@@ -14,10 +14,10 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from vla_ros.node_base import ManagedNode
+from vla_ros.node_base import ManagedNode, node_session
 
 
 class Stub(ManagedNode):
@@ -43,15 +43,8 @@ def main() -> int:
     time.sleep(args.spin_delay)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:
+    with node_session(node):
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.finalize()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
     return 0
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -24,6 +23,7 @@ from std_msgs.msg import String
 from vla_interfaces.msg import Intervention
 from vla_ros import node_qos
 from vla_ros.convert import seconds_to_time
+from vla_ros.node_base import node_session
 
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"]
 
@@ -101,14 +101,8 @@ def main(argv=None) -> int:
 
     node.create_timer(1.0 / (args.fps * args.rtf), step, clock=Clock(clock_type=ClockType.STEADY_TIME))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
+    with node_session(node):
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
     return 0
 
 

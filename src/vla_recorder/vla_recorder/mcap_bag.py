@@ -109,8 +109,8 @@ def main(argv=None) -> int:
     import signal
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
 
+    from vla_ros.node_base import node_session
     from vla_ros.node_qos import SENSOR_PUB
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("out")
@@ -126,16 +126,12 @@ def main(argv=None) -> int:
         topics[topic] = getattr(importlib.import_module(f"{pkg}.msg"), name)
     subscribe_raw(node, bag, topics, SENSOR_PUB)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        bag.close()
-        print(f'{{"mcap_messages": {bag.messages}, "mcap_bytes": {bag.bytes}}}', flush=True)
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    with node_session(node):
+        try:
+            rclpy.spin(node)
+        finally:
+            bag.close()
+            print(f'{{"mcap_messages": {bag.messages}, "mcap_bytes": {bag.bytes}}}', flush=True)
     return 0
 
 

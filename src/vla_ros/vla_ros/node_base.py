@@ -33,6 +33,7 @@ taken at configure. An unconfigured node only stores the value; configure reads 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import inspect
 import signal
@@ -499,6 +500,25 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+@contextlib.contextmanager
+def node_session(node: "rclpy.node.Node"):
+    """``with node_session(node): executor.spin()``: for a process that runs ``node`` until it is interrupted.
+
+    Ctrl-C (KeyboardInterrupt) and an external shutdown end the block quietly; whichever way it ends, a
+    :class:`ManagedNode` then finalizes (stops output, releases what it configured), the node is destroyed and
+    the default ROS context shut down."""
+    try:
+        yield node
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if isinstance(node, ManagedNode):
+            node.finalize()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
 
 
 def main_for(node_cls: type, threads: int = 1):

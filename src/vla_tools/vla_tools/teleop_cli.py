@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import rclpy
 from lifecycle_msgs.msg import State
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
+
+from vla_ros.node_base import node_session
 
 
 def run_teleop(args, say=print) -> int:
@@ -13,7 +15,7 @@ def run_teleop(args, say=print) -> int:
         ros_args += ["-p", pair.replace("=", ":=", 1)]
     rclpy.init()
     node = TeleopNode(cli_args=ros_args, use_global_arguments=False)
-    try:
+    with node_session(node):
         node.trigger_configure()
         if node.lifecycle_state != State.PRIMARY_STATE_INACTIVE:
             say(f"error: {node.last_error}")
@@ -24,11 +26,4 @@ def run_teleop(args, say=print) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.finalize()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
     return 0
