@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from vla_tools.fuzz_faults import clock_attack, flood, forged_heartbeats, kill_node, second_graph
+from vla_tools.fuzz_faults import clock_attack, flood, forged_heartbeats, kill_node, second_graph, shield_only_profile
 from vla_tools.fuzz_graph import Graph
 
 pytestmark = pytest.mark.ros
@@ -43,20 +43,6 @@ def test_sigkill_leaves_a_safe_command_path(sim_graph, node):
     assert result.safe_after_s < HEARTBEAT_TIMEOUT + CONTROL_PERIOD + SCHEDULING_MARGIN_S, figures
     assert result.nonzero_after_detection == 0, figures
     assert result.robot_stopped, figures
-
-
-def shield_only_profile(tmp_path) -> str:
-    """The sim robot and the shield: the test is the only command source."""
-    ws = os.environ["VLA_WS"]
-    path = tmp_path / "shield_only.yaml"
-    path.write_text(f"""description: sim robot behind the shield, commanded by the test
-use_sim_time: true
-manager: {{name: lifecycle_manager, params: {ws}/params/lifecycle_manager.yaml}}
-nodes:
-  - {{name: sim_robot, package: vla_sim, executable: sim_robot, params: [{ws}/params/sim_robot.yaml]}}
-  - {{name: safety_shield, package: vla_safety, executable: safety_shield, params: [{ws}/params/safety_shield.yaml]}}
-""")
-    return str(path)
 
 
 def test_stray_clock_cannot_keep_a_silent_command_alive(tmp_path):

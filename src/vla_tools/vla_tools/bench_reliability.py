@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from vla_tools.fuzz_artifacts import load_policy_cases
-from vla_tools.fuzz_faults import clock_attack, flood, kill_node, second_graph
+from vla_tools.fuzz_faults import clock_attack, flood, kill_node, second_graph, shield_only_profile
 from vla_tools.fuzz_graph import Fuzzer, Graph, examples_per_target
 
 HEARTBEAT_TIMEOUT = 1.0
@@ -96,16 +96,7 @@ def _kills(tmp: Path, say) -> dict:
 
 
 def _clock(tmp: Path, say) -> dict:
-    ws = os.environ.get("VLA_WS", os.getcwd())
-    profile = tmp / "shield_only.yaml"
-    profile.write_text(f"""description: sim robot behind the shield, commanded by the benchmark
-use_sim_time: true
-manager: {{name: lifecycle_manager, params: {ws}/params/lifecycle_manager.yaml}}
-nodes:
-  - {{name: sim_robot, package: vla_sim, executable: sim_robot, params: [{ws}/params/sim_robot.yaml]}}
-  - {{name: safety_shield, package: vla_safety, executable: safety_shield, params: [{ws}/params/safety_shield.yaml]}}
-""")
-    with Graph(str(profile), log_dir=tmp) as graph:
+    with Graph(shield_only_profile(tmp), log_dir=tmp) as graph:
         r = clock_attack(graph)
     stop = "never" if r.stop_after_s is None else f"{r.stop_after_s:.2f} s"
     say(f"/clock = 1e6 s at 50 Hz, then the only command source silent: commands stopped after {stop}; "

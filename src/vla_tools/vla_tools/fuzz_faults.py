@@ -122,6 +122,22 @@ class ClockAttackResult:
                 "nonzero_after_silence": self.nonzero_after_silence, "attack_messages": self.attack_messages}
 
 
+def shield_only_profile(directory: Path) -> str:
+    """Write ``directory``/shield_only.yaml, a profile of the sim robot behind the shield and nothing else (the
+    caller is the only command source, e.g. :func:`clock_attack`'s), and return its path. The parameter files
+    are the workspace's ($VLA_WS, default: the current directory)."""
+    ws = os.environ.get("VLA_WS", os.getcwd())
+    path = Path(directory) / "shield_only.yaml"
+    path.write_text(f"""description: sim robot behind the shield; the caller is the only command source
+use_sim_time: true
+manager: {{name: lifecycle_manager, params: {ws}/params/lifecycle_manager.yaml}}
+nodes:
+  - {{name: sim_robot, package: vla_sim, executable: sim_robot, params: [{ws}/params/sim_robot.yaml]}}
+  - {{name: safety_shield, package: vla_safety, executable: safety_shield, params: [{ws}/params/safety_shield.yaml]}}
+""")
+    return str(path)
+
+
 def clock_attack(graph: Graph, command_topic: str = "/teleop/cmd_vel", speed: float = -0.2,
                  command_s: float = 2.0, attack_s: float = 1.0, attack_clock_s: float = 1e6,
                  observe_s: float = 5.0) -> ClockAttackResult:
