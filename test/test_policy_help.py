@@ -120,6 +120,9 @@ def test_help_request_follows_the_uncertainty_and_the_run_time_threshold(probe, 
         refused = probe.call(SetParameters, "/policy/set_parameters",
                              SetParameters.Request(parameters=[_double("help_threshold", -1.0)]))
         assert not refused.results[0].successful
+        for node in ("policy", "safety_shield"):  # raising and clearing never failed a callback
+            probe.wait_for(lambda n=node: probe.diagnostic_values(diags, f"{n}: node"), 5, f"{node}'s node status")
+            assert probe.count(diags, f"{node}: node", "callback_errors") == 0
     finally:
         running = False
         feeder.join()

@@ -334,10 +334,10 @@ class PolicyNode(ManagedNode):
         self._help_pub.publish(msg)
         with self._count_lock:
             self.counters["help_requests"] = help.requests
-        if log:
-            logger = self.get_logger()
-            (logger.warning(f"asking for help: {help.reason}") if help.active
-             else logger.info(f"help request cleared: {help.reason}"))
+        if log and help.active:  # two call sites: rclpy fixes a call site's severity at its first call
+            self.get_logger().warning(f"asking for help: {help.reason}")
+        elif log:
+            self.get_logger().info(f"help request cleared: {help.reason}")
 
     def _on_new_policy(self, policy: LoadedPolicy) -> None:
         m = policy.artifact.manifest

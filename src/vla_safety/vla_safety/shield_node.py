@@ -257,10 +257,11 @@ class SafetyShieldNode(ManagedNode):
             return
         self.shield.help_input(msg.active, self._now())
         scale = self.shield.config.help_scale
-        log = self.get_logger()
-        (log.warning(f"the policy asks for help ({msg.reason[:200]}): its commands "
-                     + (f"scaled by {scale:g}" if scale > 0 else "held") + " until it clears")
-         if msg.active else log.info("the policy's help request cleared: its commands pass unscaled"))
+        if msg.active:  # two call sites: rclpy fixes a call site's severity at its first call
+            self.get_logger().warning(f"the policy asks for help ({msg.reason[:200]}): its commands "
+                                      + (f"scaled by {scale:g}" if scale > 0 else "held") + " until it clears")
+        else:
+            self.get_logger().info("the policy's help request cleared: its commands pass unscaled")
         self._tick()  # slowed or held on this very message
 
     def _on_lock(self, name: str, msg: Bool) -> None:

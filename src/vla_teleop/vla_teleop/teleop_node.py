@@ -11,8 +11,9 @@ a leader arm's joint_states mirrored) send the robot contract's joint command (`
 stores frame by frame. The corrector device is a scripted operator: it takes over from the policy with the
 scripted expert when the policy stops making progress (see ``vla_teleop.devices.CorrectorDevice``).
 Subscribes: sim/state (expert and corrector devices), joy (joy and arm_joy devices), the contract's joint_states
-(jog devices; leader_arm in delta mode), ``leader_topic`` (leader_arm). The keyboard devices read this process's
-terminal. Publishes /diagnostics: commands sent, inputs rejected per reason, joint values clipped to the
+(jog devices; leader_arm in delta mode), ``leader_topic`` (leader_arm), policy/help (vla_interfaces/HelpRequest:
+the policy asking for help, logged, printed on the keyboard devices' terminal and in /diagnostics). The keyboard
+devices read this process's terminal. Publishes /diagnostics: commands sent, inputs rejected per reason, joint values clipped to the
 contract's limits per joint.
 
 A leader arm is checked at configure: the node waits ``leader_wait`` s for its first joint_states, and a leader
@@ -37,7 +38,7 @@ from collections import Counter
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState, Joy
-from vla_interfaces.msg import Intervention, SimState
+from vla_interfaces.msg import HelpRequest, Intervention, SimState
 from geometry_msgs.msg import Twist
 
 from vla_core.codecs import TWIST, planar_twist_fields
@@ -111,6 +112,9 @@ class TeleopNode(ManagedNode):
         else:
             self._cmd_pub = self.create_lifecycle_publisher(Twist, "teleop/cmd_vel", node_qos.COMMAND)
         self._flag_pub = self.create_lifecycle_publisher(Intervention, "teleop/intervention", 10)
+        # The policy's help request (latched): shown to the operator, in this terminal for a keyboard.
+        self.help_request: HelpRequest | None = None
+        self._entities.append(self.create_subscription(HelpRequest, "policy/help", self._on_help, node_qos.LATCHED))
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.sent = 0
         self._takeovers_logged = 0
@@ -264,6 +268,20 @@ class TeleopNode(ManagedNode):
                                       f"so far): {exc}; the {self.device.name} device needs the tabletop "
                                       "environment's state", throttle_duration_sec=5.0)
 
+    def _on_help(self, msg: HelpRequest) -> None:
+        was = self.help_request is not None and self.help_request.active
+        self.help_request = msg
+        if msg.active == was:
+            return
+        text = (f"the policy {msg.policy} asks for help: {msg.reason}; take over to help it" if msg.active
+                else f"the policy's help request cleared ({msg.reason})")
+        if msg.active:  # two call sites: rclpy fixes a call site's severity at its first call
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
+        if self.device is not None and self.device.INPUT == "keys":  # the operator's terminal
+            print(("*** " if msg.active else "") + text, file=sys.stderr, flush=True)
+
     def _on_joy(self, msg: Joy) -> None:
         if self.device is not None and self.is_active:
             problem = self.device.update(list(msg.axes), list(msg.buttons), self._now())
@@ -349,6 +367,10 @@ class TeleopNode(ManagedNode):
                   **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())}}
         if isinstance(self.device, CorrectorDevice):
             values["takeovers"] = self.device.takeovers
+        help_request = getattr(self, "help_request", None)
+        values["help_requested"] = bool(help_request and help_request.active)
+        if help_request is not None and help_request.active:
+            values["help_reason"] = f"{help_request.policy}: {help_request.reason}"
         limits = getattr(self.device, "limits", None)
         if limits is not None:  # joint values clipped to the contract's limits, counted per joint
             values["clipped"] = limits.commands_clipped
