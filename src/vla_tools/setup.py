@@ -31,6 +31,7 @@ setup(
                       "safety = vla_safety.bench:bench_safety",
                       "train = vla_trainer.bench:bench_train",
                       "rl = vla_tools.bench_rl:bench_rl",
-                      "arm = vla_tools.bench_arm:bench_arm"],
+                      "arm = vla_tools.bench_arm:bench_arm",
+                      "uncertainty = vla_tools.bench_uncertainty:main"],
     },
 )
