@@ -103,3 +103,33 @@ def test_one_head_exports_no_uncertainty_and_one_ensemble_head_is_refused(tmp_pa
     for name in ("act", "mlp"):
         with pytest.raises(ValueError, match="ensemble_heads 1"):
             make_policy(name, ensemble_heads=1)
+
+
+def test_the_evaluation_records_each_ticks_uncertainty_and_calibrates_a_help_threshold(tmp_path):
+    from pathlib import Path
+
+    from vla_core.contract import RobotContract
+    from vla_policy.fixtures import make_artifact
+    from vla_policy.runner import PolicyRunner
+    from vla_policy.runtime import load_policy
+    from vla_sim.backends import PRESETS, make_backend
+    from vla_trainer.evaluate import run_episode, uncertainty_summary
+    contract = RobotContract.from_yaml(Path(__file__).resolve().parents[3] / "params" / "robots" /
+                                       "tabletop_sim.yaml")
+    make_artifact(tmp_path, "u", bias=0.05, uncertainty=True)
+    runner = PolicyRunner(load_policy("tiny/u", tmp_path, contract, "minilm", ["onnxruntime-cpu"]))
+    backend = make_backend({**PRESETS["tabletop"], "max_episode_steps": 12})
+    try:
+        first = backend.reset(5)
+        values: list[float] = []
+        frame, steps = run_episode(runner, backend, first, contract, np.zeros(384, np.float32), values)
+    finally:
+        backend.close()
+    # The fixture's uncertainty is |gantry_x|, read every tick from the state the sim gave that tick.
+    assert steps == 12 and len(values) == 12 and values[0] == pytest.approx(abs(first.joint_positions[0]), abs=1e-5)
+    assert len(set(np.round(values, 6))) > 1  # the pusher moved: the uncertainty followed it
+    rows = [{"seed": 1, "success": True}, {"seed": 2, "success": False}]
+    summary = uncertainty_summary(rows, {1: list(np.linspace(0.0, 1.0, 101)), 2: [5.0] * 10})["uncertainty"]
+    assert summary["help_threshold"] == pytest.approx(0.99)  # from the successful episode only
+    assert summary["failed_p50"] == 5.0 and summary["successful_p50"] == pytest.approx(0.5)
+    assert uncertainty_summary(rows, {1: [], 2: []}) == {}

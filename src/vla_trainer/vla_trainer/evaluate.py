@@ -4,7 +4,10 @@ drives a vla_sim backend directly, faster than real time, over seeds and instruc
 Observations are built exactly as on the robot: each of the contract's cameras (the backend's image of that
 camera: the arm's scene and wrist) at the contract's size, the contract's joint-major state, and the
 instruction's embedding from the bundled encoder. The policy runs through vla_policy.runner.PolicyRunner, the policy node's own tick: the same feeds and
-ACT's temporal ensembling or a receding horizon, as the artifact says.
+ACT's temporal ensembling or a receding horizon, as the artifact says. An artifact with an uncertainty output
+(``ensemble_heads``) also gets its uncertainty summarised, and a help threshold calibrated from the successful
+episodes (vla_policy.uncertainty.calibrate_threshold: the 99th percentile of their ticks' uncertainty), to set as
+the policy node's help_threshold.
 """
 from __future__ import annotations
 
@@ -47,15 +50,18 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
     rows = []
     t0 = time.perf_counter()
     steps_total = 0
+    uncertain: dict[int, list[float]] = {}  # seed -> the uncertainty of each tick
     try:
         for seed in progress(range(seed_start, seed_start + episodes)):
             frame = backend.reset(seed)
             instruction = backend.instruction
             _, embedding, _ = encoder.encode(instruction)
-            frame, tick = run_episode(runner, backend, frame, robot, embedding)
+            frame, tick = run_episode(runner, backend, frame, robot, embedding, uncertain.setdefault(seed, []))
             success = bool(frame.is_success)
             steps_total += tick
             rows.append({"seed": seed, "instruction": instruction, "success": success, "steps": tick})
+            if uncertain[seed]:
+                rows[-1]["uncertainty_max"] = round(max(uncertain[seed]), 5)
     finally:
         backend.close()
     seconds = time.perf_counter() - t0
@@ -64,7 +70,26 @@ def evaluate_artifact(artifact: str | Path, preset: str = "tabletop", episodes: 
     return {"artifact": str(policy.artifact.path), "env": preset, "instruction_set": instruction_set,
             "episodes": len(rows), "successes": successes, "success_rate": successes / max(1, len(rows)),
             "seeds": [seed_start, seed_start + episodes - 1], "wall_s": round(seconds, 2),
-            "real_time_factor": round(sim_seconds / max(seconds, 1e-9), 1), "rows": rows}
+            "real_time_factor": round(sim_seconds / max(seconds, 1e-9), 1), "rows": rows,
+            **uncertainty_summary(rows, uncertain)}
+
+
+def uncertainty_summary(rows: list[dict], uncertain: dict[int, list[float]]) -> dict[str, Any]:
+    """{"uncertainty": percentiles over every tick, by outcome, and the help threshold calibrated from the
+    successful episodes' ticks}, or {} when the policy gives no uncertainty."""
+    from vla_policy.uncertainty import calibrate_threshold
+    ticks = [u for values in uncertain.values() for u in values]
+    if not ticks:
+        return {}
+    by_outcome = {outcome: [u for r in rows if r["success"] == outcome for u in uncertain.get(r["seed"], [])]
+                  for outcome in (True, False)}
+    summary = {"p50": round(float(np.percentile(ticks, 50)), 5), "p99": round(float(np.percentile(ticks, 99)), 5)}
+    for outcome, name in ((True, "successful"), (False, "failed")):
+        if by_outcome[outcome]:
+            summary[f"{name}_p50"] = round(float(np.percentile(by_outcome[outcome], 50)), 5)
+    if by_outcome[True]:
+        summary["help_threshold"] = round(calibrate_threshold(by_outcome[True], 0.99), 5)
+    return {"uncertainty": summary}
 
 
 
@@ -79,13 +104,17 @@ def observation(frame, robot: RobotContract, embedding: np.ndarray) -> dict[str,
             LANGUAGE: np.asarray(embedding, np.float32)}
 
 
-def run_episode(runner, backend, frame, robot: RobotContract, embedding: np.ndarray):
+def run_episode(runner, backend, frame, robot: RobotContract, embedding: np.ndarray,
+                uncertainties: list[float] | None = None):
     """Drive ``backend`` from its first ``frame`` (after reset) with ``runner`` (a vla_policy PolicyRunner) until
-    the episode ends (success, termination or time limit); returns (the last frame, control steps)."""
+    the episode ends (success, termination or time limit); returns (the last frame, control steps). The policy's
+    uncertainty of each tick is appended to ``uncertainties`` when given (none when the artifact has none)."""
     runner.reset()
     tick = 0
     while True:
-        command = runner.step(tick, observation(frame, robot, embedding))
+        command, uncertainty = runner.step_with_uncertainty(tick, observation(frame, robot, embedding))
+        if uncertainties is not None and uncertainty is not None:
+            uncertainties.append(uncertainty)
         frame = backend.step(np.asarray(command, np.float64))
         tick += 1
         if frame.is_success or frame.terminated or frame.truncated:
