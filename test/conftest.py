@@ -237,3 +237,25 @@ def vla():
                 proc.proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture
+def one_node_profile(tmp_path):
+    """``one_node_profile(name, package, params, description)``: write a bring-up profile of the lifecycle manager
+    and one node ``name`` (its executable ``executable``, default the name; its parameter file ``params``), without
+    simulated time, as tmp_path/``file`` (default ``<name>_only.yaml``), and return its path."""
+    def write(name: str, package: str, params, description: str, *, executable: str | None = None,
+              file: str | None = None) -> Path:
+        path = tmp_path / (file or f"{name}_only.yaml")
+        path.write_text(f"""
+description: {description}
+use_sim_time: false
+manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
+nodes:
+  - name: {name}
+    package: {package}
+    executable: {executable or name}
+    params: [{params}]
+""")
+        return path
+    return write

@@ -128,7 +128,7 @@ def test_a_robot_that_does_not_take_the_contracts_command_fails_configure_naming
             "trajectory_msgs/msg/JointTrajectory" in up.output), up.output
 
 
-def test_the_arm_takes_joint_trajectories_when_its_contract_says_so(probe, vla, tmp_path):
+def test_the_arm_takes_joint_trajectories_when_its_contract_says_so(probe, vla, tmp_path, one_node_profile):
     """The sim robot as a JointTrajectoryController arm: a trajectory (joints in any order) moves it; one to other
     joints is refused and counted."""
     from trajectory_msgs.msg import JointTrajectory
@@ -140,17 +140,8 @@ def test_the_arm_takes_joint_trajectories_when_its_contract_says_so(probe, vla, 
                         f"fields: [{', '.join(JOINTS)}]")
     contract = tmp_path / "sim_arm_trajectory.yaml"
     contract.write_text(text)
-    profile = tmp_path / "arm_only.yaml"
-    profile.write_text(f"""
-description: the arm alone, commanded by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: sim_robot
-    package: vla_sim
-    executable: sim_robot
-    params: [{WS / 'params' / 'sim_robot_arm.yaml'}]
-""")
+    profile = one_node_profile("sim_robot", "vla_sim", WS / "params" / "sim_robot_arm.yaml",
+                               "the arm alone, commanded by the test", file="arm_only.yaml")
     joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     up = vla("up", str(profile), "--quiet", "--set", "sim_robot.command_type=joint_trajectory",

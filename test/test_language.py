@@ -20,18 +20,9 @@ WS = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ros
 
 
-def language_profile(tmp_path) -> list[str]:
-    profile = tmp_path / "language_only.yaml"
-    profile.write_text(f"""
-description: the language node alone, fed by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: language
-    package: vla_language
-    executable: language
-    params: [{WS / 'params' / 'language.yaml'}]
-""")
+def language_profile(one_node_profile) -> list[str]:
+    profile = one_node_profile("language", "vla_language", WS / "params" / "language.yaml",
+                               "the language node alone, fed by the test")
     return [str(profile), "--quiet", "--set", "language.diagnostics_period=0.2"]
 
 
@@ -43,7 +34,7 @@ def language_values(diags):
     return None, {}
 
 
-def test_latched_embedding_late_subscriber_rejection_and_cache(probe, vla, tmp_path):
+def test_latched_embedding_late_subscriber_rejection_and_cache(probe, vla, one_node_profile):
     text = "push the red cube onto the purple square"
     # The in-process reference; it also makes the one-time ONNX export (cached by weights hash) that the
     # node then loads, so the node's configure never waits on an export here.
@@ -51,7 +42,7 @@ def test_latched_embedding_late_subscriber_rejection_and_cache(probe, vla, tmp_p
     instruction = probe.node.create_publisher(String, "/instruction", node_qos.LATCHED)
     instruction.publish(String(data=text))  # latched before the node exists, as the robot does
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
-    up = vla("up", *language_profile(tmp_path))
+    up = vla("up", *language_profile(one_node_profile))
     up.wait_line("all 1 nodes active", 120)
     probe.wait_for(lambda: language_values(diags)[1].get("embedded") == "1", 15, "the first embedding")
 

@@ -32,20 +32,11 @@ action: {topic: cmd_vel, type: geometry_msgs/msg/Twist, fields: [linear.x, linea
 """
 
 
-def perception_profile(tmp_path, transport: str) -> list[str]:
-    contract = tmp_path / "two_camera.yaml"
+def perception_profile(one_node_profile, transport: str) -> list[str]:
+    profile = one_node_profile("perception", "vla_perception", WS / "params" / "perception.yaml",
+                               "the perception node alone, fed by the test")
+    contract = profile.parent / "two_camera.yaml"
     contract.write_text(CONTRACT)
-    profile = tmp_path / "perception_only.yaml"
-    profile.write_text(f"""
-description: the perception node alone, fed by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: perception
-    package: vla_perception
-    executable: perception
-    params: [{WS / 'params' / 'perception.yaml'}]
-""")
     return [str(profile), "--quiet", "--set", f"perception.contract={contract}", "--set",
             f"perception.transport={transport}", "--set", "perception.diagnostics_period=0.2"]
 
@@ -65,12 +56,12 @@ def image_msg(array, encoding, sec, frame_id="", data=None):
     return msg
 
 
-def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
+def test_raw_images_depth_bad_frames_and_overlay(probe, vla, one_node_profile):
     top = probe.collect(Image, "/observation/images/top", node_qos.SENSOR_SUB)
     depth = probe.collect(Image, "/observation/images/depth", node_qos.SENSOR_SUB)
     overlay = probe.collect(Image, "/perception/overlay", node_qos.SENSOR_SUB)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
-    up = vla("up", *perception_profile(tmp_path, "raw"))
+    up = vla("up", *perception_profile(one_node_profile, "raw"))
     up.wait_line("all 1 nodes active", 90)
     pub = probe.node.create_publisher(Image, "/camera/top/image_raw", node_qos.SENSOR_PUB)
     depth_pub = probe.node.create_publisher(Image, "/camera/depth/image_raw", node_qos.SENSOR_PUB)
@@ -144,14 +135,15 @@ def test_raw_images_depth_bad_frames_and_overlay(probe, vla, tmp_path):
     assert up.wait(30) == 0
 
 
-def test_compressed_transport_and_features(probe, vla, tmp_path):
+def test_compressed_transport_and_features(probe, vla, one_node_profile):
     """PNG over the compressed transport is bitwise the raw path; with features on, the frozen encoder's
     vector of that frame comes with the frame's stamp."""
     from vla_perception.features import ImageFeatures
     top = probe.collect(Image, "/observation/images/top", node_qos.SENSOR_SUB)
     feats = probe.collect(FeatureVector, "/observation/features/top", node_qos.SENSOR_SUB)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
-    up = vla("up", *perception_profile(tmp_path, "compressed"), "--set", "perception.features=efficientnet-lite0")
+    up = vla("up", *perception_profile(one_node_profile, "compressed"),
+             "--set", "perception.features=efficientnet-lite0")
     up.wait_line("all 1 nodes active", 90)
     pub = probe.node.create_publisher(CompressedImage, "/camera/top/image_raw/compressed", node_qos.SENSOR_PUB)
     probe.wait_for(lambda: pub.get_subscription_count(), 10, "perception's compressed subscription")
@@ -173,13 +165,13 @@ def test_compressed_transport_and_features(probe, vla, tmp_path):
     assert up.wait(30) == 0
 
 
-def test_overlay_survives_any_command_and_a_future_stamp_cannot_silence_the_stale_alarm(probe, vla, tmp_path):
+def test_overlay_survives_any_command_and_a_future_stamp_cannot_silence_the_stale_alarm(probe, vla, one_node_profile):
     """A proposal of 1e7 m/s while someone watches the overlay used to crash the node (OpenCV "Can't parse
     'pt2'"); one frame stamped in the future used to keep the camera 'fresh' for good."""
     overlay = probe.collect(Image, "/perception/overlay", node_qos.SENSOR_SUB)
     top = probe.collect(Image, "/observation/images/top", node_qos.SENSOR_SUB)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
-    up = vla("up", *perception_profile(tmp_path, "raw"), "--set", "perception.stale_after=0.5")
+    up = vla("up", *perception_profile(one_node_profile, "raw"), "--set", "perception.stale_after=0.5")
     up.wait_line("all 1 nodes active", 90)
     pub = probe.node.create_publisher(Image, "/camera/top/image_raw", node_qos.SENSOR_PUB)
     cmd_pub = probe.node.create_publisher(Twist, "/policy/cmd_vel", node_qos.COMMAND)

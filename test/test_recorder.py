@@ -197,23 +197,13 @@ def test_rerecord_sigkill_and_resume(probe, vla, tmp_path):
     assert resumed.episode(2)["dataset_from_index"] == first.frames + second.frames
 
 
-def test_missing_topics_reported_at_once(probe, vla, tmp_path):
+def test_missing_topics_reported_at_once(probe, vla, tmp_path, one_node_profile):
     # Nodes of their own names: on a loaded machine an earlier test's recorder may still be shutting down.
     def recorder_alone(name: str):
         params = tmp_path / f"{name}_params.yaml"
         params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", f"{name}:", 1))
-        profile = tmp_path / f"{name}.yaml"
-        profile.write_text(f"""
-description: the recorder alone, nothing to record
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: {name}
-    package: vla_recorder
-    executable: recorder
-    params: [{params}]
-""")
-        return profile
+        return one_node_profile(name, "vla_recorder", params, "the recorder alone, nothing to record",
+                                executable="recorder", file=f"{name}.yaml")
 
     rec = vla("record", "--up", str(recorder_alone("recorder_alone")), "--recorder", "/recorder_alone",
               "--root", str(tmp_path / "ds"), "--episodes", "1", "--no-keys",
@@ -346,7 +336,7 @@ def recorder_values(diags) -> dict:
     return values
 
 
-def test_refused_inputs_never_crash_or_stall_the_recorder(probe, vla, tmp_path):
+def test_refused_inputs_never_crash_or_stall_the_recorder(probe, vla, tmp_path, one_node_profile):
     """Refused goals and refused frames in either order (they used to crash the node: rclpy's deprecated warn()
     shares one identity), forged and future-stamped episode events (one used to stall a recording), a
     control-character instruction and commands beyond float32: each refused or marked, counted where anyone can
@@ -357,17 +347,8 @@ def test_refused_inputs_never_crash_or_stall_the_recorder(probe, vla, tmp_path):
     from vla_ros import node_qos
     params = tmp_path / "recorder_edge_params.yaml"
     params.write_text((WS / "params" / "recorder.yaml").read_text().replace("recorder:", "recorder_edge:", 1))
-    profile = tmp_path / "recorder_edge.yaml"
-    profile.write_text(f"""
-description: the recorder alone; the test is the robot
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: recorder_edge
-    package: vla_recorder
-    executable: recorder
-    params: [{params}]
-""")
+    profile = one_node_profile("recorder_edge", "vla_recorder", params, "the recorder alone; the test is the robot",
+                               executable="recorder", file="recorder_edge.yaml")
     root = tmp_path / "ds"
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     up = vla("up", str(profile), "--quiet", "--set", f"recorder_edge.root={root}",

@@ -20,18 +20,9 @@ WS = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ros
 
 
-def sim_only_profile(tmp_path, command_type: str):
-    profile = tmp_path / "sim_only.yaml"
-    profile.write_text(f"""
-description: the sim robot alone, commanded by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: sim_robot
-    package: vla_sim
-    executable: sim_robot
-    params: [{WS / 'params' / 'sim_robot.yaml'}]
-""")
+def sim_only_profile(one_node_profile, command_type: str):
+    profile = one_node_profile("sim_robot", "vla_sim", WS / "params" / "sim_robot.yaml",
+                               "the sim robot alone, commanded by the test", file="sim_only.yaml")
     # The tabletop contract's action is a Twist: a sim robot taking another command does not satisfy it.
     contract = ["--set", f"sim_robot.contract={WS / 'params' / 'robots' / 'tabletop_sim.yaml'}"]
     return [str(profile), "--quiet", "--set", f"sim_robot.command_type={command_type}",
@@ -39,12 +30,12 @@ nodes:
             *(contract if command_type == "twist" else [])]
 
 
-def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
+def test_topics_commands_and_rejections_twist(probe, vla, one_node_profile):
     images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
     infos = probe.collect(CameraInfo, "/camera/top/camera_info", node_qos.SENSOR_SUB)
     joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
-    up = vla("up", *sim_only_profile(tmp_path, "twist"))
+    up = vla("up", *sim_only_profile(one_node_profile, "twist"))
     up.wait_line("all 1 nodes active", 90)
     probe.wait_for(lambda: len(images) > 3 and len(joints) > 3 and infos, 20, "camera and joint states")
     image, info = images[-1][1], infos[-1][1]
@@ -77,10 +68,10 @@ def test_topics_commands_and_rejections_twist(probe, vla, tmp_path):
     assert probe.count(diags, "sim_robot: simulation", "accepted") > 10
 
 
-def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
+def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, one_node_profile):
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     events = probe.collect(EpisodeEvent, "/episode/events", node_qos.EVENTS)
-    up = vla("up", *sim_only_profile(tmp_path, "float64_multiarray"))
+    up = vla("up", *sim_only_profile(one_node_profile, "float64_multiarray"))
     up.wait_line("all 1 nodes active", 90)
     pub = probe.node.create_publisher(Float64MultiArray, "/cmd", node_qos.COMMAND)
     probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd subscription")
@@ -96,11 +87,11 @@ def test_wrong_dimension_is_rejected_and_reset_service(probe, vla, tmp_path):
     assert not bad.success and "dance a jig" in bad.message
 
 
-def test_reset_refuses_seeds_and_instructions_it_cannot_keep(probe, vla, tmp_path):
+def test_reset_refuses_seeds_and_instructions_it_cannot_keep(probe, vla, one_node_profile):
     """A reset with seed 2**63-1 used to be accepted, and the sim died when the next seed (2**63) went out."""
     events = probe.collect(EpisodeEvent, "/episode/events", node_qos.EVENTS)
     images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
-    up = vla("up", *sim_only_profile(tmp_path, "twist"), "--set", "sim_robot.max_episode_steps=5")
+    up = vla("up", *sim_only_profile(one_node_profile, "twist"), "--set", "sim_robot.max_episode_steps=5")
     up.wait_line("all 1 nodes active", 90)
     for seed in (2**63 - 1, 2**32):
         bad = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=seed, instruction=""))

@@ -53,20 +53,11 @@ def test_keyboard_keys_become_commands_and_interventions(probe):
         os.close(controller)
 
 
-def test_a_bad_sim_state_is_dropped_and_counted_and_the_expert_carries_on(probe, vla, tmp_path):
+def test_a_bad_sim_state_is_dropped_and_counted_and_the_expert_carries_on(probe, vla, one_node_profile):
     """One SimState with a 1-element privileged vector used to crash the teleop node on its next tick."""
     from vla_sim.envs import TabletopPushEnv
-    profile = tmp_path / "teleop_only.yaml"
-    profile.write_text(f"""
-description: the teleop node alone (scripted expert), fed sim states by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: teleop
-    package: vla_teleop
-    executable: teleop
-    params: [{WS / 'params' / 'teleop.yaml'}]
-""")
+    profile = one_node_profile("teleop", "vla_teleop", WS / "params" / "teleop.yaml",
+                               "the teleop node alone (scripted expert), fed sim states by the test")
     commands = probe.collect(Twist, "/teleop/cmd_vel", node_qos.COMMAND)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     up = vla("up", str(profile), "--quiet", "--set", "teleop.device=expert", "--set", "teleop.diagnostics_period=0.2")
@@ -105,21 +96,13 @@ def _double(name: str, value: float):
     return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
 
 
-def test_a_run_time_parameter_set_from_another_node_takes_effect_and_a_read_only_one_is_refused(probe, vla, tmp_path):
+def test_a_run_time_parameter_set_from_another_node_takes_effect_and_a_read_only_one_is_refused(
+        probe, vla, one_node_profile):
     """`ros2 param set /teleop max_speed 0.1` through the real SetParameters service: the next commands follow."""
     from rcl_interfaces.srv import SetParameters
     from sensor_msgs.msg import Joy
-    profile = tmp_path / "teleop_only.yaml"
-    profile.write_text(f"""
-description: the teleop node alone (joystick), fed Joy messages by the test
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: teleop
-    package: vla_teleop
-    executable: teleop
-    params: [{WS / 'params' / 'teleop.yaml'}]
-""")
+    profile = one_node_profile("teleop", "vla_teleop", WS / "params" / "teleop.yaml",
+                               "the teleop node alone (joystick), fed Joy messages by the test")
     commands = probe.collect(Twist, "/teleop/cmd_vel", node_qos.COMMAND)
     up = vla("up", str(profile), "--quiet", "--set", "teleop.device=joy", "--set", "teleop.joy_deadman_button=-1")
     up.wait_line("all 1 nodes active", 90)

@@ -27,19 +27,8 @@ def demos(tmp_path_factory):
     return root
 
 
-def _profile(tmp_path: Path) -> Path:
-    profile = tmp_path / "trainer_only.yaml"
-    profile.write_text(f"""
-description: the trainer alone
-use_sim_time: false
-manager: {{params: {WS / 'params' / 'lifecycle_manager.yaml'}}}
-nodes:
-  - name: trainer
-    package: vla_trainer
-    executable: trainer
-    params: [{WS / 'params' / 'trainer.yaml'}]
-""")
-    return profile
+def _profile(one_node_profile) -> Path:
+    return one_node_profile("trainer", "vla_trainer", WS / "params" / "trainer.yaml", "the trainer alone")
 
 
 class Goals:
@@ -85,8 +74,8 @@ def _children(marker: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_train_cancel_crash_and_deploy_through_the_action(probe, vla, demos, tmp_path):
-    up = vla("up", str(_profile(tmp_path)), "--quiet", "--set", "trainer.deploy_timeout=2.0",
+def test_train_cancel_crash_and_deploy_through_the_action(probe, vla, demos, tmp_path, one_node_profile):
+    up = vla("up", str(_profile(one_node_profile)), "--quiet", "--set", "trainer.deploy_timeout=2.0",
              "--set", "trainer.cancel_grace=5.0")
     up.wait_line(r"all 1 nodes active", 90)
     goals = Goals(probe)
@@ -148,12 +137,12 @@ def _versions(models: Path, timeout: float, count: int) -> list[Path]:
     raise AssertionError(f"{count} artifact(s) expected in {models} within {timeout:g} s")
 
 
-def test_trainer_retrains_on_its_own_every_k_saved_episodes(vla, tmp_path):
+def test_trainer_retrains_on_its_own_every_k_saved_episodes(vla, tmp_path, one_node_profile):
     robot = tmp_path / "robot"
     contract = RobotContract.from_yaml(WS / "params/robots/tabletop_sim.yaml")
     record_scripted_demos(robot, contract, episodes=2)  # there before the node: not counted
     overrides = _overrides(tmp_path, "auto", epochs=1) + ["algorithm.type=hg_dagger"]
-    up = vla("up", str(_profile(tmp_path)), "--quiet", "--set", "trainer.retrain_every=2",
+    up = vla("up", str(_profile(one_node_profile)), "--quiet", "--set", "trainer.retrain_every=2",
              "--set", f"trainer.retrain_datasets={json.dumps([str(robot)])}",
              "--set", f"trainer.retrain_overrides={json.dumps(overrides)}", "--set", "trainer.retrain_deploy=false",
              "--set", "trainer.retrain_check_period=0.2", "--set", "trainer.default_policy_type=mlp")
