@@ -55,9 +55,13 @@ class ArmScriptedExpert:
         yaw_speed: tcp yaw rate limit (rad/s).
         hover: height (m) above the cube's centre of the REACH waypoint.
         carry_height: tcp height (m) above the table while carrying.
+        grasp_distance: the fingers close when the tcp is this close (m) to the cube's centre.
         noise_std: standard deviation (rad, per joint) of the demonstration noise
             added to every joint target (see the module docstring); 0: none.
             May change between calls.
+        gripper_delay: demonstration noise on the gripper's timing: the probability, at each step, that a change
+            of the gripper command is held back one step more (0: none). The arm lingers where the fingers
+            should close or open, with the clean command (``clean_action``) saying so.
         seed: seed of the noise generator.
         kinematics: an :class:`ArmKinematics` to share (default: a new one on the MJCF).
     """
@@ -72,7 +76,9 @@ class ArmScriptedExpert:
         yaw_speed: float = 3.0,
         hover: float = 0.07,
         carry_height: float = 0.15,
+        grasp_distance: float = 0.010,
         noise_std: float = 0.0,
+        gripper_delay: float = 0.0,
         seed: int | None = None,
         kinematics: ArmKinematics | None = None,
     ) -> None:
@@ -80,11 +86,15 @@ class ArmScriptedExpert:
             raise ValueError(f"max_speed and yaw_speed must be > 0, got {max_speed!r}, {yaw_speed!r}")
         if not noise_std >= 0:
             raise ValueError(f"noise_std must be >= 0 rad, got {noise_std!r}")
+        if not 0.0 <= gripper_delay < 1.0:
+            raise ValueError(f"gripper_delay must be a probability in [0, 1), got {gripper_delay!r}")
         self.max_speed = float(max_speed)
         self.yaw_speed = float(yaw_speed)
         self.hover = float(hover)
         self.carry_height = float(carry_height)
+        self.grasp_distance = float(grasp_distance)
         self.noise_std = float(noise_std)
+        self.gripper_delay = float(gripper_delay)
         self.kinematics = kinematics or ArmKinematics()
         self._rng = np.random.default_rng(seed)
         self.reset()
@@ -95,6 +105,10 @@ class ArmScriptedExpert:
         self._phase_steps = 0
         self._ik_seed: np.ndarray | None = None
         self._retreat_to: np.ndarray | None = None
+        self._gripper_sent: float | None = None
+        #: The last :meth:`act`'s action without the demonstration noise (joint noise, gripper delay): the label a
+        #: demonstration should record for the state it was computed on (DART: the noise only visits states).
+        self.clean_action: np.ndarray | None = None
 
     def act(self, privileged: np.ndarray) -> np.ndarray:
         """Action for one control step.
@@ -123,9 +137,15 @@ class ArmScriptedExpert:
         seed = s.qpos if self._ik_seed is None else self._ik_seed
         q = self.kinematics.ik(goal, top_down_rotation(yaw_goal), seed, max_iters=30).qpos
         self._ik_seed = q
+        self.clean_action = np.append(np.clip(q, self.kinematics.lower, self.kinematics.upper),
+                                      gripper).astype(np.float32)
         if self.noise_std > 0:
             q = q + self._rng.normal(0.0, self.noise_std, size=6)
         q = np.clip(q, self.kinematics.lower, self.kinematics.upper)
+        sent = self._gripper_sent
+        if self.gripper_delay > 0 and sent is not None and gripper != sent and self._rng.random() < self.gripper_delay:
+            gripper = sent
+        self._gripper_sent = gripper
         return np.append(q, gripper).astype(np.float32)
 
     # ------------------------------------------------------------ internals
@@ -143,25 +163,26 @@ class ArmScriptedExpert:
 
         if self.phase in (self.REACH, self.DESCEND, self.GRASP):
             yaw = _closest(_quat_yaw(s.cube_quat[s.target_cube]), _natural_yaw(cube))
-            if self.phase == self.REACH:
-                target = cube + np.array([0.0, 0.0, self.hover])
-                if np.linalg.norm(target - tcp) < 0.012 and abs(_wrap(yaw - yaw_now)) < 0.08:
-                    self._advance(self.DESCEND)
-                return target, yaw, 1.0
-            if self.phase == self.DESCEND:
-                if np.linalg.norm(cube - tcp) < 0.006:
+            if self.phase != self.GRASP:
+                if np.linalg.norm(cube - tcp) < self.grasp_distance:
                     self._advance(self.GRASP)
-                if s.opening < 2 * half:  # the fingers are not open round the cube: back off
-                    self._advance(self.REACH)
-                return cube.copy(), yaw, 1.0
-            # GRASP: close in place until the fingers stop on the cube.
-            if self._phase_steps >= 3:
-                if s.opening < 2 * half - 0.01:  # closed on nothing
-                    self._advance(self.REACH)
-                elif abs(s.opening - 2 * half) < 0.006:
-                    self._advance(self.LIFT)
-            return cube.copy(), yaw, 0.0
-
+                    return cube.copy(), yaw, 0.0
+                # A funnel, not a hover point and a threshold: the tcp aims at the cube's centre raised by an
+                # amount that shrinks with the horizontal and yaw error (``hover`` at most), so the descent is a
+                # function of where the tcp is, with no point to settle on.
+                lift = _funnel(float(np.linalg.norm(cube[:2] - tcp[:2])), abs(_wrap(yaw - yaw_now)), self.hover)
+                if s.opening < 2 * half + 0.01:  # the fingers are not open round the cube: stay above
+                    lift = self.hover
+                self.phase = self.REACH if lift > 0.02 else self.DESCEND
+                return cube + np.array([0.0, 0.0, lift]), yaw, 1.0
+            # GRASP: close in place; lift as soon as the fingers stop on the cube (what the opening shows).
+            if abs(s.opening - 2 * half) < 0.006 or (self._phase_steps >= 6 and s.opening < 2 * half + 0.02):
+                self._advance(self.LIFT)
+            elif self._phase_steps >= 3 and s.opening < 2 * half - 0.01:  # closed on nothing
+                self._advance(self.REACH)
+                return cube + np.array([0.0, 0.0, self.hover]), yaw, 1.0
+            else:
+                return cube.copy(), yaw, 0.0
         goal = s.goal
         if s.skill == "place":
             release_z = s.bin_wall_height + half + 0.015  # cube centre at release
@@ -177,16 +198,23 @@ class ArmScriptedExpert:
             return target, yaw_now, 0.0
         # Carry and lower aim the cube, not the tcp: a cube held off-centre still lands on the goal.
         in_hand = tcp - cube
-        if self.phase == self.CARRY:
-            if np.linalg.norm(goal[:2] - cube[:2]) < 0.008 and abs(_wrap(carry_yaw - yaw_now)) < 0.08:
-                self._advance(self.LOWER)
-            target = np.array([goal[0] + in_hand[0], goal[1] + in_hand[1], self.carry_height])
-            return target, carry_yaw, 0.0
-        if self.phase == self.LOWER:
+        if self.phase in (self.CARRY, self.LOWER):
+            # The same funnel over the goal: the held cube aims at its release point raised by an amount that
+            # shrinks with the horizontal and yaw error (up to the carry height).
             cube_target = np.array([goal[0], goal[1], release_z])
-            if np.linalg.norm(cube_target - cube) < 0.005:
+            off = float(np.linalg.norm(goal[:2] - cube[:2]))
+            # A bin takes the cube anywhere within 2 cm of its centre; a stack within 1 cm.
+            tolerance = 0.02 if s.skill == "place" else 0.01
+            if off < tolerance and cube[2] - release_z < 0.006:
                 self._advance(self.RELEASE)
-            return cube_target + in_hand, carry_yaw, 0.0
+                return tcp.copy(), yaw_now, 1.0
+            rise = _funnel(off, abs(_wrap(carry_yaw - yaw_now)), max(0.0, self.carry_height - in_hand[2] - release_z),
+                           dead=tolerance / 2)
+            self.phase = self.CARRY if rise > 0.02 else self.LOWER
+            # Aimed 2 cm below the release point, the cube passes it without slowing down: no run of frames
+            # hovering just above it with the fingers closed, which a policy would learn as a place to stop.
+            sink = 0.02 if rise == 0.0 else 0.0
+            return cube_target + in_hand + np.array([0.0, 0.0, rise - sink]), carry_yaw, 0.0
         if self.phase == self.RELEASE:
             if self._phase_steps >= 3 and s.opening > 2 * half + 0.015:
                 self._advance(self.RETREAT)
@@ -197,6 +225,12 @@ class ArmScriptedExpert:
         if np.linalg.norm(self._retreat_to - tcp) < 0.02 and not _placed(s):
             self._advance(self.REACH)
         return self._retreat_to.copy(), yaw_now, 1.0
+
+
+def _funnel(horizontal: float, yaw_error: float, top: float, dead: float = 0.004) -> float:
+    """Height (m) above its goal that a tcp (or held cube) aims at: 0 when it is within ``dead`` m and 0.05 rad
+    of the goal's axis, rising 3 m per m of horizontal error and 0.2 m per rad of yaw error, ``top`` at most."""
+    return min(top, 3.0 * max(0.0, horizontal - dead) + 0.2 * max(0.0, yaw_error - 0.05))
 
 
 def _placed(s: ArmPrivilegedState) -> bool:

@@ -533,6 +533,12 @@ class _ScaledExpert:
     def act(self, privileged) -> np.ndarray:
         return np.asarray(self._expert.act(privileged), dtype=np.float64) / self._scale
 
+    @property
+    def clean_action(self) -> np.ndarray | None:
+        """The expert's last action without its demonstration noise, in the backend's units (None if it has none)."""
+        clean = getattr(self._expert, "clean_action", None)
+        return None if clean is None else np.asarray(clean, dtype=np.float64) / self._scale
+
     def __getattr__(self, name):  # noise_std, max_speed, phase... are the expert's
         return getattr(self._expert, name)
 

@@ -25,14 +25,22 @@ DEMO_NOISE = 0.08
 
 def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str = "tabletop", episodes: int = 50,
                           seed_start: int = 0, instruction_set: str = "train", only_successes: bool = True,
-                          noise_std: float = 0.0,
+                          noise_std: float = 0.0, labels: str = "executed", expert_kwargs: dict | None = None,
                           progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Append ``episodes`` expert episodes (seeds from ``seed_start``) to the dataset at ``root``.
 
     ``noise_std`` (the expert's units: m/s for the tabletop, rad per joint for the arm) perturbs every expert command (DART; ``vla_sim.expert``): the dataset holds the commands
     the robot executed, noise included, and the expert's recoveries from it. Episodes the expert fails are
     skipped (and counted) when ``only_successes``; returns counts.
+
+    ``labels`` "clean" records, as each frame's action, the expert's command without its noise
+    (``expert.clean_action``: DART's label, the noise only choosing the states visited) while the robot executes
+    the noisy one; "executed" (the default) records what was executed. ``expert_kwargs`` go to the expert
+    (the arm's ``gripper_delay``, ...).
     """
+    if labels not in ("executed", "clean"):
+        raise ValueError(f"labels {labels!r}: choose 'executed' (the command sent) or 'clean' (the expert's "
+                         "command without its noise)")
     from vla_sim.backends import PRESETS, make_backend
     config = dict(PRESETS[preset])
     if config.get("instruction_option"):
@@ -48,17 +56,26 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
             while True:
                 frame = backend.reset(seed)
                 seed += 1
-                expert = backend.make_expert(noise_std=noise_std, seed=seed) if noise_std > 0 else \
-                    backend.make_expert()
+                extra = dict(expert_kwargs or {})
+                if noise_std > 0 or extra:
+                    extra.update(noise_std=noise_std, seed=seed)
+                expert = backend.make_expert(**extra)
                 episode = writer.begin_episode(backend.instruction, contract=contract.robot)
                 t = 0
                 while True:
                     action = np.asarray(expert.act(backend.privileged_state()), np.float64)
+                    label = action
+                    if labels == "clean":
+                        clean = getattr(expert, "clean_action", None)
+                        if clean is None:
+                            raise ValueError(f"labels 'clean': the expert of sim preset '{preset}' does not say "
+                                             "its command without noise (clean_action); use labels 'executed'")
+                        label = np.asarray(clean, np.float64)
                     episode.add_frame({
                         **{image_key(cam.name): model_image(frame.camera(cam.name), cam.height, cam.width)
                            for cam in contract.cameras},
                         STATE: contract.state.vector(frame.joint_positions, frame.joint_velocities),
-                        ACTION: action.astype(np.float32), "timestamp": t / contract.fps,
+                        ACTION: label.astype(np.float32), "timestamp": t / contract.fps,
                         "intervention": True, "late": False, "valid": True})
                     frame = backend.step(action)
                     t += 1

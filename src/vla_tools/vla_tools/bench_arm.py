@@ -30,6 +30,12 @@ CONTRACT = "params/robots/sim_arm.yaml"
 RECIPE = "params/train/arm_act.yaml"
 PRESET = "arm"
 EVAL_SEED_START = 100_000  # never a demonstration's seed
+#: How the demonstrations are made (docs/bench_arm.md, "Why it failed"): each frame's action is the expert's command
+#: without its noise (the noise, on the joints and on the gripper's timing, only chooses the states visited), and a
+#: change of the gripper command is held back one more step with this probability, so the frames where the fingers
+#: must close or open are many, not one per episode.
+DEMO_LABELS = "clean"
+DEMO_EXPERT = {"gripper_delay": 0.8}
 #: Full-run defaults and the --quick smoke test's sizes; a flag given on the command line wins over both.
 DEFAULTS = {"seeds": 200, "demos": 200, "steps": 2000, "episodes": 100, "policy": "act", "noise": 0.02,
             "rate_steps": 100, "ticks": 300}
@@ -150,12 +156,14 @@ def policy_from_demos(tmp: Path, contract, cfg: dict, encoder, say) -> dict:
     from vla_trainer.evaluate import evaluate_artifact
     from vla_trainer.train import Trainer
 
-    out: dict = {"policy": cfg["policy"], "demo_noise_rad": cfg["noise"], "load_start": _load()}
+    out: dict = {"policy": cfg["policy"], "demo_noise_rad": cfg["noise"], "demo_labels": DEMO_LABELS,
+                 "demo_expert": DEMO_EXPERT, "load_start": _load()}
     say(f"recording {cfg['demos']} scripted demonstrations (seeds from 0, training phrasings, noise "
         f"{cfg['noise']:g} rad) ...")
     t0, cpu0 = time.monotonic(), time.process_time()
     demos = record_scripted_demos(tmp / "demos", contract, preset=PRESET, episodes=cfg["demos"], seed_start=0,
-                                  noise_std=cfg["noise"], progress=_episode_progress(say, "demonstrations"))
+                                  noise_std=cfg["noise"], labels=DEMO_LABELS, expert_kwargs=DEMO_EXPERT,
+                                  progress=_episode_progress(say, "demonstrations"))
     demo_s, demo_cpu = time.monotonic() - t0, time.process_time() - cpu0
     out["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
                     "expert_failures": demos["expert_failures"], "wall_s": round(demo_s, 1),
