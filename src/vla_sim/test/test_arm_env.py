@@ -353,3 +353,52 @@ def test_expert_rejects_a_foreign_state_vector():
         ArmScriptedExpert().act(np.zeros(30))
     with pytest.raises(ValueError, match="noise_std"):
         ArmScriptedExpert(noise_std=-1.0)
+
+
+def test_expert_approach_is_a_function_of_the_state_not_of_its_phase():
+    """A policy without memory can copy the approach only if the expert's command there depends on the state
+    alone: a fresh expert on the same state commands what the one mid-episode does (no hover point reached
+    earlier, no threshold crossed in the past)."""
+    env = ArmPickPlaceEnv(image_size=(16, 16))
+    try:
+        env.reset(seed=3)
+        expert = ArmScriptedExpert(noise_std=0.02, seed=3)
+        compared = 0
+        for _ in range(150):
+            state = env.privileged_state().copy()
+            action = expert.act(state)
+            if expert.phase in (expert.REACH, expert.DESCEND):
+                fresh = ArmScriptedExpert()
+                fresh.act(state)
+                np.testing.assert_allclose(fresh.clean_action, expert.clean_action, atol=2e-3)
+                compared += 1
+            elif expert.phase == expert.LIFT:
+                break
+            env.step(action)
+        assert compared > 5 and expert.phase == expert.LIFT
+    finally:
+        env.close()
+
+
+def test_expert_gripper_delay_holds_changes_back_and_clean_action_is_the_command_without_noise():
+    env = ArmPickPlaceEnv(image_size=(16, 16))
+    try:
+        env.reset(seed=7)
+        expert = ArmScriptedExpert(noise_std=0.02, gripper_delay=0.9, seed=1)
+        held = 0
+        for _ in range(200):
+            action = expert.act(env.privileged_state().copy())
+            clean = expert.clean_action
+            assert not np.allclose(action[:6], clean[:6])  # joint noise
+            held += action[6] != clean[6]
+            _, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        assert held >= 2 and info["is_success"]
+        wins = sum(run_expert(env, ArmScriptedExpert(noise_std=0.02, gripper_delay=0.8, seed=s), s)[0]["is_success"]
+                   for s in (8, 9))
+        assert wins == 2
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="gripper_delay"):
+        ArmScriptedExpert(gripper_delay=1.0)
