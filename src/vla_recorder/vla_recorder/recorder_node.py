@@ -2,7 +2,8 @@
 
 Subscribes (relative names): the contract's cameras (sensor_msgs/Image) and state (sensor_msgs/JointState),
 the command actually sent to the robot (``command_topic``, default the contract's action topic: the safety
-shield's output), ``teleop/intervention``, ``instruction`` (latched) and ``episode/events``.
+shield's output), ``teleop/intervention``, ``instruction`` (latched), ``episode/events`` and ``help_topic`` (the
+policy's help request, latched: frames in which it asked and the operator took over are requested interventions).
 Action: ``~/record_episode`` (vla_interfaces/RecordEpisode). Services: ``~/save`` and ``~/discard``
 (std_srvs/Trigger: end the current episode and keep it / throw it away to re-record), ``~/mark``
 (vla_interfaces/MarkEpisode: success or failure of the current, else the last saved, episode; DISCARD = discard).
@@ -42,7 +43,7 @@ from vla_core.image import ImageError
 from vla_core.paths import workspace_path
 from vla_core.text import InstructionError, check_text
 from vla_interfaces.action import RecordEpisode
-from vla_interfaces.msg import EpisodeEvent, Intervention
+from vla_interfaces.msg import EpisodeEvent, HelpRequest, Intervention
 from vla_interfaces.srv import MarkEpisode
 
 try:  # published by the language node; older interface builds lack it
@@ -114,6 +115,8 @@ class RecorderNode(ManagedNode):
             sub(String, c.instruction_topic, self._on_instruction, node_qos.LATCHED),
             sub(EpisodeEvent, p["episode_events_topic"], self._on_event, node_qos.EVENTS),
         ]
+        if p["help_topic"]:  # latched: the request in force when recording starts arrives too
+            self._entities.append(sub(HelpRequest, p["help_topic"], self._on_help, node_qos.LATCHED))
         if InstructionEmbedding is not None:  # the language node's encoder id, kept with each episode
             self._entities.append(sub(InstructionEmbedding, p["embedding_topic"], self._on_embedding,
                                       node_qos.LATCHED))
@@ -220,6 +223,10 @@ class RecorderNode(ManagedNode):
     def _on_intervention(self, msg: Intervention) -> None:
         with self.control.lock:
             self.sampler.offer_intervention(self.now(), msg.active)
+
+    def _on_help(self, msg: HelpRequest) -> None:
+        with self.control.lock:
+            self.sampler.offer_help(self.now(), msg.active)
 
     def _on_instruction(self, msg: String) -> None:
         self.control.saw(self.contract.instruction_topic)

@@ -11,6 +11,10 @@ RECORDER_PARAMS = (
               read_only=True),
     ParamSpec("intervention_topic", "teleop/intervention", "Operator intervention flag (vla_interfaces/Intervention)",
               read_only=True),
+    ParamSpec("help_topic", "policy/help", "The policy's help request (vla_interfaces/HelpRequest, latched): each "
+              "frame's help_requested flag; frames with it and the operator's intervention are requested "
+              "interventions (episode help_frames, requested_intervention_frames); empty: not recorded",
+              read_only=True),
     ParamSpec("intervention_required", True,
               "An episode starts only once the intervention flag has a publisher (an operator can take over)"),
     ParamSpec("episode_events_topic", "episode/events",

@@ -14,6 +14,9 @@ executed after that observation (LeRobot's convention). Nothing is re-stamped or
   were, NaN where nothing was received), never silently replaced. Values are stored as float32, so "finite"
   is judged after that cast: a command of 1e39 is ``inf`` in the dataset, and its row is invalid. Each
   invalid row is counted under its reason (``SamplerCounters.invalid_reasons``).
+
+A frame's ``help_requested`` says the policy asked for help (its latched ~/help, ``offer_help``) in the frame's
+window, as ``intervention`` says the operator commanded in it: a frame with both is a requested intervention.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ class SamplerCounters:
     late: int = 0
     invalid: int = 0
     interventions: int = 0
+    help_frames: int = 0  # frames in which the policy asked for help
+    requested_interventions: int = 0  # ... and the operator commanded (the help was given)
     duplicate_images: int = 0  # a camera faster than fps: the image nearest the slot was kept
     stale_images: int = 0  # arrived for a slot that was already closed (dropped or written)
     # Why rows were invalid: state_missing, state_wrong_size, state_nonfinite (NaN/inf, or beyond float32),
@@ -74,6 +79,7 @@ class FrameSampler:
         self._states: deque = deque(maxlen=history)  # (stamp, values)
         self._commands: deque = deque(maxlen=4 * history)  # (receive time, values)
         self._interventions: deque = deque(maxlen=4 * history)  # (receive time, active)
+        self._helps: deque = deque(maxlen=4 * history)  # (receive time, active): the policy's help request
 
     # ---- episode --------------------------------------------------------------------------------
     def start(self, start_time: float) -> None:
@@ -133,6 +139,10 @@ class FrameSampler:
 
     def offer_intervention(self, received: float, active: bool) -> None:
         _insert(self._interventions, received, bool(active))
+
+    def offer_help(self, received: float, active: bool) -> None:
+        """The policy's help request (latched: it holds until the next one)."""
+        _insert(self._helps, received, bool(active))
 
     # ---- frames --------------------------------------------------------------------------------
     def poll(self, now: float, flush: bool = False) -> list[dict]:
@@ -210,9 +220,7 @@ class FrameSampler:
             action_values = command[1]
             late |= tk1 - command[0] > self.command_timeout
             action_problem = _problem("action", action_values, self.action_dim)
-        flag = _newest_before(self._interventions, tk1 - 1e-9)
-        intervention = bool(flag and flag[1]) or any(
-            active for t, active in self._interventions if tk <= t < tk1)
+        intervention, help_requested = (_active_in(history, tk, tk1) for history in (self._interventions, self._helps))
         valid = not (state_problem or action_problem)
         c = self.counters
         c.frames += 1
@@ -220,13 +228,22 @@ class FrameSampler:
         c.invalid += not valid
         c.invalid_reasons.update(r for r in (state_problem, action_problem) if r)
         c.interventions += intervention
+        c.help_frames += help_requested
+        c.requested_interventions += help_requested and intervention
         frame = {cam: slot.images[cam][1] for cam in self.cameras}
         frame.update({
             STATE: _fit(state_values, self.state_dim),
             ACTION: _fit(action_values, self.action_dim),
             "timestamp": stamp - self.t0, "intervention": intervention, "late": late, "valid": valid,
+            "help_requested": help_requested,
         })
         return frame
+
+
+def _active_in(history, tk: float, tk1: float) -> bool:
+    """A flag (intervention, help request) in force at the end of the window [tk, tk1) or raised within it."""
+    flag = _newest_before(history, tk1 - 1e-9)
+    return bool(flag and flag[1]) or any(active for t, active in history if tk <= t < tk1)
 
 
 def _nearest_arrival(items, arrival: int):

@@ -28,7 +28,7 @@ from vla_core.dataset.video import VideoReader, decode_frames  # noqa: F401 - de
 WORKSPACE_EPISODE_DEFAULTS: dict[str, Any] = {
     "instruction": None, "success": None, "late_frames": None, "dropped_frames": None, "invalid_frames": None,
     "intervention_frames": None, "achieved_fps": None, "contract": "", "encoder_id": "", "recorded_at": None,
-    "start_stamp": 0.0,
+    "start_stamp": 0.0, "help_frames": None, "requested_intervention_frames": None,
 }
 
 

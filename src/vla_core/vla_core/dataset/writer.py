@@ -38,7 +38,8 @@ from vla_core.dataset.video import VideoEncoder
 # schema LeRobot's writer must be able to append to): instruction, success (null until labelled), late_frames,
 # dropped_frames, invalid_frames, intervention_frames, achieved_fps, contract (the robot contract's YAML),
 # encoder_id (the instruction's text encoder), recorded_at (wall clock), start_stamp (clock time of the first
-# frame, to match frames with the topics or an MCAP bag).
+# frame, to match frames with the topics or an MCAP bag), help_frames (frames in which the policy asked for help:
+# a frame's optional ``help_requested``) and requested_intervention_frames (those in which the operator commanded).
 GAP_MODES = ("fill", "keep")
 CODEC_NAMES = {"libx264": "h264", "libsvtav1": "av1"}
 
@@ -224,6 +225,7 @@ class EpisodeWriter:
                                            feats[key]["shape"][1], dataset.info["fps"], dataset.codec,
                                            dataset.crf, dataset.gop) for key in self.video_keys}
         self.late = self.dropped = self.invalid = self.interventions = 0
+        self.help_frames = self.requested_interventions = 0
         self.filled = 0  # dropped slots given a row (gaps="fill") or a repeated video frame (gaps="keep")
         self._first_pts: int | None = None
         self._valid: list[bool] = []
@@ -284,6 +286,9 @@ class EpisodeWriter:
         self.late += bool(frame["late"])
         self.invalid += not bool(frame["valid"])
         self.interventions += bool(frame["intervention"])
+        helped = bool(frame.get("help_requested", False))
+        self.help_frames += helped
+        self.requested_interventions += helped and bool(frame["intervention"])
 
     def count_dropped(self, n: int = 1) -> None:
         """Count ``n`` slots without a frame (the recorder's own count; gaps between frames are also found
@@ -386,7 +391,8 @@ class EpisodeWriter:
         row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
         row.update({"instruction": self.instruction, "success": success, "late_frames": self.late,
                     "dropped_frames": max(self.dropped, self.filled), "invalid_frames": self.invalid,
-                    "intervention_frames": self.interventions,
+                    "intervention_frames": self.interventions, "help_frames": self.help_frames,
+                    "requested_intervention_frames": self.requested_interventions,
                     "achieved_fps": (n - 1) / span if span > 0 else 0.0,
                     "contract": self.contract, "encoder_id": self.encoder_id, "recorded_at": self.started_at,
                     "start_stamp": self.start_stamp + (self._first_pts or 0) / self.dataset.info["fps"]})
