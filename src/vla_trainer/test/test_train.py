@@ -130,7 +130,7 @@ def test_each_algorithm_has_its_own_options_and_help_lists_every_one(capsys):
     with pytest.raises(ValueError, match="algorithm.correction_weight for algorithm 'bc'; it accepts type"):
         build_config({"algorithm": {"correction_weight": 3}})
     with pytest.raises(ValueError, match="unknown algorithm 'hg-dagger'; did you mean 'hg_dagger'\\? accepted: bc, "
-                                         "hg_dagger, iql"):
+                                         "cql, hg_dagger, iql, td3bc"):
         build_config({"algorithm": {"type": "hg-dagger"}})
     with pytest.raises(ValueError, match="algorithm.discount in \\(0, 1\\)"):
         build_config({"algorithm": {"type": "iql", "discount": 1.5}})

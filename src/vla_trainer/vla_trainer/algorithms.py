@@ -7,6 +7,11 @@
 - ``iql``: implicit Q-learning (Kostrikov et al. 2022) from rewards (``next.reward``) or, failing that, success
   labels (reward 1 on the last frame of a successful episode). Critics learn V by expectile regression and Q by
   TD; the policy's imitation loss is weighted per sample by exp(beta * (Q - V)) (advantage-weighted regression).
+- ``cql``, ``td3bc``: conservative Q-learning and TD3+BC, actor-critic offline RL on the same data and critics
+  (``vla_trainer.offline_rl``; docs/offline_rl.md).
+
+The offline RL algorithms share :class:`CriticAlgorithm`: transitions from the datasets' rewards or success labels
+(failed and partial episodes stay in as data), next-frame batches, twin critics with Polyak-averaged targets.
 """
 from __future__ import annotations
 
@@ -52,6 +57,11 @@ class Algorithm:
     def update(self, batch: dict, frames: np.ndarray, to_tensor) -> dict[str, float]:
         """Before the policy's loss on ``batch``: may set ``batch['weight']`` (B,); returns metrics."""
         return {}
+
+    def policy_loss(self, policy, batch: dict) -> dict[str, torch.Tensor]:
+        """The policy's losses on ``batch`` (``loss`` is minimised): its own imitation loss, unless the algorithm
+        trains the policy as an actor (td3bc, cql)."""
+        return policy.compute_loss(batch)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}
@@ -100,11 +110,130 @@ class Critic(nn.Module):
         width = 64 * len(cameras) + state_dim + language_dim + action_dim
         self.net = nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 1))
 
+    def features(self, images: dict, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
+        """(B, F): the observation's part of the input, computed once for many actions (CQL's sampled ones)."""
+        feats = [self.keypoints(self.encoders[cam](images[cam], language)) for cam in self.cameras]
+        return torch.cat([*feats, state, language], dim=1)
+
+    def score(self, features: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        """Q (or V without ``action``) of (..., F) features and (..., A) normalised actions -> (...)."""
+        if action is not None:
+            features = torch.cat([features.expand(*action.shape[:-1], -1), action], dim=-1)
+        return self.net(features).squeeze(-1)
+
     def forward(self, images: dict, state: torch.Tensor, language: torch.Tensor,
                 action: torch.Tensor | None = None) -> torch.Tensor:
-        feats = [self.keypoints(self.encoders[cam](images[cam], language)) for cam in self.cameras]
-        parts = [*feats, state, language] + ([action] if action is not None else [])
-        return self.net(torch.cat(parts, dim=1)).squeeze(-1)
+        return self.score(self.features(images, state, language), action)
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    """A target network: a copy of ``net`` that no optimiser trains (it follows ``net`` by :func:`polyak`)."""
+    target = copy.deepcopy(net)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def polyak(net: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * net, parameter by parameter (buffers are copied)."""
+    for p, tp in zip(net.parameters(), target.parameters()):
+        tp.mul_(1.0 - tau).add_(p, alpha=tau)
+    for b, tb in zip(net.buffers(), target.buffers()):
+        tb.copy_(b)
+
+
+@dataclass
+class Transitions:
+    """One batch as (s, a, r, s', done): observation tensors, the normalised state and first action of the chunk
+    (the action executed at s), reward (B,), done (B,) 1.0 on an episode's last frame, and the next frame's
+    observation (``next_images``, ``next_state`` normalised, ``next_language``, ``next_raw_state`` in SI units)."""
+
+    images: dict
+    state: torch.Tensor
+    raw_state: torch.Tensor
+    language: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    done: torch.Tensor
+    next_images: dict
+    next_state: torch.Tensor
+    next_raw_state: torch.Tensor
+    next_language: torch.Tensor
+
+
+class CriticAlgorithm(Algorithm):
+    """Offline RL from the datasets' rewards (``next.reward``) or, failing that, success labels (reward 1 on the last
+    frame of a successful episode, 0 elsewhere: failed and partial episodes are kept as data). Subclasses build
+    their critics in ``build`` and list the networks a checkpoint holds in ``networks``."""
+
+    networks: tuple[str, ...] = ()
+
+    def __init__(self, config: AlgorithmConfig, data: TrainingData):
+        super().__init__(config, data)
+        labelled = [e for e in data.episodes if e.reward is not None or e.success is not None]
+        if not labelled:
+            raise DataError(f"algorithm {config.type} needs rewards (next.reward) or success labels in the episodes' "
+                            "metadata; none of the datasets has them (mark episodes with the recorder's "
+                            "~/mark_episode)")
+
+    def attach(self, sampler: BatchSampler, policy, device: torch.device) -> None:
+        self.policy, self.device, self.sampler = policy, device, sampler
+        rewards, done = [], []
+        for i in sampler.episode_ids:
+            e = self.data.episodes[i]
+            r = e.reward.astype(np.float32) if e.reward is not None else np.zeros(len(e), np.float32)
+            if e.reward is None and e.success:
+                r[-1] = 1.0
+            d = np.zeros(len(e), bool)
+            d[-1] = True
+            rewards.append(r)
+            done.append(d)
+        self.reward, self.done = np.concatenate(rewards), np.concatenate(done)
+        self.build(policy.config, device)
+
+    def build(self, policy_config, device: torch.device) -> None:
+        """Create the critics (and their optimiser) for a policy with this config."""
+        raise NotImplementedError
+
+    def critic(self, action_dim: int) -> Critic:
+        cfg = self.policy.config
+        return Critic(cfg.cameras, cfg.state_dim, cfg.language_dim, action_dim).to(self.device)
+
+    def twin_critics(self) -> list[nn.Parameter]:
+        """Q1, Q2 and their targets (``q1_target``, ``q2_target``); returns the online critics' parameters."""
+        action_dim = self.policy.config.action_dim
+        self.q1, self.q2 = self.critic(action_dim), self.critic(action_dim)
+        self.q1_target, self.q2_target = frozen_copy(self.q1), frozen_copy(self.q2)
+        return [*self.q1.parameters(), *self.q2.parameters()]
+
+    def update_critic_targets(self, tau: float) -> None:
+        polyak(self.q1, self.q1_target, tau)
+        polyak(self.q2, self.q2_target, tau)
+
+    def transitions(self, batch: dict, frames: np.ndarray, to_tensor) -> Transitions:
+        """``batch`` (the policy's batch of ``frames``) with rewards, done flags and the next frames."""
+        pol = self.policy
+        nxt_frames = np.minimum(frames + 1, self.sampler.end[frames] - 1)
+        nxt = to_tensor(self.sampler.gather(nxt_frames, paraphrase=False, rng=np.random.default_rng(0)))
+        return Transitions(
+            images=batch["images"], state=pol.normalize_state(batch["state"]), raw_state=batch["state"],
+            language=batch["language"], action=pol.normalize_action(batch["action"][:, 0], batch["state"]),
+            reward=torch.as_tensor(self.reward[frames], device=self.device),
+            done=torch.as_tensor(self.done[frames], device=self.device, dtype=torch.float32),
+            next_images=nxt["images"], next_state=pol.normalize_state(nxt["state"]), next_raw_state=nxt["state"],
+            next_language=nxt["language"])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in self.networks:
+            out.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in self.networks:
+            prefix = f"{name}."
+            getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 @dataclass(frozen=True)
@@ -124,79 +253,35 @@ class IQLConfig(AlgorithmConfig):
 
 
 @register_algorithm("iql")
-class IQL(Algorithm):
+class IQL(CriticAlgorithm):
     config_class = IQLConfig
+    networks = ("q1", "q2", "v", "q1_target", "q2_target")
 
-    def __init__(self, config: IQLConfig, data: TrainingData):
-        super().__init__(config, data)
-        labelled = [e for e in data.episodes if e.reward is not None or e.success is not None]
-        if not labelled:
-            raise DataError("algorithm iql needs rewards (next.reward) or success labels in the episodes' metadata; "
-                            "none of the datasets has them (mark episodes with the recorder's ~/mark_episode)")
-
-    def attach(self, sampler: BatchSampler, policy, device: torch.device) -> None:
-        cfg = policy.config
-        self.policy, self.device, self.sampler = policy, device, sampler
-        rewards, done = [], []
-        for i in sampler.episode_ids:
-            e = self.data.episodes[i]
-            r = e.reward.astype(np.float32) if e.reward is not None else np.zeros(len(e), np.float32)
-            if e.reward is None and e.success:
-                r[-1] = 1.0
-            d = np.zeros(len(e), bool)
-            d[-1] = True
-            rewards.append(r)
-            done.append(d)
-        self.reward, self.done = np.concatenate(rewards), np.concatenate(done)
-        make = lambda action_dim: Critic(cfg.cameras, cfg.state_dim, cfg.language_dim, action_dim).to(device)  # noqa: E731
-        self.q1, self.q2, self.v = make(cfg.action_dim), make(cfg.action_dim), make(0)
-        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
-        for p in [*self.q1_target.parameters(), *self.q2_target.parameters()]:
-            p.requires_grad_(False)
-        params = [*self.q1.parameters(), *self.q2.parameters(), *self.v.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=3e-4)
+    def build(self, policy_config, device: torch.device) -> None:
+        self.v = self.critic(0)
+        self.optimizer = torch.optim.AdamW([*self.twin_critics(), *self.v.parameters()], lr=3e-4)
 
     def update(self, batch: dict, frames: np.ndarray, to_tensor) -> dict[str, float]:
-        cfg, pol = self.config, self.policy
-        nxt_frames = np.minimum(frames + 1, self.sampler.end[frames] - 1)
-        nxt = to_tensor(self.sampler.gather(nxt_frames, paraphrase=False, rng=np.random.default_rng(0)))
-        reward = torch.as_tensor(self.reward[frames], device=self.device)
-        done = torch.as_tensor(self.done[frames], device=self.device, dtype=torch.float32)
-        state = pol.normalize_state(batch["state"])
-        action = pol.normalize_action(batch["action"][:, 0], batch["state"])
-        images, language = batch["images"], batch["language"]
+        cfg, t = self.config, self.transitions(batch, frames, to_tensor)
         with torch.no_grad():
-            q_target = torch.min(self.q1_target(images, state, language, action),
-                                 self.q2_target(images, state, language, action))
-            v_next = self.v(nxt["images"], pol.normalize_state(nxt["state"]), nxt["language"])
-            td_target = reward + cfg.discount * (1.0 - done) * v_next
-        v = self.v(images, state, language)
+            q_target = torch.min(self.q1_target(t.images, t.state, t.language, t.action),
+                                 self.q2_target(t.images, t.state, t.language, t.action))
+            v_next = self.v(t.next_images, t.next_state, t.next_language)
+            td_target = t.reward + cfg.discount * (1.0 - t.done) * v_next
+        v = self.v(t.images, t.state, t.language)
         diff = q_target - v
         weight = torch.abs(cfg.expectile - (diff < 0).float())
         v_loss = (weight * diff.pow(2)).mean()
-        q_loss = (self.q1(images, state, language, action) - td_target).pow(2).mean() + \
-                 (self.q2(images, state, language, action) - td_target).pow(2).mean()
+        q_loss = (self.q1(t.images, t.state, t.language, t.action) - td_target).pow(2).mean() + \
+                 (self.q2(t.images, t.state, t.language, t.action) - td_target).pow(2).mean()
         self.optimizer.zero_grad(set_to_none=True)
         (v_loss + q_loss).backward()
         self.optimizer.step()
+        self.update_critic_targets(0.005)
         with torch.no_grad():
-            for net, target in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
-                for p, tp in zip(net.parameters(), target.parameters()):
-                    tp.mul_(0.995).add_(p, alpha=0.005)
             advantage = q_target - v.detach()
             batch["weight"] = torch.clamp(torch.exp(cfg.beta * advantage), max=cfg.max_weight)
         return {"v_loss": float(v_loss), "q_loss": float(q_loss), "advantage": float(advantage.mean())}
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {}
-        for name in ("q1", "q2", "v", "q1_target", "q2_target"):
-            out.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
-        return out
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name in ("q1", "q2", "v", "q1_target", "q2_target"):
-            prefix = f"{name}."
-            getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 def make_algorithm(config: AlgorithmConfig, data: TrainingData) -> Algorithm:
@@ -206,3 +291,7 @@ def make_algorithm(config: AlgorithmConfig, data: TrainingData) -> Algorithm:
         raise ValueError(f"algorithm '{config.type}' takes a {cls.config_class.__name__}, got a "
                          f"{type(config).__name__}")
     return cls(config, data)
+
+
+# cql and td3bc register themselves; imported last, since they build on the classes above.
+from vla_trainer import offline_rl  # noqa: E402,F401

@@ -117,6 +117,9 @@ def _print_options() -> None:
             opts = [f"{f.name}={f.default if f.default is not dataclasses.MISSING else f.default_factory()}"
                     for f in dataclasses.fields(cls.config_class) if f.name not in {"type", *hidden}]
             print(f"  --{section}.type={name}" + "".join(f" --{section}.{opt}" for opt in opts))
+            for f in dataclasses.fields(cls.config_class):  # options that carry a description (field metadata "help")
+                if f.metadata.get("help"):
+                    print(f"      {section}.{f.name}: {f.metadata['help']}")
     print("  --config FILE (YAML, same sections)  --resume RUN_DIR  --progress=text|json")
 
 

@@ -41,11 +41,13 @@ Progress = Callable[[dict[str, Any]], None]
 class _LossModule(nn.Module):
     """DDP syncs gradients of what its forward computed, so the loss goes through forward."""
 
-    def __init__(self, policy: nn.Module):
+    def __init__(self, policy: nn.Module, algorithm=None):
         super().__init__()
-        self.policy = policy
+        self.policy, self.algorithm = policy, algorithm
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        if self.algorithm is not None:  # its own loss for the policy (an actor's, in td3bc and cql)
+            return self.algorithm.policy_loss(self.policy, batch)
         return self.policy.compute_loss(batch)
 
 
@@ -165,7 +167,7 @@ class Trainer:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.bf16 = self._choose_bf16()  # before DDP wraps the policy: these trial steps must not reach its hooks
-        self.model = _LossModule(self.policy)
+        self.model = _LossModule(self.policy, self.algorithm)
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None)
