@@ -120,6 +120,12 @@ def test_help_request_follows_the_uncertainty_and_the_run_time_threshold(probe, 
         refused = probe.call(SetParameters, "/policy/set_parameters",
                              SetParameters.Request(parameters=[_double("help_threshold", -1.0)]))
         assert not refused.results[0].successful
+        # A request with a non-finite value (not the policy's: any publisher's) is dropped and counted.
+        bad = probe.node.create_publisher(HelpRequest, "/policy/help", node_qos.LATCHED)
+        bad.publish(HelpRequest(active=False, uncertainty=float("nan"), threshold=0.05))
+        probe.wait_for(lambda: probe.diagnostic_values(diags, "safety_shield: shield").get("dropped_help_requests")
+                       == "1", 5, "the shield counting the bad request")
+        assert probe.diagnostic_values(diags, "safety_shield: shield")["help_requested"] == "True"
         for node in ("policy", "safety_shield"):  # raising and clearing never failed a callback
             probe.wait_for(lambda n=node: probe.diagnostic_values(diags, f"{n}: node"), 5, f"{node}'s node status")
             assert probe.count(diags, f"{node}: node", "callback_errors") == 0

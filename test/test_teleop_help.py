@@ -44,6 +44,11 @@ def test_the_operator_terminal_shows_the_policys_help_request(probe):
         probe.wait_for(lambda: probe.diagnostic_values(diags, "teleop: device").get("help_requested") == "True", 10,
                        "teleop's diagnostics showing the request")
         assert "act/7" in probe.diagnostic_values(diags, "teleop: device")["help_reason"]
+        # A request with a non-finite value is dropped and counted: the one in force stays.
+        helps.publish(HelpRequest(active=False, uncertainty=float("nan"), threshold=0.5, policy="act/7"))
+        probe.wait_for(lambda: probe.diagnostic_values(diags, "teleop: device").get(
+            "rejected_help_request_nonfinite") == "1", 10, "the bad request counted")
+        assert probe.diagnostic_values(diags, "teleop: device")["help_requested"] == "True"
         helps.publish(HelpRequest(active=False, uncertainty=0.1, threshold=0.5, policy="act/7",
                                   reason="uncertainty 0.1 < 0.4"))
         read_until(controller, b"help request cleared (uncertainty 0.1 < 0.4)", 20, seen)

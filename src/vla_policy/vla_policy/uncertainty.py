@@ -21,7 +21,7 @@ class HelpMonitor:
         self.active = False
         self.requests = 0  # requests raised since construction
         self.reason = ""
-        self.uncertainty = math.nan  # the value that last raised or cleared the request
+        self.uncertainty = 0.0  # the value that last raised or cleared the request (0: none, e.g. deactivation)
         self.configure(threshold, clear_ratio)
 
     def configure(self, threshold: float, clear_ratio: float) -> None:
@@ -54,7 +54,7 @@ class HelpMonitor:
         if not self.active:
             return False
         self.active, self.reason = False, reason
-        self.uncertainty = math.nan if uncertainty is None else float(uncertainty)
+        self.uncertainty = 0.0 if uncertainty is None else float(uncertainty)
         return True
 
 

@@ -24,6 +24,7 @@ by the robot's frames, or whose robot turns out to be in another episode, ends w
 """
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 from pathlib import Path
@@ -225,6 +226,12 @@ class RecorderNode(ManagedNode):
             self.sampler.offer_intervention(self.now(), msg.active)
 
     def _on_help(self, msg: HelpRequest) -> None:
+        if not (math.isfinite(msg.uncertainty) and math.isfinite(msg.threshold)):
+            n = self._refuse("help_request_nonfinite", f"help request with uncertainty {msg.uncertainty}, "
+                                                       f"threshold {msg.threshold}")
+            self.get_logger().warning(f"help request dropped ({n} so far): non-finite values",
+                                      throttle_duration_sec=2.0)
+            return
         with self.control.lock:
             self.sampler.offer_help(self.now(), msg.active)
 

@@ -124,7 +124,7 @@ class SafetyShieldNode(ManagedNode):
             self._entities.append(sub(LaserScan, p["scan_topic"], self._on_scan, node_qos.SENSOR_SUB))
         if p["pointcloud_topic"]:
             self._entities.append(sub(PointCloud2, p["pointcloud_topic"], self._on_cloud, node_qos.SENSOR_SUB))
-        self.dropped = {"commands": 0, "scans": 0, "clouds": 0, "joint_states": 0}
+        self.dropped = {"commands": 0, "scans": 0, "clouds": 0, "joint_states": 0, "help_requests": 0}
         self._last_report = None
         self.get_logger().info(
             f"{p['command_type']} at {p['rate']:g} Hz; sources teleop > policy; "
@@ -253,7 +253,14 @@ class SafetyShieldNode(ManagedNode):
         self._tick()  # a not-active status stops the robot on this very message
 
     def _on_help(self, msg: HelpRequest) -> None:
-        if self.shield is None or msg.active == self.shield.help_requested:
+        if self.shield is None:
+            return
+        if not (np.isfinite(msg.uncertainty) and np.isfinite(msg.threshold)):
+            self.dropped["help_requests"] += 1  # the state in force stays
+            self.get_logger().warning(f"help request dropped: non-finite uncertainty {msg.uncertainty} or threshold "
+                                      f"{msg.threshold}", throttle_duration_sec=2.0)
+            return
+        if msg.active == self.shield.help_requested:
             return
         self.shield.help_input(msg.active, self._now())
         scale = self.shield.config.help_scale

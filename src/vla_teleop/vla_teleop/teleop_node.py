@@ -269,12 +269,16 @@ class TeleopNode(ManagedNode):
                                       "environment's state", throttle_duration_sec=5.0)
 
     def _on_help(self, msg: HelpRequest) -> None:
+        if not (np.isfinite(msg.uncertainty) and np.isfinite(msg.threshold)):
+            self._reject("help_request_nonfinite", f"help request with uncertainty {msg.uncertainty}, threshold "
+                                                   f"{msg.threshold}")
+            return
         was = self.help_request is not None and self.help_request.active
         self.help_request = msg
         if msg.active == was:
             return
-        text = (f"the policy {msg.policy} asks for help: {msg.reason}; take over to help it" if msg.active
-                else f"the policy's help request cleared ({msg.reason})")
+        text = (f"the policy {msg.policy[:100]} asks for help: {msg.reason[:300]}; take over to help it" if msg.active
+                else f"the policy's help request cleared ({msg.reason[:300]})")
         if msg.active:  # two call sites: rclpy fixes a call site's severity at its first call
             self.get_logger().warning(text)
         else:
