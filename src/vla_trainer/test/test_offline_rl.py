@@ -215,8 +215,7 @@ def demos(tmp_path_factory):
 
 
 @pytest.mark.parametrize("algorithm", ["td3bc", "cql"])
-def test_trains_exports_and_acts_as_deployed(demos, tmp_path, algorithm):
-    from vla_policy.runtime import load_policy
+def test_trains_exports_and_acts_as_deployed(demos, tmp_path, algorithm, act_as_deployed):
     events = []
     config = build_config({
         "policy": {"type": "mlp", "hidden": 32, "channels": 16, "chunk_size": 4},
@@ -230,11 +229,7 @@ def test_trains_exports_and_acts_as_deployed(demos, tmp_path, algorithm):
     assert "train/actor_q" in metrics and "train/bc_mse" in metrics
     artifact = verify_artifact(Path(result["artifact"]))
     assert artifact.manifest["training"]["config"]["algorithm"]["type"] == algorithm
-    loaded = load_policy(result["artifact"], tmp_path / "models", CONTRACT,
-                         artifact.manifest["features"]["observation.language"]["encoder_id"], ["onnxruntime-cpu"])
-    feeds = {"image_top": np.random.default_rng(3).random((1, 3, 96, 96), dtype=np.float32),
-             "state": np.zeros((1, 4), np.float32), "language": np.full((1, 384), 0.05, np.float32)}
-    chunk = loaded.infer(feeds)
+    chunk = act_as_deployed(result["artifact"], tmp_path / "models")
     assert chunk.shape == (4, 2) and np.all(np.isfinite(chunk))
     # The critics are checkpointed with the run (resume continues them).
     assert (tmp_path / "run" / "checkpoint" / "algorithm.safetensors").is_file()

@@ -46,8 +46,7 @@ def config(demos, tmp_path, policy="mlp", **sections):
 
 
 @pytest.mark.parametrize("policy", sorted(TINY))
-def test_each_policy_trains_exports_and_runs_as_deployed(demos, tmp_path, policy):
-    from vla_policy.runtime import load_policy
+def test_each_policy_trains_exports_and_runs_as_deployed(demos, tmp_path, policy, act_as_deployed):
     events = []
     result = train(config(demos, tmp_path, policy), events.append)
     assert result["steps"] == 3 and result["stopped_by"] == "max_steps"
@@ -57,11 +56,7 @@ def test_each_policy_trains_exports_and_runs_as_deployed(demos, tmp_path, policy
     assert artifact.manifest["features"]["observation.language"]["encoder_id"].endswith("all-MiniLM-L6-v2")
     assert artifact.manifest["features"]["observation.state"]["names"] == CONTRACT.state.names
     # Loaded exactly as the policy node loads it (checksums, contract, golden pair) and run once on new input.
-    loaded = load_policy(result["artifact"], tmp_path / "models", CONTRACT,
-                         artifact.manifest["features"]["observation.language"]["encoder_id"], ["onnxruntime-cpu"])
-    feeds = {"image_top": np.random.default_rng(3).random((1, 3, 96, 96), dtype=np.float32),
-             "state": np.zeros((1, 4), np.float32), "language": np.full((1, 384), 0.05, np.float32)}
-    chunk = loaded.infer(feeds)
+    chunk = act_as_deployed(result["artifact"], tmp_path / "models")
     assert chunk.shape == (4, 2) and np.all(np.isfinite(chunk))
     run = tmp_path / "run"
     assert (run / "loss.png").stat().st_size > 1000
