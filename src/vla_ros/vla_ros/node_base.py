@@ -446,8 +446,18 @@ def _callable_name(callback: Any) -> str:
         or type(callback).__name__
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class _StopRequest:
+    """A SIGINT/SIGTERM handler that only notes the signal; the spin loop ends at its next turn.
+
+    Raising from the handler instead (KeyboardInterrupt) lands wherever the main thread is: inside a callback,
+    which then stops half done, or inside rclpy's C++ take of a message, where pybind11 turns it into
+    ``RuntimeError: Unable to convert call argument`` and the process exits 1 instead of finalizing cleanly."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
 
 
 FLUSH_ON_EXIT_S = 0.5  # at most this long for reliable subscribers to acknowledge a node's last messages
@@ -472,12 +482,14 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
     """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0.
 
     rclpy's own signal handlers would shut the ROS context down first, and a node stopped by Ctrl-C could then
-    no longer send its stop command (the shield's zero on deactivate). Here SIGINT and SIGTERM end the spin with
-    KeyboardInterrupt, the node finalizes while its publishers still work, and the context goes down last."""
+    no longer send its stop command (the shield's zero on deactivate). Here SIGINT and SIGTERM end the spin at
+    its next turn (after the callback that runs, if any), the node finalizes while its publishers still work, and
+    the context goes down last."""
     configure_process()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     node = None
     try:
         node = node_cls()
@@ -487,7 +499,8 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
         node.create_timer(0.1, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
         executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
-        executor.spin()
+        while stop.signal is None and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
