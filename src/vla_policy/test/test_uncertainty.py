@@ -68,3 +68,15 @@ def test_calibration_takes_a_quantile_of_in_distribution_uncertainty():
         calibrate_threshold([])
     with pytest.raises(ValueError, match="not finite"):
         calibrate_threshold([0.1, math.nan])
+
+
+def test_an_artifact_declaring_an_uncertainty_its_model_lacks_is_refused_at_load(models, make_artifact):
+    import json
+
+    from vla_core.artifact import ArtifactError
+    art = make_artifact(models, "a", bias=0.1)  # no uncertainty output
+    manifest = json.loads((art.path / "manifest.json").read_text())
+    manifest["uncertainty"] = {"output": "uncertainty", "kind": "ensemble_std", "heads": 5}
+    (art.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="declares the uncertainty output 'uncertainty'"):
+        load_policy("tiny/a", models, CONTRACT, "minilm", ["onnxruntime-cpu"])

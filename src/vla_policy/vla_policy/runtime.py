@@ -140,6 +140,13 @@ def _check_on_golden(policy: LoadedPolicy, warmup: int) -> None:
         if not diff <= atol:  # a NaN difference fails too
             raise ArtifactError(f"{policy.label}: golden output '{name}' differs by {diff:.3g} > atol {atol:g} "
                                 f"on {engine.name}")
+    key = policy.uncertainty_output
+    if key is not None:  # declared in the manifest: the model must give it, one finite value >= 0
+        value = np.asarray(got.get(key, np.zeros(0)), dtype=np.float64).reshape(-1)
+        if value.size != 1 or not np.isfinite(value[0]) or value[0] < 0:
+            raise ArtifactError(f"{policy.label}: its manifest declares the uncertainty output '{key}', but on its "
+                                f"golden input the model gives {value.tolist()[:4]} (outputs: "
+                                f"{', '.join(sorted(got))}); expected one finite value >= 0 (re-export the artifact)")
     for _ in range(warmup):
         engine.run(inputs)
 
