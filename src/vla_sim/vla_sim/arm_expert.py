@@ -11,12 +11,18 @@ Strategy: a sequence of tcp waypoints, each reached by damped-least-squares
 inverse kinematics (:class:`vla_sim.envs.arm_kinematics.ArmKinematics`) on
 the MJCF's chain, with the tcp pointing straight down:
 
-REACH above the target cube (``hover`` m over it) with the fingers turned to
-the cube's faces -> DESCEND to the cube's centre -> GRASP (close) -> LIFT to
-``carry_height`` -> CARRY over the goal (the bin's centre, or the base cube)
--> LOWER to the release height (just above the bin's walls; a few mm above the
-base cube) -> RELEASE (open) -> RETREAT upward, then hold; or, if the cube did not stay
-where it was put, start over.
+REACH toward the target cube with the fingers turned to the cube's faces,
+DESCEND onto it (one funnel: the waypoint is the cube's centre raised by 3 m
+per m of horizontal error and 0.2 m per rad of yaw error, ``hover`` m at most,
+so the descent depends only on where the tcp is) -> GRASP (close within
+``grasp_distance`` of the cube's centre) -> LIFT to ``carry_height`` as soon as
+the fingers stop on the cube -> CARRY over the goal (the bin's centre, or the
+base cube) and LOWER to the release height (just above the bin's walls; a few
+mm above the base cube), again one funnel, aimed 2 cm below the release point
+so the cube passes it without slowing -> RELEASE (open) -> RETREAT upward, then
+hold; or, if the cube did not stay where it was put, start over. No point to
+settle on and no threshold crossed in the past: a policy without memory, which
+sees only the state, can copy it.
 
 Every step recomputes the waypoint from the current state (closed loop): the
 tcp moves toward it by at most ``max_speed * dt`` from where the arm is now,
@@ -30,9 +36,12 @@ or the base cube's faces).
 
 Demonstration noise (DART, Laskey et al. 2017): with ``noise_std`` > 0 every
 joint target gets zero-mean Gaussian noise (rad, per joint), clipped to the
-joint limits; the gripper command is left clean. The arm then drifts off the
-expert's path and the next commands, computed from where it actually is,
-steer it back, so demonstrations show recoveries.
+joint limits, and with ``gripper_delay`` > 0 a change of the gripper command is
+held back a step at a time with that probability. The arm then drifts off the
+expert's path (or lingers where the fingers should switch) and the next
+commands, computed from where it actually is, steer it back, so demonstrations
+show recoveries. ``clean_action`` is the last command without the noise: the
+label to record (DART's), as ``vla_sim.demos`` does with ``labels="clean"``.
 """
 
 from __future__ import annotations
