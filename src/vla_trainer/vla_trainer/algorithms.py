@@ -281,7 +281,8 @@ class IQL(CriticAlgorithm):
         with torch.no_grad():
             advantage = q_target - v.detach()
             batch["weight"] = torch.clamp(torch.exp(cfg.beta * advantage), max=cfg.max_weight)
-        return {"v_loss": float(v_loss), "q_loss": float(q_loss), "advantage": float(advantage.mean())}
+        return {"v_loss": float(v_loss.detach()), "q_loss": float(q_loss.detach()),
+                "advantage": float(advantage.mean())}
 
 
 def make_algorithm(config: AlgorithmConfig, data: TrainingData) -> Algorithm:
