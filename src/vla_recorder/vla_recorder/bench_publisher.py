@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 
 import numpy as np
@@ -23,7 +22,7 @@ from std_msgs.msg import String
 from vla_interfaces.msg import Intervention
 from vla_ros import node_qos
 from vla_ros.convert import seconds_to_time
-from vla_ros.node_base import node_session
+from vla_ros.node_base import node_session, spin_until_signal
 
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"]
 
@@ -100,9 +99,8 @@ def main(argv=None) -> int:
         state["k"] = k + 1
 
     node.create_timer(1.0 / (args.fps * args.rtf), step, clock=Clock(clock_type=ClockType.STEADY_TIME))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with node_session(node):
-        rclpy.spin(node)
+        spin_until_signal(node)
     return 0
 
 

@@ -106,11 +106,10 @@ def subscribe_raw(node, bag: McapBag, topics: dict[str, type], qos) -> list:
 def main(argv=None) -> int:
     """Record topics to an MCAP file until SIGINT/SIGTERM: ``mcap_record OUT TOPIC:pkg/msg/Type ...``."""
     import importlib
-    import signal
 
     import rclpy
 
-    from vla_ros.node_base import node_session
+    from vla_ros.node_base import node_session, spin_until_signal
     from vla_ros.node_qos import SENSOR_PUB
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("out")
@@ -125,10 +124,9 @@ def main(argv=None) -> int:
         pkg, _, name = type_name.split("/")
         topics[topic] = getattr(importlib.import_module(f"{pkg}.msg"), name)
     subscribe_raw(node, bag, topics, SENSOR_PUB)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with node_session(node):
         try:
-            rclpy.spin(node)
+            spin_until_signal(node)
         finally:
             bag.close()
             print(f'{{"mcap_messages": {bag.messages}, "mcap_bytes": {bag.bytes}}}', flush=True)

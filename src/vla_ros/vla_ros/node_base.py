@@ -478,6 +478,21 @@ def _flush_publishers(node: "rclpy.node.Node", timeout_s: float) -> None:
             continue
 
 
+def spin_until_signal(node: "rclpy.node.Node", executor: "rclpy.executors.Executor | None" = None) -> str | None:
+    """Spin ``node`` until SIGINT or SIGTERM arrives or the ROS context shuts down; returns the signal's name.
+
+    The handlers only note the signal (see :class:`_StopRequest`), so the callback that runs when it arrives
+    completes, and they stay installed afterwards: a second signal while the node finalizes is noted, not raised."""
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    executor = executor if executor is not None else SingleThreadedExecutor()
+    executor.add_node(node)
+    while stop.signal is None and rclpy.ok():
+        executor.spin_once(timeout_sec=0.1)
+    return stop.signal
+
+
 def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int = 1) -> int:
     """Entry point for one node per process: init, spin until SIGINT/SIGTERM, finalize, exit 0.
 
@@ -487,9 +502,6 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
     the context goes down last."""
     configure_process()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = _StopRequest()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     node = None
     try:
         node = node_cls()
@@ -497,10 +509,7 @@ def run_node(node_cls: type, args: Sequence[str] | None = None, *, threads: int 
         # bounds how long SIGINT/SIGTERM can wait on a node with nothing else to do (sim-time timers never fire
         # without /clock).
         node.create_timer(0.1, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        executor = SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
-        executor.add_node(node)
-        while stop.signal is None and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        spin_until_signal(node, SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
