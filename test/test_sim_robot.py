@@ -109,3 +109,42 @@ def test_reset_refuses_seeds_and_instructions_it_cannot_keep(probe, vla, one_nod
     n = len(images)
     time.sleep(3.0)  # where the simulator used to die
     assert len(images) > n + 10 and up.proc.poll() is None, up.output
+
+
+def test_domain_randomization_from_the_preset_file_and_at_run_time(probe, vla, one_node_profile):
+    """The preset file layered on sim_robot.yaml randomises the scene as the env does in-process; a run-time
+    randomization_scale of 0 gives the nominal scene from the next episode; an out-of-range range is refused."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from vla_sim.envs.tabletop import TabletopPushEnv
+
+    def double(name, value):
+        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+
+    def image_after_reset(seed):
+        ok = probe.call(ResetEpisode, "/sim_robot/reset", ResetEpisode.Request(seed=seed, instruction=""))
+        assert ok.success, ok.message
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        probe.wait_for(lambda: any(t > t0 for t, _ in images), 10, "an image after the reset")
+        last = images[-1][1]
+        return np.asarray(last.data, np.uint8).reshape(last.height, last.width, 3)
+
+    def env_image(seed, randomization):
+        return TabletopPushEnv(randomization=randomization).reset(seed=seed)[0]["pixels"]
+
+    images = probe.collect(Image, "/camera/top/image_raw", node_qos.SENSOR_SUB)
+    params = f"{WS / 'params' / 'sim_robot.yaml'}, {WS / 'params' / 'sim_robot_randomization.yaml'}"
+    profile = one_node_profile("sim_robot", "vla_sim", params, "the randomised sim robot alone")
+    up = vla("up", str(profile), "--quiet", "--set", "sim_robot.publish_clock=false")
+    up.wait_line("all 1 nodes active", 90)
+    np.testing.assert_array_equal(image_after_reset(7), env_image(7, "full"))
+
+    result = probe.call(SetParameters, "/sim_robot/set_parameters",
+                        SetParameters.Request(parameters=[double("randomization_scale", 0.0)]))
+    assert result.results[0].successful, result.results[0].reason
+    np.testing.assert_array_equal(image_after_reset(7), env_image(7, None))
+    refused = probe.call(SetParameters, "/sim_robot/set_parameters",
+                         SetParameters.Request(parameters=[double("randomization_brightness", 2.0)]))
+    assert not refused.results[0].successful and "randomization_brightness" in refused.results[0].reason

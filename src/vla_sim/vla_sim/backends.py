@@ -425,6 +425,21 @@ class SimBackend:
         expert = make_expert(self.config["expert"], **{**self.config["expert_kwargs"], **overrides})
         return _ScaledExpert(expert, self._scale) if np.any(self._scale != 1.0) else expert
 
+    def set_randomization(self, ranges) -> None:
+        """Domain randomisation ranges (``vla_sim.randomization.RandomizationRanges``) for the episodes from the
+        next reset on.
+
+        Raises:
+            ValueError: the env takes no randomisation (only the tabletop env does so far) and ``ranges`` is not
+                all zero, or the env refuses the ranges.
+        """
+        setter = getattr(self._unwrapped, "set_randomization", None)
+        if callable(setter):
+            setter(ranges)
+        elif ranges.enabled:
+            raise ValueError(f"env {self.env_id!r} takes no domain randomisation (the tabletop env does); set every "
+                             "randomization range to 0")
+
     def close(self) -> None:
         """Release the env (idempotent)."""
         if self.env is not None:

@@ -44,6 +44,7 @@ from vla_ros.node_base import ManagedNode, main_for
 from vla_sim.backends import PRESETS, make_backend
 from vla_sim.command_gate import CommandGate, following_seed, reset_request
 from vla_sim.contract_check import contract_mismatches
+from vla_sim.randomization import PARAM_PREFIX, ranges_from_params
 from vla_sim.sim_params import SIM_ROBOT_PARAMS
 
 
@@ -60,6 +61,12 @@ def backend_config(params: dict) -> dict:
     else:
         kwargs["observation_height"], kwargs["observation_width"] = params["image_height"], params["image_width"]
     config["max_episode_steps"] = params["max_episode_steps"]
+    ranges = ranges_from_params(params)
+    if ranges.enabled and params["preset"].startswith("tabletop"):
+        kwargs["randomization"] = ranges.to_dict()
+    elif ranges.enabled:
+        raise ConfigError(f"preset {params['preset']!r} takes no domain randomisation (the tabletop presets do); "
+                          f"set every {PARAM_PREFIX}* parameter to 0")
     return config
 
 
@@ -141,8 +148,11 @@ class SimRobotNode(ManagedNode):
         self.start_diagnostics()
 
     def on_parameters_changed(self, changed: dict) -> None:
-        """command_timeout applies to the next command, seed to the next episode, real_time_factor to the next
-        step (the step timer is restarted); auto_reset and publish_privileged_state are read where used."""
+        """command_timeout applies to the next command, seed and the randomization_* ranges to the next episode,
+        real_time_factor to the next step (the step timer is restarted); auto_reset and publish_privileged_state
+        are read where used."""
+        if any(name.startswith(PARAM_PREFIX) for name in changed):
+            self.backend.set_randomization(ranges_from_params(self.params))  # ValueError refuses the change
         if "command_timeout" in changed:
             self.gate.timeout = changed["command_timeout"]
         if "seed" in changed:

@@ -1,5 +1,6 @@
 """Parameters of the sim-robot node (pure data: ``vla up`` validates parameter files against them)."""
 from vla_core.params import ParamSpec
+from vla_sim.randomization import INTEGER_FIELDS, LIMITS, PARAM_PREFIX, RandomizationRanges, UNITS
 
 PRESETS = ("tabletop", "tabletop_hard", "pusht", "arm")
 
@@ -34,3 +35,29 @@ SIM_ROBOT_PARAMS = (
               read_only=True),
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )
+
+# Domain randomisation (tabletop presets; docs/randomization.md): one range per field of
+# vla_sim.randomization.RandomizationRanges, and a scale over them all. All 0 by default (off); every one is
+# honoured at run time from the next episode on.
+_RANDOMIZATION_DOCS = {
+    "brightness": "Image brightness factor drawn in [1 - this, 1 + this]",
+    "colour_temperature": "White point drawn in 6500 K +- this",
+    "shade": "Fraction of each colour name's hue band that block and zone shades may use",
+    "table_texture": "Strength of the table's tint and grain (0..1)",
+    "distractors": "Most flat distractor rings per episode (colours no instruction names)",
+    "camera_shift": "Camera translation jitter per axis",
+    "camera_rotation": "Camera rotation jitter about its optical axis",
+    "camera_zoom": "Camera zoom drawn in [1 - this, 1 + this]",
+    "friction_slide": "Low friction: most distance a block released at top speed slides on (0: blocks stop when "
+                      "no longer pushed)",
+    "mass": "Block mass ratio drawn in [1 - this, 1 + this]; a heavier block slows the pusher",
+    "latency": "Most control steps between a command and its effect, drawn per episode",
+}
+RANDOMIZATION_PARAMS = tuple(
+    ParamSpec(PARAM_PREFIX + name, int(default) if name in INTEGER_FIELDS else float(default),
+              _RANDOMIZATION_DOCS[name] + "; from the next episode", range=LIMITS[name],
+              unit=UNITS[name].strip())
+    for name, default in RandomizationRanges().to_dict().items()
+) + (ParamSpec(PARAM_PREFIX + "scale", 1.0, "Scale (0..1) over every randomization range, e.g. set by a "
+               "curriculum; from the next episode", range=(0.0, 1.0)),)
+SIM_ROBOT_PARAMS = SIM_ROBOT_PARAMS + RANDOMIZATION_PARAMS

@@ -11,16 +11,20 @@ import numpy as np
 RESET_OPTIONS: tuple[str, ...] = ("instruction", "instruction_set")
 
 
-def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+def check_reset_options(options: dict[str, Any] | None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """A copy of ``reset``'s ``options`` (None: empty).
 
+    Args:
+        extra: keys this env accepts beyond :data:`RESET_OPTIONS` (the tabletop's "randomization").
+
     Raises:
-        ValueError: a key outside :data:`RESET_OPTIONS`, naming it and the accepted ones.
+        ValueError: a key outside :data:`RESET_OPTIONS` and ``extra``, naming it and the accepted ones.
     """
     options = dict(options or {})
-    unknown = set(options) - set(RESET_OPTIONS)
+    accepted = set(RESET_OPTIONS) | set(extra)
+    unknown = set(options) - accepted
     if unknown:
-        raise ValueError(f"unknown reset options {sorted(unknown)}; accepted: {sorted(RESET_OPTIONS)}")
+        raise ValueError(f"unknown reset options {sorted(unknown)}; accepted: {sorted(accepted)}")
     return options
 
 

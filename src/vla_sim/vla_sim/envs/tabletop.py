@@ -49,6 +49,20 @@ the step where the task succeeds. Success (``info["is_success"]``) = the target
 block's centre lies inside the target zone's square; it terminates the episode.
 ``truncated`` becomes True after ``max_episode_steps`` steps (the env enforces
 this itself; ``None`` disables it).
+
+Domain randomisation
+--------------------
+``randomization`` (constructor, or the reset option of that name for one
+episode) takes :class:`vla_sim.randomization.RandomizationRanges`, a mapping of
+its fields or a preset name; all ranges are zero by default and the env is then
+exactly the one described above. Each reset draws lighting, colour shades,
+table texture, flat distractor rings, camera jitter, per-block friction (slide)
+and mass, and an action latency from a generator of its own seeded by the
+episode seed, so a seed's layout and task do not depend on the ranges. Blocks
+that may slide keep their velocity between steps and stop under friction; a
+block heavier than nominal slows the pusher that drives it (by its mass ratio).
+The privileged state and ``agent_pos`` stay in true coordinates (the camera
+jitter moves only the image). See docs/randomization.md.
 """
 
 from __future__ import annotations
@@ -61,6 +75,21 @@ import numpy as np
 from gymnasium import spaces
 
 from vla_sim.envs.common import check_reset_options, place, privileged_vector
+from vla_sim.randomization import (
+    DISTRACTOR_RGB,
+    DISTRACTOR_SHAPE,
+    ActionLatency,
+    Distractor,
+    RandomizationRanges,
+    SceneRandomization,
+    apply_lighting,
+    apply_warp,
+    camera_warp,
+    lighting_lut,
+    sample_scene,
+    slide_deceleration,
+    table_texture,
+)
 from vla_sim.envs.instructions import (
     BLOCK_COLOURS,
     INSTRUCTION_SETS,
@@ -88,6 +117,8 @@ ZONE_TINT_RGB = {"purple": (218, 196, 238), "orange": (252, 214, 170), "teal": (
 TABLE_RGB = (236, 232, 222)
 FLOOR_RGB = (70, 70, 74)
 PUSHER_RGB = (45, 45, 50)
+# Seed-sequence tag of the randomisation stream (separate from the layout's np_random).
+_RANDOMIZATION_STREAM = 0x0D0A11
 
 # Privileged state vector layout (version 1). All values float64.
 PRIVILEGED_VERSION = 1.0
@@ -158,12 +189,16 @@ class TabletopPushEnv(gym.Env):
         render_mode: None or "rgb_array".
         substeps: physics sub-steps per control step.
         block_size, zone_size, pusher_radius: geometry (m).
+        randomization: domain randomisation ranges (RandomizationRanges, a mapping of its fields,
+            a preset name of ``vla_sim.randomization.PRESETS``, or None: off).
 
     Reset options (``env.reset(seed=..., options={...})``):
         ``"instruction"``: str or None. If given, the task is parsed from it; the
             colours must exist in the seed's layout (the layout depends only on
             the seed), else ValueError naming the text and the colours present.
         ``"instruction_set"``: overrides the constructor's set for this episode.
+        ``"randomization"``: ranges for this episode (as the constructor's argument); later
+            episodes return to ``self.randomization``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -182,6 +217,7 @@ class TabletopPushEnv(gym.Env):
         block_size: float = 0.05,
         zone_size: float = 0.11,
         pusher_radius: float = 0.02,
+        randomization: RandomizationRanges | dict | str | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= int(num_blocks) <= MAX_BLOCKS:
@@ -215,6 +251,17 @@ class TabletopPushEnv(gym.Env):
         self.zone_half_size = float(zone_size) / 2.0
         self.pusher_radius = float(pusher_radius)
         self.metadata = {**type(self).metadata, "render_fps": self.fps}
+        #: Ranges every episode draws from (set between episodes with :meth:`set_randomization`).
+        self.randomization = RandomizationRanges.coerce(randomization)
+        self._dr_rng: np.random.Generator | None = None
+        self.scene = SceneRandomization()  # what this episode drew
+        self.distractors: tuple[Distractor, ...] = ()
+        self._latency: ActionLatency | None = None
+        self._decel: list[float] | None = None  # per-block friction deceleration (m/s^2); None = nominal
+        self._mass: list[float] | None = None   # per-block mass ratio; None = nominal
+        self._block_vel = np.zeros((self.num_blocks, 2))
+        self._warp = None
+        self._lut = None
 
         self.action_space = spaces.Box(-self.max_speed, self.max_speed, (2,), np.float32)
         h, w = self.image_size
@@ -238,6 +285,7 @@ class TabletopPushEnv(gym.Env):
         half_px = TABLE_HALF_SIZE * self._scale
         self._fill_rect(self._base_image, self._cv - half_px, self._cv + half_px,
                         self._cu - half_px, self._cu + half_px, TABLE_RGB)
+        self._nominal_base = self._base_image
         self._background = self._base_image.copy()
         self._outline_px = max(1, int(round(0.004 * self._scale)))
 
@@ -263,11 +311,17 @@ class TabletopPushEnv(gym.Env):
         The state is only replaced when everything succeeded, so a ValueError
         (bad instruction) leaves the previous episode intact.
         """
-        options = check_reset_options(options)
+        options = check_reset_options(options, extra=("randomization",))
         instruction_set = options.get("instruction_set") or self.instruction_set
         phrasings = templates(instruction_set)
+        ranges = (self.randomization if options.get("randomization") is None
+                  else RandomizationRanges.coerce(options["randomization"]))
         super().reset(seed=seed)
         rng = self.np_random
+        if seed is not None:
+            self._dr_rng = np.random.default_rng([int(seed), _RANDOMIZATION_STREAM])
+        elif self._dr_rng is None:  # never seeded: as random as the layout
+            self._dr_rng = np.random.default_rng()
 
         block_cids, zone_cids, blocks, zones, pusher = self._sample_layout(rng)
         # Task draws always happen so the RNG stream does not depend on the options.
@@ -295,6 +349,7 @@ class TabletopPushEnv(gym.Env):
         self._target_block, self._target_zone = target_block, target_zone
         self.instruction = text
         self._steps = 0
+        self._apply_randomization(ranges)
         self._draw_background()
         obs = self._observe()
         return obs, self._info(self._is_success())
@@ -318,6 +373,8 @@ class TabletopPushEnv(gym.Env):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action must be finite, got {action!r}")
         a = np.clip(a, -self.max_speed, self.max_speed)
+        if self._latency is not None:
+            a = self._latency(a)
 
         old = self._pusher_pos.copy()
         self._simulate(float(a[0]), float(a[1]))
@@ -418,6 +475,7 @@ class TabletopPushEnv(gym.Env):
             self._block_pos = np.clip(
                 np.asarray(block_positions, np.float64).reshape(self.num_blocks, 2), -lim, lim
             )
+            self._block_vel = np.zeros((self.num_blocks, 2))
         if zone_positions is not None:
             self._zone_pos = np.asarray(zone_positions, np.float64).reshape(self.num_zones, 2).copy()
             self._draw_background()
@@ -433,7 +491,59 @@ class TabletopPushEnv(gym.Env):
         """Colour names of the zones in this layout, in zone-index order."""
         return tuple(ZONE_COLOURS[c] for c in self._zone_cids)
 
+    def set_randomization(self, randomization: RandomizationRanges | dict | str | None) -> None:
+        """Ranges for the episodes from the next reset on (as the constructor's ``randomization``)."""
+        self.randomization = RandomizationRanges.coerce(randomization)
+
     # ------------------------------------------------------------ internals
+    def _apply_randomization(self, ranges: RandomizationRanges) -> None:
+        """Draw this episode's randomisation (after the layout) and set up rendering and dynamics for it."""
+        names = [BLOCK_COLOURS[c] for c in self._block_cids] + [ZONE_COLOURS[c] for c in self._zone_cids]
+        scene = sample_scene(ranges, self._dr_rng, names, self.num_blocks)
+        self.scene = scene
+        self._block_vel = np.zeros((self.num_blocks, 2))
+        self._latency = ActionLatency(scene.latency, np.zeros(2)) if scene.latency else None
+        self._decel = ([slide_deceleration(d, self.max_speed) for d in scene.slide]
+                       if any(d > 0 for d in scene.slide) else None)
+        self._mass = list(scene.mass) if any(m != 1.0 for m in scene.mass) else None
+        self._lut = lighting_lut(scene.gains) if scene.lighting else None
+        self._warp = (camera_warp(self.image_size, scene.camera, self._scale)
+                      if scene.camera_jitter else None)
+        self._base_image = self._nominal_base
+        if scene.texture_strength:
+            img = self._nominal_base.astype(np.float64)
+            half_px = TABLE_HALF_SIZE * self._scale
+            h, w = self.image_size
+            r0, r1 = max(0, math.floor(self._cv - half_px + 0.5)), min(h, math.floor(self._cv + half_px + 0.5))
+            c0, c1 = max(0, math.floor(self._cu - half_px + 0.5)), min(w, math.floor(self._cu + half_px + 0.5))
+            img[r0:r1, c0:c1] += table_texture((r1 - r0, c1 - c0), scene.texture_strength, scene.texture_seed)
+            self._base_image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        self.distractors = self._place_distractors(scene.distractor_count)
+
+    def _place_distractors(self, count: int) -> tuple[Distractor, ...]:
+        """Up to ``count`` flat rings clear of every zone, block and the pusher (fewer where no room is found)."""
+        rng, placed = self._dr_rng, []
+        names = sorted(DISTRACTOR_RGB)
+        for _ in range(count):
+            name = names[int(rng.integers(len(names)))]
+            radius = float(rng.uniform(0.012, 0.02))
+            lim = TABLE_HALF_SIZE - radius
+
+            def clear(c):
+                return (all(np.max(np.abs(c - z)) >= self.zone_half_size + radius + 0.005 for z in self._zone_pos)
+                        and all(np.hypot(*(c - b)) >= self.block_radius * math.sqrt(2) + radius + 0.005
+                                for b in self._block_pos)
+                        and np.hypot(*(c - self._pusher_pos)) >= self.pusher_radius + radius + 0.005
+                        and all(np.hypot(*(c - np.asarray(d.position))) >= d.radius + radius for d in placed))
+
+            for _ in range(200):
+                c = rng.uniform(-lim, lim, size=2)
+                if clear(c):
+                    placed.append(Distractor(f"{name} {DISTRACTOR_SHAPE}", (float(c[0]), float(c[1])), radius,
+                                             DISTRACTOR_RGB[name]))
+                    break
+        return tuple(placed)
+
     def _sample_layout(self, rng: np.random.Generator):
         """Non-overlapping zones, blocks outside every zone, pusher clear of blocks."""
         rb, zh, rp = self.block_radius, self.zone_half_size, self.pusher_radius
@@ -482,10 +592,30 @@ class TabletopPushEnv(gym.Env):
         # Fallback normal when centres coincide exactly: the motion direction.
         speed = math.hypot(vx, vy)
         fx, fy = (vx / speed, vy / speed) if speed > 0 else (1.0, 0.0)
+        decel, mass = self._decel, self._mass  # None: the nominal contact (no sliding, equal masses)
+        bvx, bvy = self._block_vel[:, 0].tolist(), self._block_vel[:, 1].tolist()
+        load = 1.0  # mass ratio of the heaviest block the pusher drove in the last sub-step
 
         for _ in range(self.substeps):
-            px = min(max(px + vx * h, -p_lim), p_lim)
-            py = min(max(py + vy * h, -p_lim), p_lim)
+            if decel is not None:  # sliding blocks carry on first, decelerated by friction (exact per sub-step)
+                sx, sy = list(bx), list(by)
+                for i in range(n):
+                    v = math.hypot(bvx[i], bvy[i])
+                    if v > 0.0:
+                        a = decel[i]
+                        travel = v * h - 0.5 * a * h * h if v > a * h else v * v / (2.0 * a)
+                        keep = max(0.0, v - a * h) / v
+                        bx[i] += bvx[i] / v * travel
+                        by[i] += bvy[i] / v * travel
+                        bvx[i], bvy[i] = bvx[i] * keep, bvy[i] * keep
+                fx_, fy_ = list(bx), list(by)
+            if load > 1.0:
+                px = min(max(px + vx * h / load, -p_lim), p_lim)
+                py = min(max(py + vy * h / load, -p_lim), p_lim)
+            else:
+                px = min(max(px + vx * h, -p_lim), p_lim)
+                py = min(max(py + vy * h, -p_lim), p_lim)
+            load = 1.0
             for _ in range(4):  # Gauss-Seidel sweeps; usually exits after one
                 moved = False
                 driven = [False] * n
@@ -498,6 +628,8 @@ class TabletopPushEnv(gym.Env):
                         bx[i] += nx * (r_pb - d)
                         by[i] += ny * (r_pb - d)
                         driven[i] = moved = True
+                        if mass is not None:
+                            load = max(load, mass[i])
                 for i in range(n):
                     for j in range(i + 1, n):
                         dx, dy = bx[j] - bx[i], by[j] - by[i]
@@ -509,6 +641,8 @@ class TabletopPushEnv(gym.Env):
                         pen = r_bb - d
                         # A block driven by the pusher does not give way to the one it pushes.
                         wi = 0.0 if driven[i] and not driven[j] else (1.0 if driven[j] and not driven[i] else 0.5)
+                        if wi == 0.5 and mass is not None:  # the lighter block gives way more
+                            wi = mass[j] / (mass[i] + mass[j])
                         bx[i] -= nx * pen * wi
                         by[i] -= ny * pen * wi
                         bx[j] += nx * pen * (1.0 - wi)
@@ -532,8 +666,17 @@ class TabletopPushEnv(gym.Env):
                     nx, ny = (dx / d, dy / d) if d > 1e-12 else (-fx, -fy)
                     px = min(max(px + nx * (r_pb - d), -p_lim), p_lim)
                     py = min(max(py + ny * (r_pb - d), -p_lim), p_lim)
+            if decel is not None:  # a block that contact moved leaves at the speed of its whole sub-step motion
+                for i in range(n):
+                    if bx[i] != fx_[i] or by[i] != fy_[i]:
+                        if math.isfinite(decel[i]):
+                            bvx[i], bvy[i] = (bx[i] - sx[i]) / h, (by[i] - sy[i]) / h
+                        else:
+                            bvx[i] = bvy[i] = 0.0
 
         self._pusher_pos = np.array([px, py])
+        if decel is not None:
+            self._block_vel = np.column_stack([bvx, bvy])
         self._block_pos = np.column_stack([bx, by]) if n else self._block_pos
 
     def _target_distance(self) -> float:
@@ -584,13 +727,31 @@ class TabletopPushEnv(gym.Env):
         img = self._base_image.copy()
         for cid, (x, y) in zip(self._zone_cids, self._zone_pos):
             name = ZONE_COLOURS[cid]
-            self._square(img, x, y, self.zone_half_size, ZONE_TINT_RGB[name], ZONE_RGB[name])
+            self._square(img, x, y, self.zone_half_size, self.scene.shade(name, ZONE_TINT_RGB[name]),
+                         self.scene.shade(name, ZONE_RGB[name]))
+        for d in self.distractors:  # flat rings: drawn under blocks and pusher
+            self._disc(img, d.position, d.radius, d.rgb)
+            self._disc(img, d.position, d.radius * 0.55, None)
         self._background = img
+
+    def _disc(self, img, centre, radius, rgb) -> None:
+        """Fill the disc of ``radius`` m at ``centre`` (m) with ``rgb``; None restores the table beneath."""
+        s = self._scale
+        v, u, r = self._cv - centre[0] * s, self._cu - centre[1] * s, radius * s
+        h, w = img.shape[:2]
+        r0, r1 = max(0, int(v - r)), min(h, int(v + r) + 1)
+        c0, c1 = max(0, int(u - r)), min(w, int(u + r) + 1)
+        if r1 > r0 and c1 > c0:
+            dv = self._row_centres[r0:r1, None] - v
+            du = self._col_centres[None, c0:c1] - u
+            mask = dv * dv + du * du <= r * r
+            img[r0:r1, c0:c1][mask] = self._base_image[r0:r1, c0:c1][mask] if rgb is None else rgb
 
     def _render_frame(self) -> np.ndarray:
         img = self._background.copy()
         for cid, (x, y) in zip(self._block_cids, self._block_pos):
-            rgb = BLOCK_RGB[BLOCK_COLOURS[cid]]
+            name = BLOCK_COLOURS[cid]
+            rgb = self.scene.shade(name, BLOCK_RGB[name])
             dark = tuple(int(c * 0.6) for c in rgb)  # outline separates touching blocks
             self._square(img, x, y, self.block_radius, rgb, dark)
         # Pusher: anti-alias-free disc, computed on a small window around it.
@@ -605,6 +766,10 @@ class TabletopPushEnv(gym.Env):
             dv = self._row_centres[r0:r1, None] - v
             du = self._col_centres[None, c0:c1] - u
             img[r0:r1, c0:c1][dv * dv + du * du <= r * r] = PUSHER_RGB
+        if self._warp is not None:
+            img = apply_warp(img, self._warp, FLOOR_RGB)
+        if self._lut is not None:
+            img = apply_lighting(img, self._lut)
         return img
 
 
