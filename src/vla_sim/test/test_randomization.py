@@ -299,3 +299,26 @@ def test_sim_robot_parameters_and_the_preset_file_give_the_full_preset():
     assert ranges_from_params({**defaults(SIM_ROBOT_PARAMS), **values}) == PRESETS["full"]
     half = ranges_from_params({**values, "randomization_scale": 0.5})
     assert half == PRESETS["full"].scaled(0.5)
+
+
+def test_backend_takes_ranges_for_the_next_episode_and_the_node_config_refuses_them_for_other_presets():
+    from vla_core.errors import ConfigError
+    from vla_core.params import defaults
+    from vla_sim.backends import PRESETS as BACKEND_PRESETS
+    from vla_sim.backends import make_backend
+    from vla_sim.sim_node import backend_config
+    from vla_sim.sim_params import SIM_ROBOT_PARAMS
+
+    backend = make_backend(BACKEND_PRESETS["tabletop"])
+    nominal = backend.reset(3).image
+    backend.set_randomization(PRESETS["visual"])
+    randomised = backend.reset(3).image
+    np.testing.assert_array_equal(randomised, _first_image("visual", seed=3)[0])
+    assert not np.array_equal(nominal, randomised)
+    backend.close()
+
+    params = {**defaults(SIM_ROBOT_PARAMS), "randomization_latency": 2, "randomization_scale": 0.5}
+    assert backend_config(params)["env_kwargs"]["randomization"]["latency"] == 1
+    assert "randomization" not in backend_config(defaults(SIM_ROBOT_PARAMS))["env_kwargs"]
+    with pytest.raises(ConfigError, match="preset 'arm' takes no domain randomisation"):
+        backend_config({**params, "preset": "arm"})
