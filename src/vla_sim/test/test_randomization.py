@@ -322,3 +322,24 @@ def test_backend_takes_ranges_for_the_next_episode_and_the_node_config_refuses_t
     assert "randomization" not in backend_config(defaults(SIM_ROBOT_PARAMS))["env_kwargs"]
     with pytest.raises(ConfigError, match="preset 'arm' takes no domain randomisation"):
         backend_config({**params, "preset": "arm"})
+
+
+def test_scripted_demonstrations_can_be_recorded_in_randomised_scenes(tmp_path):
+    from vla_core.contract import RobotContract
+    from vla_core.dataset import DatasetReader
+    from vla_core.features import STATE
+    from vla_core.paths import workspace_path
+    from vla_sim.demos import record_scripted_demos
+
+    contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
+
+    def states(name, randomization):
+        record_scripted_demos(tmp_path / name, contract, episodes=1, seed_start=2, randomization=randomization)
+        return DatasetReader(tmp_path / name, decode_images=False).episode_frames(0)[STATE]
+
+    nominal = states("nominal", None)
+    np.testing.assert_array_equal(states("off", "off"), nominal)
+    slow = states("latency", {"latency": 3, "friction_slide": 0.05})
+    assert slow.shape != nominal.shape or not np.array_equal(slow, nominal)
+    with pytest.raises(ValueError, match="unknown randomization preset"):
+        record_scripted_demos(tmp_path / "bad", contract, episodes=1, randomization="strong")

@@ -26,7 +26,7 @@ DEMO_NOISE = 0.08
 def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str = "tabletop", episodes: int = 50,
                           seed_start: int = 0, instruction_set: str = "train", only_successes: bool = True,
                           noise_std: float = 0.0, labels: str = "executed", expert_kwargs: dict | None = None,
-                          progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+                          progress: Callable[[Iterable], Iterable] = lambda it: it, randomization=None) -> dict:
     """Append ``episodes`` expert episodes (seeds from ``seed_start``) to the dataset at ``root``.
 
     ``noise_std`` (the expert's units: m/s for the tabletop, rad per joint for the arm) perturbs every expert command (DART; ``vla_sim.expert``): the dataset holds the commands
@@ -36,7 +36,8 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
     ``labels`` "clean" records, as each frame's action, the expert's command without its noise
     (``expert.clean_action``: DART's label, the noise only choosing the states visited) while the robot executes
     the noisy one; "executed" (the default) records what was executed. ``expert_kwargs`` go to the expert
-    (the arm's ``gripper_delay``, ...).
+    (the arm's ``gripper_delay``, ...). ``randomization`` (``vla_sim.randomization.RandomizationRanges``, a mapping
+    of its fields or a preset name; None: off) randomises every episode (tabletop presets; docs/randomization.md).
     """
     if labels not in ("executed", "clean"):
         raise ValueError(f"labels {labels!r}: choose 'executed' (the command sent) or 'clean' (the expert's "
@@ -46,6 +47,13 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
     if config.get("instruction_option"):
         config["env_kwargs"] = {**config.get("env_kwargs", {}), "instruction_set": instruction_set}
     backend = make_backend(config)
+    if randomization is not None:
+        from vla_sim.randomization import RandomizationRanges
+        try:
+            backend.set_randomization(RandomizationRanges.coerce(randomization))
+        except ValueError:
+            backend.close()
+            raise
     if not backend.has_expert:
         raise ValueError(f"sim preset '{preset}' has no scripted expert")
     writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
