@@ -343,3 +343,22 @@ def test_scripted_demonstrations_can_be_recorded_in_randomised_scenes(tmp_path):
     assert slow.shape != nominal.shape or not np.array_equal(slow, nominal)
     with pytest.raises(ValueError, match="unknown randomization preset"):
         record_scripted_demos(tmp_path / "bad", contract, episodes=1, randomization="strong")
+
+
+def test_under_full_lighting_and_shades_every_block_is_nearest_its_own_colour_name():
+    """The presets' lighting moves hues a little beyond the shade band; a block must still look like its name."""
+    from vla_sim.randomization import hue_degrees
+
+    def distance(a, b):
+        return abs((a - b + 180.0) % 360.0 - 180.0)
+
+    ranges = {**PRESETS["visual"].to_dict(), "camera_shift": 0.0, "camera_rotation": 0.0, "camera_zoom": 0.0}
+    env = TabletopPushEnv(num_blocks=4, num_zones=3, randomization=ranges)
+    for seed in range(60):
+        env.reset(seed=seed)
+        image = env.render()
+        ps = env.decode_privileged(env.privileged_state())
+        for name, pos in zip(env.block_colours, ps.block_pos):
+            hue = hue_degrees(image[int(env._cv - pos[0] * env._scale), int(env._cu - pos[1] * env._scale)])
+            nearest = min(HUE_BANDS, key=lambda other: distance(hue, HUE_BANDS[other][0]))
+            assert nearest == name, (seed, name, hue)

@@ -40,9 +40,9 @@ GRAVITY = 9.81
 #: nominal +- half width; neighbouring bands (red 0, orange 31, yellow 50) never overlap.
 HUE_BANDS: dict[str, tuple[float, float]] = {
     "red": (0.0, 10.0),
-    "orange": (30.7, 7.0),
-    "yellow": (49.8, 7.0),
-    "green": (129.2, 20.0),
+    "orange": (30.7, 5.0),
+    "yellow": (49.8, 5.0),
+    "green": (129.2, 12.0),
     "teal": (180.0, 15.0),
     "blue": (227.0, 15.0),
     "purple": (272.3, 15.0),
