@@ -20,6 +20,7 @@ setup(
     entry_points={
         # `vla NAME ...`: register(subparsers) adds a parser and sets its func(args) -> exit code.
         "vla.commands": ["deploy = vla_tools.deploy_cli:register",
+                         "eval = vla_tools.eval_cli:register",
                          "record = vla_tools.record_cli:register",
                          "train = vla_trainer.cli:register"],
         # `vla bench NAME`: function(args, say) -> dict of figures.
