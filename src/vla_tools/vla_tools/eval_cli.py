@@ -40,11 +40,11 @@ def register(sub) -> None:
 def format_table(result: dict) -> str:
     """One line per artifact and cell, then one per comparison."""
     def num(v, fmt):
-        return "n/a" if v is None else format(v, fmt)
-    lines = [f"{'artifact':20s} {'cell':34s} {'success':>14s} {'95% CI':>13s} {'return':>8s} {'t_succ':>7s} "
+        return format(v, fmt) if v is not None else "n/a".rjust(int(fmt.split(".")[0]))
+    lines = [f"{'artifact':24s} {'cell':34s} {'success':>15s} {'95% CI':>12s} {'return':>8s} {'t_succ':>7s} "
              f"{'path':>7s} {'jerk':>8s} {'auroc':>6s}"]
     for c in result["cells"]:
-        lines.append(f"{c['artifact'][:20]:20s} {c['cell'][:34]:34s} "
+        lines.append(f"{c['artifact'][:24]:24s} {c['cell'][:34]:34s} "
                      f"{c['successes']:>4d}/{c['episodes']:<4d}{100 * c['success_rate']:5.1f}% "
                      f"{100 * c['ci95'][0]:5.1f}-{100 * c['ci95'][1]:5.1f}% {num(c['mean_return'], '8.3f')} "
                      f"{num(c['time_to_success_s'], '7.2f')} {num(c['path_length'], '7.3f')} "
