@@ -9,7 +9,7 @@ import pytest
 from vla_core.errors import ConfigError
 from vla_policy.fixtures import make_artifact
 from vla_tools.cli import main
-from vla_tools.eval_matrix import plan_cells, read_phrasings
+from vla_tools.eval_matrix import phrasing_of, plan_cells, read_phrasings
 from vla_tools.eval_metrics import (COMPARISON_TEST, auroc, command_jerk, compare_success, first_half_uncertainty,
                                     path_length, summarise_cell)
 
@@ -97,6 +97,19 @@ def test_bad_matrix_names_are_refused_before_anything_runs(tmp_path):
     bad.write_text("push the {block} block\n")
     with pytest.raises(ConfigError, match="must name both"):
         read_phrasings(bad)
+
+
+def test_each_instruction_is_traced_to_its_template():
+    from vla_sim.envs.arm_instructions import ArmTask, arm_templates, format_arm_instruction
+    from vla_sim.envs.instructions import HELDOUT_TEMPLATES, format_instruction
+    for template in HELDOUT_TEMPLATES:
+        assert phrasing_of("tabletop", "heldout")(format_instruction(template, "blue", "teal")) == template
+    mine = phrasing_of("tabletop_hard", tuple(MINE))
+    assert mine(format_instruction(MINE[1], "red", "orange")) == MINE[1]
+    assert mine("push the red block into the orange zone") == "push the red block into the orange zone"  # not mine
+    for skill, task in (("place", ArmTask("place", "red", "purple")), ("stack", ArmTask("stack", "red", "blue"))):
+        for template in arm_templates(skill, "all"):
+            assert phrasing_of("arm", "all")(format_arm_instruction(template, task)) == template
 
 
 def test_auroc_ranks_failures():

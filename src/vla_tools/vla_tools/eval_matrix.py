@@ -101,21 +101,39 @@ class _Recorder:
         return frame
 
 
-def _template_of(instruction: str, phrasings: tuple[str, ...]) -> str:
-    """The template of ``phrasings`` that gives ``instruction`` (the instruction itself when none does)."""
-    from vla_sim.envs.instructions import format_instruction, parse_instruction
-    try:
-        block, zone = parse_instruction(instruction)
-    except ValueError:
+def phrasing_of(task: str, phrasings: tuple[str, ...] | str) -> Callable[[str], str]:
+    """instruction -> the template it was said in: of the user's ``phrasings`` (a tuple of tabletop templates) or
+    of the task's built-in set (a set name); the instruction itself when no template gives it."""
+    if task == "arm":
+        from vla_sim.envs.arm_instructions import SKILLS, arm_templates, format_arm_instruction, \
+            parse_arm_instruction
+        known = tuple(t for skill in SKILLS for t in arm_templates(skill, phrasings))
+        parse, fill = parse_arm_instruction, lambda template, task: format_arm_instruction(template, task)
+    else:
+        from vla_sim.envs.instructions import format_instruction, parse_instruction, templates
+        known = phrasings if isinstance(phrasings, tuple) else templates(phrasings)
+        parse, fill = parse_instruction, lambda template, colours: format_instruction(template, *colours)
+
+    def find(instruction: str) -> str:
+        try:
+            what = parse(instruction)
+        except ValueError:
+            return instruction
+        for template in known:
+            try:
+                if fill(template, what) == instruction:
+                    return template
+            except (ValueError, KeyError):  # a template of the other arm skill
+                continue
         return instruction
-    return next((t for t in phrasings if format_instruction(t, block, zone) == instruction), instruction)
+    return find
 
 
 def run_cell(policy, robot, encoder, cell: Cell, seeds: range, max_steps: int | None = None) -> list[dict]:
     """The episodes of one cell: one dict per seed (see eval_metrics.summarise_cell for the fields)."""
     from vla_policy.runner import PolicyRunner
     from vla_sim.backends import PRESETS as TASKS, make_backend
-    from vla_sim.envs.instructions import format_instruction, parse_instruction, templates
+    from vla_sim.envs.instructions import format_instruction, parse_instruction
     from vla_sim.randomization import PRESETS as RANDOMIZATION
     from vla_trainer.evaluate import run_episode
     config = dict(TASKS[cell.task])
@@ -126,7 +144,7 @@ def run_cell(policy, robot, encoder, cell: Cell, seeds: range, max_steps: int | 
     if max_steps:
         config["max_episode_steps"] = int(max_steps)
     backend = make_backend(config)
-    known = own or (templates(cell.phrasing) if cell.task.startswith("tabletop") else ())
+    phrasing = phrasing_of(cell.task, own or cell.phrasing)
     runner = PolicyRunner(policy)
     episodes = []
     try:
@@ -142,7 +160,7 @@ def run_cell(policy, robot, encoder, cell: Cell, seeds: range, max_steps: int | 
             frame, ticks = run_episode(runner, recorder, frame, robot, embedding, uncertainty)
             success = bool(frame.is_success)
             episodes.append({
-                "seed": seed, "instruction": backend.instruction, "phrasing": _template_of(backend.instruction, known),
+                "seed": seed, "instruction": backend.instruction, "phrasing": phrasing(backend.instruction),
                 "success": success, "steps": ticks, "return": float(np.sum(recorder.rewards)),
                 "time_to_success_s": ticks / robot.fps if success else None,
                 "path_length": path_length(np.stack(recorder.positions)),
