@@ -164,3 +164,14 @@ def test_comparison_p_value():
     assert apart["p_value"] < 1e-6 and apart["difference"] == 1.0
     with pytest.raises(ValueError, match="is not a count"):
         compare_success(11, 10, 0, 10)
+
+
+def test_a_missing_or_repeated_artifact_is_named(tmp_path, capsys):
+    models = tmp_path / "models"
+    art = make_artifact(models, "a", bias=0.05, camera=True, seed=7, encoder=ENCODER_ID)
+    common = ["--models-dir", str(models), "--episodes", "1", "--max-steps", "2", "--out", str(tmp_path / "out")]
+    assert main(["eval", "tiny/nope", *common]) == 2
+    assert "tiny/nope" in capsys.readouterr().err
+    assert main(["eval", "tiny/a", str(art.path), *common]) == 2  # the same artifact by name and by path
+    assert "is tiny/a again; give each artifact once" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -73,8 +73,13 @@ def cmd_eval(args) -> int:
     created = datetime.now(timezone.utc)
     out = Path(args.out) if args.out else workspace_path("runs") / "eval" / created.strftime("%Y%m%dT%H%M%SZ")
     say = lambda msg: print(f"[vla eval] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    result = run_matrix(args.artifacts, cells, args.episodes, args.seed_start,
-                        Path(args.models_dir) if args.models_dir else None, args.max_steps or None, say=say)
+    from vla_core.artifact import ArtifactError
+    try:
+        result = run_matrix(args.artifacts, cells, args.episodes, args.seed_start,
+                            Path(args.models_dir) if args.models_dir else None, args.max_steps or None, say=say)
+    except ArtifactError as exc:  # a missing artifact, or one that does not fit a task's robot contract
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     config = {"created": created.isoformat(timespec="seconds"), "artifacts": args.artifacts, "tasks": args.tasks,
               "randomization": args.randomization, "phrasings": args.phrasings, "episodes": args.episodes,

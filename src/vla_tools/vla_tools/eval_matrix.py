@@ -198,6 +198,8 @@ def run_matrix(artifacts: list[str], cells: list[Cell], episodes: int, seed_star
                                                 ["onnxruntime-cpu"]), robot)
             policy, robot = loaded[contract]
             name = f"{policy.artifact.name}/{policy.artifact.version}"
+            if name in names:
+                raise ConfigError(f"vla eval: {spec!r} is {name} again; give each artifact once")
             say(f"{name}: {cell.key} ({episodes} episodes)")
             rows = run_cell(policy, robot, encoder, cell, seeds, max_steps)
             results.append({"artifact": name, "cell": cell.key, "task": cell.task,
@@ -206,8 +208,6 @@ def run_matrix(artifacts: list[str], cells: list[Cell], episodes: int, seed_star
         names.append(name)
         for policy, _ in loaded.values():
             policy.engine.close()
-    if len(set(names)) != len(names):
-        raise ConfigError(f"vla eval: artifacts {names} name the same artifact twice; give each once")
     comparisons = []
     for other in names[1:]:
         for cell in cells:
