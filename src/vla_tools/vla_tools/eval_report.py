@@ -71,7 +71,8 @@ def _comparison_table(result: dict) -> str:
             for c in result["comparisons"]]
     return (_table(["cell", "a", "b", "b - a", "p-value"], rows, numeric={3, 4}) +
             _note("p-value: Fisher's exact test, two-sided, on the success counts of the cell (both artifacts ran "
-                  "the same seeds). Below 0.05 is marked; where the artifacts do not differ, about one cell in twenty is marked by chance."))
+                  "the same seeds). Below 0.05 is marked; where the artifacts do not differ, about one cell in "
+                  "twenty is marked by chance."))
 
 
 def _phrasing_table(result: dict) -> str:
