@@ -49,13 +49,13 @@ def tiny_data(episodes: int = 4, length: int = 10) -> TrainingData:
                         fps=10.0, fingerprint="memory", instructions=["push the red block to the goal"])
 
 
-def attached(config, data=None, seed=0):
+def attached(config, data=None, seed=0, downsample=1):
     """(algorithm, policy, sampler) for a tiny MLP policy, wired as the trainer wires them."""
     torch.manual_seed(seed)
     data = data or tiny_data()
     table = LanguageTable(data.instructions, "none", lambda text: np.full(8, 0.1, np.float32))
     policy = make_policy("mlp", cameras=("top",), image_size=(16, 16), state_dim=4, action_dim=2, language_dim=8,
-                         chunk_size=2, hidden=32, channels=8, **data.stats())
+                         chunk_size=2, hidden=32, channels=8, image_downsample=downsample, **data.stats())
     algo = make_algorithm(config, data)
     sampler = BatchSampler(data, data.train_episodes, 2, table, algo.frame_filter)
     algo.attach(sampler, policy, CPU)
@@ -194,6 +194,8 @@ def test_configs_errors_and_actor_policies():
         CQLConfig(discount=1.0)
     with pytest.raises(ValueError, match="algorithm.expectile for algorithm 'cql'"):
         build_config({"algorithm": {"type": "cql", "expectile": 0.7}})
+    algo, _, _ = attached(CQLConfig(), downsample=2)  # the critics pool the image as the policy does
+    assert [enc.downsample for enc in algo.q1.encoders.values()] == [2]
     data = tiny_data()
     for e in data.episodes:
         e.success = None

@@ -100,12 +100,15 @@ class HGDAgger(Algorithm):
 
 
 class Critic(nn.Module):
-    """Small FiLM CNN + keypoints + state + instruction (+ action) -> scalar."""
+    """Small FiLM CNN + keypoints + state + instruction (+ action) -> scalar. ``downsample``: the image is
+    average-pooled by this factor first, as the policy's ``image_downsample`` pools it (the critics look at what the
+    policy looks at, at a quarter of the cost per halving)."""
 
-    def __init__(self, cameras: tuple[str, ...], state_dim: int, language_dim: int, action_dim: int):
+    def __init__(self, cameras: tuple[str, ...], state_dim: int, language_dim: int, action_dim: int,
+                 downsample: int = 1):
         super().__init__()
         self.cameras = cameras
-        self.encoders = nn.ModuleDict({cam: FiLMCNN(language_dim, 32) for cam in cameras})
+        self.encoders = nn.ModuleDict({cam: FiLMCNN(language_dim, 32, downsample) for cam in cameras})
         self.keypoints = SpatialSoftmax()
         width = 64 * len(cameras) + state_dim + language_dim + action_dim
         self.net = nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 1))
@@ -198,7 +201,8 @@ class CriticAlgorithm(Algorithm):
 
     def critic(self, action_dim: int) -> Critic:
         cfg = self.policy.config
-        return Critic(cfg.cameras, cfg.state_dim, cfg.language_dim, action_dim).to(self.device)
+        downsample = cfg.image_downsample if cfg.image_encoder == "cnn" else 1
+        return Critic(cfg.cameras, cfg.state_dim, cfg.language_dim, action_dim, downsample).to(self.device)
 
     def twin_critics(self) -> list[nn.Parameter]:
         """Q1, Q2 and their targets (``q1_target``, ``q2_target``); returns the online critics' parameters."""
