@@ -326,3 +326,17 @@ def test_bench_variants_parse_and_bad_ones_are_named():
         parse_variants(["a:", "a:train.lr=1"])
     low, high = wilson_interval(96, 100)
     assert 0.90 < low < 0.91 and 0.98 < high < 0.99
+
+
+def test_the_thread_count_can_be_measured_at_the_start(demos, tmp_path):
+    with pytest.raises(ValueError, match="train.threads -2"):
+        config(demos, tmp_path, train={"threads": -2})
+    events = []
+    before = torch.get_num_threads()
+    try:
+        train(config(demos, tmp_path, train={"threads": -1, "max_steps": 1}, output={"export": False}), events.append)
+        if (os.cpu_count() or 1) >= 2:  # one core: nothing to choose
+            line = next(e["message"] for e in events if e["event"] == "log" and "torch thread" in e["message"])
+            assert "ms on 1," in line and torch.get_num_threads() in (1, os.cpu_count())
+    finally:
+        torch.set_num_threads(before)

@@ -31,13 +31,19 @@ class OptimConfig:
     grad_clip: float = 1.0
     bf16: str = "auto"           # auto: measure a few steps both ways at start and keep the faster
     seed: int = 0
-    threads: int = 0             # torch CPU threads (0: torch's default)
+    # torch CPU threads (0: torch's default, one per core). -1: time a step on one thread and on one per core at
+    # the start and keep the faster: on a machine whose cores other processes keep busy, threads that wait for
+    # each other at every operation can make a step several times slower than one thread.
+    threads: int = 0
     init_from: str = ""          # start from these weights: an artifact directory or a run directory (fine-tuning)
 
     def __post_init__(self):
         if self.batch_size < 1 or self.epochs < 1 or self.max_steps < 0 or self.time_budget_s < 0:
             raise ValueError("train.batch_size and train.epochs must be >= 1, train.max_steps and "
                              "train.time_budget_s >= 0")
+        if self.threads < -1:
+            raise ValueError(f"train.threads {self.threads} must be a thread count, 0 (torch's default) or -1 (measure "
+                             "one thread against one per core at the start)")
         if not self.lr > 0:
             raise ValueError(f"train.lr {self.lr} must be positive")
         if self.bf16 not in BF16_MODES:

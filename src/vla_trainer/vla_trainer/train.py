@@ -112,7 +112,7 @@ class Trainer:
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
-        if cfg.train.threads:
+        if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed + self.rank)
         self.rng = np.random.default_rng(cfg.train.seed + 1000 * self.rank)
@@ -166,6 +166,8 @@ class Trainer:
         self.algorithm.attach(self.sampler, self.policy, self.device)
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        if cfg.train.threads == -1:
+            self._choose_threads()
         self.bf16 = self._choose_bf16()  # before DDP wraps the policy: these trial steps must not reach its hooks
         self.model = _LossModule(self.policy, self.algorithm)
         if self.world > 1:
@@ -186,6 +188,34 @@ class Trainer:
             raise FileNotFoundError(f"--resume {self.config.resume}: no checkpoint/state.json there; pass the run "
                                     "directory of an earlier `vla-train` (it prints it)")
         return json.loads(state_path.read_text())
+
+    def _choose_threads(self) -> None:
+        """train.threads=-1: time a few steps on one thread and on one per core (a step already slower than the
+        best is not repeated) and keep the faster; more threads must save 10%."""
+        cores = os.cpu_count() or 1
+        if self.device.type != "cpu" or cores < 2:
+            return
+        frames = self.sampler.samples[:min(len(self.sampler), self.config.train.batch_size)]
+        batch = self._tensors(self.sampler.gather(frames, False, self.rng), augment_images=False)
+        timings: dict[int, float] = {}
+        for threads in (1, cores):
+            torch.set_num_threads(threads)
+            best = float("inf")
+            for i in range(4):
+                t0 = time.perf_counter()
+                self.policy.compute_loss(batch)["loss"].backward()
+                elapsed = time.perf_counter() - t0
+                if i > 0:  # the first is a warm-up
+                    best = min(best, elapsed)
+                if timings and elapsed > 2 * timings[1]:
+                    best = min(best, elapsed)
+                    break
+            self.policy.zero_grad(set_to_none=True)
+            timings[threads] = best
+        use = cores if timings[cores] < 0.9 * timings[1] else 1
+        torch.set_num_threads(use)
+        self._say(f"{use} torch thread(s): a step takes {timings[1] * 1e3:.0f} ms on 1, "
+                  f"{timings[cores] * 1e3:.0f} ms on {cores}")
 
     def _choose_bf16(self) -> bool:
         mode = self.config.train.bf16
