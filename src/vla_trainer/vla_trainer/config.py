@@ -55,7 +55,7 @@ class AlgorithmConfig:
     """Options every algorithm has (``bc`` has no others); each algorithm's ``config_class`` in
     ``vla_trainer.algorithms`` adds its own (HGDAggerConfig, IQLConfig), as each policy type does."""
 
-    type: str = "bc"                 # bc | hg_dagger | iql
+    type: str = "bc"                 # bc | hg_dagger | iql | cql | td3bc
 
     def __post_init__(self):
         from vla_trainer.algorithms import algorithm_class
