@@ -111,6 +111,24 @@ def test_cli_rejects_unknown_options_with_the_accepted_ones():
     assert proc.returncode == 2 and "unknown policy type 'transformer'" in proc.stderr
 
 
+def test_a_flag_that_changes_the_recipes_policy_type_leaves_out_the_options_the_new_type_lacks(tmp_path):
+    """`vla demo --policy mlp` trains from the ACT recipe: the recipe's ACT-only options are left out (and listed),
+    the ones mlp has are kept; the same option given as a flag still fails."""
+    from vla_trainer.config import LEFT_OUT
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("policy:\n  type: act\n  chunk_size: 5\n  dropout: 0.0\nalgorithm:\n  type: iql\n"
+                      "  expectile: 0.8\n")
+    raw = parse_overrides([f"--config={recipe}", "--policy.type=mlp", "--algorithm.type=bc"])
+    assert raw[LEFT_OUT] == [
+        "policy.dropout (set by the config file for policy.type=act; mlp has no such option)",
+        "algorithm.expectile (set by the config file for algorithm.type=iql; bc has no such option)"]
+    cfg = build_config(raw)
+    assert cfg.policy == {"type": "mlp", "chunk_size": 5}
+    assert build_config(parse_overrides([f"--config={recipe}"])).policy["dropout"] == 0.0  # the file's own type
+    with pytest.raises(ValueError, match="policy.dropout for policy type 'mlp'"):
+        build_config(parse_overrides([f"--config={recipe}", "--policy.type=mlp", "--policy.dropout=0.1"]))
+
+
 def test_each_algorithm_has_its_own_options_and_help_lists_every_one(capsys):
     from vla_trainer.algorithms import ALGORITHMS, HGDAggerConfig, IQLConfig, make_algorithm
     from vla_trainer.cli import _print_options

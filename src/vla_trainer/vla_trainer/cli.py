@@ -69,10 +69,13 @@ def run(argv: list[str]) -> int:
     import os
     if mode == "json":
         os.environ["VLA_PROGRESS"] = "json"
-    from vla_trainer.config import build_config, parse_overrides
+    from vla_trainer.config import LEFT_OUT, build_config, parse_overrides
     from vla_trainer.data import DataError
     try:
-        config = build_config(parse_overrides(args))
+        raw = parse_overrides(args)
+        for option in raw.get(LEFT_OUT, ()):
+            print(f"note: left out {option}", file=sys.stderr)
+        config = build_config(raw)
     except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -156,6 +156,7 @@ def build_config(raw: dict) -> TrainConfig:
     from vla_trainer.algorithms import algorithm_class
     from vla_trainer.policies import policy_class
     raw = dict(raw or {})
+    raw.pop(LEFT_OUT, None)
     known = set(SECTIONS) | set(TYPED_SECTIONS) | {"resume"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -226,6 +227,8 @@ def parse_overrides(args: list[str]) -> dict:
                     raw.setdefault(section, {}).update(values)
                 else:
                     raw[section] = values
+    file_types = {section: (raw.get(section) or {}).get("type") for section in TYPED_SECTIONS}
+    flagged: dict[str, set[str]] = {}
     for key, value in flat:
         if key == "config":
             continue
@@ -238,4 +241,33 @@ def parse_overrides(args: list[str]) -> dict:
                              f"{', '.join(sorted(set(SECTIONS) | set(TYPED_SECTIONS)))}), --config FILE or --resume "
                              "RUN_DIR")
         raw.setdefault(section, {})[name] = value
+        flagged.setdefault(section, set()).add(name)
+    _leave_out_options_of_replaced_types(raw, file_types, flagged)
     return raw
+
+
+#: Where :func:`parse_overrides` lists the config file's options it left out (see
+#: :func:`_leave_out_options_of_replaced_types`), for the command line to say; :func:`build_config` ignores it.
+LEFT_OUT = "_left_out"
+
+
+def _leave_out_options_of_replaced_types(raw: dict, file_types: dict, flagged: dict[str, set[str]]) -> None:
+    """A flag that changes a config file's ``policy.type`` (or ``algorithm.type``) keeps the file's options the new
+    type has and leaves out the ones it has not (a recipe's ``policy.dropout`` for ACT under
+    ``--policy.type=mlp``), listing them under :data:`LEFT_OUT`. Options given as flags are never left out: a
+    wrong one still fails, naming what the type accepts."""
+    from vla_trainer.algorithms import algorithm_class
+    from vla_trainer.policies import policy_class
+    for section, lookup in (("policy", policy_class), ("algorithm", algorithm_class)):
+        values, old = raw.get(section) or {}, file_types.get(section)
+        new = values.get("type")
+        if old is None or new is None or str(new) == str(old):
+            continue
+        try:
+            accepted = set(_field_types(lookup(str(new)).config_class))
+        except (KeyError, ValueError):
+            continue  # an unknown type: build_config names it
+        for key in sorted(set(values) - accepted - {"type"} - flagged.get(section, set())):
+            values.pop(key)
+            raw.setdefault(LEFT_OUT, []).append(
+                f"{section}.{key} (set by the config file for {section}.type={old}; {new} has no such option)")
