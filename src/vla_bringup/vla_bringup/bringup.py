@@ -289,7 +289,7 @@ class Bringup:
                                        (GetState, "get_state", GetState.Request())):
                 client = self.node.create_client(srv, f"/{gate}/{name}")
                 try:
-                    if not client.service_is_ready():
+                    if not client.wait_for_service(timeout_sec=timeout):  # a new client discovers the server first
                         break
                     done = threading.Event()
                     future = client.call_async(request)
