@@ -754,18 +754,7 @@ class TabletopPushEnv(gym.Env):
             rgb = self.scene.shade(name, BLOCK_RGB[name])
             dark = tuple(int(c * 0.6) for c in rgb)  # outline separates touching blocks
             self._square(img, x, y, self.block_radius, rgb, dark)
-        # Pusher: anti-alias-free disc, computed on a small window around it.
-        s = self._scale
-        v = self._cv - self._pusher_pos[0] * s
-        u = self._cu - self._pusher_pos[1] * s
-        r = self.pusher_radius * s
-        h, w = img.shape[:2]
-        r0, r1 = max(0, int(v - r)), min(h, int(v + r) + 1)
-        c0, c1 = max(0, int(u - r)), min(w, int(u + r) + 1)
-        if r1 > r0 and c1 > c0:
-            dv = self._row_centres[r0:r1, None] - v
-            du = self._col_centres[None, c0:c1] - u
-            img[r0:r1, c0:c1][dv * dv + du * du <= r * r] = PUSHER_RGB
+        self._disc(img, self._pusher_pos, self.pusher_radius, PUSHER_RGB)  # anti-alias-free, on a small window
         if self._warp is not None:
             img = apply_warp(img, self._warp, FLOOR_RGB)
         if self._lut is not None:
