@@ -76,7 +76,12 @@ def test_record_session_round_trip(probe, vla, tmp_path):
             published = np.frombuffer(by_stamp[t][pick].data, np.uint8).reshape(96, 96, 3).astype(int)
             error = np.abs(frames["observation.images.top"][row].astype(int) - published).mean()
             assert error < 6.0, f"episode {ep} frame {row}: mean abs pixel error {error:.1f}"
-            assert frames["valid"][row]
+            if not frames["valid"][row]:  # a real frame the recorder could not complete: a source was missing
+                # (on a loaded machine the expert's first command can come after the first frame closed). The
+                # missing value is stored as NaN, never invented, and the sidecar counts the row under its reason.
+                assert not (np.isfinite(frames["action"][row]).all()
+                            and np.isfinite(frames["observation.state"][row]).all()), f"episode {ep} frame {row}"
+                continue
             vector = lambda js: [js.position[0], js.velocity[0], js.position[1], js.velocity[1]]  # noqa: E731
             if not frames["late"][row]:
                 np.testing.assert_allclose(frames["observation.state"][row], vector(states[t][pick]),
@@ -90,6 +95,11 @@ def test_record_session_round_trip(probe, vla, tmp_path):
         span = int(round(float(frames["timestamp"][-1]) * reader.fps)) + 1
         assert span == meta["length"] + meta["dropped_frames"] - int(filled.sum())
         assert meta["late_frames"] == int(frames["late"].sum())
+        sidecar = json.loads((root / "meta" / "recorder" / f"episode-{ep:06d}.json").read_text())
+        genuine_invalid = int((~frames["valid"] & ~filled).sum())
+        assert sidecar["invalid"] == int((~frames["valid"]).sum()), sidecar  # the filled rows are invalid too
+        assert genuine_invalid <= sum(sidecar["invalid_reasons"].values()) <= 2 * genuine_invalid, sidecar
+        assert set(sidecar["invalid_reasons"]) <= {"action_missing", "state_missing"}, sidecar
         # Actions are the commands the robot was sent (cmd_vel, the shield's output): within its limits.
         assert np.all(np.abs(frames["action"]) <= 0.25 + 1e-6) and np.abs(frames["action"]).max() > 0.01
         # The raw bag of the same episode holds the same camera frames (readable as ROS 2 messages).
