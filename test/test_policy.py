@@ -253,3 +253,27 @@ def test_bad_inputs_and_artifacts_are_dropped_counted_and_the_policy_keeps_servi
         assert up.proc.poll() is None, up.output
     finally:
         feeder.stop()
+
+
+def test_input_wait_acts_once_on_each_new_observation(probe, vla, tmp_path):
+    """With input_wait, a tick whose joint state is no newer than the previous tick's waits for the next one and
+    acts on it at once: one proposal per observation, each from that observation (not the one before)."""
+    # Random weights and one action per inference: each command depends on the state it was computed from.
+    make_artifact(tmp_path / "models", "a", bias=0.0, seed=3, chunk=1)
+    cmds = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
+    publish_embedding(probe)
+    up = vla("up", *profile(tmp_path, with_sim=False, artifact="tiny/a"), "--set", "policy.input_wait=0.5")
+    up.wait_line(r"all \d+ nodes active", 90)
+    pub = probe.node.create_publisher(JointState, "/joint_states", node_qos.SENSOR_PUB)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the policy's joint_states subscription")
+    sent = []
+    for i in range(12):  # a new state every 0.3 s; the policy ticks at 10 Hz
+        msg = JointState(name=["gantry_x", "gantry_y"], position=[0.02 * i, -0.01 * i], velocity=[0.0, 0.0])
+        msg.header.stamp = probe.node.get_clock().now().to_msg()
+        pub.publish(msg)
+        sent.append(time.monotonic())
+        time.sleep(0.3)
+    answered = [(t, c) for t, c in cmds if t >= sent[2]]  # from the third state on (the policy is serving)
+    assert 8 <= len(answered) <= 11, [round(t - sent[0], 2) for t, _ in cmds]  # without the wait: about 30
+    values = [(round(c.linear.x, 6), round(c.linear.y, 6)) for _, c in answered]
+    assert len(set(values)) == len(values), values  # each from a new state

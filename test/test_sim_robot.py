@@ -148,3 +148,54 @@ def test_domain_randomization_from_the_preset_file_and_at_run_time(probe, vla, o
     refused = probe.call(SetParameters, "/sim_robot/set_parameters",
                          SetParameters.Request(parameters=[double("randomization_brightness", 2.0)]))
     assert not refused.results[0].successful and "randomization_brightness" in refused.results[0].reason
+
+
+def test_lockstep_steps_on_the_answer_to_each_frame(probe, vla, one_node_profile):
+    """In lockstep the sim waits for the command that answers its last frame: with nobody commanding it steps
+    once per lockstep_timeout; answered, it applies the answer to frame k at step k (velocity k+1 == answer k),
+    however long the answer takes, at up to real_time_factor."""
+    joints = probe.collect(JointState, "/joint_states", node_qos.SENSOR_SUB)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    up = vla("up", *sim_only_profile(one_node_profile, "twist"), "--set", "sim_robot.lockstep=true",
+             "--set", "sim_robot.lockstep_timeout=0.4", "--set", "sim_robot.real_time_factor=20",
+             "--set", "sim_robot.max_episode_steps=100000")
+    up.wait_line("all 1 nodes active", 90)
+    probe.wait_for(lambda: len(joints) >= 2, 20, "joint states")
+    n, t0 = len(joints), time.monotonic()
+    time.sleep(2.0)  # nobody commands: a step per timeout (about 5), not 20 x 10 Hz x 2 s = 400
+    unanswered = len(joints) - n
+    assert 2 <= unanswered <= 8, unanswered
+    probe.wait_for(lambda: probe.count(diags, "sim_robot: simulation", "lockstep_timeouts") >= 2, 5,
+                   "lockstep timeouts counted")
+
+    # Answer each frame with a velocity that names it; answers sometimes come late (30 ms, a busy machine).
+    answers: dict[int, float] = {}
+    pub = probe.node.create_publisher(Twist, "/cmd_vel", node_qos.COMMAND)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim robot's cmd_vel subscription")
+
+    def answer(msg: JointState) -> None:
+        k = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if k in answers:
+            return
+        answers[k] = 0.01 * (len(answers) % 20) * (1 if len(answers) % 2 else -1)  # back and forth: no wall
+        if len(answers) % 7 == 0:
+            time.sleep(0.03)
+        cmd = Twist()
+        cmd.linear.x = answers[k]
+        pub.publish(cmd)
+
+    probe.node.create_subscription(JointState, "/joint_states", answer, node_qos.SENSOR_SUB)
+    n, t0 = len(joints), time.monotonic()
+    probe.wait_for(lambda: len(joints) >= n + 60, 20, "60 answered steps")
+    rate = (len(joints) - n) / (time.monotonic() - t0)
+    frames = [j for _, j in joints[n:]]
+    pairs = 0
+    for before, after in zip(frames, frames[1:]):
+        k = before.header.stamp.sec * 1_000_000_000 + before.header.stamp.nanosec
+        if after.header.stamp == before.header.stamp:  # an episode ended: the reset's frame shares the stamp
+            continue
+        if k in answers:
+            assert after.velocity[0] == pytest.approx(answers[k], abs=1e-6), (k, answers[k], after.velocity[0])
+            pairs += 1
+    assert pairs >= 50, pairs
+    assert rate > 10.0, f"{rate:.1f} steps/s answered: lockstep should run far faster than its timeout"

@@ -81,6 +81,8 @@ class PolicyNode(ManagedNode):
         self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
         self.models_dir = workspace_path(p["models_dir"])
         self.cache = InputCache()
+        self._used_stamps: dict[str, float] = {}  # feature -> stamp of the input the last tick acted on
+        self._waiting_since: float | None = None  # a tick waiting for fresh inputs (input_wait), since (wall)
         self.counters = collections.Counter()
         self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
         self.last_reject = ""
@@ -143,6 +145,10 @@ class PolicyNode(ManagedNode):
         self._last_tick_wall = time.monotonic()
         self._last_command_ns, self.max_gap_ms = None, 0.0
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
+        self._used_stamps, self._waiting_since = {}, None
+        self._wait_timer = self.create_timer(0.005, self._end_wait, callback_group=self.control_group,
+                                             clock=self._steady)
+        self._wait_timer.cancel()
         self._start_status()
         # The latched state from the start: a request left by a process that died is overwritten.
         self._publish_help(log=False)
@@ -174,11 +180,14 @@ class PolicyNode(ManagedNode):
             self.help.configure(self.params["help_threshold"], self.params["help_clear_ratio"])
 
     def deactivate(self) -> None:
+        c = self.counters
+        self.get_logger().info(f"{c['ticks']} ticks: {c['proposed']} proposed, {c['stale_ticks']} stale, "
+                               f"{c['missed_ticks']} missed, {c['input_waits_expired']} input waits expired")
         if self.help.clear("the policy node was deactivated: it proposes nothing"):
             self._publish_help()
         if self._swap_future is not None and not self._swap_future.done():
             self._swap_future.set_result(False)  # a staged policy stays staged; the caller is told
-        for name in ("_timer", "_status_timer"):
+        for name in ("_timer", "_status_timer", "_wait_timer"):
             if getattr(self, name, None) is not None:
                 self.destroy_timer(getattr(self, name))
                 setattr(self, name, None)
@@ -206,6 +215,7 @@ class PolicyNode(ManagedNode):
             self.cache.offer(feature, rgb, time_to_seconds(msg.header.stamp), f"{msg.encoding[:32]} image")
         except InputError as exc:
             self._reject(feature, exc)
+        self._tick_if_fresh()
 
     def _on_joints(self, msg: JointState) -> None:
         try:
@@ -214,6 +224,7 @@ class PolicyNode(ManagedNode):
             self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
         except InputError as exc:
             self._reject(STATE, exc)
+        self._tick_if_fresh()
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
         self._embedding_encoder = msg.encoder_id
@@ -252,6 +263,44 @@ class PolicyNode(ManagedNode):
     def _on_tick(self) -> None:
         if not self.is_active:
             return
+        if self._waiting_since is not None:  # a tick is still waiting: this one merges into it (a missed tick)
+            return
+        if self.params["input_wait"] > 0.0 and self.runner is not None and not self._inputs_fresh():
+            self._waiting_since = time.monotonic()
+            self._wait_timer.reset()
+            return
+        self._control()
+
+    def _inputs_fresh(self) -> bool:
+        """Every stamped input of the serving policy is newer than the one the previous tick acted on."""
+        for feature in self.runner.features:
+            sample = self.cache.samples.get(feature)
+            if sample is None:
+                return False
+            if sample.stamp is not None and sample.stamp <= self._used_stamps.get(feature, -float("inf")):
+                return False
+        return True
+
+    def _tick_if_fresh(self) -> None:
+        if self._waiting_since is not None and self.is_active and self._inputs_fresh():
+            self._waiting_since = None
+            self._wait_timer.cancel()
+            self._control()
+
+    def _end_wait(self) -> None:
+        """input_wait is over: the waiting tick acts on the inputs there are (stale ones propose nothing)."""
+        if self._waiting_since is None:
+            self._wait_timer.cancel()
+            return
+        if time.monotonic() - self._waiting_since < self.params["input_wait"]:
+            return
+        self._waiting_since = None
+        self._wait_timer.cancel()
+        with self._count_lock:
+            self.counters["input_waits_expired"] += 1
+        self._control()
+
+    def _control(self) -> None:
         t0 = time.perf_counter()
         self._last_tick_wall = time.monotonic()
         # A timer that fires late drops the periods it missed; count them as ticks without a command.
@@ -261,6 +310,9 @@ class PolicyNode(ManagedNode):
             skipped = max(0, round((now_ns - self._last_tick_ns) / self._period_ns) - 1)
         self._last_tick_ns = now_ns
         outcome = self._tick()
+        if self.runner is not None:
+            self._used_stamps = {f: sample.stamp for f in self.runner.features
+                                 if (sample := self.cache.samples.get(f)) is not None and sample.stamp is not None}
         with self._count_lock:  # a status snapshot sees each tick with its outcome, never half-counted
             self.counters["ticks"] += 1 + skipped
             self.counters["missed_ticks"] += skipped

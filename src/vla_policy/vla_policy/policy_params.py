@@ -14,6 +14,11 @@ POLICY_PARAMS = (
               read_only=True),
     ParamSpec("max_observation_age", 0.5, "An input older than this is stale: no command is proposed",
               range=(0.01, 10.0), unit="s"),
+    ParamSpec("input_wait", 0.0, "At a tick, wait up to this long for every image and the joint state to be newer "
+              "than those the previous tick used, then act (on what there is when the wait ends; ticks due meanwhile "
+              "merge into it and count as missed): with a simulator that publishes one frame per step, each tick "
+              "then acts on its own instant's observation, not the step before's. 0: act at once on the newest "
+              "inputs (a robot whose sensors run faster than its control loop)", range=(0.0, 1.0), unit="s (wall clock)"),
     ParamSpec("image_prefix", "observation/images", "Topic prefix of the perception node's model-ready images",
               read_only=True),
     ParamSpec("chunk_as_trajectory", False, "With a trajectory_msgs/JointTrajectory contract: send each predicted "

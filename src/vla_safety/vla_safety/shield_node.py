@@ -35,6 +35,8 @@ jerk beyond the configured value) is refused with the reason.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
@@ -135,7 +137,8 @@ class SafetyShieldNode(ManagedNode):
         self.shield.clear()  # no command from before the activation survives it
         self._trajectories.clear()
         # Steady clock: a frozen or stretched /clock cannot keep the watchdog from firing.
-        self._timer = self.create_timer(1.0 / self.params["rate"], self._tick, clock=self._steady)
+        self._sent, self._sent_at = None, -float("inf")
+        self._timer = self.create_timer(1.0 / self.params["rate"], self._on_timer, clock=self._steady)
         self.start_diagnostics()
         self._pubs["markers"].publish(shield_markers(self.shield, None, self._stamp()))
 
@@ -334,7 +337,15 @@ class SafetyShieldNode(ManagedNode):
             self._trajectories.clear()
             self._tick()
 
-    def _tick(self) -> None:
+    def _on_timer(self) -> None:
+        self._tick(timer=True)
+
+    def _tick(self, timer: bool = False) -> None:
+        """One step of the shield: on every timer tick and on every input that can change the command.
+
+        A timer tick leaves out a command identical to one published less than half a period ago (the stream
+        of forwarded commands is fresher): the robot still gets a command at least every 1.5 periods, and a
+        lockstep simulator, which steps on the next command it receives, is not stepped by a repeat."""
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command
         now = self._now()
@@ -350,7 +361,12 @@ class SafetyShieldNode(ManagedNode):
             self.get_logger().warning(f"clock jump, robot stopped and held commands dropped: {report.why}",
                                       throttle_duration_sec=1.0)
         if command is not None:
-            self._pubs["cmd"].publish(self._command_msg(command))
+            wall = time.monotonic()
+            repeat = (timer and self._sent is not None and wall - self._sent_at < 0.5 / self.params["rate"]
+                      and np.array_equal(command, self._sent))
+            if not repeat:
+                self._pubs["cmd"].publish(self._command_msg(command))
+                self._sent, self._sent_at = np.array(command, copy=True), wall
         self._last_report = report
         stamp = self._stamp()
         c = self.shield.counters

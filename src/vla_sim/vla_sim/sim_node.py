@@ -16,7 +16,12 @@ instruction (checked by vla_core.text) are validated before anything changes; a 
 episode running and publishes no event.
 
 The simulation steps on a steady-clock timer at fps x real_time_factor; simulated time advances one
-control period per step and, with publish_clock, drives every use_sim_time node. INACTIVE: paused, no output.
+control period per step and, with publish_clock, drives every use_sim_time node. A step publishes its frame
+(images, joint states, sim/state) before its /clock tick, as a robot's sensors sample before the controller that
+reads them ticks: a node acting on the clock's tick has that instant's observation. With ``lockstep`` the next
+step also waits for a command that arrived after the frame (the answer to it; at most ``lockstep_timeout`` of
+wall-clock time), so the command that answers observation k is the one applied at step k on an idle or a busy
+machine alike. INACTIVE: paused, no output.
 """
 from __future__ import annotations
 
@@ -132,19 +137,19 @@ class SimRobotNode(ManagedNode):
         self.episode_index = -1
         self.episode_steps = 0
         self.frame = None
-        self.totals = {"steps": 0, "episodes": 0, "successes": 0}
+        self.totals = {"steps": 0, "episodes": 0, "successes": 0, "lockstep_timeouts": 0}
+        self._answered, self._frame_wall, self._next_step_wall = True, time.monotonic(), 0.0
         self.resets_refused = 0
         self._rate_window = (time.monotonic(), 0, 0.0)
         self.get_logger().info(
             f"{b.env_id}: {b.image_shape[1]}x{b.image_shape[0]} cameras {list(self.cameras)}, joints "
             f"{list(b.joint_names)}, {'joint-position' if b.position_controlled else 'velocity'} commands, "
-            f"{b.fps:g} Hz x {p['real_time_factor']:g} real time")
+            f"{b.fps:g} Hz x {p['real_time_factor']:g} real time" + (" at most, in lockstep" if p["lockstep"] else ""))
 
     def activate(self) -> None:
         self.gate.clear()
         self._start_episode(seed=None, instruction=None)
-        period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
-        self._timer = self.create_timer(period, self._step, clock=self._steady)
+        self._start_stepping()
         self.start_diagnostics()
 
     def on_parameters_changed(self, changed: dict) -> None:
@@ -159,12 +164,14 @@ class SimRobotNode(ManagedNode):
             self.next_seed = changed["seed"]
         if "real_time_factor" in changed and self._timer is not None:
             self.destroy_timer(self._timer)
-            period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
-            self._timer = self.create_timer(period, self._step, clock=self._steady)
+            self._start_stepping()
 
     def deactivate(self) -> None:
         self.stop_diagnostics()
         self._timer = self.drop_timer(self._timer)
+        t = self.totals
+        self.get_logger().info(f"{t['steps']} steps, {t['episodes']} episodes ({t['successes']} successes)"
+                               + (f", {t['lockstep_timeouts']} lockstep timeouts" if self.params["lockstep"] else ""))
         if self.frame is not None and self.episode_index >= 0:
             self._publish_event(EpisodeEvent.ABORTED)
         if self.gate is not None:
@@ -207,8 +214,25 @@ class SimRobotNode(ManagedNode):
         reason = self.gate.offer(values, self.sim_time)
         if reason:
             self.get_logger().warning(f"command rejected: {reason}", throttle_duration_sec=1.0)
+        self._answered = True  # a refused command answers too: the robot then stops or holds
+        if self.params["lockstep"] and self._timer is not None and time.monotonic() >= self._next_step_wall:
+            self._step()  # the answer came after the top speed allows the next step: take it now
 
     # ---- simulation ---------------------------------------------------------------------------
+    def _start_stepping(self) -> None:
+        """Step on a steady-clock timer at the top speed (fps x real_time_factor)."""
+        self._period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
+        self._timer = self.create_timer(self._period, self._step, clock=self._steady)
+
+    def _waiting_for_answer(self) -> bool:
+        """In lockstep, whether the step must still wait for the command that answers the last frame."""
+        if not self.params["lockstep"] or self._answered:
+            return False
+        if time.monotonic() - self._frame_wall < self.params["lockstep_timeout"]:
+            return True
+        self.totals["lockstep_timeouts"] += 1
+        return False
+
     def _stamp(self):
         return seconds_to_time(self.sim_time) if "clock" in self._pubs else self.get_clock().now().to_msg()
 
@@ -234,17 +258,18 @@ class SimRobotNode(ManagedNode):
         self._publish_frame()
 
     def _step(self) -> None:
-        if not self.is_active or self.backend is None:
+        if not self.is_active or self.backend is None or self.frame is None or self._waiting_for_answer():
             return
+        self._next_step_wall = time.monotonic() + self._period - 1e-4
         hold = self.backend.hold_action() if self.backend.position_controlled else None
         action, _ = self.gate.current(self.sim_time, hold=hold)
         self.frame = self.backend.step(action)
         self.sim_time += self.dt
         self.episode_steps += 1
         self.totals["steps"] += 1
+        self._publish_frame()  # the observation first, then the tick of the clock that reads it
         if "clock" in self._pubs:
             self._pubs["clock"].publish(ClockMsg(clock=seconds_to_time(self.sim_time)))
-        self._publish_frame()
         if self.frame.terminated or self.frame.truncated:
             success = self.frame.is_success
             self.totals["episodes"] += 1
@@ -257,6 +282,7 @@ class SimRobotNode(ManagedNode):
                 self._timer = self.drop_timer(self._timer)
 
     def _publish_frame(self) -> None:
+        self._answered, self._frame_wall = False, time.monotonic()
         stamp, f, b = self._stamp(), self.frame, self.backend
         for name, (image_pub, info_pub) in self._cams.items():
             frame_id = self.cameras[name]
@@ -295,8 +321,7 @@ class SimRobotNode(ManagedNode):
             response.success, response.message = False, f"reset refused: {exc}"
             return response
         if self._timer is None:
-            period = 1.0 / (self.backend.fps * self.params["real_time_factor"])
-            self._timer = self.create_timer(period, self._step, clock=self._steady)
+            self._start_stepping()
         response.success, response.message = True, "episode started"
         response.episode_index, response.seed, response.instruction = (
             self.episode_index, self.seed, self.backend.instruction)

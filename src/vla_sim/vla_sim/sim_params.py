@@ -15,6 +15,12 @@ SIM_ROBOT_PARAMS = (
     ParamSpec("camera_frame_id", "camera_top_optical_frame", "frame_id of a one-camera environment's images (REP 103 "
               "optical frame; several cameras: camera_<name>_optical_frame)", read_only=True),
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall-clock second", range=(0.01, 10000.0)),
+    ParamSpec("lockstep", False, "Step only once a command has arrived since the last frame was published (the "
+              "answer to it), or after lockstep_timeout: a slow or busy graph then costs speed, never a step of lag "
+              "between an observation and the command that answers it; real_time_factor is the top speed"),
+    ParamSpec("lockstep_timeout", 0.5, "In lockstep, step without a new command after this long (counted in "
+              "/diagnostics as lockstep_timeouts; the command in force applies, or the stop once it is stale)",
+              range=(0.001, 60.0), unit="s (wall clock)"),
     ParamSpec("publish_clock", False, "Publish /clock so that use_sim_time nodes follow the simulation",
               read_only=True),
     ParamSpec("seed", 0, "Seed of the first episode; later episodes take the next seeds (set at run time: the seed "

@@ -129,6 +129,7 @@ class ArmLoop(Loop):
     def _sets(self) -> list[str]:
         o = self.opts
         return [f"sim_robot.real_time_factor={o.real_time_factor}", "sim_robot.auto_reset=false",
+                f"sim_robot.lockstep={str(o.lockstep).lower()}",
                 "sim_expert.enabled=false", f"recorder.root={self.out / 'data' / 'robot'}",
                 "recorder.follow_episode_events=true"]
 

@@ -58,7 +58,8 @@ class LoopOptions:
     train_minutes: float = 30.0    # a safety cap only: the steps decide how long training runs
     round_train_minutes: float = 10.0
     epochs: int = 100_000          # the step count ends training unless this is smaller
-    real_time_factor: float = 4.0
+    real_time_factor: float = 4.0  # the top speed; in lockstep the graph's latency may hold it lower
+    lockstep: bool = True          # the sim steps on the answer to its last frame (sim_robot.lockstep)
     demo_seed: int = 0
     round_seed: int = 50_000
     eval_seed: int = 100_000
@@ -233,7 +234,8 @@ class Loop:
         """The profile's parameters for the loop (the user's --set go on top)."""
         o = self.opts
         return [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
-                "sim_robot.auto_reset=false", "teleop.device=corrector", 'teleop.corrector_mode="off"',
+                f"sim_robot.lockstep={str(o.lockstep).lower()}", "sim_robot.auto_reset=false",
+                "teleop.device=corrector", 'teleop.corrector_mode="off"',
                 f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true"]
 
     def _instruction(self, seed: int) -> str:
@@ -475,6 +477,7 @@ def run_loop(args, say=print, loop_class=None) -> int:
                        train_steps=args.steps or 0, round_train_steps=args.round_steps or 0,
                        train_minutes=args.train_minutes, round_train_minutes=args.round_train_minutes,
                        epochs=args.epochs, real_time_factor=args.real_time_factor, demo_seed=args.seed,
+                       lockstep=getattr(args, "lockstep", True),
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
                        train_overrides=tuple(args.train_set or ()), train_config=args.train_config,
                        ready_timeout=getattr(args, "ready_timeout", LoopOptions.ready_timeout))
