@@ -180,7 +180,8 @@ def test_concurrent_calls_are_serialised_without_blinding_the_watch(probe, proce
     """Eight ~/manage_nodes calls at once: one runs, the others are told 'busy' at once, and a node killed right
     after is still detected within the heartbeat timeout."""
     status = probe.collect(ManagerStatus, "/lifecycle_manager/status", node_qos.LATCHED)
-    stub(processes, "stub_a")
+    # A pause that takes a second: every other call arrives while it runs, however loaded the machine.
+    stub(processes, "stub_a", "--transition-delay", "1.0")
     victim = stub(processes, "stub_b")
     manager(processes, ["stub_a", "stub_b"])
     probe.wait_for(lambda: first_status(status, lambda m: m.phase == "active"), 60, "manager active")
