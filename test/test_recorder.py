@@ -48,8 +48,9 @@ def test_record_session_round_trip(probe, vla, tmp_path):
 
     reader = DatasetReader(root)
     assert reader.num_episodes == 2 and len(reader) == summary["frames"]
-    # A reset does not advance simulated time: an episode's first frame shares its stamp with the frame
-    # before it (the end of the previous episode). Row 0 is the newest message with its stamp, others the first.
+    # The sim's reset takes one period, so every frame has its own stamp; a robot whose reset does not advance
+    # time gives an episode's first frame the stamp of the frame before it, and then row 0 is the newest message
+    # with that stamp (the sampler's own tests cover that case).
     by_stamp, states = {}, {}
     for _, m in images:
         by_stamp.setdefault(round(stamp(m), 3), []).append(m)

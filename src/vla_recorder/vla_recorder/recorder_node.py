@@ -24,6 +24,8 @@ by the robot's frames, or whose robot turns out to be in another episode, ends w
 """
 from __future__ import annotations
 
+import collections
+
 import math
 import shutil
 import threading
@@ -125,6 +127,8 @@ class RecorderNode(ManagedNode):
             self._entities.append(sub(Image, cam.topic, lambda m, cam=cam, key=key: self._on_image(m, cam, key),
                                       RECORD_SUB))
         self._bag, self._bag_subs = None, []
+        # Raw messages of the last seconds while no bag is open: an episode's first ones can arrive before it opens.
+        self._preroll: collections.deque = collections.deque(maxlen=int(8 * c.fps) * (len(c.cameras) + 4))
         if p["mcap"]:  # the same topics, raw, one bag per episode (replay and debugging)
             topics = {cam.topic: Image for cam in c.cameras}
             topics.update({c.state.topic: JointState, self.command_topic: command_type(c),
@@ -190,8 +194,8 @@ class RecorderNode(ManagedNode):
 
     def _on_image(self, msg: Image, cam, key: str) -> None:
         self.control.saw(cam.topic)
-        if not self.control.recording():
-            return
+        # Also between episodes: the sampler keeps the last seconds of images, since an episode's first frames
+        # can arrive before its START has opened the episode (a lockstep sim answers a reset at once).
         stamp = time_to_seconds(msg.header.stamp)
         if not self._stamp_ok(f"image on {cam.topic}", "image_future_stamp", stamp):
             return
@@ -244,9 +248,11 @@ class RecorderNode(ManagedNode):
                                       throttle_duration_sec=2.0)
 
     def _on_raw(self, topic: str, data: bytes) -> None:
-        bag = self._bag
+        bag, now = self._bag, self.get_clock().now().nanoseconds
         if bag is not None:
-            bag.write(self.resolve_topic_name(topic), data, self.get_clock().now().nanoseconds)
+            bag.write(self.resolve_topic_name(topic), data, now)
+        else:  # a pre-roll: an episode's first messages can arrive before the episode is opened
+            self._preroll.append((topic, data, now))
 
     def _open_bag(self, index: int) -> None:
         if not self.params["mcap"]:
@@ -256,6 +262,13 @@ class RecorderNode(ManagedNode):
             module = msg_type.__module__.split(".")[0]
             bag.add_topic(self.resolve_topic_name(topic), f"{module}/msg/{msg_type.__name__}")
         self._bag = bag
+        # The messages received since the episode's first frame (a frame is published a period before the clock
+        # reaches its stamp), which arrived before the episode opened.
+        since = (self.sampler.start_time or 0.0) - 1.5 / self.contract.fps
+        while self._preroll:
+            topic, data, t = self._preroll.popleft()
+            if t >= since * 1e9:
+                bag.write(self.resolve_topic_name(topic), data, t)
 
     def _close_bag(self, index: int, keep: bool) -> None:
         bag, self._bag = self._bag, None

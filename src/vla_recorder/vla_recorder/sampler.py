@@ -75,7 +75,10 @@ class FrameSampler:
         self._slots: dict[int, _Slot] = {}
         self._next = 0
         self._arrivals = 0  # order of arrival across sources, to pair messages that share a stamp
-        history = max(8, int(4 * fps))
+        history = max(8, int(8 * fps))  # 8 s of every source
+        # Images that arrived while no episode was recording: an episode's first frames can arrive before the
+        # episode's START reaches the sampler (a lockstep sim answers it at once); start() takes them back.
+        self._recent: deque = deque(maxlen=history * len(self.cameras))  # (camera, stamp, rgb)
         self._states: deque = deque(maxlen=history)  # (stamp, values)
         self._commands: deque = deque(maxlen=4 * history)  # (receive time, values)
         self._interventions: deque = deque(maxlen=4 * history)  # (receive time, active)
@@ -88,6 +91,9 @@ class FrameSampler:
         self.start_time, self.end_time, self.t0 = start_time, None, None
         self.counters = SamplerCounters()
         self._slots, self._next = {}, 0
+        recent, self._recent = list(self._recent), deque(maxlen=self._recent.maxlen)
+        for camera, stamp, rgb in recent:  # those stamped before start_time are ignored as usual
+            self.offer_image(camera, stamp, rgb)
 
     def stop(self, end_time: float) -> None:
         """Images stamped after ``end_time`` no longer belong to the episode."""
@@ -105,7 +111,10 @@ class FrameSampler:
 
     # ---- sources -------------------------------------------------------------------------------
     def offer_image(self, camera: str, stamp: float, rgb: np.ndarray) -> None:
-        if self.start_time is None or stamp < self.start_time - 1e-9:
+        if self.start_time is None:
+            self._recent.append((camera, stamp, rgb))
+            return
+        if stamp < self.start_time - 1e-9:
             return
         if self.end_time is not None and stamp > self.end_time + 1e-9:
             return

@@ -343,9 +343,11 @@ class SafetyShieldNode(ManagedNode):
     def _tick(self, timer: bool = False) -> None:
         """One step of the shield: on every timer tick and on every input that can change the command.
 
-        A timer tick leaves out a command identical to one published less than half a period ago (the stream
-        of forwarded commands is fresher): the robot still gets a command at least every 1.5 periods, and a
-        lockstep simulator, which steps on the next command it receives, is not stepped by a repeat."""
+        A timer tick leaves out a source's command identical to one it published less than half a source timeout
+        ago (the smaller of teleop_timeout and policy_timeout): the source's own stream, forwarded as it arrives,
+        is what the robot follows; without it the robot still gets the command at least twice per timeout, until
+        the watchdog's stop. A lockstep simulator, which steps on the next command it receives, is then not
+        stepped by a repeat. Stops and holds (no source, or the e-stop) go out on every tick."""
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command
         now = self._now()
@@ -361,8 +363,9 @@ class SafetyShieldNode(ManagedNode):
             self.get_logger().warning(f"clock jump, robot stopped and held commands dropped: {report.why}",
                                       throttle_duration_sec=1.0)
         if command is not None:
-            wall = time.monotonic()
-            repeat = (timer and self._sent is not None and wall - self._sent_at < 0.5 / self.params["rate"]
+            wall, p = time.monotonic(), self.params
+            repeat = (timer and report.source not in ("none", "estop") and self._sent is not None
+                      and wall - self._sent_at < 0.5 * min(p["teleop_timeout"], p["policy_timeout"])
                       and np.array_equal(command, self._sent))
             if not repeat:
                 self._pubs["cmd"].publish(self._command_msg(command))

@@ -252,10 +252,17 @@ class SimRobotNode(ManagedNode):
         self.seed = seed
         self.episode_index += 1
         self.episode_steps = 0
+        # A reset takes one control period: the episode's first frame has its own instant and clock tick, so the
+        # operator and the policy answer it (in lockstep, the sim waits for that answer); no command of the
+        # previous episode carries over into this one.
+        self.sim_time += self.dt
+        self.gate.clear()
         self.episode_start = self.sim_time
         self._pubs["instruction"].publish(String(data=self.backend.instruction))
         self._publish_event(EpisodeEvent.START)
         self._publish_frame()
+        if "clock" in self._pubs:
+            self._pubs["clock"].publish(ClockMsg(clock=seconds_to_time(self.sim_time)))
 
     def _step(self) -> None:
         if not self.is_active or self.backend is None or self.frame is None or self._waiting_for_answer():

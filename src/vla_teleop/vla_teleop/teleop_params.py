@@ -13,6 +13,10 @@ TELEOP_PARAMS = (
               read_only=True),
     ParamSpec("rate", 10.0, "Command rate (the robot contract's fps)", range=(1.0, 1000.0), unit="Hz",
               read_only=True),
+    ParamSpec("input_wait", 0.0, "Expert and corrector devices: at a tick, wait up to this long for the sim/state "
+              "of the tick's own instant (stamped no earlier than the tick) before commanding, then command from "
+              "what there is (ticks due meanwhile merge into it); 0: command at once from the newest state",
+              range=(0.0, 1.0), unit="s (wall clock)"),
     ParamSpec("max_speed", 0.25, "Largest commanded speed per axis", range=(0.0, 10.0), unit="m/s"),
     ParamSpec("expert_noise", 0.0, "Expert and corrector devices: standard deviation of the Gaussian noise added "
               "to each scripted command per axis (DART demonstrations: they show recoveries from small errors); "

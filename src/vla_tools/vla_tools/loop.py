@@ -381,6 +381,8 @@ class Loop:
             successes += ok
             self.episodes.append({"round": r, "seed": seed, "instruction": instruction, "success": bool(ok),
                                   "steps": int(end.steps)})
+            if (i + 1) % 10 == 0 and i + 1 < o.eval_episodes:
+                self.say(f"  {i + 1}/{o.eval_episodes} evaluated: {successes} successes so far")
         rate = successes / max(1, o.eval_episodes)
         low, high = wilson_interval(successes, o.eval_episodes)
         self.rounds.append({"round": r, "success_rate": rate, "successes": successes, "episodes": o.eval_episodes,
