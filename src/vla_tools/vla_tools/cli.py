@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-phrasings", default="heldout", choices=("train", "heldout", "all"),
                       help="instruction phrasings of the evaluation (default heldout: never trained on)")
     demo.add_argument("--out", help="run directory (default runs/demo/<UTC time>)")
-    demo.add_argument("--real-time-factor", type=float, default=4.0,
+    demo.add_argument("--real-time-factor", type=float, default=10.0,
                       help="simulated seconds per second: the top speed (in lockstep the graph may hold it lower)")
     demo.add_argument("--lockstep", action=argparse.BooleanOptionalAction, default=True,
                       help="the simulator steps once the command answering its last frame has arrived, so a busy "

@@ -58,7 +58,7 @@ class LoopOptions:
     train_minutes: float = 30.0    # a safety cap only: the steps decide how long training runs
     round_train_minutes: float = 10.0
     epochs: int = 100_000          # the step count ends training unless this is smaller
-    real_time_factor: float = 4.0  # the top speed; in lockstep the graph's latency may hold it lower
+    real_time_factor: float = 10.0  # the top speed; in lockstep the graph's latency may hold it lower
     lockstep: bool = True          # the sim steps on the answer to its last frame (sim_robot.lockstep)
     demo_seed: int = 0
     round_seed: int = 50_000
