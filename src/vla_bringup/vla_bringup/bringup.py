@@ -126,6 +126,11 @@ class Bringup:
         manager = self.profile.manager.name
         self.node.create_subscription(ManagerStatus, f"/{manager}/status", self._on_status, node_qos.LATCHED)
         self.manage = self.node.create_client(ManageNodes, f"/{manager}/manage_nodes")
+        # The gates' lifecycle clients exist from the start, so that after a failure they have long discovered
+        # their servers (a client made then may not, within its timeout, on a busy machine).
+        from lifecycle_msgs.srv import ChangeState, GetState
+        self._gate_clients = {(gate, name): self.node.create_client(srv, f"/{gate}/{name}") for gate in self.gates
+                              for srv, name in ((ChangeState, "change_state"), (GetState, "get_state"))}
         self.executor = MultiThreadedExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self._refuse_a_second_graph()
@@ -287,18 +292,15 @@ class Bringup:
             state = None
             for srv, name, request in ((ChangeState, "change_state", deactivate),
                                        (GetState, "get_state", GetState.Request())):
-                client = self.node.create_client(srv, f"/{gate}/{name}")
-                try:
-                    if not client.wait_for_service(timeout_sec=timeout):  # a new client discovers the server first
-                        break
-                    done = threading.Event()
-                    future = client.call_async(request)
-                    future.add_done_callback(lambda _: done.set())
-                    if not done.wait(timeout):  # an inactive gate refuses at once; a frozen one does not answer
-                        break
-                    state = getattr(future.result(), "current_state", None)
-                finally:
-                    self.node.destroy_client(client)
+                client = self._gate_clients.get((gate, name)) or self.node.create_client(srv, f"/{gate}/{name}")
+                if not client.wait_for_service(timeout_sec=timeout):
+                    break
+                done = threading.Event()
+                future = client.call_async(request)
+                future.add_done_callback(lambda _: done.set())
+                if not done.wait(timeout):  # an inactive gate refuses at once; a frozen one does not answer
+                    break
+                state = getattr(future.result(), "current_state", None)
             confirmed = confirmed and state is not None and state.id != State.PRIMARY_STATE_ACTIVE
         return confirmed
 
