@@ -290,9 +290,8 @@ class Bringup:
         confirmed = True
         for gate in self.gates:
             state = None
-            for srv, name, request in ((ChangeState, "change_state", deactivate),
-                                       (GetState, "get_state", GetState.Request())):
-                client = self._gate_clients.get((gate, name)) or self.node.create_client(srv, f"/{gate}/{name}")
+            for name, request in (("change_state", deactivate), ("get_state", GetState.Request())):
+                client = self._gate_clients[(gate, name)]
                 if not client.wait_for_service(timeout_sec=timeout):
                     break
                 done = threading.Event()
