@@ -21,6 +21,7 @@ class RosProbe:
     def __init__(self, name: str = "test_probe"):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+        from vla_ros.spinning import SpinThread
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -29,14 +30,7 @@ class RosProbe:
         self.executor.add_node(self.node)
         self.messages: dict[str, list] = {}
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - context shut down
-            pass
+        self.spinner = SpinThread(self.executor, "probe").start()
 
     def collect(self, msg_type, topic: str, qos, source_time: bool = False):
         """Collect (time, message) pairs: receipt time (time.monotonic()), or with ``source_time`` the
@@ -98,8 +92,9 @@ class RosProbe:
         return future.result()
 
     def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        # The node is destroyed only once nothing waits on it (see vla_ros.spinning).
+        if self.spinner.stop():
+            self.node.destroy_node()
         self.rclpy.shutdown(context=self.context)
 
 

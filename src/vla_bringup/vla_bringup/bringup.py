@@ -27,6 +27,7 @@ from vla_core.params import ParamSpec
 from vla_interfaces.msg import ManagerStatus
 from vla_interfaces.srv import ManageNodes
 from vla_ros import node_qos
+from vla_ros.spinning import SpinThread
 
 
 # How long `vla up` looks for another graph on the ROS domain before starting anything. A new participant
@@ -110,8 +111,7 @@ class Bringup:
         self.status_event = threading.Condition()
         self.in_process: list[Node] = []
         self.executor: MultiThreadedExecutor | None = None
-        self.node_executors: list = []
-        self.spin_threads: list[threading.Thread] = []
+        self.spinners: list[SpinThread] = []
         self.node: Node | None = None
         self.active_after: float | None = None
 
@@ -197,20 +197,11 @@ class Bringup:
             executor = (MultiThreadedExecutor(num_threads=3) if cls is LifecycleManager else SingleThreadedExecutor())
             executor.add_node(node)
             self.in_process.append(node)
-            self.node_executors.append(executor)
             self._start_spinning(executor)
             self.say(f"created {entry.name} in this process")
 
     def _start_spinning(self, executor) -> None:
-        thread = threading.Thread(target=self._spin, args=(executor,), daemon=True)
-        thread.start()
-        self.spin_threads.append(thread)
-
-    def _spin(self, executor) -> None:
-        try:
-            executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down underneath the executor
-            pass
+        self.spinners.append(SpinThread(executor).start())
 
     def _on_status(self, msg: ManagerStatus) -> None:
         with self.status_event:
@@ -332,16 +323,16 @@ class Bringup:
         for node in gates_first:
             if hasattr(node, "finalize"):
                 node.finalize()
-        for executor in [*self.node_executors, self.executor]:
-            if executor is not None:
-                executor.shutdown(timeout_sec=1.0)
-        # A spin thread still inside rclpy when the interpreter exits aborts the process (SIGABRT).
-        for thread in self.spin_threads:
-            thread.join(timeout=5.0)
-        for node in self.in_process:
-            node.destroy_node()
-        if self.node is not None:
-            self.node.destroy_node()
-            self.node = None
+        # Nodes are destroyed only once no thread waits on them (vla_ros.spinning); a spin thread still inside
+        # rclpy when the interpreter exits would abort the process (SIGABRT).
+        stopped = all([spinner.stop(timeout=5.0) for spinner in self.spinners])
+        if stopped:
+            for node in self.in_process:
+                node.destroy_node()
+            if self.node is not None:
+                self.node.destroy_node()
+        else:
+            self.say("a callback did not return within 5 s of the stop; leaving its nodes to the process's exit")
+        self.node = None
         if rclpy.ok():
             rclpy.shutdown()

@@ -61,6 +61,7 @@ def bench_recorder(args, say) -> dict:
 
     from vla_core.dataset import DatasetReader
     from vla_interfaces.action import RecordEpisode
+    from vla_ros.spinning import SpinThread
 
     quick = getattr(args, "quick", False)
     fps, height, width = 30.0, 480, 640
@@ -91,7 +92,7 @@ def bench_recorder(args, say) -> dict:
     node = rclpy.create_node(f"bench_recorder_{os.getpid()}")
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = SpinThread(executor).start()
     try:
         change = node.create_client(ChangeState, "/recorder/change_state")
         if not change.wait_for_service(timeout_sec=30):
@@ -148,8 +149,8 @@ def bench_recorder(args, say) -> dict:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
+        if spinner.stop():
+            node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     mcap_out = (work / "mcap.log").read_text()

@@ -20,6 +20,7 @@ from vla_core.params import ParamSpec
 from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
 from vla_ros.node_base import ManagedNode, ThrottledLog
+from vla_ros.spinning import SpinThread
 
 
 class Demo(ManagedNode):
@@ -149,8 +150,7 @@ def test_heartbeat_carries_state_and_last_error(context):
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(listener)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     node.trigger_configure()
     # Every heartbeat repeats the last error, so waiting only covers discovery (slow on a loaded machine). A beat
     # can fall inside the failed transition (state CONFIGURING, error already set); the one after it settles counts.
@@ -160,7 +160,7 @@ def test_heartbeat_carries_state_and_last_error(context):
         if settled():
             break
         waiter.wait(0.05)
-    executor.shutdown(timeout_sec=1.0)
+    assert spinner.stop()
     errors = settled()
     assert errors, [(b.state, b.last_error) for b in beats]
     assert errors[-1].node == "/demo_node" and "needs a camera" in errors[-1].last_error
@@ -206,9 +206,7 @@ def spin(context, *nodes):
     executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    return executor, thread
+    return SpinThread(executor).start()
 
 
 def wait(predicate, timeout=10.0):
@@ -225,7 +223,7 @@ def test_an_exception_in_any_callback_is_caught_counted_and_the_node_stays_activ
     diags = []
     client_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     pub = client_node.create_publisher(String, "/buggy/in", 10)
-    executor, thread = spin(context, node, client_node)
+    spinner = spin(context, node, client_node)
     node.trigger_configure()
     node.trigger_activate()
     assert wait(lambda: pub.get_subscription_count() > 0)
@@ -243,7 +241,7 @@ def test_an_exception_in_any_callback_is_caught_counted_and_the_node_stays_activ
         assert wait(future.done), f"{name} answered although its callback raised"
         assert not future.result().success and fragment in future.result().message
 
-    assert thread.is_alive() and node.is_active
+    assert spinner.running and node.is_active
     assert sum(node.callback_errors.values()) == 4
     assert set(node.safe_calls) == {"subscription /buggy/in", "timer Buggy._on_timer", "service ~/boom",
                                     "service ~/boom_async"}
@@ -258,7 +256,7 @@ def test_an_exception_in_any_callback_is_caught_counted_and_the_node_stays_activ
     values, status = counted()
     assert values["state"] == "active" and status.level == DiagnosticStatus.WARN
     assert values["callback_errors: subscription /buggy/in"] == "1"
-    executor.shutdown(timeout_sec=1.0)
+    assert spinner.stop()
     node.destroy_node()
     client_node.destroy_node()
 
@@ -343,7 +341,7 @@ def test_a_node_in_its_own_process_survives_raising_callbacks(context):
     probe.create_subscription(String, "/raising/echo", echoes.append, 10)
     probe.create_subscription(Heartbeat, "/raising_node/heartbeat", beats.append, node_qos.HEARTBEAT)
     pub = probe.create_publisher(String, "/raising/in", 10)
-    executor, _ = spin(context, probe)
+    spinner = spin(context, probe)
     try:
         change = probe.create_client(ChangeState, "/raising_node/change_state")
         assert change.wait_for_service(timeout_sec=20), "the node process did not come up"
@@ -378,6 +376,6 @@ def test_a_node_in_its_own_process_survives_raising_callbacks(context):
         except subprocess.TimeoutExpired:
             proc.kill()
             output = proc.communicate()[0]
-        executor.shutdown(timeout_sec=1.0)
-        probe.destroy_node()
+        if spinner.stop():
+            probe.destroy_node()
     assert "a bug in a subscription callback" in output, "the caught exception is logged with its text"

@@ -6,6 +6,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
+from vla_ros.spinning import SpinThread
 from vla_ros.services import ServiceCallFailed, call_and_wait
 
 
@@ -16,13 +17,11 @@ def node():
     node = rclpy.create_node("services_test", context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)  # the answer arrives through the executor
-    spinner.start()
+    spinner = SpinThread(executor).start()  # the answer arrives through the executor
     yield node
-    executor.shutdown()
-    node.destroy_node()
+    if spinner.stop():
+        node.destroy_node()
     rclpy.shutdown(context=ctx)
-    spinner.join(timeout=5.0)
 
 
 def test_the_answer_comes_back(node):

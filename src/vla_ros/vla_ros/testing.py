@@ -1,12 +1,13 @@
 """Test helpers for nodes run in the test's own process (ROS shell code; used by the packages' tests)."""
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+
+from vla_ros.spinning import SpinThread
 
 
 @contextmanager
@@ -20,12 +21,10 @@ def spinning_probe(namespace: str, name: str = "probe") -> Iterator[tuple[rclpy.
     probe = rclpy.create_node(name, namespace=namespace, context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(probe)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor, "probe").start()
     try:
         yield ctx, probe, executor
     finally:
-        executor.shutdown()
-        probe.destroy_node()
+        if spinner.stop():
+            probe.destroy_node()
         rclpy.shutdown(context=ctx)
-        thread.join(2.0)

@@ -113,6 +113,7 @@ def _ros_estop_latency(trials: int, say) -> tuple[float, float]:
     from std_srvs.srv import Trigger
 
     from vla_ros import node_qos
+    from vla_ros.spinning import SpinThread
     from vla_safety.shield_node import SafetyShieldNode
 
     context = rclpy.Context()
@@ -122,8 +123,7 @@ def _ros_estop_latency(trials: int, say) -> tuple[float, float]:
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(shield)
     executor.add_node(probe)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     got = threading.Event()
     received: list[float] = []
 
@@ -164,10 +164,9 @@ def _ros_estop_latency(trials: int, say) -> tuple[float, float]:
         say(f"e-stop over ROS: {len(latencies)}/{trials} trials answered")
         return _percentiles(latencies)
     finally:
-        executor.shutdown()
-        thread.join(5.0)
-        shield.destroy_node()
-        probe.destroy_node()
+        if spinner.stop():
+            shield.destroy_node()
+            probe.destroy_node()
         rclpy.shutdown(context=context)
 
 

@@ -85,10 +85,11 @@ def test_a_topic_nobody_publishes_fails_after_the_discovery_time_not_the_whole_t
 @pytest.fixture
 def ros():
     import os
-    import threading
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+
+    from vla_ros.spinning import SpinThread
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     ns = f"/readiness_{os.getpid()}"
@@ -96,14 +97,12 @@ def ros():
     executor = SingleThreadedExecutor(context=ctx)
     for node in nodes.values():
         executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = SpinThread(executor).start()
     yield ns, nodes
-    executor.shutdown()
-    for node in nodes.values():
-        node.destroy_node()
+    if spinner.stop():
+        for node in nodes.values():
+            node.destroy_node()
     rclpy.shutdown(context=ctx)
-    thread.join(2.0)
 
 
 def test_graph_probe_waits_for_the_recorders_sensor_topics_and_kicks_an_idle_robot(ros):

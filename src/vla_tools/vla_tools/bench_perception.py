@@ -87,14 +87,13 @@ def _cpu_seconds(pid: int) -> float:
 
 def bench_ros(seconds: float, say) -> dict:
     """Two 640x480 bgr8 cameras published at 30 Hz into the perception node (its own process)."""
-    import threading
-
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from vla_bringup.bringup import Bringup, spec_lookup
     from vla_bringup.profile import load_profile, parse_overrides
     from vla_ros import node_qos
+    from vla_ros.spinning import SpinThread
 
     tmp = Path(tempfile.mkdtemp(prefix="vla_bench_perception_"))
     (tmp / "contract.yaml").write_text(CONTRACT)
@@ -113,7 +112,7 @@ nodes:
     profile = load_profile(str(tmp / "profile.yaml"), None, parse_overrides(sets), spec_lookup)
     bringup = Bringup(profile, echo=False, say=lambda m: None)
     received = {"left": [], "right": []}
-    node = executor = None
+    node = executor = spinner = None
     try:
         bringup.start(timeout=60.0)
         # The bench's own node on a single-threaded executor (as the nodes themselves are spun): rclpy's
@@ -121,7 +120,7 @@ nodes:
         node = rclpy.create_node("perception_bench_probe")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinner = SpinThread(executor).start()
         pubs = {c: node.create_publisher(Image, f"/camera/{c}/image_raw", node_qos.SENSOR_PUB) for c in received}
         for cam, sink in received.items():
             node.create_subscription(Image, f"/observation/images/{cam}",
@@ -144,9 +143,7 @@ nodes:
         time.sleep(0.5)
         cpu = (_cpu_seconds(pid) - cpu0) / elapsed
     finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
+        if node is not None and (spinner is None or spinner.stop()):
             node.destroy_node()
         bringup.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -119,8 +119,9 @@ def run_record(args, say=print) -> int:
     from std_srvs.srv import Trigger
 
     from vla_interfaces.action import RecordEpisode
+    from vla_ros.spinning import SpinThread
 
-    bringup, own_executor = None, None
+    bringup, own_spinner = None, None
     if args.up:
         from vla_bringup.bringup import Bringup, BringupError, spec_lookup
         from vla_bringup.profile import load_profile, parse_overrides
@@ -146,7 +147,7 @@ def run_record(args, say=print) -> int:
         node = rclpy.create_node(f"vla_record_{os.getpid()}")
         own_executor = MultiThreadedExecutor(num_threads=2)
         own_executor.add_node(node)
-        threading.Thread(target=own_executor.spin, daemon=True).start()
+        own_spinner = SpinThread(own_executor).start()
     keys = Keys(not args.no_keys)
     action = ActionClient(node, RecordEpisode, f"{args.recorder}/record_episode")
     watch = RecorderWatch(node, args.recorder, args.recorder_timeout, bringup)
@@ -167,8 +168,8 @@ def run_record(args, say=print) -> int:
             # After a failure nothing waits on the lifecycle manager: the command gates go down first.
             bringup.shutdown(orderly=code in (0, 130))
         else:
-            own_executor.shutdown(timeout_sec=1.0)
-            node.destroy_node()
+            if own_spinner.stop():
+                node.destroy_node()
             if rclpy.ok():
                 rclpy.shutdown()
 

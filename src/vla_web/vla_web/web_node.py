@@ -33,6 +33,7 @@ from vla_interfaces.srv import LoadPolicy, MarkEpisode
 from vla_ros import node_qos
 from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import STATE_LABELS, ManagedNode, main_for
+from vla_ros.spinning import SpinThread
 from vla_web.auth import check_bind, new_token
 from vla_web.frames import FrameThrottle, downscale, image_to_rgb, to_jpeg
 from vla_web.server import OperatorServer
@@ -67,7 +68,7 @@ class WebViewNode(ManagedNode):
         self._pubs: dict = {}
         self._throttles: list[FrameThrottle] = []
         self._names: list[str] = []
-        self._camera_node = self._camera_executor = self._camera_thread = None
+        self._camera_node = self._camera_executor = self._camera_spinner = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
@@ -140,21 +141,12 @@ class WebViewNode(ManagedNode):
                 node_qos.SENSOR_SUB, raw=True)
         self._camera_executor = SingleThreadedExecutor(context=self.context)
         self._camera_executor.add_node(self._camera_node)
-        self._camera_thread = threading.Thread(target=self._spin_cameras, name="cameras", daemon=True)
-        self._camera_thread.start()
-
-    def _spin_cameras(self) -> None:
-        try:
-            self._camera_executor.spin()
-        except Exception:  # noqa: BLE001 - the context went down with the process
-            pass
+        self._camera_spinner = SpinThread(self._camera_executor, "cameras").start()
 
     def _stop_cameras(self) -> None:
-        if self._camera_executor is not None:
-            self._camera_executor.shutdown(timeout_sec=1.0)
-            self._camera_thread.join(2.0)
+        if self._camera_spinner is not None and self._camera_spinner.stop():
             self._camera_node.destroy_node()
-        self._camera_executor = self._camera_node = self._camera_thread = None
+        self._camera_executor = self._camera_node = self._camera_spinner = None
 
     def activate(self) -> None:
         self.server.start()

@@ -1,0 +1,53 @@
+"""An executor spun on a thread of its own, stopped so that nothing it waits on is destroyed under it.
+
+rclpy's ``Executor.shutdown()`` (Jazzy and Kilted) sets its flag and returns without waiting for a wait in
+progress on another thread: its check for outstanding work reads the flag it has just set. A node destroyed right
+after it can free the handles that the spinning thread still holds, and under load that crashes the process
+(SIGSEGV in ``_wait_for_ready_callbacks``). :class:`SpinThread` ends its loop at the next turn, is joined, and only
+then shuts the executor down; the caller destroys nodes after :meth:`SpinThread.stop` returned True.
+"""
+from __future__ import annotations
+
+import threading
+
+from rclpy.executors import Executor
+
+#: How long one wait may last: the longest a stop request waits for the loop to notice it.
+TURN_S = 0.05
+
+
+class SpinThread:
+    """``executor`` spun on a daemon thread until :meth:`stop`."""
+
+    def __init__(self, executor: Executor, name: str = "spin"):
+        self.executor = executor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "SpinThread":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=TURN_S)
+            except Exception:  # noqa: BLE001 - the context went down underneath the executor
+                if not self.executor.context.ok():
+                    return
+                raise
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop spinning and shut the executor down. False if the thread is still inside a callback after
+        ``timeout`` s: then the executor is left as it is, and its nodes must not be destroyed."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
+        self.executor.shutdown(timeout_sec=0)
+        return True
