@@ -56,6 +56,7 @@ from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load
 from vla_policy.uncertainty import HelpMonitor
 from vla_ros import node_qos
 from vla_ros.convert import command_message_type, time_to_seconds, vector_to_command
+from vla_ros.input_wait import InputWait
 from vla_ros.node_base import ManagedNode, main_for
 
 EMBEDDING_TOPIC = "instruction/embedding"
@@ -82,7 +83,7 @@ class PolicyNode(ManagedNode):
         self.models_dir = workspace_path(p["models_dir"])
         self.cache = InputCache()
         self._used_stamps: dict[str, float] = {}  # feature -> stamp of the input the last tick acted on
-        self._waiting_since: float | None = None  # a tick waiting for fresh inputs (input_wait), since (wall)
+        self._input_wait: InputWait | None = None  # ticks wait for the inputs of their instant (input_wait)
         self.counters = collections.Counter()
         self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
         self.last_reject = ""
@@ -145,10 +146,9 @@ class PolicyNode(ManagedNode):
         self._last_tick_wall = time.monotonic()
         self._last_command_ns, self.max_gap_ms = None, 0.0
         self._timer = self.create_timer(1.0 / fps, self._on_tick, callback_group=self.control_group)
-        self._used_stamps, self._waiting_since = {}, None
-        self._wait_timer = self.create_timer(0.005, self._end_wait, callback_group=self.control_group,
-                                             clock=self._steady)
-        self._wait_timer.cancel()
+        self._used_stamps = {}
+        self._input_wait = InputWait(self, self._control, self._inputs_fresh, lambda: self.params["input_wait"],
+                                     callback_group=self.control_group, on_expired=self._count_expired_wait)
         self._start_status()
         # The latched state from the start: a request left by a process that died is overwritten.
         self._publish_help(log=False)
@@ -187,10 +187,13 @@ class PolicyNode(ManagedNode):
             self._publish_help()
         if self._swap_future is not None and not self._swap_future.done():
             self._swap_future.set_result(False)  # a staged policy stays staged; the caller is told
-        for name in ("_timer", "_status_timer", "_wait_timer"):
+        for name in ("_timer", "_status_timer"):
             if getattr(self, name, None) is not None:
                 self.destroy_timer(getattr(self, name))
                 setattr(self, name, None)
+        if self._input_wait is not None:
+            self._input_wait.destroy()
+            self._input_wait = None
 
     def cleanup(self) -> None:
         self.stop_diagnostics()
@@ -215,7 +218,7 @@ class PolicyNode(ManagedNode):
             self.cache.offer(feature, rgb, time_to_seconds(msg.header.stamp), f"{msg.encoding[:32]} image")
         except InputError as exc:
             self._reject(feature, exc)
-        self._tick_if_fresh()
+        self._inputs_arrived()
 
     def _on_joints(self, msg: JointState) -> None:
         try:
@@ -224,7 +227,7 @@ class PolicyNode(ManagedNode):
             self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
         except InputError as exc:
             self._reject(STATE, exc)
-        self._tick_if_fresh()
+        self._inputs_arrived()
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
         self._embedding_encoder = msg.encoder_id
@@ -263,16 +266,22 @@ class PolicyNode(ManagedNode):
     def _on_tick(self) -> None:
         if not self.is_active:
             return
-        if self._waiting_since is not None:  # a tick is still waiting: this one merges into it (a missed tick)
-            return
-        if self.params["input_wait"] > 0.0 and self.runner is not None and not self._inputs_fresh():
-            self._waiting_since = time.monotonic()
-            self._wait_timer.reset()
-            return
-        self._control()
+        # A tick that comes while one still waits merges into it (counted as missed when the waiting one acts).
+        self._input_wait.tick()
+
+    def _inputs_arrived(self) -> None:
+        if self.is_active and self._input_wait is not None:
+            self._input_wait.arrived()
+
+    def _count_expired_wait(self) -> None:
+        with self._count_lock:
+            self.counters["input_waits_expired"] += 1
 
     def _inputs_fresh(self) -> bool:
-        """Every stamped input of the serving policy is newer than the one the previous tick acted on."""
+        """Every stamped input of the serving policy is newer than the one the previous tick acted on (with no
+        policy serving, nothing to wait for)."""
+        if self.runner is None:
+            return True
         for feature in self.runner.features:
             sample = self.cache.samples.get(feature)
             if sample is None:
@@ -280,25 +289,6 @@ class PolicyNode(ManagedNode):
             if sample.stamp is not None and sample.stamp <= self._used_stamps.get(feature, -float("inf")):
                 return False
         return True
-
-    def _tick_if_fresh(self) -> None:
-        if self._waiting_since is not None and self.is_active and self._inputs_fresh():
-            self._waiting_since = None
-            self._wait_timer.cancel()
-            self._control()
-
-    def _end_wait(self) -> None:
-        """input_wait is over: the waiting tick acts on the inputs there are (stale ones propose nothing)."""
-        if self._waiting_since is None:
-            self._wait_timer.cancel()
-            return
-        if time.monotonic() - self._waiting_since < self.params["input_wait"]:
-            return
-        self._waiting_since = None
-        self._wait_timer.cancel()
-        with self._count_lock:
-            self.counters["input_waits_expired"] += 1
-        self._control()
 
     def _control(self) -> None:
         t0 = time.perf_counter()

@@ -49,6 +49,7 @@ from vla_ros import node_qos
 from vla_ros.convert import (array_to_twist, command_message_type, joint_state_vector, time_to_seconds,
                              vector_to_command)
 from vla_ros.node_base import ManagedNode, main_for
+from vla_ros.input_wait import InputWait
 from vla_teleop.arm_jog import EndEffectorJog
 from vla_core.kinematics import ArmModel  # MuJoCo loads when an ArmModel is built, for the jog only
 from vla_teleop.devices import DEVICES, CorrectorDevice, ExpertDevice, check_tabletop_state, device_from_params
@@ -69,6 +70,7 @@ class TeleopNode(ManagedNode):
         self.contract = None
         self._expert = None
         self._entities: list = []
+        self._input_wait: InputWait | None = None  # a scripted device waits for the sim/state of its tick
         self._timer = None
         self._keyboard_thread = None
         self._stop_keyboard = threading.Event()
@@ -195,10 +197,9 @@ class TeleopNode(ManagedNode):
 
     def activate(self) -> None:
         self.device.reset()
-        self._state_stamp, self._waiting_since = -float("inf"), None
+        self._state_stamp, self._tick_time = -float("inf"), -float("inf")
         self._timer = self.create_timer(1.0 / self.params["rate"], self._on_timer)
-        self._wait_timer = self.create_timer(0.005, self._end_wait, clock=self._steady)
-        self._wait_timer.cancel()
+        self._input_wait = InputWait(self, self._tick, self._state_is_fresh, lambda: self.params["input_wait"])
         if self.device.INPUT == "keys":
             self._stop_keyboard.clear()
             self._keyboard_thread = threading.Thread(target=self._read_keys, daemon=True)
@@ -209,8 +210,9 @@ class TeleopNode(ManagedNode):
     def deactivate(self) -> None:
         self.stop_diagnostics()
         self._timer = self.drop_timer(self._timer)
-        self._wait_timer = self.drop_timer(self._wait_timer)
-        self._waiting_since = None
+        if self._input_wait is not None:
+            self._input_wait.destroy()
+            self._input_wait = None
         self._stop_keyboard.set()
         if self._keyboard_thread is not None:
             self._keyboard_thread.join(timeout=1.0)
@@ -274,8 +276,8 @@ class TeleopNode(ManagedNode):
             self.get_logger().warning(f"sim/state from {msg.env_id!r} dropped ({self.rejected['sim_state_invalid']} "
                                       f"so far): {exc}; the {self.device.name} device needs the tabletop "
                                       "environment's state", throttle_duration_sec=5.0)
-        if self._waiting_since is not None and self._state_stamp >= self._tick_time - 1e-6:
-            self._end_wait(fresh=True)  # the state of the waiting tick's instant: command from it now
+        if self._input_wait is not None:
+            self._input_wait.arrived()  # the state of the waiting tick's instant: command from it now
 
     def _on_help(self, msg: HelpRequest) -> None:
         if not (np.isfinite(msg.uncertainty) and np.isfinite(msg.threshold)):
@@ -340,24 +342,14 @@ class TeleopNode(ManagedNode):
     # ---- output ---------------------------------------------------------------------------------
     def _on_timer(self) -> None:
         """A tick; a scripted device with input_wait first waits for the sim/state of the tick's instant."""
-        if self._waiting_since is not None:
-            return  # a tick is still waiting: this one merges into it
-        if (self.params["input_wait"] > 0.0 and isinstance(self.device, (ExpertDevice, CorrectorDevice))
-                and self._state_stamp < self._now() - 1e-6):
-            self._waiting_since, self._tick_time = time.monotonic(), self._now()
-            self._wait_timer.reset()
-            return
-        self._tick()
+        if not self._input_wait.waiting:  # a tick that comes while one waits merges into it
+            self._tick_time = self._now()
+        self._input_wait.tick()
 
-    def _end_wait(self, fresh: bool = False) -> None:
-        if self._waiting_since is None:
-            self._wait_timer.cancel()
-            return
-        if not fresh and time.monotonic() - self._waiting_since < self.params["input_wait"]:
-            return
-        self._waiting_since = None
-        self._wait_timer.cancel()
-        self._tick()
+    def _state_is_fresh(self) -> bool:
+        """A scripted device has the sim/state of the tick's instant (other devices wait for nothing)."""
+        return (not isinstance(self.device, (ExpertDevice, CorrectorDevice))
+                or self._state_stamp >= self._tick_time - 1e-6)
 
     def _tick(self) -> None:
         if not self.is_active or self.device is None:
