@@ -163,6 +163,8 @@ def test_demonstration_noise_perturbs_commands_around_the_experts_own():
     assert abs(clean[0]) < 0.05 and 0.025 < draws[:, 0].std() < 0.035
     # Zero-mean before the limit: the mean command stays near the expert's (clipping shortens it a little).
     assert np.hypot(*(draws.mean(axis=0) - clean)) < 0.015
+    # DART's label: every noisy command comes with the expert's own, the same at every draw.
+    np.testing.assert_allclose(noisy.clean_action, clean, atol=1e-7)
     same = ScriptedExpert(max_speed=0.1, noise_std=0.03, seed=1)
     np.testing.assert_array_equal(same.act(vec), draws[0])  # seeded: reproducible
     with pytest.raises(ValueError, match="noise_std"):

@@ -94,6 +94,7 @@ class ScriptedExpert:
         self.patience = int(patience)
         self.noise_std = float(noise_std)
         self._rng = np.random.default_rng(seed)
+        self.clean_action: np.ndarray | None = None
         self._cos_enter = math.cos(math.radians(enter_push_deg))
         self._cos_leave = math.cos(math.radians(leave_push_deg))
         self.reset()
@@ -117,6 +118,7 @@ class ScriptedExpert:
         s = TabletopPushEnv.decode_privileged(privileged)
         speed = min(self.max_speed, s.max_speed)
         v = _limit(self._command(s), speed)
+        self.clean_action = v.astype(np.float32)  # DART's label: the command without its noise
         if self.noise_std > 0:
             v = np.clip(v + self._rng.normal(0.0, self.noise_std, size=2), -speed, speed)
         return v.astype(np.float32)
