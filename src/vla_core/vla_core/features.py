@@ -1,12 +1,15 @@
 """Feature names shared by the robot contract, the dataset, the trainer, the artifact and the nodes (LeRobot's).
 
 ``observation.images.<camera>`` (H, W, 3) uint8 RGB, ``observation.state`` float32 (joint-major),
-``observation.language`` float32 (an instruction embedding), ``action`` float32 (the command, SI units).
+``observation.language`` float32 (an instruction embedding), ``action`` float32 (the command, SI units);
+``observation.environment_state`` float32 where a simulator recorded where its task's objects are (privileged: a
+training target, never a policy input).
 """
 from __future__ import annotations
 
 STATE = "observation.state"
 LANGUAGE = "observation.language"
+ENV_STATE = "observation.environment_state"
 ACTION = "action"
 IMAGE_PREFIX = "observation.images."
 OBSERVATION_PREFIX = "observation."

@@ -406,6 +406,17 @@ class SimBackend:
         return self._frame(obs, float(reward), bool(terminated), bool(truncated), info,
                            (self._pos - prev) / self.dt)
 
+    @property
+    def task_state_names(self) -> tuple[str, ...]:
+        """Names of :meth:`task_state`'s values; empty where the env offers none."""
+        return tuple(getattr(self._unwrapped, "TASK_STATE_NAMES", ()))
+
+    def task_state(self) -> np.ndarray:
+        """Where the things the instruction names are (the env's ``task_state()``, e.g. the target block and zone);
+        empty where the env offers none."""
+        fn = getattr(self._unwrapped, "task_state", None)
+        return np.asarray(fn(), np.float64).ravel() if callable(fn) else np.zeros(0, np.float64)
+
     def privileged_state(self) -> np.ndarray:
         """Flat float64 vector from the env (see the env's docs); empty if it offers none."""
         if not callable(self._priv):

@@ -14,7 +14,7 @@ import numpy as np
 
 from vla_core.contract import RobotContract
 from vla_core.dataset import DatasetWriter
-from vla_core.features import ACTION, STATE, image_key
+from vla_core.features import ACTION, ENV_STATE, STATE, image_key
 from vla_core.observation import model_image
 
 #: Noise (m/s per axis) on the scripted expert's demonstration commands by default (DART, see vla_sim.expert):
@@ -26,7 +26,8 @@ DEMO_NOISE = 0.08
 def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str = "tabletop", episodes: int = 50,
                           seed_start: int = 0, instruction_set: str = "train", only_successes: bool = True,
                           noise_std: float = 0.0, labels: str = "executed", expert_kwargs: dict | None = None,
-                          progress: Callable[[Iterable], Iterable] = lambda it: it, randomization=None) -> dict:
+                          progress: Callable[[Iterable], Iterable] = lambda it: it, randomization=None,
+                          environment_state: bool = False) -> dict:
     """Append ``episodes`` expert episodes (seeds from ``seed_start``) to the dataset at ``root``.
 
     ``noise_std`` (the expert's units: m/s for the tabletop, rad per joint for the arm) perturbs every expert command (DART; ``vla_sim.expert``): the dataset holds the commands
@@ -38,6 +39,9 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
     the noisy one; "executed" (the default) records what was executed. ``expert_kwargs`` go to the expert
     (the arm's ``gripper_delay``, ...). ``randomization`` (``vla_sim.randomization.RandomizationRanges``, a mapping
     of its fields or a preset name; None: off) randomises every episode (tabletop presets; docs/randomization.md).
+    ``environment_state`` also records, as ``observation.environment_state`` (LeRobot's key for privileged state),
+    where the things the instruction names are (the env's ``task_state()``): a training target for the image
+    encoder (``policy.aux_env_state``), never a policy input.
     """
     if labels not in ("executed", "clean"):
         raise ValueError(f"labels {labels!r}: choose 'executed' (the command sent) or 'clean' (the expert's "
@@ -56,7 +60,15 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
             raise
     if not backend.has_expert:
         raise ValueError(f"sim preset '{preset}' has no scripted expert")
-    writer = DatasetWriter(root, contract.fps, contract.features(), robot_type=contract.robot)
+    features = contract.features()
+    if environment_state:
+        names = list(backend.task_state_names)
+        if not names:
+            backend.close()
+            raise ValueError(f"sim preset '{preset}' says nothing of where its task's objects are (task_state); "
+                             "record without environment_state")
+        features[ENV_STATE] = {"dtype": "float32", "shape": [len(names)], "names": names}
+    writer = DatasetWriter(root, contract.fps, features, robot_type=contract.robot)
     saved = failed = frames = 0
     seed = seed_start
     try:
@@ -84,7 +96,8 @@ def record_scripted_demos(root: str | Path, contract: RobotContract, preset: str
                            for cam in contract.cameras},
                         STATE: contract.state.vector(frame.joint_positions, frame.joint_velocities),
                         ACTION: label.astype(np.float32), "timestamp": t / contract.fps,
-                        "intervention": True, "late": False, "valid": True})
+                        "intervention": True, "late": False, "valid": True,
+                        **({ENV_STATE: backend.task_state().astype(np.float32)} if environment_state else {})})
                     frame = backend.step(action)
                     t += 1
                     if frame.is_success or frame.terminated or frame.truncated:

@@ -24,6 +24,7 @@ import numpy as np
 from vla_core.dataset import DatasetError, DatasetReader
 from vla_core.dataset import layout as L
 from vla_core.observation import model_image
+from vla_core.features import ENV_STATE
 
 EMBEDDED_TASK_PARAPHRASER = "tabletop"
 
@@ -86,6 +87,7 @@ class Episode:
     intervention: np.ndarray       # (N,) bool: the operator was in control
     success: bool | None
     reward: np.ndarray | None = None  # (N,) float32 when the dataset records next.reward
+    env_state: np.ndarray | None = None  # (N, E) float32 when a simulator recorded observation.environment_state
 
     def __len__(self) -> int:
         return len(self.state)
@@ -103,23 +105,29 @@ class TrainingData:
     fps: float
     fingerprint: str
     instructions: list[str] = field(default_factory=list)
+    env_state_names: list[str] = field(default_factory=list)  # empty unless every episode has the feature
 
     @property
     def num_frames(self) -> int:
         return sum(len(e) for e in self.episodes)
 
-    def stats(self, action_reference: tuple[int, ...] = ()) -> dict[str, list[float]]:
+    def stats(self, action_reference: tuple[int, ...] = (), env_state: bool = False) -> dict[str, list[float]]:
         """Mean and std of state and action over the training episodes' valid frames (std floored at 1e-3);
         with ``action_reference`` (per action dimension a state index, or -1) the action's statistics are those
-        of its offset from that state value, as a relative-action policy predicts it."""
+        of its offset from that state value, as a relative-action policy predicts it. ``env_state`` adds the
+        environment state's (where every episode has it)."""
         eps = [self.episodes[i] for i in self.train_episodes]
         state = np.concatenate([e.state[e.valid] for e in eps]).astype(np.float64)
         action = np.concatenate([e.action[e.valid] for e in eps]).astype(np.float64)
         if any(i >= 0 for i in action_reference):
             ref = np.asarray(action_reference)
             action = action - np.where(ref >= 0, state[:, np.maximum(ref, 0)], 0.0)
-        return {"state_mean": state.mean(0).tolist(), "state_std": np.maximum(state.std(0), 1e-3).tolist(),
-                "action_mean": action.mean(0).tolist(), "action_std": np.maximum(action.std(0), 1e-3).tolist()}
+        out = {"state_mean": state.mean(0).tolist(), "state_std": np.maximum(state.std(0), 1e-3).tolist(),
+               "action_mean": action.mean(0).tolist(), "action_std": np.maximum(action.std(0), 1e-3).tolist()}
+        if env_state and self.env_state_names:
+            env = np.concatenate([e.env_state[e.valid] for e in eps]).astype(np.float64)
+            out.update(env_state_mean=env.mean(0).tolist(), env_state_std=np.maximum(env.std(0), 1e-3).tolist())
+        return out
 
 
 def action_reference(relative_actions: tuple[str, ...] | list[str], action_names: list[str],
@@ -284,9 +292,10 @@ def load_training_data(config: DataConfig, image_size: tuple[int, int] | None = 
             raise DataError(f"dataset {name}, episode {ep} has no instruction (tasks is empty); the policies are "
                             "instruction-conditioned")
         reward = np.asarray(cols["next.reward"], np.float32) if "next.reward" in cols else None
+        env_state = np.asarray(cols[ENV_STATE], np.float32).reshape(n, -1) if ENV_STATE in cols else None
         episodes.append(Episode(name, ep, instruction, images, state, action, valid,
                                 np.asarray(cols["intervention"], bool) if "intervention" in cols else np.zeros(n, bool),
-                                meta.get("success"), reward))
+                                meta.get("success"), reward, env_state))
         digest.update(json.dumps([name, ep, n, instruction], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(action).tobytes())
     if not any(e.valid.any() for e in episodes):
@@ -298,9 +307,11 @@ def load_training_data(config: DataConfig, image_size: tuple[int, int] | None = 
         n_val = max(1, n_val)
     val, train = sorted(order[:n_val]), sorted(order[n_val:])
     feats = first.features
+    env_names = list(feats.get(ENV_STATE, {}).get("names") or []) \
+        if all(e.env_state is not None and np.isfinite(e.env_state[e.valid]).all() for e in episodes) else []
     return TrainingData(episodes, train, val, cameras, size, list(feats["observation.state"].get("names") or []),
                         list(feats["action"].get("names") or []), float(first.fps), digest.hexdigest()[:16],
-                        sorted({e.instruction for e in episodes}))
+                        sorted({e.instruction for e in episodes}), env_names)
 
 
 class LanguageTable:
@@ -334,11 +345,16 @@ class PlanarSymmetry:
                             f"{data.image_size}; use data.symmetry=none")
         index = {n: i for i, n in enumerate(data.state_names)}
         self.pairs = [(index[f"{joints[0]}.{f}"], index[f"{joints[1]}.{f}"]) for f in fields]
+        # The environment state's planar positions (<thing>.x, <thing>.y, base_link) turn with the table.
+        env = {n: i for i, n in enumerate(data.env_state_names)}
+        self.env_pairs = [(env[n], env[n[:-2] + ".y"]) for n in data.env_state_names
+                          if n.endswith(".x") and n[:-2] + ".y" in env]
 
     def apply(self, batch: dict, rng: np.random.Generator) -> None:
         """In place: each sample gets one of the 8 symmetries at random (identity included)."""
         g = rng.integers(0, 8, len(batch["state"]))
         state, action = batch["state"].copy(), batch["action"].copy()
+        env = batch["env_state"].copy() if "env_state" in batch else None
         images = {cam: img.copy() for cam, img in batch["images"].items()}
         for i in np.flatnonzero(g):
             swap, neg_x, neg_y = bool(g[i] & 4), bool(g[i] & 1), bool(g[i] & 2)
@@ -351,11 +367,12 @@ class PlanarSymmetry:
                 if neg_y:  # image left is +y
                     frame = frame[:, ::-1]
                 img[i] = frame
-            for xi, yi in self.pairs:
-                if swap:
-                    state[i, [xi, yi]] = state[i, [yi, xi]]
-                state[i, xi] *= -1.0 if neg_x else 1.0
-                state[i, yi] *= -1.0 if neg_y else 1.0
+            for values, pairs in ((state, self.pairs), (env, self.env_pairs if env is not None else ())):
+                for xi, yi in pairs:
+                    if swap:
+                        values[i, [xi, yi]] = values[i, [yi, xi]]
+                    values[i, xi] *= -1.0 if neg_x else 1.0
+                    values[i, yi] *= -1.0 if neg_y else 1.0
             if swap:
                 action[i] = action[i][:, ::-1]
             if neg_x:
@@ -363,6 +380,8 @@ class PlanarSymmetry:
             if neg_y:
                 action[i, :, 1] *= -1.0
         batch["images"], batch["state"], batch["action"] = images, state, action
+        if env is not None:
+            batch["env_state"] = env
 
 
 class BatchSampler:
@@ -384,6 +403,8 @@ class BatchSampler:
         self.images = {cam: np.concatenate([e.images[cam] for e in eps]) for cam in data.cameras}
         self.state = np.concatenate([e.state for e in eps])
         self.action = np.nan_to_num(np.concatenate([e.action for e in eps]))
+        self.env_state = np.nan_to_num(np.concatenate([e.env_state for e in eps])) \
+            if data.env_state_names else None
         valid = np.concatenate([e.valid for e in eps])
         starts = np.concatenate([[0], np.cumsum([len(e) for e in eps])[:-1]])
         self.end = np.concatenate([np.full(len(e), s + len(e)) for s, e in zip(starts, eps)])
@@ -423,6 +444,8 @@ class BatchSampler:
         batch = {"images": {cam: self.images[cam][frames] for cam in self.cameras}, "state": self.state[frames],
                  "language": self.embeddings[lang], "action": self.action[steps], "action_pad": pad,
                  "frames": frames}
+        if self.env_state is not None:
+            batch["env_state"] = self.env_state[frames]
         if paraphrase and self.symmetry is not None:  # augmenting: the training batches only
             self.symmetry.apply(batch, rng)
         return batch

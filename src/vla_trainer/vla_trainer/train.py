@@ -69,7 +69,8 @@ def batch_tensors(arrays: dict, device: torch.device) -> dict[str, Any]:
     node and the simulated evaluation use, so training sees bitwise the tensors that serving sees."""
     images = {cam: torch.from_numpy(to_chw_float(frames)).to(device) for cam, frames in arrays["images"].items()}
     return {"images": images, **{key: torch.from_numpy(arrays[key]).to(device)
-                                 for key in ("state", "language", "action", "action_pad")}}
+                                 for key in ("state", "language", "action", "action_pad", "env_state")
+                                 if key in arrays}}
 
 
 def augment(images: torch.Tensor, shift: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
@@ -135,6 +136,15 @@ class Trainer:
         overrides = {k: v for k, v in cfg.policy.items() if k != "type"}
         if reference:
             overrides["action_reference"] = reference
+        if float(overrides.get("aux_env_state", 0.0)) > 0:
+            if not self.data.env_state_names:
+                raise ValueError("policy.aux_env_state needs observation.environment_state in every episode (where a "
+                                 "simulator says its task's objects are: vla_sim.demos with environment_state=True); "
+                                 "this data has none, so set policy.aux_env_state=0")
+            overrides["env_state_dim"] = len(self.data.env_state_names)
+            if "env_state_mean" not in stats:
+                stats = {**stats, **{k: v for k, v in self.data.stats(reference, env_state=True).items()
+                                     if k.startswith("env_state")}}
         self.policy = make_policy(cfg.policy["type"], cameras=self.data.cameras, image_size=self.data.image_size,
                                   state_dim=len(self.data.episodes[0].state[0]),
                                   action_dim=len(self.data.episodes[0].action[0]),
@@ -384,6 +394,7 @@ class Trainer:
         losses, abs_err, count = [], None, 0
         for frames in self.val_sampler.epoch(self.config.train.batch_size, rng):
             batch = self._tensors(self.val_sampler.gather(frames, False, rng), augment_images=False)
+            batch.pop("env_state", None)  # the validation loss is the action's, with or without the auxiliary loss
             losses.append(float(self.policy.compute_loss(batch)["loss"]))
             pred = self.policy(batch["images"], batch["state"], batch["language"])
             keep = (~batch["action_pad"]).float()[..., None]

@@ -440,6 +440,20 @@ class ArmPickPlaceEnv(gym.Env):
             np.asarray(self._cube_cids, np.float64), np.asarray(self._bin_cids, np.float64),
         ])
 
+    #: What :meth:`task_state` holds: the instruction's cube (centre in m, base_link; its yaw as sin and cos of 4x
+    #: the angle, a cube looking the same every quarter turn) and where it should come to rest.
+    TASK_STATE_NAMES = ("target_cube.x", "target_cube.y", "target_cube.z", "target_cube.sin4yaw",
+                        "target_cube.cos4yaw", "goal.x", "goal.y", "goal.z")
+
+    def task_state(self) -> np.ndarray:
+        """The instruction's cube and goal (``TASK_STATE_NAMES``): what the cameras must find. Recorded as
+        ``observation.environment_state`` (LeRobot's key for privileged state) for auxiliary training targets;
+        a policy never takes it as input."""
+        a = self._cube_qadr[self._cube_cids[self._target_cube]]
+        pos, (w, x, y, z) = self.data.qpos[a:a + 3], self.data.qpos[a + 3:a + 7]
+        yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        return np.concatenate([pos, [math.sin(4 * yaw), math.cos(4 * yaw)], self._goal()]).astype(np.float64)
+
     @staticmethod
     def decode_privileged(vector: np.ndarray) -> ArmPrivilegedState:
         """Inverse of :meth:`privileged_state`.

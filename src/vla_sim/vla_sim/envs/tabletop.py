@@ -422,6 +422,16 @@ class TabletopPushEnv(gym.Env):
             np.asarray(self._block_cids, np.float64), np.asarray(self._zone_cids, np.float64),
         ])
 
+    #: What :meth:`task_state` holds: where the instruction's block and zone are (m, base_link).
+    TASK_STATE_NAMES = ("target_block.x", "target_block.y", "target_zone.x", "target_zone.y")
+
+    def task_state(self) -> np.ndarray:
+        """The instruction's block and zone centres (``TASK_STATE_NAMES``): what the camera must find. Recorded as
+        ``observation.environment_state`` (LeRobot's key for privileged state) for auxiliary training targets;
+        a policy never takes it as input."""
+        return np.concatenate([self._block_pos[self._target_block], self._zone_pos[self._target_zone]]).astype(
+            np.float64)
+
     @staticmethod
     def decode_privileged(vector: np.ndarray) -> PrivilegedState:
         """Inverse of :meth:`privileged_state`.

@@ -112,6 +112,8 @@ class ACTPolicy(Policy):
         if self.early:
             self.keypoints = SpatialSoftmax()
             self.keypoint_proj = nn.Linear(2 * 64, d)
+        # policy.aux_env_state: those keypoints also predict where the instruction's objects are (training only).
+        self.env_state_predictor = self.env_state_head(2 * 64 * len(config.cameras)) if self.early else None
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
         self.state_proj = nn.Linear(config.state_dim, d)
         self.language_proj = nn.Linear(config.language_dim, d)
@@ -143,8 +145,9 @@ class ACTPolicy(Policy):
         return self._pos_cache[(h, w)].to(device)
 
     def _decode(self, images, state: torch.Tensor, language: torch.Tensor, latent: torch.Tensor,
-                all_heads: bool = False) -> torch.Tensor:
-        """Normalised action chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D)."""
+                all_heads: bool = False, keypoints: list | None = None) -> torch.Tensor:
+        """Normalised action chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D).
+        ``keypoints``, a list, receives each camera's early keypoints."""
         b = state.shape[0]
         tokens = [self.latent_proj(latent) + self.token_type[0],
                   self.state_proj(self.normalize_state(state)) + self.token_type[1],
@@ -153,7 +156,10 @@ class ACTPolicy(Policy):
         for i, (enc, img) in enumerate(zip(self.encoders.values(), self.image_list(images))):
             if self.early:
                 early, final = enc.forward_multiscale(img, language)
-                seq.append(self.keypoint_proj(self.keypoints(early))[:, None] + self.camera_embed[i])
+                points = self.keypoints(early)
+                if keypoints is not None:
+                    keypoints.append(points)
+                seq.append(self.keypoint_proj(points)[:, None] + self.camera_embed[i])
             else:
                 final = enc(img, language)
             fmap = self.token_conv(final)
@@ -196,7 +202,8 @@ class ACTPolicy(Policy):
             losses["kl"] = kl.detach()
         else:
             latent = torch.zeros(b, self.config.latent_dim, dtype=state.dtype, device=state.device)
-        pred = self._decode(batch["images"], state, batch["language"], latent, all_heads=True)
+        points: list = []
+        pred = self._decode(batch["images"], state, batch["language"], latent, all_heads=True, keypoints=points)
 
         def l1_of(p: torch.Tensor) -> torch.Tensor:
             return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
@@ -204,4 +211,8 @@ class ACTPolicy(Policy):
         l1 = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
         losses["l1"] = l1.detach()
         losses["loss"] = l1 + self.config.kl_weight * kl if self.config.use_vae else l1
+        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch) if points else None
+        if aux is not None:
+            losses["aux_env_state"] = aux.detach()
+            losses["loss"] = losses["loss"] + self.config.aux_env_state * aux
         return losses

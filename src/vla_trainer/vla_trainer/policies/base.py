@@ -59,10 +59,18 @@ class PolicyConfig:
     relative_actions: tuple[str, ...] = ()
     # Set from the data (never by hand): for each action dimension, the state index it is relative to, or -1.
     action_reference: tuple[int, ...] = ()
+    # Weight of an auxiliary loss (training only): the image encoder's keypoints also predict where the things the
+    # instruction names are (the dataset's observation.environment_state, recorded by a simulator), which teaches
+    # the camera features to find them sooner (as Levine et al. 2016 pretrained their spatial-softmax encoder on
+    # object poses). The exported policy neither takes nor outputs it. 0: off.
+    aux_env_state: float = 0.0
+    env_state_dim: int = 0  # set from the data
     state_mean: list[float] = field(default_factory=list)
     state_std: list[float] = field(default_factory=list)
     action_mean: list[float] = field(default_factory=list)
     action_std: list[float] = field(default_factory=list)
+    env_state_mean: list[float] = field(default_factory=list)
+    env_state_std: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -74,11 +82,14 @@ class PolicyConfig:
             raise ValueError(f"action_reference {list(self.action_reference)} must give, for each of the "
                              f"{self.action_dim} action dimensions, a state index below {self.state_dim} or -1")
         for name, dim in (("state_mean", self.state_dim), ("state_std", self.state_dim),
-                          ("action_mean", self.action_dim), ("action_std", self.action_dim)):
+                          ("action_mean", self.action_dim), ("action_std", self.action_dim),
+                          ("env_state_mean", self.env_state_dim), ("env_state_std", self.env_state_dim)):
             value = getattr(self, name)
             if value and len(value) != dim:
                 raise ValueError(f"{name} has {len(value)} values; the policy has dimension {dim}")
-        for name in ("state_std", "action_std"):
+        if not self.aux_env_state >= 0:
+            raise ValueError(f"aux_env_state {self.aux_env_state} must be >= 0 (0: off)")
+        for name in ("state_std", "action_std", "env_state_std"):
             if any(not v > 0 for v in getattr(self, name)):
                 raise ValueError(f"{name} must be positive everywhere, got {getattr(self, name)}")
         if self.chunk_size < 1:
@@ -119,6 +130,11 @@ class Policy(nn.Module):
             ref = torch.tensor(config.action_reference, dtype=torch.long)
             self.register_buffer("reference_index", ref.clamp(min=0), persistent=False)
             self.register_buffer("reference_mask", (ref >= 0).float(), persistent=False)
+        # The auxiliary head's normaliser exists only where the loss is on, so other policies' weights are unchanged.
+        self.aux = config.aux_env_state > 0 and config.env_state_dim > 0
+        if self.aux:
+            self.register_buffer("env_state_mean", _vec(config.env_state_mean, config.env_state_dim, 0.0))
+            self.register_buffer("env_state_std", _vec(config.env_state_std, config.env_state_dim, 1.0))
 
     def action_offset(self, state: torch.Tensor | None) -> torch.Tensor | float:
         """(B, D): what the relative action dimensions are measured from (the state's joint positions; 0 for
@@ -145,6 +161,20 @@ class Policy(nn.Module):
         if self.relative and action.dim() == 3:
             offset = offset[:, None]
         return action * self.action_std + self.action_mean + offset
+
+    def env_state_head(self, width: int) -> nn.Module | None:
+        """The auxiliary head (keypoint features of ``width`` -> environment state), or None where it is off."""
+        if not self.aux:
+            return None
+        return nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, self.config.env_state_dim))
+
+    def env_state_loss(self, head: nn.Module | None, features: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """L1 between the head's prediction from ``features`` and the batch's normalised environment state, or None
+        where the loss is off or the batch has none."""
+        if head is None or "env_state" not in batch:
+            return None
+        target = (batch["env_state"] - self.env_state_mean) / self.env_state_std
+        return nn.functional.l1_loss(head(features.float()), target)
 
     def image_list(self, images: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
         if isinstance(images, torch.Tensor):

@@ -192,6 +192,9 @@ class DiffusionPolicy(Policy):
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
+        if self.aux:
+            raise ValueError("policy.aux_env_state is for the act and mlp policies (their keypoints predict the "
+                             "environment state); set it to 0 for diffusion")
         self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim,
                                                                config.channels, config.image_downsample)
                                        for cam in config.cameras})

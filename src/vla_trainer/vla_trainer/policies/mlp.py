@@ -39,6 +39,8 @@ class BCPolicy(Policy):
         per_camera = 2 * config.channels + (2 * 64 if self.early else 0)
         width = per_camera * len(config.cameras) + config.state_dim + config.language_dim
         out = config.chunk_size * config.action_dim
+        # policy.aux_env_state: the keypoints also predict where the instruction's objects are (training only).
+        self.env_state_predictor = self.env_state_head(per_camera * len(config.cameras))
         if config.ensemble_heads:
             self.head = nn.Sequential(nn.Linear(width, config.hidden), nn.SiLU(),
                                       nn.Linear(config.hidden, config.hidden), nn.SiLU())
@@ -47,8 +49,10 @@ class BCPolicy(Policy):
             self.head = nn.Sequential(nn.Linear(width, config.hidden), nn.SiLU(),
                                       nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, out))
 
-    def _normalized(self, images, state, language, all_heads: bool = False) -> torch.Tensor:
-        """Normalised chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D)."""
+    def _normalized(self, images, state, language, all_heads: bool = False,
+                    keypoints: list | None = None) -> torch.Tensor:
+        """Normalised chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D).
+        ``keypoints``, a list, receives the image keypoints."""
         feats = []
         for enc, img in zip(self.encoders.values(), self.image_list(images)):
             if self.early:
@@ -56,6 +60,8 @@ class BCPolicy(Policy):
                 feats += [self.keypoints(early), self.keypoints(final)]
             else:
                 feats.append(self.keypoints(enc(img, language)))
+        if keypoints is not None:
+            keypoints.extend(feats)
         x = torch.cat([*feats, self.normalize_state(state), language], dim=1)
         shape = (-1, self.config.chunk_size, self.config.action_dim)
         if not self.config.ensemble_heads:
@@ -74,11 +80,17 @@ class BCPolicy(Policy):
         return self.unnormalize_action(preds.mean(dim=0), state), disagreement(preds)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True)
+        points: list = []
+        pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True, keypoints=points)
         target = self.normalize_action(batch["action"], batch["state"])
 
         def l1_of(p: torch.Tensor) -> torch.Tensor:
             return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
                                batch.get("weight"))
         loss = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
-        return {"loss": loss, "l1": loss.detach()}
+        losses = {"loss": loss, "l1": loss.detach()}
+        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch)
+        if aux is not None:
+            losses["aux_env_state"] = aux.detach()
+            losses["loss"] = loss + self.config.aux_env_state * aux
+        return losses
