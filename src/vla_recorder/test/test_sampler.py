@@ -208,3 +208,27 @@ def test_images_stamped_ahead_of_the_node_clock_wait_for_their_window_not_droppe
     frames += s.poll(100.0 + 10 * DT, flush=True)
     assert s.counters.dropped == 0 and [int(f["cam"][0, 0, 0]) for f in frames] == list(range(10))
     assert [f["action"][0] for f in frames] == pytest.approx([0.01 * i for i in range(10)])
+
+
+def test_environment_state_is_matched_by_stamp_and_a_missing_one_is_nan_counted_not_invalid():
+    s = make(env_state_dim=3)
+    frames = []
+    for i in range(10):
+        t = 100.0 + i * DT
+        frames += s.poll(t)
+        s.offer_image("cam", t, img(i))
+        if i != 4:  # the sim's state for frame 4 never arrives
+            s.offer_env_state(t, np.array([i, 2 * i, -i], float))
+        s.offer_env_state(t + 0.5 * DT, np.array([99.0, 99.0, 99.0]))  # another instant: never taken
+        s.offer_state(t, np.array([i, -i], float))
+        s.offer_command(t + 0.02, np.array([0.01 * i]))
+    frames += s.poll(100.0 + 10 * DT, flush=True)
+    assert len(frames) == 10 and s.counters.env_state_missing == 1 and s.counters.invalid == 0
+    for i, f in enumerate(frames):
+        env = f["observation.environment_state"]
+        assert env.dtype == np.float32 and f["valid"]
+        if i == 4:
+            assert np.isnan(env).all()
+        else:
+            np.testing.assert_array_equal(env, [i, 2 * i, -i])
+    assert "observation.environment_state" not in run(make(), 3)[0]  # not asked for: not there

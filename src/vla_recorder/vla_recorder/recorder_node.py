@@ -3,8 +3,9 @@
 Subscribes (relative names): the contract's cameras (sensor_msgs/Image) and state (sensor_msgs/JointState),
 the command actually sent to the robot (``command_topic``, default the contract's action topic: the safety
 shield's output), ``teleop/intervention``, ``instruction`` (latched), ``episode/events`` and ``help_topic`` (the
-policy's help request, latched: frames in which it asked and the operator took over are requested interventions).
-Action: ``~/record_episode`` (vla_interfaces/RecordEpisode). Services: ``~/save`` and ``~/discard``
+policy's help request, latched: frames in which it asked and the operator took over are requested interventions)
+and, where ``environment_state`` names values, the simulator's ``sim/state`` (its task state becomes
+``observation.environment_state``, a training target). Action: ``~/record_episode`` (vla_interfaces/RecordEpisode). Services: ``~/save`` and ``~/discard``
 (std_srvs/Trigger: end the current episode and keep it / throw it away to re-record), ``~/mark``
 (vla_interfaces/MarkEpisode: success or failure of the current, else the last saved, episode; DISCARD = discard).
 Frames are assembled by :class:`vla_recorder.sampler.FrameSampler` on the node clock (simulated time under
@@ -31,6 +32,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -42,11 +44,12 @@ from std_srvs.srv import Trigger
 from vla_core.contract import RobotContract
 from vla_core.dataset import DatasetError, DatasetWriter
 from vla_core.errors import ConfigError
+from vla_core.features import ENV_STATE
 from vla_core.image import ImageError
 from vla_core.paths import workspace_path
 from vla_core.text import InstructionError, check_text
 from vla_interfaces.action import RecordEpisode
-from vla_interfaces.msg import EpisodeEvent, HelpRequest, Intervention
+from vla_interfaces.msg import EpisodeEvent, HelpRequest, Intervention, SimState
 from vla_interfaces.srv import MarkEpisode
 
 try:  # published by the language node; older interface builds lack it
@@ -97,12 +100,19 @@ class RecorderNode(ManagedNode):
         if free_mb(self.root) < p["min_free_mb"]:
             raise ConfigError(f"only {free_mb(self.root):.0f} MB free under {self.root}; min_free_mb is "
                               f"{p['min_free_mb']:g}: free disk space or record elsewhere (root)")
-        self.writer = DatasetWriter(self.root, c.fps, c.features(), robot_type=c.robot, codec=p["video_codec"],
+        features = c.features()
+        self.env_names = [n.strip() for n in p["environment_state"].split(",") if n.strip()]
+        if len(set(self.env_names)) != len(self.env_names):
+            raise ConfigError(f"environment_state names a value twice ({p['environment_state']!r}); give each name "
+                              "once, as the simulator sends them")
+        if self.env_names:
+            features[ENV_STATE] = {"dtype": "float32", "shape": [len(self.env_names)], "names": self.env_names}
+        self.writer = DatasetWriter(self.root, c.fps, features, robot_type=c.robot, codec=p["video_codec"],
                                     crf=p["video_crf"], gop=p["video_gop"])
         self.camera_keys = [f"observation.images.{cam.name}" for cam in c.cameras]
         self.sampler = FrameSampler(c.fps, self.camera_keys, len(c.state.names), c.action.dim,
                                     late_after=p["late_after"] or None, drop_after=p["drop_after"] or None,
-                                    command_timeout=p["command_timeout"])
+                                    command_timeout=p["command_timeout"], env_state_dim=len(self.env_names))
         self.command_topic = p["command_topic"] or c.action.topic
         self.robot = RobotEpisodes(p["max_future_stamp"])  # executor thread only
         sources = Sources(needed=tuple(cam.topic for cam in c.cameras) + (c.state.topic,), command=self.command_topic,
@@ -118,6 +128,8 @@ class RecorderNode(ManagedNode):
             sub(String, c.instruction_topic, self._on_instruction, node_qos.LATCHED),
             sub(EpisodeEvent, p["episode_events_topic"], self._on_event, node_qos.EVENTS),
         ]
+        if self.env_names:
+            self._entities.append(sub(SimState, p["environment_state_topic"], self._on_env_state, RECORD_SUB))
         if p["help_topic"]:  # latched: the request in force when recording starts arrives too
             self._entities.append(sub(HelpRequest, p["help_topic"], self._on_help, node_qos.LATCHED))
         if InstructionEmbedding is not None:  # the language node's encoder id, kept with each episode
@@ -218,6 +230,21 @@ class RecorderNode(ManagedNode):
             return
         with self.control.lock:
             self.sampler.offer_state(stamp, joint_state_vector(msg, self.contract))
+
+    def _on_env_state(self, msg: SimState) -> None:
+        stamp = time_to_seconds(msg.header.stamp)
+        if not self._stamp_ok("environment state", "env_state_future_stamp", stamp):
+            return
+        if list(msg.task_state_names) != self.env_names or len(msg.task_state) != len(self.env_names):
+            n = self._refuse("env_state_names", f"task state {list(msg.task_state_names)} ({len(msg.task_state)} "
+                                                f"values) from {msg.env_id!r}")
+            self.get_logger().warning(
+                f"environment state dropped ({n} so far): the sim sends {list(msg.task_state_names)}, "
+                f"environment_state names {self.env_names}; set environment_state to the sim's names (in its "
+                "order) or leave it empty", throttle_duration_sec=5.0)
+            return
+        with self.control.lock:
+            self.sampler.offer_env_state(stamp, np.asarray(msg.task_state, np.float64))
 
     def _on_command(self, msg) -> None:
         # Not refused here: a command the robot could not use (wrong size, beyond float32) makes its frames

@@ -11,6 +11,14 @@ RECORDER_PARAMS = (
               read_only=True),
     ParamSpec("intervention_topic", "teleop/intervention", "Operator intervention flag (vla_interfaces/Intervention)",
               read_only=True),
+    ParamSpec("environment_state", "",
+              "Also record, as observation.environment_state, where a simulator says the instruction's objects are "
+              "(vla_interfaces/SimState task_state on environment_state_topic): the names of its values, comma-"
+              "separated, as the sim sends them (e.g. target_block.x,target_block.y,target_zone.x,target_zone.y); a "
+              "training target for policy.aux_env_state, never a policy input. Empty: not recorded",
+              read_only=True),
+    ParamSpec("environment_state_topic", "sim/state", "The simulator's state (vla_interfaces/SimState), read when "
+              "environment_state names values", read_only=True),
     ParamSpec("help_topic", "policy/help", "The policy's help request (vla_interfaces/HelpRequest, latched): each "
               "frame's help_requested flag; frames with it and the operator's intervention are requested "
               "interventions (episode help_frames, requested_intervention_frames); empty: not recorded",

@@ -15,6 +15,11 @@ executed after that observation (LeRobot's convention). Nothing is re-stamped or
   is judged after that cast: a command of 1e39 is ``inf`` in the dataset, and its row is invalid. Each
   invalid row is counted under its reason (``SamplerCounters.invalid_reasons``).
 
+With ``env_state_dim`` the frame also has the environment state (``observation.environment_state``: where a
+simulator says the instruction's objects are), the one stamped like the image (the same instant); one missing or
+non-finite is NaN in that row and counted (``env_state_missing``), and leaves the row valid: it is a training
+target, not what the robot observed or did.
+
 A frame's ``help_requested`` says the policy asked for help (its latched ~/help, ``offer_help``) in the frame's
 window, as ``intervention`` says the operator commanded in it: a frame with both is a requested intervention.
 """
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_core.features import ACTION, STATE
+from vla_core.features import ACTION, ENV_STATE, STATE
 
 
 @dataclass
@@ -40,6 +45,7 @@ class SamplerCounters:
     requested_interventions: int = 0  # ... and the operator commanded (the help was given)
     duplicate_images: int = 0  # a camera faster than fps: the image nearest the slot was kept
     stale_images: int = 0  # arrived for a slot that was already closed (dropped or written)
+    env_state_missing: int = 0  # frames without the environment state of their instant (NaN there)
     # Why rows were invalid: state_missing, state_wrong_size, state_nonfinite (NaN/inf, or beyond float32),
     # action_missing, action_wrong_size, action_nonfinite. A row can have two reasons.
     invalid_reasons: Counter = field(default_factory=Counter)
@@ -59,8 +65,10 @@ class FrameSampler:
     """
 
     def __init__(self, fps: float, cameras: list[str], state_dim: int, action_dim: int, *,
-                 late_after: float | None = None, drop_after: float | None = None, command_timeout: float = 0.5):
+                 late_after: float | None = None, drop_after: float | None = None, command_timeout: float = 0.5,
+                 env_state_dim: int = 0):
         self.fps, self.dt = fps, 1.0 / fps
+        self.env_state_dim = int(env_state_dim)
         self.cameras, self.state_dim, self.action_dim = list(cameras), state_dim, action_dim
         # A state not from the image's own instant (within half a period) is an older sample: late.
         self.late_after = late_after if late_after is not None else 0.5 * self.dt
@@ -80,6 +88,7 @@ class FrameSampler:
         # episode's START reaches the sampler (a lockstep sim answers it at once); start() takes them back.
         self._recent: deque = deque(maxlen=history * len(self.cameras))  # (camera, stamp, rgb)
         self._states: deque = deque(maxlen=history)  # (stamp, values)
+        self._env_states: deque = deque(maxlen=history)  # (stamp, values)
         self._commands: deque = deque(maxlen=4 * history)  # (receive time, values)
         self._interventions: deque = deque(maxlen=4 * history)  # (receive time, active)
         self._helps: deque = deque(maxlen=4 * history)  # (receive time, active): the policy's help request
@@ -143,6 +152,10 @@ class FrameSampler:
         self._arrivals += 1
         _insert(self._states, stamp, (np.asarray(values, dtype=np.float64), self._arrivals))
 
+    def offer_env_state(self, stamp: float, values: np.ndarray) -> None:
+        self._arrivals += 1
+        _insert(self._env_states, stamp, (np.asarray(values, dtype=np.float64), self._arrivals))
+
     def offer_command(self, received: float, values: np.ndarray) -> None:
         _insert(self._commands, received, np.asarray(values, dtype=np.float64))
 
@@ -199,17 +212,18 @@ class FrameSampler:
         self.counters.dropped += missing
         return missing
 
-    def _state_for(self, stamp: float, arrival: int):
+    def _state_for(self, stamp: float, arrival: int, history: deque | None = None):
         """The state stamped like the image (the same sample of the robot); when several share that stamp
         (a reset does not advance time) the one that arrived nearest the image, or at the episode's start the
         newest (the reset state; a topic's messages arrive in order). Otherwise the newest state
-        up to half a period after the image."""
-        same = [item for item in self._states if abs(item[0] - stamp) <= 1e-6]
+        up to half a period after the image. ``history``: another stamped source (the environment state)."""
+        history = self._states if history is None else history
+        same = [item for item in history if abs(item[0] - stamp) <= 1e-6]
         if same and self._at_start(stamp):  # an episode's first frame: the reset state, the newest
             return max(same, key=lambda item: item[1][1])
         if same:
             return _nearest_arrival(same, arrival)
-        return _newest_before(self._states, stamp + 0.5 * self.dt)
+        return _newest_before(history, stamp + 0.5 * self.dt)
 
     def _frame(self, k: int, slot: _Slot) -> dict:
         tk, tk1 = self.slot_time(k), self.slot_time(k + 1)
@@ -246,6 +260,13 @@ class FrameSampler:
             "timestamp": stamp - self.t0, "intervention": intervention, "late": late, "valid": valid,
             "help_requested": help_requested,
         })
+        if self.env_state_dim:
+            env = self._state_for(stamp, arrival, self._env_states)
+            values = env[1][0] if env is not None and abs(env[0] - stamp) <= 1e-6 else None  # of this instant only
+            if values is None or _problem("environment state", values, self.env_state_dim):
+                c.env_state_missing += 1
+                values = np.full(self.env_state_dim, np.nan)
+            frame[ENV_STATE] = _fit(values, self.env_state_dim)
         return frame
 
 

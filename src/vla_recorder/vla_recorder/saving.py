@@ -48,7 +48,7 @@ def close_episode(writer, episode, how: str, why: str, label: bool | None, count
                 f"episode {episode.episode_index} saved: {episode.frames} frames, {row['achieved_fps']:.2f} fps "
                 f"achieved, {episode.late} late, {episode.dropped} dropped ({counters.stale_images} images arrived "
                 f"after their frame closed), {episode.invalid} invalid{_reasons(counters.invalid_reasons)}"
-                f"{_refused(rejects)} ({why}; finalized in {time.monotonic() - t0:.2f} s, of which "
+                f"{_refused(rejects)}{_env_missing(counters)} ({why}; finalized in {time.monotonic() - t0:.2f} s, of which "
                 f"{episode.encode_flush_s:.2f} s encoding the last {episode.backlog_at_save} frames)"))
     if summary["saved"]:
         problem = write_sidecar(writer.root, summary, counters)
@@ -63,12 +63,17 @@ def write_sidecar(root: Path, summary: dict, counters) -> str:
     record = {key: summary[key] for key in ("episode_index", "frames", "late", "dropped", "invalid",
                                             "invalid_reasons", "rejects")}
     record.update(stale_images=counters.stale_images, duplicate_images=counters.duplicate_images,
-                  interventions=counters.interventions)
+                  interventions=counters.interventions, env_state_missing=counters.env_state_missing)
     try:
         L.atomic_write_json(Path(root) / SIDECAR_PATH.format(episode_index=summary["episode_index"]), record)
     except OSError as exc:
         return f"its reject counts were not written ({exc})"
     return ""
+
+
+def _env_missing(counters) -> str:
+    n = getattr(counters, "env_state_missing", 0)
+    return f", {n} without the environment state" if n else ""
 
 
 def _reasons(reasons) -> str:

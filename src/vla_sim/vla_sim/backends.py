@@ -575,6 +575,20 @@ class _ScaledExpert:
             setattr(self._expert, name, value)
 
 
+def task_state_names(preset: str) -> tuple[str, ...]:
+    """The names of preset ``preset``'s task state (:meth:`SimBackend.task_state`), read from its env class without
+    building the env; empty where the env says nothing or the preset is unknown."""
+    config = PRESETS.get(preset)
+    if config is None or not str(config.get("env_id", "")).startswith("vla_sim/"):
+        return ()
+    import vla_sim.envs  # noqa: F401  (registers the embedded envs)
+    entry = gym.spec(config["env_id"]).entry_point
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        entry = getattr(importlib.import_module(module), name)
+    return tuple(getattr(entry, "TASK_STATE_NAMES", ()))
+
+
 def make_backend(config: dict[str, Any]) -> SimBackend:
     """Build a :class:`SimBackend` from a config dict (e.g. ``PRESETS["tabletop"]``).
 

@@ -300,7 +300,8 @@ class SimRobotNode(ManagedNode):
                                                      stamp=stamp))
         if self.params["publish_privileged_state"]:
             state = SimState(env_id=b.env_id, episode_index=self.episode_index, step=self.episode_steps,
-                             instruction=b.instruction, privileged=b.privileged_state().tolist())
+                             instruction=b.instruction, privileged=b.privileged_state().tolist(),
+                             task_state_names=list(b.task_state_names), task_state=b.task_state().tolist())
             state.header.stamp = stamp
             self._pubs["state"].publish(state)
 

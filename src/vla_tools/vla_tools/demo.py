@@ -131,7 +131,7 @@ class ArmLoop(Loop):
         return [f"sim_robot.real_time_factor={o.real_time_factor}", "sim_robot.auto_reset=false",
                 f"sim_robot.lockstep={str(o.lockstep).lower()}",
                 "sim_expert.enabled=false", f"recorder.root={self.out / 'data' / 'robot'}",
-                "recorder.follow_episode_events=true"]
+                "recorder.follow_episode_events=true", *self._environment_state_sets("arm")]
 
     def _instruction(self, seed: int) -> str:
         return arm_reworded_instruction(seed, self.opts.eval_phrasings, self.rng)

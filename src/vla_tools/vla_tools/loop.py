@@ -36,6 +36,7 @@ from vla_core.paths import workspace_path
 from vla_interfaces.action import RecordEpisode, TrainPolicy
 from vla_interfaces.msg import EpisodeEvent, PolicyStatus
 from vla_interfaces.srv import ResetEpisode
+from vla_sim.backends import task_state_names
 from vla_sim.demos import DEMO_NOISE, reworded_instruction
 from vla_ros import node_qos
 
@@ -236,7 +237,17 @@ class Loop:
         return [f"sim_robot.real_time_factor={o.real_time_factor}", f"sim_robot.preset={o.preset}",
                 f"sim_robot.lockstep={str(o.lockstep).lower()}", "sim_robot.auto_reset=false",
                 "teleop.device=corrector", 'teleop.corrector_mode="off"',
-                f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true"]
+                f"recorder.root={self.out / 'data' / 'robot'}", "recorder.follow_episode_events=true",
+                *self._environment_state_sets(o.preset)]
+
+    @staticmethod
+    def _environment_state_sets(preset: str) -> list[str]:
+        """The recorder also keeps where the sim says the instruction's objects are (observation.environment_state,
+        from sim/state): the recipe's auxiliary training target (policy.aux_env_state)."""
+        names = task_state_names(preset)
+        if not names:
+            return []
+        return ["sim_robot.publish_privileged_state=true", f"recorder.environment_state={','.join(names)}"]
 
     def _instruction(self, seed: int) -> str:
         """The task of the scene of ``seed`` in a random phrasing of the evaluation's set."""

@@ -126,6 +126,10 @@ class TrainingData:
                "action_mean": action.mean(0).tolist(), "action_std": np.maximum(action.std(0), 1e-3).tolist()}
         if env_state and self.env_state_names:
             env = np.concatenate([e.env_state[e.valid] for e in eps]).astype(np.float64)
+            env = env[np.isfinite(env).all(1)]  # a recorder counts the frames it had none for, as NaN
+            if not len(env):
+                raise DataError("observation.environment_state is NaN on every training frame; record it (the "
+                                "recorder's environment_state) or set policy.aux_env_state=0")
             out.update(env_state_mean=env.mean(0).tolist(), env_state_std=np.maximum(env.std(0), 1e-3).tolist())
         return out
 
@@ -308,7 +312,7 @@ def load_training_data(config: DataConfig, image_size: tuple[int, int] | None = 
     val, train = sorted(order[:n_val]), sorted(order[n_val:])
     feats = first.features
     env_names = list(feats.get(ENV_STATE, {}).get("names") or []) \
-        if all(e.env_state is not None and np.isfinite(e.env_state[e.valid]).all() for e in episodes) else []
+        if all(e.env_state is not None for e in episodes) else []
     return TrainingData(episodes, train, val, cameras, size, list(feats["observation.state"].get("names") or []),
                         list(feats["action"].get("names") or []), float(first.fps), digest.hexdigest()[:16],
                         sorted({e.instruction for e in episodes}), env_names)
@@ -403,8 +407,8 @@ class BatchSampler:
         self.images = {cam: np.concatenate([e.images[cam] for e in eps]) for cam in data.cameras}
         self.state = np.concatenate([e.state for e in eps])
         self.action = np.nan_to_num(np.concatenate([e.action for e in eps]))
-        self.env_state = np.nan_to_num(np.concatenate([e.env_state for e in eps])) \
-            if data.env_state_names else None
+        # NaN where a frame has none (the auxiliary loss leaves those out)
+        self.env_state = np.concatenate([e.env_state for e in eps]) if data.env_state_names else None
         valid = np.concatenate([e.valid for e in eps])
         starts = np.concatenate([[0], np.cumsum([len(e) for e in eps])[:-1]])
         self.end = np.concatenate([np.full(len(e), s + len(e)) for s, e in zip(starts, eps)])

@@ -169,12 +169,14 @@ class Policy(nn.Module):
         return nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, self.config.env_state_dim))
 
     def env_state_loss(self, head: nn.Module | None, features: torch.Tensor, batch: dict) -> torch.Tensor | None:
-        """L1 between the head's prediction from ``features`` and the batch's normalised environment state, or None
-        where the loss is off or the batch has none."""
+        """L1 between the head's prediction from ``features`` and the batch's normalised environment state (rows
+        with a NaN, where a recorder had none, left out), or None where the loss is off or the batch has none."""
         if head is None or "env_state" not in batch:
             return None
         target = (batch["env_state"] - self.env_state_mean) / self.env_state_std
-        return nn.functional.l1_loss(head(features.float()), target)
+        known = torch.isfinite(target).all(dim=-1)
+        error = nn.functional.l1_loss(head(features.float()), torch.nan_to_num(target), reduction="none").mean(-1)
+        return (error * known).sum() / known.sum().clamp(min=1)
 
     def image_list(self, images: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
         if isinstance(images, torch.Tensor):
