@@ -163,7 +163,7 @@ def policy_from_demos(tmp: Path, contract, cfg: dict, encoder, say) -> dict:
     t0, cpu0 = time.monotonic(), time.process_time()
     demos = record_scripted_demos(tmp / "demos", contract, preset=PRESET, episodes=cfg["demos"], seed_start=0,
                                   noise_std=cfg["noise"], labels=DEMO_LABELS, expert_kwargs=DEMO_EXPERT,
-                                  progress=_episode_progress(say, "demonstrations"))
+                                  progress=_episode_progress(say, "demonstrations"), environment_state=True)
     demo_s, demo_cpu = time.monotonic() - t0, time.process_time() - cpu0
     out["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
                     "expert_failures": demos["expert_failures"], "wall_s": round(demo_s, 1),

@@ -19,7 +19,8 @@ from vla_trainer.train import train
 WS = Path(__file__).resolve().parents[3]
 CONTRACT = RobotContract.from_yaml(WS / "params" / "robots" / "tabletop_sim.yaml")
 TINY = {"mlp": {"hidden": 32, "channels": 16, "chunk_size": 4},
-        "act": {"dim": 32, "heads": 2, "ff_dim": 64, "encoder_layers": 1, "decoder_layers": 1, "chunk_size": 4}}
+        "act": {"dim": 32, "heads": 2, "ff_dim": 64, "encoder_layers": 1, "decoder_layers": 1, "chunk_size": 4},
+        "diffusion": {"chunk_size": 4, "inference_steps": 2, "train_timesteps": 10}}
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +74,6 @@ def test_the_auxiliary_loss_without_environment_state_says_what_to_do(tmp_path):
     record_scripted_demos(root, CONTRACT, episodes=2)
     with pytest.raises(ValueError, match=r"policy.aux_env_state needs observation.environment_state.*aux_env_state=0"):
         train(config(root, tmp_path, "mlp", aux_env_state=1.0))
-    with pytest.raises(ValueError, match="for the act and mlp policies"):
-        train(build_config({"policy": {"type": "diffusion", "chunk_size": 4, "aux_env_state": 1.0},
-                            "data": {"paths": [str(demos_with_env(tmp_path))], "cache_dir": str(tmp_path / "c")},
-                            "train": {"max_steps": 1, "batch_size": 4},
-                            "output": {"models_dir": str(tmp_path / "m"), "run_dir": str(tmp_path / "r")}}))
-
-
-def demos_with_env(tmp_path) -> Path:
-    root = tmp_path / "env"
-    record_scripted_demos(root, CONTRACT, episodes=2, environment_state=True)
-    return root
 
 
 def test_planar_symmetry_turns_the_environment_state_with_the_table(demos):

@@ -192,13 +192,12 @@ class DiffusionPolicy(Policy):
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
-        if self.aux:
-            raise ValueError("policy.aux_env_state is for the act and mlp policies (their keypoints predict the "
-                             "environment state); set it to 0 for diffusion")
         self.encoders = nn.ModuleDict({cam: make_image_encoder(config.image_encoder, config.language_dim,
                                                                config.channels, config.image_downsample)
                                        for cam in config.cameras})
         self.keypoints = SpatialSoftmax()
+        # policy.aux_env_state: the keypoints also predict where the instruction's objects are (training only).
+        self.env_state_predictor = self.env_state_head(2 * config.channels * len(config.cameras))
         width = 2 * config.channels * len(config.cameras) + config.state_dim + config.language_dim
         self.obs_proj = nn.Sequential(nn.Linear(width, config.cond_dim), nn.Mish(),
                                       nn.Linear(config.cond_dim, config.cond_dim))
@@ -211,10 +210,14 @@ class DiffusionPolicy(Policy):
         self.register_buffer("init_noise", torch.randn(config.chunk_size, config.action_dim, generator=generator))
         self.timesteps = ddim_timesteps(config.train_timesteps, config.inference_steps)
 
-    def _observation(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
-        """(B, cond_dim) observation embedding; computed once per chunk, shared by every denoising step."""
+    def _observation(self, images, state: torch.Tensor, language: torch.Tensor,
+                     keypoints: list | None = None) -> torch.Tensor:
+        """(B, cond_dim) observation embedding; computed once per chunk, shared by every denoising step.
+        ``keypoints``, a list, receives the image keypoints."""
         feats = [self.keypoints(enc(img, language))
                  for enc, img in zip(self.encoders.values(), self.image_list(images))]
+        if keypoints is not None:
+            keypoints.extend(feats)
         return self.obs_proj(torch.cat([*feats, self.normalize_state(state), language], dim=1))
 
     def _denoise(self, sample: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -245,7 +248,8 @@ class DiffusionPolicy(Policy):
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         c = self.config
-        obs = self._observation(batch["images"], batch["state"], batch["language"])
+        points: list = []
+        obs = self._observation(batch["images"], batch["state"], batch["language"], keypoints=points)
         pad = batch["action_pad"]
         # Padded steps take the last real action before them (the robot holds still) before noising: whatever the
         # loader put there (zeros at invalid frames) would otherwise reach the real steps' predictions through the
@@ -262,4 +266,9 @@ class DiffusionPolicy(Policy):
         pred = self._denoise(noisy, t, obs)
         target = noise if c.prediction_type == "epsilon" else x0
         mse = masked_mean(nn.functional.mse_loss(pred, target, reduction="none"), pad)
-        return {"loss": mse, "mse": mse.detach()}
+        losses = {"loss": mse, "mse": mse.detach()}
+        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch)
+        if aux is not None:
+            losses["aux_env_state"] = aux.detach()
+            losses["loss"] = mse + self.config.aux_env_state * aux
+        return losses
