@@ -5,6 +5,7 @@ defaults and `vla bench train` measure them."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vla_core.artifact import verify_artifact
@@ -20,7 +21,7 @@ def test_demo_runs_the_whole_loop(vla, tmp_path):
                "--real-time-factor", "8", "--out", str(out),
                "--train-set", "policy.hidden=64", "--train-set", "policy.channels=16",
                "--train-set", "train.batch_size=16", "--train-set", f"output.models_dir={tmp_path / 'models'}",
-               timeout=600)
+               "--train-set", "policy.aux_env_state=1.0", timeout=600)
     assert demo.wait(600) == 0, demo.output
     summary = json.loads(demo.lines[-1])
     report = json.loads((out / "report.json").read_text())
@@ -33,6 +34,15 @@ def test_demo_runs_the_whole_loop(vla, tmp_path):
     # Recorded through the graph: 4 demonstrations (every frame the operator's) and 2 policy-driven episodes.
     data = DatasetReader(out / "data" / "robot", decode_images=False)
     assert data.num_episodes == 6
+    # ... with where the sim said the block and the zone were (the auxiliary loss's target), each frame's own
+    # or NaN and counted in the episode's sidecar.
+    assert data.features["observation.environment_state"]["names"] == [
+        "target_block.x", "target_block.y", "target_zone.x", "target_zone.y"]
+    for i in range(6):
+        env = np.asarray(data.episode_frames(i)["observation.environment_state"])
+        sidecar = json.loads((out / "data" / "robot" / "meta" / "recorder" / f"episode-{i:06d}.json").read_text())
+        assert int(np.isnan(env).any(axis=1).sum()) == sidecar["env_state_missing"] <= 2
+        assert np.ptp(env[np.isfinite(env).all(axis=1), 2:], axis=0).max() < 1e-6  # the zone stays put
     # (the flag may lag a frame or two behind a reset, as in test_recorder)
     assert all(data.episode(i)["intervention_frames"] >= data.episode(i)["length"] - 2 for i in range(4))
     # The round's takeovers, counted from the dataset's per-frame flags, agree with the recorder's episode rows.
