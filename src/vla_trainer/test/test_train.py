@@ -278,7 +278,7 @@ def test_bf16_autocast_choice_is_measured(demos, tmp_path):
 def test_the_embedded_tasks_recipe_trains_from_noisy_demonstrations_and_replans_every_tick(tmp_path):
     """params/train/tabletop_act.yaml as `vla demo` uses it, on demonstrations recorded with DART noise."""
     root = tmp_path / "noisy"
-    summary = record_scripted_demos(root, CONTRACT, episodes=3, seed_start=0, noise_std=0.08)
+    summary = record_scripted_demos(root, CONTRACT, episodes=3, seed_start=0, noise_std=0.08, environment_state=True)
     assert summary["episodes"] == 3
     record_scripted_demos(tmp_path / "clean", CONTRACT, episodes=1, seed_start=0)
     # Same seed, same scene: the noise shows in the recorded commands (and the expert steers back).

@@ -130,7 +130,8 @@ def bench_train(args, say) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.monotonic()
-        demos = record_scripted_demos(tmp / "demos", contract, episodes=DEMOS, seed_start=0, noise_std=DEMO_NOISE)
+        demos = record_scripted_demos(tmp / "demos", contract, episodes=DEMOS, seed_start=0, noise_std=DEMO_NOISE,
+                                      environment_state=True)
         result["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
                            "seconds": round(time.monotonic() - t0, 2)}
         result["demos"]["noise_m_per_s"] = DEMO_NOISE
@@ -200,6 +201,7 @@ def bench_train_against_lerobot(args, say) -> dict:
                     "batch_size": LEROBOT_BATCH, "lerobot_workers": LEROBOT_WORKERS}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # No environment state: LeRobot's ACT would take it as an input.
         record_scripted_demos(tmp / "demos", contract, episodes=demos, seed_start=0, noise_std=DEMO_NOISE)
         packed = tmp / "packed"
         pack_dataset(tmp / "demos", packed, episodes_per_file=10_000)
@@ -261,7 +263,8 @@ def bench_train_variants(args, variants: dict[str, tuple[str, ...]], say) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.monotonic()
-        demos = record_scripted_demos(tmp / "demos", contract, episodes=DEMOS, seed_start=0, noise_std=DEMO_NOISE)
+        demos = record_scripted_demos(tmp / "demos", contract, episodes=DEMOS, seed_start=0, noise_std=DEMO_NOISE,
+                                      environment_state=True)
         result["demos"] = {"episodes": demos["episodes"], "frames": demos["frames"],
                            "seconds": round(time.monotonic() - t0, 2), "noise_m_per_s": DEMO_NOISE}
         say(f"{DEMOS} scripted demonstrations: {demos['frames']} frames in {result['demos']['seconds']:.1f} s")

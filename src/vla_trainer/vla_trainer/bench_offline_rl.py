@@ -34,9 +34,11 @@ def record(root: Path, expert: int, noisy: int, noise: float, say) -> dict:
     from vla_sim.demos import DEMO_NOISE, record_scripted_demos
     contract = RobotContract.from_yaml(workspace_path("params/robots/tabletop_sim.yaml"))
     t0 = time.monotonic()
-    good = record_scripted_demos(root, contract, PRESET, expert, seed_start=0, noise_std=DEMO_NOISE)
+    # With the environment state: the recipe's auxiliary loss (policy.aux_env_state) trains on it.
+    good = record_scripted_demos(root, contract, PRESET, expert, seed_start=0, noise_std=DEMO_NOISE,
+                                 environment_state=True)
     mixed = record_scripted_demos(root, contract, PRESET, noisy, seed_start=good["next_seed"], only_successes=False,
-                                  noise_std=noise)
+                                  noise_std=noise, environment_state=True)
     from vla_core.dataset import DatasetReader
     reader = DatasetReader(root, decode_images=False)
     successes = sum(bool(reader.episode(i)["success"]) for i in range(good["episodes"], reader.num_episodes))
