@@ -113,6 +113,9 @@ class ACTPolicy(Policy):
             self.keypoints = SpatialSoftmax()
             self.keypoint_proj = nn.Linear(2 * 64, d)
         # policy.aux_env_state: those keypoints also predict where the instruction's objects are (training only).
+        if self.aux and not self.early:
+            raise ValueError("policy.aux_env_state needs ACT's early keypoints, which only the cnn image encoder has; "
+                             "set policy.image_encoder=cnn or policy.aux_env_state=0")
         self.env_state_predictor = self.env_state_head(2 * 64 * len(config.cameras)) if self.early else None
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
         self.state_proj = nn.Linear(config.state_dim, d)
