@@ -214,8 +214,4 @@ class ACTPolicy(Policy):
         l1 = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
         losses["l1"] = l1.detach()
         losses["loss"] = l1 + self.config.kl_weight * kl if self.config.use_vae else l1
-        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch) if points else None
-        if aux is not None:
-            losses["aux_env_state"] = aux.detach()
-            losses["loss"] = losses["loss"] + self.config.aux_env_state * aux
-        return losses
+        return self.add_env_state_loss(losses, self.env_state_predictor, points, batch)

@@ -168,15 +168,19 @@ class Policy(nn.Module):
             return None
         return nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, self.config.env_state_dim))
 
-    def env_state_loss(self, head: nn.Module | None, features: torch.Tensor, batch: dict) -> torch.Tensor | None:
-        """L1 between the head's prediction from ``features`` and the batch's normalised environment state (rows
-        with a NaN, where a recorder had none, left out), or None where the loss is off or the batch has none."""
-        if head is None or "env_state" not in batch:
-            return None
+    def add_env_state_loss(self, losses: dict, head: nn.Module | None, keypoints: list, batch: dict) -> dict:
+        """``losses`` with the auxiliary loss added to ``loss`` (times ``aux_env_state``) and reported as
+        ``aux_env_state``: the L1 between the head's prediction from the ``keypoints`` and the batch's normalised
+        environment state, rows with a NaN (where a recorder had none) left out. Unchanged where the loss is off or
+        the batch has no environment state (validation)."""
+        if head is None or "env_state" not in batch or not keypoints:
+            return losses
         target = (batch["env_state"] - self.env_state_mean) / self.env_state_std
         known = torch.isfinite(target).all(dim=-1)
-        error = nn.functional.l1_loss(head(features.float()), torch.nan_to_num(target), reduction="none").mean(-1)
-        return (error * known).sum() / known.sum().clamp(min=1)
+        pred = head(torch.cat(keypoints, dim=1).float())
+        error = nn.functional.l1_loss(pred, torch.nan_to_num(target), reduction="none").mean(-1)
+        aux = (error * known).sum() / known.sum().clamp(min=1)
+        return {**losses, "loss": losses["loss"] + self.config.aux_env_state * aux, "aux_env_state": aux.detach()}
 
     def image_list(self, images: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
         if isinstance(images, torch.Tensor):

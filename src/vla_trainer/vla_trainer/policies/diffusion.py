@@ -266,9 +266,4 @@ class DiffusionPolicy(Policy):
         pred = self._denoise(noisy, t, obs)
         target = noise if c.prediction_type == "epsilon" else x0
         mse = masked_mean(nn.functional.mse_loss(pred, target, reduction="none"), pad)
-        losses = {"loss": mse, "mse": mse.detach()}
-        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch)
-        if aux is not None:
-            losses["aux_env_state"] = aux.detach()
-            losses["loss"] = mse + self.config.aux_env_state * aux
-        return losses
+        return self.add_env_state_loss({"loss": mse, "mse": mse.detach()}, self.env_state_predictor, points, batch)

@@ -88,9 +88,4 @@ class BCPolicy(Policy):
             return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
                                batch.get("weight"))
         loss = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
-        losses = {"loss": loss, "l1": loss.detach()}
-        aux = self.env_state_loss(self.env_state_predictor, torch.cat(points, dim=1), batch)
-        if aux is not None:
-            losses["aux_env_state"] = aux.detach()
-            losses["loss"] = loss + self.config.aux_env_state * aux
-        return losses
+        return self.add_env_state_loss({"loss": loss, "l1": loss.detach()}, self.env_state_predictor, points, batch)
