@@ -321,7 +321,10 @@ def test_up_exits_promptly_after_a_crash_with_the_shield_down_first(probe, vla, 
     assert code == 1, up.output
     assert took < 8.0, f"vla up took {took:.1f} s to exit after the crash:\n{up.output}"
     assert re.search(r"\[vla\]\S* error: teleop exited with code -9", up.lines[-1]), up.output
-    assert "safety_shield inactive (no command reaches the robot)" in up.output, up.output
+    # Usually the shield answers and deactivates; on a loaded machine it may not answer in time and is then
+    # stopped before any other process. Either way its last word on /cmd_vel is a stop (checked below).
+    assert re.search(r"safety_shield (inactive|not answering: stopped first) \(no command reaches the robot\)",
+                     up.output), up.output
     unclean = next((line for line in up.lines if "did not exit cleanly" in line), "")
     assert unclean.endswith("did not exit cleanly: teleop (-9)"), up.output  # none killed by vla up itself
     print(f"vla up exited {took:.2f} s after the crash")
@@ -360,7 +363,10 @@ def test_up_takes_the_shield_down_first_when_the_manager_is_killed(probe, vla, t
     assert up.wait(30) == 1, up.output
     took = time.monotonic() - killed_at
     assert took < 8.0, f"vla up took {took:.1f} s to exit after the manager was killed:\n{up.output}"
-    assert "safety_shield inactive (no command reaches the robot)" in up.output, up.output
+    # Usually the shield answers and deactivates; on a loaded machine it may not answer in time and is then
+    # stopped before any other process. Either way its last word on /cmd_vel is a stop (checked below).
+    assert re.search(r"safety_shield (inactive|not answering: stopped first) \(no command reaches the robot\)",
+                     up.output), up.output
     assert re.search(r"error: lifecycle_manager exited with code -9", up.lines[-1]), up.output
     last = commands[-1][1]
     assert (last.linear.x, last.linear.y, last.angular.z) == (0.0, 0.0, 0.0), last

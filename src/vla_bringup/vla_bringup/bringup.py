@@ -268,11 +268,13 @@ class Bringup:
         if bad:
             self.say("processes that did not exit cleanly: " + ", ".join(f"{k} ({v})" for k, v in bad.items()))
 
-    def _deactivate_gates(self, timeout: float = 1.0) -> bool:
+    def _deactivate_gates(self, timeout: float = 2.0) -> bool:
         """Ask each gate to deactivate (the shield then sends its stop command) before its process is signalled:
         a node ending on SIGINT finds its ROS context already shut down and can publish nothing more. Return
-        True when every gate then says it is not ACTIVE (a gate that does not answer is stopped on its own
-        first)."""
+        True when every gate then says it is not ACTIVE (a gate that does not answer within ``timeout`` seconds
+        is stopped on its own first). The gate is asked for its state even when the deactivation goes
+        unanswered: a shield that lost its supervisor has often deactivated itself, and on a loaded machine
+        one answer can be late where the next is not."""
         if not self.spawned or self.node is None or not rclpy.ok():
             return False
         from lifecycle_msgs.msg import State, Transition
@@ -280,17 +282,21 @@ class Bringup:
         deactivate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))
         confirmed = True
         for gate in self.gates:
+            deadline = time.monotonic() + timeout
             state = None
             for name, request in (("change_state", deactivate), ("get_state", GetState.Request())):
                 client = self._gate_clients[(gate, name)]
-                if not client.wait_for_service(timeout_sec=timeout):
-                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or not client.wait_for_service(timeout_sec=left):
+                    continue
                 done = threading.Event()
                 future = client.call_async(request)
                 future.add_done_callback(lambda _: done.set())
-                if not done.wait(timeout):  # an inactive gate refuses at once; a frozen one does not answer
-                    break
-                state = getattr(future.result(), "current_state", None)
+                # An inactive gate refuses the deactivation at once; a frozen one does not answer.
+                if done.wait(max(0.0, deadline - time.monotonic())):
+                    state = getattr(future.result(), "current_state", None)
+                elif name == "change_state":
+                    deadline = max(deadline, time.monotonic() + 0.5)  # leave the state query a moment
             confirmed = confirmed and state is not None and state.id != State.PRIMARY_STATE_ACTIVE
         return confirmed
 
