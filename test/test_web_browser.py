@@ -1,7 +1,8 @@
 """The operator page in a real headless browser (Chromium and chromedriver from Debian's packages: `apt-get install
 chromium chromium-driver`; skipped, saying so, where they are missing) against `vla up sim_web`: the page shows
 camera frames and the command plot as they update, its E-STOP button makes /cmd_vel go to zero and the shield's
-state latch, and a screenshot of the page is kept under the test's tmp dir. The WebDriver protocol is plain HTTP,
+state latch, its recorded-episode picker lists a dataset and plays an episode into the Rerun view, and a
+screenshot of the page is kept under the test's tmp dir. The WebDriver protocol is plain HTTP,
 spoken here with urllib: no browser-automation package is needed."""
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ PAGE_LINE = r"operator page (http://127\.0\.0\.1:(\d+))/#token=([\w-]+)"  # as i
 
 def vec(msg: Twist) -> np.ndarray:
     return np.array([msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z])
+
+
+def small_dataset(root):
+    """Two short episodes written by the workspace's own writer (state and action only)."""
+    from vla_core.dataset import DatasetWriter
+    features = {"observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                "action": {"dtype": "float32", "shape": [2], "names": ["vx", "vy"]}}
+    writer = DatasetWriter(root, 10.0, features)
+    for task, n in (("push the red block", 4), ("push the blue block", 3)):
+        ep = writer.begin_episode(task, contract="robot: test")
+        for i in range(n):
+            ep.add_frame({"observation.state": np.array([i, -i], np.float32), "timestamp": i / 10.0,
+                          "action": np.array([0.1, 0.0], np.float32), "intervention": False, "late": False,
+                          "valid": True})
+        ep.save(success=True)
+    return root
 
 
 def free_port() -> int:
@@ -124,8 +141,9 @@ def test_browser_sees_frames_and_plot_update_and_its_estop_latches_the_shield(pr
     states = probe.collect(ShieldState, "/safety_shield/state", 10)
     diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
     grpc, web = free_port(), free_port()
+    recorded = small_dataset(tmp_path / "datasets" / "bench")
     up = vla("up", "sim_web", "--set", "web_view.port=0", "--set", f"web_view.rerun_grpc_port={grpc}",
-             "--set", f"web_view.rerun_web_port={web}")
+             "--set", f"web_view.rerun_web_port={web}", "--set", f"web_view.datasets=[{tmp_path / 'datasets'}]")
     m = up.wait_line(PAGE_LINE, 90)
     base, token = m.group(1), m.group(3)
     up.wait_line(r"all \d+ nodes active", 90)
@@ -163,6 +181,18 @@ def test_browser_sees_frames_and_plot_update_and_its_estop_latches_the_shield(pr
     message = browser.wait("const m = document.getElementById('message').textContent; "
                            "return m.startsWith('deploy: ') && m", 30, "the policy node's answer to Deploy")
     assert "no_such_policy" in message, message
+    # Recorded episodes: the dataset under the configured folder is listed, its episodes too, and Play logs one
+    # into the Rerun view.
+    browser.js("document.getElementById('library').open = true")
+    browser.wait("return [...document.getElementById('dataset').options].some(o => o.textContent.includes("
+                 f"{json.dumps(str(recorded))}))", 10, "the dataset in the picker")
+    browser.wait("return document.querySelectorAll('#episodes button[data-episode]').length === 2", 10,
+                 "the dataset's two episodes")
+    assert "push the blue block" in browser.js("return document.getElementById('episodes').textContent")
+    browser.click("#episodes button[data-episode='1']")
+    played = browser.wait("const m = document.getElementById('library_message').textContent; "
+                          "return m.includes('frames in the Rerun viewer') && m", 30, "the played episode")
+    assert "bench episode 1: 3 frames" in played, played
     shot = tmp_path / "operator_page.png"
     browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,6 +12,9 @@ the server or kept in its logs).
   request's trip included: an upper bound), with no request of its own.
 - ``POST /api/<action>`` for every action in :data:`ACTIONS`: calls it and answers ``{"ok", "message"}``
   (502 when the service said no or did not answer). ``deploy`` takes ``{"artifact": "name[/version]"}``.
+- Recorded episodes (:mod:`vla_web.episode_library`): ``GET /api/datasets``, ``GET /api/episodes?dataset=<i>``,
+  and ``POST /api/play_episode`` with ``{"dataset": i, "episode": j}``, which logs that episode into the Rerun
+  view as a recording of its own (400 with the reason for an index that does not exist).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Callable
 
+from vla_core.dataset import DatasetError
 from vla_core.errors import ConfigError
 from vla_web.auth import TOKEN_HEADER, token_from, token_ok
 from vla_web.view_state import ViewState, status_line
@@ -43,8 +47,10 @@ class OperatorServer:
     ``now()`` is the node clock (s) that camera stamps are on."""
 
     def __init__(self, state: ViewState, act: Callable[[str, dict], tuple[bool, str]], now: Callable[[], float],
-                 token: str, bind: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] | None = None):
+                 token: str, bind: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] | None = None,
+                 library=None):
         self.state, self.act, self.now, self.token = state, act, now, token
+        self.library = library  # an EpisodeLibrary, or None: no recorded episodes on this page
         self.log = log or (lambda text: None)
         self.requests = {"ok": 0, "unauthorized": 0, "bad": 0}
         self.extra: dict = {}  # more for /api/status (e.g. the Rerun viewer's address)
@@ -145,6 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests["ok"] += 1
             self._json(HTTPStatus.OK, snap)
             return
+        if url.path in ("/api/datasets", "/api/episodes"):
+            self._library(url.path, query)
+            return
         if url.path.startswith("/api/camera/"):
             try:
                 camera = int(url.path.rsplit("/", 1)[1])
@@ -168,6 +177,39 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"no API {url.path}"})
 
+    def _library(self, path: str, args) -> None:
+        """The recorded-episode routes; ``args``: the query (GET) or the JSON body (POST)."""
+        srv = self.server_ref
+        if srv.library is None:
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "this page has no recorded episodes (the "
+                                                                    "datasets parameter is empty)"})
+            return
+        try:
+            if path == "/api/datasets":
+                answer = {"ok": True, "datasets": srv.library.datasets()}
+            elif path == "/api/episodes":
+                raw = args.get("dataset", [""])[0]
+                try:
+                    dataset = int(raw)
+                except ValueError:
+                    raise DatasetError(f"dataset must be an index from /api/datasets, got {raw!r}") from None
+                answer = {"ok": True, "dataset": dataset, "episodes": srv.library.episodes(dataset)}
+            else:
+                request = json.loads(args) if args.strip() else {}
+                if not isinstance(request, dict):
+                    raise DatasetError('expected {"dataset": i, "episode": j}')
+                name, frames = srv.library.play(request.get("dataset"), request.get("episode"))
+                answer = {"ok": True, "message": f"{name}: {frames} frames in the Rerun viewer (its recordings "
+                                                  "panel lists it beside the live view)",
+                          "viewer": srv.extra.get("viewer")}
+                srv.log(f"operator page: play_episode: {name} ({frames} frames)")
+        except (DatasetError, ValueError, OSError, RuntimeError) as exc:  # a broken file says what broke
+            srv.requests["bad"] += 1
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": f"{path[len('/api/'):]}: {exc}"})
+            return
+        srv.requests["ok"] += 1
+        self._json(HTTPStatus.OK, answer)
+
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
@@ -189,6 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(query):
             return
         name = url.path[len("/api/"):]
+        if name == "play_episode":
+            self._library(url.path, body)
+            return
         if name not in ACTIONS:
             srv.requests["bad"] += 1
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"no action {name!r}; one of {', '.join(ACTIONS)}"})

@@ -28,6 +28,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from vla_core.errors import ConfigError
+from vla_core.paths import workspace_path
 from vla_interfaces.msg import EpisodeEvent, ManagerStatus, PolicyStatus, ShieldState
 from vla_interfaces.srv import LoadPolicy, MarkEpisode
 from vla_ros import node_qos
@@ -35,6 +36,7 @@ from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import STATE_LABELS, ManagedNode, main_for
 from vla_ros.spinning import SpinThread
 from vla_web.auth import check_bind, new_token
+from vla_web.episode_library import EpisodeLibrary
 from vla_web.frames import FrameThrottle, downscale, image_to_rgb, to_jpeg
 from vla_web.server import OperatorServer
 from vla_web.view_state import ViewState, status_line
@@ -115,6 +117,9 @@ class WebViewNode(ManagedNode):
                                "rollback": cl(Trigger, f"{p['policy']}/rollback")}
         lp = self.create_lifecycle_publisher
         self._pubs = {"estop": lp(Bool, "safety/estop", 10), "diagnostics": lp(DiagnosticArray, "/diagnostics", 10)}
+        if p["datasets"]:
+            self.server.library = EpisodeLibrary([workspace_path(d) for d in p["datasets"]],
+                                                 self.view.grpc_uri if self.view is not None else None)
         bind, port = self.server.address
         if self.view is not None:
             self.server.extra["viewer"] = self.view.viewer_url("127.0.0.1" if bind in ("127.0.0.1", "0.0.0.0")

@@ -33,6 +33,9 @@ WEB_VIEW_PARAMS = (
     ParamSpec("history_s", 30.0, "Seconds of commands kept for the page's plot", range=(1.0, 600.0), unit="s"),
     ParamSpec("service_timeout", 3.0, "How long a button waits for the service it calls", range=(0.1, 60.0),
               unit="s"),
+    ParamSpec("datasets", ["data", "runs"], "Folders (relative to the workspace) searched for recorded datasets "
+              "(LeRobotDataset v3.0) that the page lists and plays into the Rerun view; empty: none",
+              read_only=True),
     ParamSpec("rerun", True, "Serve the Rerun live view (its gRPC data stream and its web viewer)", read_only=True),
     ParamSpec("rerun_grpc_port", 9876, "Port of Rerun's gRPC data stream", range=(1, 65535), read_only=True),
     ParamSpec("rerun_web_port", 9090, "Port of Rerun's web viewer", range=(1, 65535), read_only=True),
