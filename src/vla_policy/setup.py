@@ -17,8 +17,9 @@ setup(
     description="Policy serving: verified artifacts, TensorRT/onnxruntime engines, chunking, hot-swap.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["policy = vla_policy.policy_node:main"],
-        "vla.nodes": ["policy = vla_policy.policy_node:PolicyNode"],
-        "vla.params": ["policy = vla_policy.policy_params:POLICY_PARAMS"],
+        "console_scripts": ["policy = vla_policy.policy_node:main", "reward = vla_policy.reward_node:main"],
+        "vla.nodes": ["policy = vla_policy.policy_node:PolicyNode", "reward = vla_policy.reward_node:RewardNode"],
+        "vla.params": ["policy = vla_policy.policy_params:POLICY_PARAMS",
+                       "reward = vla_policy.reward_params:REWARD_PARAMS"],
     },
 )

@@ -33,11 +33,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from vla_core.artifact import MANIFEST, ArtifactError, compatibility, name_problem, save_golden, sha256_file
+from vla_core.artifact import MANIFEST, ArtifactError, name_problem, save_golden, sha256_file
 from vla_core.observation import to_chw_float
+from vla_policy.reward import REWARD_FORMAT, RewardModel  # noqa: F401 - served where policies are served
 from vla_trainer.policies.encoders import FiLMCNN, SpatialSoftmax
 
-REWARD_FORMAT = "vla-reward-artifact/1"
 
 
 @dataclass(frozen=True)
@@ -319,53 +319,3 @@ def export_reward_model(model: SuccessClassifier, models_dir: Path, name: str, v
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return final
-
-
-class RewardModel:
-    """A verified reward artifact on onnxruntime (CPU): checksums and the golden pair are checked before use,
-    and ``contract`` (a vla_core.contract.RobotContract), when given, must serve every feature it reads."""
-
-    def __init__(self, path: str | Path, contract=None, encoder_id: str | None = None):
-        import onnxruntime as ort
-        self.path = Path(path)
-        try:
-            manifest = json.loads((self.path / MANIFEST).read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{self.path}: no readable {MANIFEST} ({exc}); export the reward model again") from None
-        if manifest.get("format") != REWARD_FORMAT:
-            raise ArtifactError(f"{self.path}: format {manifest.get('format')!r} is not {REWARD_FORMAT!r}; "
-                                "is this a policy artifact rather than a reward model?")
-        bad = [f"{rel} is missing" if not (self.path / rel).is_file() else f"{rel} does not match its sha256"
-               for rel, digest in manifest["files"].items()
-               if not (self.path / rel).is_file() or sha256_file(self.path / rel) != digest]
-        if bad:
-            raise ArtifactError(f"{self.path}: checksum verification failed: {'; '.join(bad)}; re-export it")
-        if contract is not None:
-            problems = compatibility(manifest, contract, encoder_id)
-            if problems:
-                raise ArtifactError(f"reward model {self.path} does not fit robot contract '{contract.robot}': "
-                                    + "; ".join(problems))
-        self.manifest, self.threshold = manifest, float(manifest["threshold"])
-        self.session = ort.InferenceSession(str(self.path / manifest["onnx"]["file"]),
-                                            providers=["CPUExecutionProvider"])
-        with np.load(self.path / manifest["golden"]["file"], allow_pickle=False) as g:
-            inputs = {k.removeprefix("input:"): g[k] for k in g.files if k.startswith("input:")}
-            want = g["output:success_probability"]
-        got = self.run(inputs)
-        if not (np.all(np.isfinite(got)) and np.max(np.abs(got - want)) <= float(manifest["golden"]["atol"])):
-            raise ArtifactError(f"reward model {self.path}: golden output {got} differs from the exported {want}")
-
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(["success_probability"], feeds)[0]
-
-    def probability(self, images: dict[str, np.ndarray], state: np.ndarray, language: np.ndarray) -> np.ndarray:
-        """(B,) success probabilities for uint8 frames (B, H, W, 3) per camera, states (B, S), embeddings (B, L)."""
-        feeds = {f"image_{cam}": to_chw_float(np.asarray(v)) for cam, v in images.items()}
-        feeds["state"] = np.asarray(state, np.float32)
-        feeds["language"] = np.asarray(language, np.float32)
-        return self.run(feeds)
-
-    def reward(self, images, state, language) -> tuple[np.ndarray, np.ndarray]:
-        """(reward (B,) float32 in {0, 1}, success (B,) bool) at the artifact's threshold."""
-        success = self.probability(images, state, language) >= self.threshold
-        return success.astype(np.float32), success
