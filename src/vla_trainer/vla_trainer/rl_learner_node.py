@@ -10,7 +10,8 @@ loaded off the control path, swapped in between two ticks). Publishes /diagnosti
 The node only converts: at each control tick (contract fps, node clock) it snapshots the freshest inputs; the
 action of a step is the command in force at the next tick (the newest, if fresh). vla_trainer.rl.online
 assembles transitions and runs the learner; the updates and deploys run on one worker thread, so callbacks never
-wait on torch, and each export runs in a child process (vla_trainer.rl.export_actor) while the updates go on.
+wait on torch, and the exports run in one long-lived child process (vla_trainer.rl.export_actor.ExportWorker)
+while the updates go on.
 A stale or missing input breaks the chain (no transition spans it), counted.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from vla_ros import node_qos
 from vla_ros.convert import command_message_type, command_to_vector, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 from vla_ros.services import ServiceCallFailed, call_and_wait
-from vla_trainer.rl.export_actor import ExportJob
+from vla_trainer.rl.export_actor import ExportWorker, WorkerJob
 from vla_trainer.rl_params import RL_LEARNER_PARAMS
 
 EMBEDDING_TOPIC = "instruction/embedding"
@@ -61,40 +62,28 @@ class RLLearnerNode(ManagedNode):
     # ---- lifecycle ------------------------------------------------------------------------------
     def configure(self, p: dict) -> None:
         import torch
-        from vla_trainer.rl.networks import SACNetConfig
-        from vla_trainer.rl.online import OnlineConfig, OnlineLearner, Step, TransitionAssembler, demonstrations
-        from vla_trainer.rl.replay import TransitionSpec
-        from vla_trainer.rl.sac import SACAgent, SACConfig
+        from vla_trainer.rl.online import OnlineConfig, OnlineLearner, Step, TransitionAssembler, learner_agent
         torch.set_num_threads(p["torch_threads"])
         c = self.contract = RobotContract.from_yaml(workspace_path(p["contract"]))
         self.models_dir = workspace_path(p["models_dir"])
         cams = c.cameras
-        sizes = {(cam.height, cam.width) for cam in cams}
-        if len(sizes) != 1:
-            raise ValueError(f"the contract's cameras have sizes {sorted(sizes)}; the actor takes one image size")
-        low, high = np.asarray(c.action.low), np.asarray(c.action.high)
-        image_size = sizes.pop()
-        stats = {"action_mean": list((low + high) / 2), "action_std": list((high - low) / 2)}
-        demos, self.demo_encoder_id = None, ""
+        self.demo_encoder_id = ""
+        encode = None
         paths = [str(workspace_path(d)) for d in p["demos"] if d]
         if paths:
             from vla_language.encoder import InstructionEncoder
             encoder = InstructionEncoder()
             self.demo_encoder_id = encoder.encoder_id
-            spec = TransitionSpec(tuple(cam.name for cam in cams), image_size, len(c.state.names), 384, c.action.dim)
-            demos, stats = demonstrations(paths, spec, lambda text: encoder.encode(text)[1])
+            encode = lambda text: encoder.encode(text)[1]  # noqa: E731
+        agent, demos = learner_agent(c, {**p, "demos": paths}, encode)
+        if demos is not None:
             self.get_logger().info(f"{len(demos)} demonstration transitions from {', '.join(paths)}")
-        net = SACNetConfig(cameras=tuple(cam.name for cam in cams), image_size=image_size,
-                           state_dim=len(c.state.names), language_dim=384, action_dim=c.action.dim,
-                           action_low=tuple(low), action_high=tuple(high), **stats, hidden=p["hidden"],
-                           channels=p["channels"], image_downsample=p["image_downsample"])
-        agent = SACAgent(net, SACConfig(batch_size=p["batch_size"], demo_fraction=p["demo_fraction"],
-                                        discount=p["discount"], seed=p["seed"]))
         if p["initial_weights"]:
             agent.load_weights(workspace_path(p["initial_weights"]))
         self.online_config = OnlineConfig(capacity=p["capacity"], warmup=p["warmup"],
                                           updates_per_step=p["updates_per_step"], export_every=p["export_every"])
         self.learner = OnlineLearner(agent, self.online_config, demos=demos, seed=p["seed"])
+        self.exporter = ExportWorker()  # one process for every export of this run (torch imported once)
         self._step_type = Step
         self.assembler = TransitionAssembler(self.online_config.success_reward)
         self.inbox: queue.Queue = queue.Queue(maxsize=1000)
@@ -147,6 +136,9 @@ class RLLearnerNode(ManagedNode):
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
+        if getattr(self, "exporter", None) is not None:
+            self.exporter.close()
+            self.exporter = None
         self.learner = None
 
     # ---- inputs (convert only) -----------------------------------------------------------------------
@@ -250,7 +242,7 @@ class RLLearnerNode(ManagedNode):
 
     # ---- the worker: replay, updates, exports, deploys ----------------------------------------------------
     def _work(self) -> None:
-        job: ExportJob | None = None
+        job: WorkerJob | None = None
         try:
             # The artifact names the text encoder its instruction embeddings come from: wait for the first one.
             while not self.encoder_id and not self._stop.wait(0.05):
@@ -291,7 +283,7 @@ class RLLearnerNode(ManagedNode):
             if job is not None:
                 job.kill()
 
-    def _start_export(self) -> ExportJob:
+    def _start_export(self) -> WorkerJob:
         """Snapshot the weights (fast, under the lock) and start exporting them as the next version."""
         c, version = self.contract, str(self.version)
         self.version += 1
@@ -302,11 +294,11 @@ class RLLearnerNode(ManagedNode):
             training = {"algorithm": "sac_online", "updates": self.learner.counts["updates"],
                         "transitions": self.learner.counts["transitions"]}
             self.learner.exported()
-        return ExportJob(weights, self.models_dir, self.params["name"], version, fps=c.fps,
-                         state_names=c.state.names, action_names=list(c.action.names), encoder_id=self.encoder_id,
-                         training=training)
+        return self.exporter.submit(weights, self.models_dir, self.params["name"], version, fps=c.fps,
+                                    state_names=list(c.state.names), action_names=list(c.action.names),
+                                    encoder_id=self.encoder_id, training=training)
 
-    def _deployed(self, job: ExportJob) -> None:
+    def _deployed(self, job: WorkerJob) -> None:
         """An export finished: send it to the policy node (the deploy path of the CLI)."""
         self.export_seconds.append(time.perf_counter() - job.started)
         spec = job.spec

@@ -210,3 +210,36 @@ def demonstrations(paths: list[str], spec: TransitionSpec, encode, cache_dir: st
     stats = {k: [float(v) for v in np.asarray(data.stats()[k])] for k in ("state_mean", "state_std", "action_mean",
                                                                          "action_std")}
     return buffer_from_episodes(data.episodes, language, spec), stats
+
+
+def learner_agent(contract, p: dict, encode=None, cache_dir: str = ""):
+    """The SAC agent the learner node builds from its parameters ``p`` (vla_trainer.rl_params) and the robot
+    ``contract``, with its demonstrations: ``(agent, demos or None)``. ``p["demos"]`` (dataset paths, resolved by
+    the caller) fill the RLPD share and set the actor's normaliser; their instructions are embedded with
+    ``encode(text) -> (384,)``. Used by the node and by :mod:`vla_trainer.rl.pretrain`, so that weights pretrained
+    offline load into the node's agent (same shapes, same normaliser). ``p["initial_weights"]`` is not read here."""
+    from vla_trainer.rl.networks import SACNetConfig
+    from vla_trainer.rl.replay import TransitionSpec
+    from vla_trainer.rl.sac import SACAgent, SACConfig
+    cams = contract.cameras
+    sizes = {(cam.height, cam.width) for cam in cams}
+    if len(sizes) != 1:
+        raise ValueError(f"the contract's cameras have sizes {sorted(sizes)}; the actor takes one image size")
+    low, high = np.asarray(contract.action.low), np.asarray(contract.action.high)
+    image_size = sizes.pop()
+    stats = {"action_mean": list((low + high) / 2), "action_std": list((high - low) / 2)}
+    demos = None
+    paths = [str(d) for d in p["demos"] if d]
+    if paths:
+        if encode is None:
+            raise ValueError("demonstrations need an instruction encoder (encode)")
+        spec = TransitionSpec(tuple(cam.name for cam in cams), image_size, len(contract.state.names), 384,
+                              contract.action.dim)
+        demos, stats = demonstrations(paths, spec, encode, cache_dir)
+    net = SACNetConfig(cameras=tuple(cam.name for cam in cams), image_size=image_size,
+                       state_dim=len(contract.state.names), language_dim=384, action_dim=contract.action.dim,
+                       action_low=tuple(low), action_high=tuple(high), **stats, hidden=p["hidden"],
+                       channels=p["channels"], image_downsample=p["image_downsample"])
+    agent = SACAgent(net, SACConfig(batch_size=p["batch_size"], demo_fraction=p["demo_fraction"],
+                                    discount=p["discount"], seed=p["seed"]))
+    return agent, demos
