@@ -187,3 +187,31 @@ def test_rerun_view_serves_its_viewer_and_takes_every_kind_of_entry():
             assert r.status == 200 and b"Rerun" in r.read()
     finally:
         view.close()
+
+
+def test_a_serialized_image_is_read_as_rclpy_reads_it():
+    """parse_image_cdr against rclpy's own serialization: odd frame_id and encoding lengths (alignment), three
+    encodings, a padded step, big stamps; a truncated or foreign buffer is refused."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from vla_web.frames import parse_image_cdr
+    rng = np.random.default_rng(0)
+    for frame_id, encoding, h, w, step_pad in (("", "rgb8", 3, 5, 0), ("cam", "bgr8", 4, 2, 2),
+                                               ("camera_top_optical", "mono8", 7, 9, 3), ("x" * 13, "rgb8", 1, 1, 1)):
+        channels = 1 if encoding == "mono8" else 3
+        step = w * channels + step_pad
+        data = rng.integers(0, 256, h * step, dtype=np.uint8)
+        msg = Image(height=h, width=w, encoding=encoding, step=step, data=data.tobytes(), is_bigendian=0)
+        msg.header.frame_id = frame_id
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 1_796_663_924, 924_058_676
+        got = parse_image_cdr(serialize_message(msg))
+        assert (got.sec, got.nanosec, got.height, got.width, got.encoding, got.step) == \
+            (1_796_663_924, 924_058_676, h, w, encoding, step)
+        assert bytes(got.data) == data.tobytes()
+        assert np.array_equal(image_to_rgb(got.encoding, h, w, step, got.data),
+                              image_to_rgb(encoding, h, w, step, data.tobytes()))
+    raw = serialize_message(Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12)))
+    for bad in (raw[:-3], raw[:20], b"\x01\x02\x00\x00" + raw[4:], b""):
+        with pytest.raises(ValueError):
+            parse_image_cdr(bad)

@@ -22,7 +22,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -37,7 +36,7 @@ from vla_ros.node_base import STATE_LABELS, ManagedNode, main_for
 from vla_ros.spinning import SpinThread
 from vla_web.auth import check_bind, new_token
 from vla_web.episode_library import EpisodeLibrary
-from vla_web.frames import FrameThrottle, downscale, image_to_rgb, to_jpeg
+from vla_web.frames import FrameThrottle, downscale, image_to_rgb, parse_image_cdr, to_jpeg
 from vla_web.server import OperatorServer
 from vla_web.view_state import ViewState, status_line
 from vla_web.web_params import WEB_VIEW_PARAMS
@@ -137,7 +136,8 @@ class WebViewNode(ManagedNode):
         """Cameras arrive on a node of their own with its own executor thread: at 2 x 30 Hz they are most of the
         view's messages, and rclpy's executor costs per message grow with the entities it waits on (this node's
         lifecycle, parameter and heartbeat entities); a node with only the camera subscriptions keeps that small.
-        Raw: a frame the throttle skips is never deserialized (a VGA frame is ~1 MB of Python work)."""
+        Raw: a frame the throttle skips is never read, and one it lets through is read from its CDR bytes
+        (vla_web.frames.parse_image_cdr) without building a message (a VGA frame is ~1 MB of Python work)."""
         self._camera_node = Node(f"{self.get_name()}_cameras", namespace=self.get_namespace(), context=self.context,
                                  start_parameter_services=False, use_global_arguments=False, enable_rosout=False)
         for i, topic in enumerate(topics):
@@ -183,16 +183,18 @@ class WebViewNode(ManagedNode):
     def _on_image(self, i: int, raw: bytes) -> None:
         if self.state is None or not self._throttles[i].accept(time.monotonic()):
             return
-        msg = deserialize_message(raw, Image)
+        encoding = "?"
         try:
+            msg = parse_image_cdr(raw)  # no message object: a frame is read where DDS left it
+            encoding = msg.encoding
             rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         except ValueError as exc:
-            self.state.drop(f"camera {i} ({msg.encoding})")
+            self.state.drop(f"camera {i} ({encoding})")
             self.throttled_warning(("image", i), f"{self.params['cameras'][i]}: frame not shown: {exc}")
             return
         small = downscale(rgb, self.params["camera_width"])
         jpeg = to_jpeg(small, self.params["jpeg_quality"])
-        stamp = time_to_seconds(msg.header.stamp)
+        stamp = msg.sec + msg.nanosec * 1e-9
         self.state.put_frame(i, stamp, jpeg, small.shape[1], small.shape[0])
         if self.view is not None:
             self.view.image(self._names[i], stamp, jpeg)
