@@ -36,6 +36,7 @@ class OptimConfig:
     # each other at every operation can make a step several times slower than one thread.
     threads: int = 0
     init_from: str = ""          # start from these weights: an artifact directory or a run directory (fine-tuning)
+    init_encoder: str = ""       # start every camera's image encoder from vla_trainer.pretrain_encoder's weights
 
     def __post_init__(self):
         if self.batch_size < 1 or self.epochs < 1 or self.max_steps < 0 or self.time_budget_s < 0:

@@ -156,6 +156,10 @@ class Trainer:
                 raise ValueError(f"train.init_from={cfg.train.init_from}: weights do not fit this policy (missing "
                                  f"{missing[:3]}, unexpected {unexpected[:3]}); use the same policy type and options")
             self._say(f"starting from the weights of {cfg.train.init_from}")
+        if cfg.train.init_encoder and not resume_state:
+            from vla_trainer.pretrain_encoder import load_encoder_into
+            cams = load_encoder_into(self.policy, cfg.train.init_encoder)
+            self._say(f"image encoders of {', '.join(cams)} start from {cfg.train.init_encoder}")
         self.policy.to(self.device)
         self.algorithm = make_algorithm(cfg.algorithm, self.data)
         k = self.policy.config.chunk_size
