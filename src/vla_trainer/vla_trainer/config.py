@@ -37,6 +37,18 @@ class OptimConfig:
     threads: int = 0
     init_from: str = ""          # start from these weights: an artifact directory or a run directory (fine-tuning)
     init_encoder: str = ""       # start every camera's image encoder from vla_trainer.pretrain_encoder's weights
+    # Memory: each optimizer step sums the gradients of this many batches of batch_size (a larger effective batch
+    # in the memory of one).
+    grad_accum_steps: int = 1
+    # Memory: the image encoders keep no activations for backward; they are recomputed (about a third more
+    # compute for the encoders, the same gradients).
+    activation_checkpointing: bool = False
+    # Frozen / unfrozen schedule: the image encoders (pretrained: train.init_encoder) stay fixed for this many
+    # optimizer steps while the rest adapts to them, then train with it.
+    freeze_encoder_steps: int = 0
+    # Early stopping: stop after this many validations (one per epoch) without a lower validation loss, and export
+    # the weights of the best one (kept as best.safetensors in the run directory). 0: off.
+    early_stop_patience: int = 0
 
     def __post_init__(self):
         if self.batch_size < 1 or self.epochs < 1 or self.max_steps < 0 or self.time_budget_s < 0:
@@ -47,6 +59,10 @@ class OptimConfig:
                              "one thread against one per core at the start)")
         if not self.lr > 0:
             raise ValueError(f"train.lr {self.lr} must be positive")
+        if self.grad_accum_steps < 1 or self.freeze_encoder_steps < 0 or self.early_stop_patience < 0:
+            raise ValueError(f"train.grad_accum_steps {self.grad_accum_steps} must be >= 1, "
+                             f"train.freeze_encoder_steps {self.freeze_encoder_steps} and train.early_stop_patience "
+                             f"{self.early_stop_patience} >= 0")
         if self.bf16 not in BF16_MODES:
             raise ValueError(f"train.bf16 '{self.bf16}' is not one of {', '.join(BF16_MODES)}")
 

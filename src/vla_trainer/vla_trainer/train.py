@@ -7,6 +7,7 @@ CLI prints as JSON lines for the trainer node.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -49,6 +50,38 @@ class _LossModule(nn.Module):
         if self.algorithm is not None:  # its own loss for the policy (an actor's, in td3bc and cql)
             return self.algorithm.policy_loss(self.policy, batch)
         return self.policy.compute_loss(batch)
+
+
+def image_encoders(policy: nn.Module) -> list[nn.Module]:
+    """The policy's per-camera image encoders (``policy.encoders``), or [] when it has none."""
+    encoders = getattr(policy, "encoders", None)
+    return list(encoders.values()) if isinstance(encoders, nn.ModuleDict) else []
+
+
+def enable_activation_checkpointing(policy: nn.Module) -> int:
+    """Recompute each image encoder's activations in backward instead of keeping them (train.activation_checkpointing):
+    the encoder's outermost forward (``forward_multiscale`` where it has one, which ``forward`` calls) runs under
+    torch.utils.checkpoint while gradients are being recorded, and as before otherwise (evaluation, export).
+    Returns how many encoders; the weights and their names are untouched."""
+    from torch.utils.checkpoint import checkpoint
+    count = 0
+    for encoder in image_encoders(policy):
+        name = "forward_multiscale" if hasattr(encoder, "forward_multiscale") else "forward"
+        original = getattr(encoder, name)
+
+        def run(*args, _fn=original, _module=encoder):
+            if torch.is_grad_enabled() and _module.training:
+                return checkpoint(_fn, *args, use_reentrant=False)
+            return _fn(*args)
+        setattr(encoder, name, run)
+        count += 1
+    return count
+
+
+def disable_activation_checkpointing(policy: nn.Module) -> None:
+    for encoder in image_encoders(policy):
+        for name in ("forward_multiscale", "forward"):
+            encoder.__dict__.pop(name, None)
 
 
 def distributed_env() -> tuple[int, int, int]:
@@ -161,6 +194,18 @@ class Trainer:
             cams = load_encoder_into(self.policy, cfg.train.init_encoder)
             self._say(f"image encoders of {', '.join(cams)} start from {cfg.train.init_encoder}")
         self.policy.to(self.device)
+        if cfg.train.activation_checkpointing:
+            if not enable_activation_checkpointing(self.policy):
+                raise ValueError(f"train.activation_checkpointing: the {cfg.policy['type']} policy has no image "
+                                 "encoders to checkpoint; set it false")
+            self._say("activation checkpointing: the image encoders recompute their activations in backward")
+        self.frozen: list[nn.Parameter] = []
+        if cfg.train.freeze_encoder_steps:
+            self.frozen = [p for encoder in image_encoders(self.policy) for p in encoder.parameters()
+                           if p.requires_grad]
+            if not self.frozen:
+                raise ValueError(f"train.freeze_encoder_steps: the {cfg.policy['type']} policy has no trainable image "
+                                 "encoder to freeze; set it 0")
         self.algorithm = make_algorithm(cfg.algorithm, self.data)
         k = self.policy.config.chunk_size
         frame_weights = None
@@ -188,6 +233,7 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None)
         per_epoch = len(self.sampler.epoch(cfg.train.batch_size, np.random.default_rng(0), self.rank, self.world))
+        per_epoch = max(1, per_epoch // cfg.train.grad_accum_steps)  # optimizer steps
         self.steps_per_epoch = per_epoch
         self.total_steps = cfg.train.epochs * per_epoch
         if cfg.train.max_steps:
@@ -294,21 +340,43 @@ class Trainer:
         train_start = self._train_start = time.monotonic()
         self._first_step = self.step
         bar = self._total_bar()
+        accum = cfg.train.grad_accum_steps
+        self.best: dict[str, Any] = {}
+        if self.frozen and self.step < cfg.train.freeze_encoder_steps:
+            self._say(f"image encoders frozen for the first {cfg.train.freeze_encoder_steps} steps")
         while epoch < cfg.train.epochs:
             self.policy.train()
             sums: dict[str, float] = {}
             batches = self.sampler.epoch(cfg.train.batch_size, self.rng, self.rank, self.world)
+            micro = 0
             for frames in batches:
                 t0 = time.perf_counter()
                 batch = self._tensors(self.sampler.gather(frames, True, self.rng), augment_images=True)
                 t1 = time.perf_counter()
                 extra = self.algorithm.update(batch, frames, lambda a: self._tensors(a, augment_images=False))
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self._lr()
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    losses = self.model(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
+                if micro == 0:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self._lr()
+                    self.optimizer.zero_grad(set_to_none=True)
+                last = micro == accum - 1
+                # Between the batches of one step, DDP keeps each process's gradients to itself.
+                sync = self.model.no_sync() if self.world > 1 and not last else contextlib.nullcontext()
+                with sync:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                        losses = self.model(batch)
+                    (losses["loss"] / accum if accum > 1 else losses["loss"]).backward()
+                for key, value in {**{k: float(v.detach()) for k, v in losses.items()}, **extra}.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                micro = 0 if last else micro + 1
+                if not last:
+                    data_time += t1 - t0
+                    compute_time += time.perf_counter() - t1
+                    continue
+                if self.frozen and self.step < cfg.train.freeze_encoder_steps:
+                    for p in self.frozen:
+                        p.grad = None  # the optimizer skips them: no step, no weight decay
+                elif self.frozen and self.step == cfg.train.freeze_encoder_steps:
+                    self._say(f"step {self.step}: the image encoders train from here on")
                 if cfg.train.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
@@ -316,8 +384,6 @@ class Trainer:
                 data_time += t1 - t0
                 compute_time += t2 - t1
                 self.step += 1
-                for key, value in {**{k: float(v.detach()) for k, v in losses.items()}, **extra}.items():
-                    sums[key] = sums.get(key, 0.0) + value
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{float(losses['loss']):.4f}")
@@ -328,6 +394,9 @@ class Trainer:
             metrics.update(self.validate())
             metrics["lr"] = self._lr()
             self._end_epoch(epoch, metrics, time.monotonic() - train_start)
+            if self._early_stop(epoch, metrics):
+                stop_reason = "early_stopping"
+                break
             if self._should_stop(train_start):
                 stop_reason = "max_steps" if cfg.train.max_steps and self.step >= cfg.train.max_steps else "time_budget"
                 break
@@ -343,15 +412,22 @@ class Trainer:
                                   "stopped_by": stop_reason, "train_seconds": round(train_seconds, 2),
                                   "planned_steps": self.total_steps,
                                   "steps_per_s": round((self.step - self._first_step) / max(train_seconds, 1e-9), 3),
-                                  "samples_per_s": round(self.step * cfg.train.batch_size * self.world
-                                                         / max(train_seconds, 1e-9), 1),
+                                  "samples_per_s": round((self.step - self._first_step) * cfg.train.batch_size
+                                                         * accum * self.world / max(train_seconds, 1e-9), 1),
                                   "data_share": round(data_time / max(data_time + compute_time, 1e-9), 4),
                                   "bf16": self.bf16, "world_size": self.world, "ranks_in_sync": in_sync,
                                   "final": self.history[-1] if self.history else {}}
+        if self.best:
+            result.update(best_epoch=self.best["epoch"], best_step=self.best["step"],
+                          best_val_loss=self.best["val_loss"])
         if self.is_main:
-            self._save_checkpoint(epoch)
+            self._save_checkpoint(epoch)  # the last weights, to resume from
             self._plot()
             self._close_logs()
+            if self.best.get("weights") is not None and self.best["epoch"] != epoch:
+                self.policy.load_state_dict(self.best["weights"])
+                self._say(f"exporting the weights of epoch {self.best['epoch']} (step {self.best['step']}, "
+                          f"validation loss {self.best['val_loss']:.4f}), the best validation")
             if cfg.output.export:
                 result.update(self._export())
             result["total_seconds"] = round(time.monotonic() - t_start, 2)
@@ -361,6 +437,30 @@ class Trainer:
         if self.is_main:
             self.progress({"event": "done", **result})
         return result
+
+    def _early_stop(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """train.early_stop_patience: remember the best validation's weights (on every process: each holds the same
+        weights and validates on the same episodes) and say when ``patience`` validations brought nothing better."""
+        patience = self.config.train.early_stop_patience
+        if not patience:
+            return False
+        loss = metrics.get("val/loss")
+        if loss is None:
+            if epoch == self.start_epoch + 1:
+                self._say("warning: train.early_stop_patience needs validation episodes (data.val_fraction > 0); "
+                          "early stopping is off")
+            return False
+        if not self.best or loss < self.best["val_loss"]:
+            weights = {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}
+            self.best = {"epoch": epoch, "step": self.step, "val_loss": float(loss), "weights": weights}
+            if self.is_main:
+                save_file({k: v.contiguous() for k, v in weights.items()}, str(self.run_dir / "best.safetensors"))
+            return False
+        if epoch - self.best["epoch"] >= patience:
+            self._say(f"early stopping at epoch {epoch}: no lower validation loss in {patience} validations since "
+                      f"epoch {self.best['epoch']} ({self.best['val_loss']:.4f})")
+            return True
+        return False
 
     def _ranks_in_sync(self) -> bool:
         """Every rank holds the same weights (DDP averaged every gradient); trivially true for one process."""
@@ -516,6 +616,7 @@ class Trainer:
     def _export(self) -> dict[str, Any]:
         from vla_trainer.export import export_artifact
         cfg = self.config
+        disable_activation_checkpointing(self.policy)  # the exported graph is the plain forward
         self.policy.eval()
         policy = self.policy.float().cpu()
         self._say("exporting ONNX and checking it against torch")
