@@ -94,9 +94,13 @@ def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla
             line = alone.stdout.readline()
         m = re.search(PAGE_LINE, line)
         assert m, f"the standalone view printed no page address: {line!r}"
+        # A long poll answers 204 after 2 s without a frame: the new node may not have discovered the camera yet.
         req = urllib.request.Request(f"{m.group(1)}/api/camera/0?after=0", headers={"X-VLA-Token": m.group(3)})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status == 200 and r.read()[:2] == b"\xff\xd8"
+        status, jpeg, deadline = None, b"", time.monotonic() + 30
+        while status != 200 and time.monotonic() < deadline:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, jpeg = r.status, r.read()
+        assert status == 200 and jpeg[:2] == b"\xff\xd8", f"no camera frame from the standalone view in 30 s ({status})"
     finally:
         alone.send_signal(signal.SIGINT)
         alone.wait(10)
