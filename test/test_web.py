@@ -37,6 +37,12 @@ def post(url: str, token: str | None) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
+def page_status(base: str, token: str) -> dict:
+    req = urllib.request.Request(f"{base}/api/status", headers={"X-VLA-Token": token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
 def start_sim_web(vla, *extra: str):
     """`vla up sim_web` on a free port; returns (process, base URL, token) once every node is active."""
     up = vla("up", "sim_web", "--set", "web_view.port=0", *extra)
@@ -59,6 +65,11 @@ def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla
                    "the expert still driving after the refused requests")
     assert not any(s.estop for _, s in states), "a request without the token latched the e-stop"
 
+    # As an operator would: the page shows the shield's state before its e-stop is pressed (on a loaded machine
+    # the view may take seconds to discover the shield; its e-stop then waits for it, see the next test).
+    deadline = time.monotonic() + 30
+    while not page_status(base, token)["shield"].get("active_source") and time.monotonic() < deadline:
+        time.sleep(0.2)
     pressed = time.monotonic()
     code, body = post(f"{base}/api/estop", token)
     assert code == 200 and body["ok"], body
@@ -104,6 +115,26 @@ def test_page_refuses_without_the_token_and_its_estop_stops_the_robot(probe, vla
     finally:
         alone.send_signal(signal.SIGINT)
         alone.wait(10)
+    up.interrupt()
+    assert up.wait(60) == 0, up.output
+
+
+def test_an_estop_nobody_received_is_never_reported_done(vla, one_node_profile):
+    """The web view alone (no shield in the graph): the page's e-stop finds neither the shield's service nor a
+    subscriber of safety/estop, and says so (502, "E-STOP NOT CONFIRMED", the hardware e-stop) within its
+    service_timeout, instead of reporting an e-stop that reached nobody."""
+    from pathlib import Path
+    ws = Path(__file__).resolve().parents[1]
+    profile = one_node_profile("web_view", "vla_web", ws / "params" / "web_view.yaml", "the web view alone")
+    up = vla("up", str(profile), "--set", "web_view.port=0", "--set", "web_view.rerun=false",
+             "--set", "web_view.service_timeout=1.0")
+    m = up.wait_line(PAGE_LINE, 90)
+    up.wait_line(r"all \d+ nodes active", 90)
+    t0 = time.monotonic()
+    code, body = post(f"{m.group(1)}/api/estop", m.group(3))
+    took = time.monotonic() - t0
+    assert code == 502 and not body["ok"] and "E-STOP NOT CONFIRMED" in body["message"], body
+    assert "hardware e-stop" in body["message"] and took < 5.0, (took, body)
     up.interrupt()
     assert up.wait(60) == 0, up.output
 

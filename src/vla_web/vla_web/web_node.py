@@ -276,23 +276,47 @@ class WebViewNode(ManagedNode):
                 mark=MarkEpisode.Request.SUCCESS if name == "mark_success" else MarkEpisode.Request.FAILURE)
         else:
             client, request = self._services_used[name], Trigger.Request()
+        if name == "estop":
+            return self._estop(client, timeout)
         if not client.service_is_ready():
-            if name == "estop":
-                # The shield also latches on safety/estop: the e-stop must not depend on one service.
-                self._pubs["estop"].publish(Bool(data=True))
-                return True, f"no {client.srv_name} service; e-stop sent on safety/estop instead"
             return False, f"no {client.srv_name} service: is that node running in this profile?"
+        answer = self._call(client, request, timeout)
+        if answer is None:
+            return False, f"{client.srv_name} did not answer within {timeout:g} s"
+        return bool(answer.success), answer.message
+
+    @staticmethod
+    def _call(client, request, timeout: float):
+        """The service's answer, or None when it did not answer within ``timeout`` s."""
         done = threading.Event()
         future = client.call_async(request)
         future.add_done_callback(lambda _: done.set())
         if not done.wait(timeout):
             future.cancel()
-            if name == "estop":
-                self._pubs["estop"].publish(Bool(data=True))
-                return True, f"{client.srv_name} did not answer; e-stop sent on safety/estop instead"
-            return False, f"{client.srv_name} did not answer within {timeout:g} s"
-        answer = future.result()
-        return bool(answer.success), answer.message
+            return None
+        return future.result()
+
+    def _estop(self, client, timeout: float) -> tuple[bool, str]:
+        """E-stop through the shield's service; where it is not (yet) discovered or does not answer, through
+        safety/estop, which the shield also latches on. Done only when confirmed: by the service's answer, or by the
+        shield's own state reporting E-STOP. A node that has not discovered the shield yet (a graph just started on a
+        loaded machine) waits for it within ``timeout``; an e-stop nobody received is never reported as done."""
+        deadline = time.monotonic() + timeout
+        if client.service_is_ready() or client.wait_for_service(timeout_sec=min(1.0, timeout)):
+            answer = self._call(client, Trigger.Request(), max(0.1, deadline - time.monotonic()))
+            if answer is not None and answer.success:
+                return True, answer.message
+        pub = self._pubs["estop"]
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pub.publish(Bool(data=True))
+        how = f"no answer from {client.srv_name}; e-stop sent on safety/estop"
+        while time.monotonic() < deadline + 1.0:
+            if self.state is not None and self.state.snapshot()["shield"].get("estop"):
+                return True, f"{how}; the shield reports E-STOP"
+            time.sleep(0.05)
+        return False, (f"E-STOP NOT CONFIRMED: {how} ({pub.get_subscription_count()} subscriber(s)) and the "
+                       f"shield's state does not show it; use the robot's hardware e-stop")
 
     def _publish_diagnostics(self) -> None:
         snap = self.state.snapshot()
