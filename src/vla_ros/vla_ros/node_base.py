@@ -59,6 +59,7 @@ from vla_core.process import configure_process
 from vla_interfaces.msg import Heartbeat
 from vla_ros import node_qos
 from vla_ros.node_params import check_set, declare_specs, read_specs
+from vla_ros.spinning import spin_once
 
 # Period of the node base's own /diagnostics status when the node declares no diagnostics_period.
 NODE_DIAGNOSTICS_PERIOD = 1.0
@@ -489,7 +490,7 @@ def spin_until_signal(node: "rclpy.node.Node", executor: "rclpy.executors.Execut
     executor = executor if executor is not None else SingleThreadedExecutor()
     executor.add_node(node)
     while stop.signal is None and rclpy.ok():
-        executor.spin_once(timeout_sec=0.1)
+        spin_once(executor, 0.1)
     return stop.signal
 
 

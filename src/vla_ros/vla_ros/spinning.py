@@ -5,15 +5,30 @@ progress on another thread: its check for outstanding work reads the flag it has
 after it can free the handles that the spinning thread still holds, and under load that crashes the process
 (SIGSEGV in ``_wait_for_ready_callbacks``). :class:`SpinThread` ends its loop at the next turn, is joined, and only
 then shuts the executor down; the caller destroys nodes after :meth:`SpinThread.stop` returned True.
+
+An entity destroyed on another thread (a subscription a command-line tool no longer needs, a lifecycle cleanup on
+a worker thread of a multi-threaded executor) can also be destroyed between the two steps in which rclpy builds a
+wait set: rclpy then raises ``InvalidHandle`` ("destruction was requested") out of ``spin_once``. :func:`spin_once`
+takes that turn as empty; the next turn builds the wait set without the destroyed entity.
 """
 from __future__ import annotations
 
 import threading
 
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor
 
 #: How long one wait may last: the longest a stop request waits for the loop to notice it.
 TURN_S = 0.05
+
+
+def spin_once(executor: Executor, timeout_sec: float) -> None:
+    """``executor.spin_once``, where an entity destroyed while the wait set was being built ends the turn
+    instead of the spinning loop."""
+    try:
+        executor.spin_once(timeout_sec=timeout_sec)
+    except InvalidHandle:
+        pass  # the generator that raised is exhausted: rclpy starts a new one, and a new wait set, next turn
 
 
 class SpinThread:
@@ -31,7 +46,7 @@ class SpinThread:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.executor.spin_once(timeout_sec=TURN_S)
+                spin_once(self.executor, TURN_S)
             except Exception:  # noqa: BLE001 - the context went down underneath the executor
                 if not self.executor.context.ok():
                     return

@@ -1,0 +1,41 @@
+"""SpinThread with real rclpy: an entity destroyed on another thread while the executor builds its wait set (as
+`vla record` destroys the subscriptions it made to wait for the graph) never ends the spinning.
+
+The race is a window of a few bytecodes in rclpy's ``_wait_for_ready_callbacks``: the executor has listed a
+subscription's QoS event handler, another thread requests its destruction, and ``add_to_wait_set`` raises
+``InvalidHandle``. The test holds that state open: a real event handler whose destruction was requested while
+the node still lists it (``destroy_subscription`` would take it out of the list, closing the window)."""
+import time
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from std_msgs.msg import Empty
+
+from vla_ros.spinning import SpinThread
+
+
+def test_an_entity_destroyed_while_the_wait_set_is_built_does_not_stop_the_spinning():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("spinning_test", context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    ticks = []
+    node.create_timer(0.01, lambda: ticks.append(time.monotonic()))
+    spinner = SpinThread(executor).start()
+    try:
+        sub = node.create_subscription(Empty, "/spin_test", lambda _m: None, qos_profile_sensor_data)
+        handler = sub.event_handlers[0]
+        assert handler in node.waitables
+        handler.destroy()  # requested on this thread; the executor still lists it
+        time.sleep(0.5)
+        assert spinner.running, "the spinning thread ended on InvalidHandle"
+        node.destroy_subscription(sub)  # takes the handler out of the node's list, as it does a moment later
+        before = len(ticks)
+        time.sleep(0.5)
+        assert len(ticks) > before, "the timer stopped firing"
+    finally:
+        if spinner.stop():
+            node.destroy_node()
+        rclpy.shutdown(context=ctx)
