@@ -46,27 +46,28 @@ from vla_interfaces.msg import HelpRequest, InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
 from vla_core.codecs import JOINT_TRAJECTORY, TWIST
 from vla_core.errors import ConfigError
-from vla_core.features import LANGUAGE, STATE, image_key
+from vla_core.features import LANGUAGE, image_key
 from vla_policy.engines import EngineUnavailable
 from vla_policy.exploration import check_exploration, explore
-from vla_policy.inputs import InputCache, InputError, embedding_input, image_input, state_vector
+from vla_policy.input_node import MAX_LOG_CHARS, ModelInputs
+from vla_policy.inputs import InputCache
 from vla_policy.policy_params import POLICY_PARAMS
 from vla_policy.runner import PolicyRunner
 from vla_policy.runtime import LoadedPolicy, PolicyOutputError, PolicySlot, load_policy
 from vla_policy.uncertainty import HelpMonitor
 from vla_ros import node_qos
-from vla_ros.convert import command_message_type, time_to_seconds, vector_to_command
+from vla_ros.convert import command_message_type, vector_to_command
 from vla_ros.input_wait import InputWait
 from vla_ros.node_base import ManagedNode, main_for
 
 EMBEDDING_TOPIC = "instruction/embedding"
-MAX_LOG_CHARS = 600
 # No tick for this long (wall clock) means the control loop is idle, and a staged policy is swapped in at once.
 IDLE_SWAP_S = 0.5
 
 
-class PolicyNode(ManagedNode):
+class PolicyNode(ModelInputs, ManagedNode):
     PARAMS = POLICY_PARAMS
+    WAITING_FOR_INPUT = "no command is proposed until a valid one arrives"
 
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)
@@ -85,9 +86,8 @@ class PolicyNode(ManagedNode):
         self._used_stamps: dict[str, float] = {}  # feature -> stamp of the input the last tick acted on
         self._input_wait: InputWait | None = None  # ticks wait for the inputs of their instant (input_wait)
         self.counters = collections.Counter()
-        self.rejects: collections.Counter = collections.Counter()  # (feature, reason) -> inputs dropped
-        self.last_reject = ""
         self._count_lock = threading.Lock()
+        self._init_input_counts(self._count_lock)
         self.latencies: collections.deque = collections.deque(maxlen=500)
         self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
         self.last_event = ""
@@ -211,41 +211,18 @@ class PolicyNode(ManagedNode):
         self.runner = None
 
     # ---- inputs ---------------------------------------------------------------------------------
-    # Each callback only converts: vla_policy.inputs checks against the serving artifact and raises InputError.
+    # vla_policy.input_node checks each input against the serving artifact and drops (and counts) a bad one.
     def _on_image(self, feature: str, msg: Image) -> None:
-        try:
-            rgb = image_input(msg.data, msg.height, msg.width, msg.encoding, msg.step)
-            self.cache.offer(feature, rgb, time_to_seconds(msg.header.stamp), f"{msg.encoding[:32]} image")
-        except InputError as exc:
-            self._reject(feature, exc)
+        self._offer_image(feature, msg)
         self._inputs_arrived()
 
     def _on_joints(self, msg: JointState) -> None:
-        try:
-            vec = state_vector(msg.name, msg.position, msg.velocity, msg.effort, self.contract.state.joints,
-                               self.contract.state.fields)
-            self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
-        except InputError as exc:
-            self._reject(STATE, exc)
+        self._offer_joints(msg)
         self._inputs_arrived()
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
         self._embedding_encoder = msg.encoder_id
-        try:
-            vec = embedding_input(msg.embedding, msg.encoder_id, self.encoder_id, msg.text)
-            # The instruction holds until the next one (no stamp): it arrives once, latched.
-            self.cache.offer(LANGUAGE, vec, None, f"encoder '{msg.encoder_id[:64]}'")
-        except InputError as exc:
-            self._reject(LANGUAGE, exc)
-
-    def _reject(self, feature: str, exc: InputError) -> None:
-        """Drop the feature (nothing older is used in its place), count it and say why, throttled."""
-        self.cache.refuse(feature, str(exc))
-        text = f"{feature} input dropped ({exc.reason}): {exc}"[:MAX_LOG_CHARS]
-        with self._count_lock:
-            self.rejects[(feature, exc.reason)] += 1
-            self.last_reject = text
-        self.throttled_warning((feature, exc.reason), text + "; no command is proposed until a valid one arrives")
+        self._offer_embedding(msg)
 
     def on_callback_error(self, where: str, exc: Exception) -> None:
         """As for stale input: forget the chunk in flight and the observations, so that nothing is proposed

@@ -26,22 +26,22 @@ from sensor_msgs.msg import Image, JointState
 from vla_core.artifact import ArtifactError
 from vla_core.contract import RobotContract
 from vla_core.errors import ConfigError
-from vla_core.features import LANGUAGE, STATE, image_key, is_image
+from vla_core.features import LANGUAGE, image_key, is_image
 from vla_core.paths import workspace_path
 from vla_interfaces.msg import EpisodeEvent, InstructionEmbedding, Reward
-from vla_policy.inputs import InputCache, InputError, embedding_input, image_input, input_specs, state_vector
+from vla_policy.input_node import ModelInputs
+from vla_policy.inputs import InputCache, input_specs
 from vla_policy.reward import RewardModel, SuccessJudge, resolve_reward_model
 from vla_policy.reward_params import REWARD_PARAMS
 from vla_ros import node_qos
-from vla_ros.convert import time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 
 EMBEDDING_TOPIC = "instruction/embedding"
-MAX_LOG_CHARS = 600
 
 
-class RewardNode(ManagedNode):
+class RewardNode(ModelInputs, ManagedNode):
     PARAMS = REWARD_PARAMS
+    WAITING_FOR_INPUT = "nothing is judged until a valid one arrives"
 
     def __init__(self, **kwargs):
         super().__init__("reward", **kwargs)
@@ -68,8 +68,7 @@ class RewardNode(ManagedNode):
         self._episode: EpisodeEvent | None = None
         self._lock = threading.Lock()
         self.counters: collections.Counter = collections.Counter()
-        self.rejects: collections.Counter = collections.Counter()
-        self.last_reject = ""
+        self._init_input_counts(self._lock)
         self.last_probability = float("nan")
         lp = self.create_lifecycle_publisher
         self._reward_pub = lp(Reward, "~/reward", 10)
@@ -115,29 +114,15 @@ class RewardNode(ManagedNode):
 
     # ---- inputs ---------------------------------------------------------------------------------
     def _on_image(self, feature: str, msg: Image) -> None:
-        try:
-            rgb = image_input(msg.data, msg.height, msg.width, msg.encoding, msg.step)
-            self.cache.offer(feature, rgb, time_to_seconds(msg.header.stamp), f"{msg.encoding[:32]} image")
-        except InputError as exc:
-            self._reject(feature, exc)
-            return
-        self._frame_stamps[feature] = msg.header.stamp  # exact, for the reward's header
-        self._maybe_judge()
+        if self._offer_image(feature, msg):
+            self._frame_stamps[feature] = msg.header.stamp  # exact, for the reward's header
+            self._maybe_judge()
 
     def _on_joints(self, msg: JointState) -> None:
-        try:
-            vec = state_vector(msg.name, msg.position, msg.velocity, msg.effort, self.contract.state.joints,
-                               self.contract.state.fields)
-            self.cache.offer(STATE, vec, time_to_seconds(msg.header.stamp), "joint_states")
-        except InputError as exc:
-            self._reject(STATE, exc)
+        self._offer_joints(msg)
 
     def _on_embedding(self, msg: InstructionEmbedding) -> None:
-        try:
-            vec = embedding_input(msg.embedding, msg.encoder_id, self.encoder_id, msg.text)
-            self.cache.offer(LANGUAGE, vec, None, f"encoder '{msg.encoder_id[:64]}'")
-        except InputError as exc:
-            self._reject(LANGUAGE, exc)
+        self._offer_embedding(msg)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.event == EpisodeEvent.START:
@@ -145,15 +130,6 @@ class RewardNode(ManagedNode):
             self.judge.start()
         else:
             self.judge.end()
-
-    def _reject(self, feature: str, exc: InputError) -> None:
-        """Drop the feature (nothing older is judged in its place), count it and say why, throttled."""
-        self.cache.refuse(feature, str(exc))
-        text = f"{feature} input dropped ({exc.reason}): {exc}"[:MAX_LOG_CHARS]
-        with self._lock:
-            self.rejects[(feature, exc.reason)] += 1
-            self.last_reject = text
-        self.throttled_warning((feature, exc.reason), text + "; nothing is judged until a valid one arrives")
 
     def on_callback_error(self, where: str, exc: Exception) -> None:
         cache = getattr(self, "cache", None)

@@ -7,35 +7,22 @@ subscription's QoS event handler, another thread requests its destruction, and `
 the node still lists it (``destroy_subscription`` would take it out of the list, closing the window)."""
 import time
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Empty
 
-from vla_ros.spinning import SpinThread
+from vla_ros.testing import spinning_probe
 
 
 def test_an_entity_destroyed_while_the_wait_set_is_built_does_not_stop_the_spinning():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("spinning_test", context=ctx)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    ticks = []
-    node.create_timer(0.01, lambda: ticks.append(time.monotonic()))
-    spinner = SpinThread(executor).start()
-    try:
+    with spinning_probe("/spin_test") as (_ctx, node, _executor):  # spun by a SpinThread
+        ticks = []
+        node.create_timer(0.01, lambda: ticks.append(time.monotonic()))
         sub = node.create_subscription(Empty, "/spin_test", lambda _m: None, qos_profile_sensor_data)
         handler = sub.event_handlers[0]
         assert handler in node.waitables
         handler.destroy()  # requested on this thread; the executor still lists it
-        time.sleep(0.5)
-        assert spinner.running, "the spinning thread ended on InvalidHandle"
+        time.sleep(0.5)  # every turn meanwhile raises InvalidHandle in rclpy
         node.destroy_subscription(sub)  # takes the handler out of the node's list, as it does a moment later
         before = len(ticks)
         time.sleep(0.5)
-        assert len(ticks) > before, "the timer stopped firing"
-    finally:
-        if spinner.stop():
-            node.destroy_node()
-        rclpy.shutdown(context=ctx)
+        assert len(ticks) > before, "the spinning thread ended on InvalidHandle: the timer stopped firing"
