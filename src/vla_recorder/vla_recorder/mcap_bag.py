@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import struct
 import threading
 from pathlib import Path
+from typing import Iterable, NamedTuple
 
 from mcap.writer import CompressionType, Writer
 
@@ -87,6 +89,43 @@ class McapBag:
                 return
             self._writer.finish()
             self._file.close()
+
+
+def cdr_header_stamp(data: bytes) -> float | None:
+    """The ``header.stamp`` (s) of a serialized message whose first field is a std_msgs/Header (CDR: a 4-byte
+    encapsulation, then the stamp's int32 sec and uint32 nanosec); None if ``data`` is too short."""
+    if len(data) < 12:
+        return None
+    order = "<" if data[1] & 1 else ">"  # encapsulation 0x0001: little-endian CDR; 0x0000: big-endian
+    sec, nanosec = struct.unpack_from(order + "iI", data, 4)
+    return sec + nanosec * 1e-9
+
+
+class Preroll(NamedTuple):
+    """A raw message received while no bag was open."""
+    topic: str
+    data: bytes
+    received_ns: int
+    stamp: float | None  # its header's stamp (s), for a message type with a header
+
+
+def preroll_to_keep(preroll: Iterable[Preroll], since: float) -> list[Preroll]:
+    """The pre-roll messages an episode's bag keeps, in the order received: those stamped at or after ``since``
+    (s; by header stamp, since a message can be received before the receiver's clock reaches its stamp), those
+    without a stamp received at or after ``since``, and of each topic the newest one before those (the state,
+    command or flag in force when the episode's first frame was taken)."""
+    items = list(preroll)
+    after = [m for m in items if (m.stamp if m.stamp is not None else m.received_ns * 1e-9) >= since]
+    kept = {id(m) for m in after}
+    first_after: dict[str, int] = {}
+    for m in after:
+        first_after.setdefault(m.topic, m.received_ns)
+    in_force: dict[str, Preroll] = {}
+    for m in items:
+        if id(m) not in kept and m.received_ns <= first_after.get(m.topic, m.received_ns):
+            in_force[m.topic] = m
+    kept |= {id(m) for m in in_force.values()}
+    return [m for m in items if id(m) in kept]
 
 
 def subscribe_raw(node, bag: McapBag, topics: dict[str, type], qos) -> list:

@@ -60,7 +60,7 @@ from vla_recorder.convert import command_type, command_vector, image_to_feature,
 from vla_recorder import inputs
 from vla_recorder.episodes import ABORTED, CANCELED, DISCARD, SAVE, SUCCEEDED, EpisodeControl, Outcome, Sources
 from vla_recorder.inputs import RobotEpisodes, future_stamp_problem
-from vla_recorder.mcap_bag import McapBag
+from vla_recorder.mcap_bag import McapBag, Preroll, cdr_header_stamp, preroll_to_keep
 from vla_recorder.recorder_params import RECORDER_PARAMS
 from vla_recorder.sampler import FrameSampler
 from vla_ros import node_qos
@@ -146,6 +146,8 @@ class RecorderNode(ManagedNode):
             topics.update({c.state.topic: JointState, self.command_topic: command_type(c),
                            p["intervention_topic"]: Intervention, c.instruction_topic: String})
             self._bag_subs = [(topic, msg_type) for topic, msg_type in topics.items()]
+            self._stamped = {topic for topic, msg_type in topics.items()
+                             if "header" in msg_type.get_fields_and_field_types()}
             self._entities += [self.create_subscription(msg_type, topic, lambda data, t=topic: self._on_raw(t, data),
                                                         RECORD_SUB, raw=True) for topic, msg_type in self._bag_subs]
         self._timer = self.create_timer(0.5 / c.fps, self._on_tick)
@@ -279,7 +281,7 @@ class RecorderNode(ManagedNode):
         if bag is not None:
             bag.write(self.resolve_topic_name(topic), data, now)
         else:  # a pre-roll: an episode's first messages can arrive before the episode is opened
-            self._preroll.append((topic, data, now))
+            self._preroll.append(Preroll(topic, data, now, cdr_header_stamp(data) if topic in self._stamped else None))
 
     def _open_bag(self, index: int) -> None:
         if not self.params["mcap"]:
@@ -289,13 +291,13 @@ class RecorderNode(ManagedNode):
             module = msg_type.__module__.split(".")[0]
             bag.add_topic(self.resolve_topic_name(topic), f"{module}/msg/{msg_type.__name__}")
         self._bag = bag
-        # The messages received since the episode's first frame (a frame is published a period before the clock
-        # reaches its stamp), which arrived before the episode opened.
+        # The messages of the episode's first frame that arrived before the episode opened: stamped from the first
+        # frame on (a frame can arrive before this node's clock reaches its stamp, more so on a loaded machine), and
+        # the newest of each topic before them (what was in force at the first frame).
         since = (self.sampler.start_time or 0.0) - 1.5 / self.contract.fps
-        while self._preroll:
-            topic, data, t = self._preroll.popleft()
-            if t >= since * 1e9:
-                bag.write(self.resolve_topic_name(topic), data, t)
+        for m in preroll_to_keep(self._preroll, since):
+            bag.write(self.resolve_topic_name(m.topic), m.data, m.received_ns)
+        self._preroll.clear()
 
     def _close_bag(self, index: int, keep: bool) -> None:
         bag, self._bag = self._bag, None

@@ -70,3 +70,61 @@ def test_scripted_demonstrations_of_the_arm_record_both_cameras_and_joint_target
     assert scene.shape == wrist.shape and not np.array_equal(scene, wrist)
     action = np.asarray(first["action"])
     assert action.shape == (7,) and action[6] == pytest.approx(0.08)  # the gripper's opening in m
+
+
+def test_the_corrector_takes_over_from_a_stalled_policy_and_hands_back(arm):
+    """A policy that only holds the arm still: after ``patience`` s without progress the expert drives for
+    ``takeover`` s, then hands back; with takeovers as long as a whole demonstration the cube is placed."""
+    from vla_sim.corrector import TakeoverRule
+    rule = TakeoverRule(patience=1.0, takeover=2.0, mode="on_error")
+    source = ExpertSource("arm", timeout=0.5, rule=rule)
+    frame = arm.reset(seed=3)
+    driven = []
+    for step in range(60):
+        now = step * arm.dt
+        source.observe(arm.privileged_state(), episode=0, now=now)
+        command = source.command(now)
+        driven.append(command is not None)
+        frame = arm.step(arm.hold_action() if command is None else command)
+    # Held still for 1 s (10 ticks), the expert drives for 2 s (20 ticks) and hands back; the arm then stays
+    # where the expert left it, which is progress, so the next takeover waits for another second of no progress.
+    assert driven[:10] == [False] * 10 and driven[10:30] == [True] * 20 and not driven[30]
+    assert rule.takeovers >= 1 and rule.episode_takeovers == rule.takeovers
+    # A new episode hands back at once and restarts the patience timer.
+    arm.reset(seed=3)
+    source.observe(arm.privileged_state(), episode=1, now=100.0)
+    assert source.command(100.0) is None and rule.episode_takeovers == 0
+
+    long_rule = TakeoverRule(patience=0.5, takeover=30.0, mode="on_error")
+    source = ExpertSource("arm", timeout=0.5, rule=long_rule)
+    frame = arm.reset(seed=4)
+    for step in range(120):
+        now = step * arm.dt
+        source.observe(arm.privileged_state(), episode=0, now=now)
+        command = source.command(now)
+        frame = arm.step(arm.hold_action() if command is None else command)
+        if frame.is_success:
+            break
+    assert frame.is_success and long_rule.takeovers == 1
+
+
+def test_the_arms_progress_falls_through_a_demonstration(arm):
+    """The corrector's progress measure on the expert's own episode: it ends near zero, and no stretch without
+    1 cm of progress comes near the default patience (3 s)."""
+    from vla_sim.corrector import ArmTaskDistance
+    distance = ArmTaskDistance()
+    arm.reset(seed=5)
+    expert = arm.make_expert()
+    d = [distance(arm.privileged_state())]
+    for _ in range(150):
+        frame = arm.step(expert.act(arm.privileged_state()))
+        d.append(distance(arm.privileged_state()))
+        if frame.is_success:
+            break
+    assert frame.is_success and d[-1] < 0.05 < d[0]
+    longest, reference, since = 0, d[0], 0
+    for i, value in enumerate(d):
+        if value <= reference - 0.01:
+            reference, since = value, i
+        longest = max(longest, i - since)
+    assert longest * arm.dt < 2.0, f"{longest} ticks without progress"

@@ -16,6 +16,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from vla_core.registry import Registry
+from vla_sim.corrector import TakeoverRule, tabletop_target_distance
 
 DEVICES: Registry[type["TeleopDevice"]] = Registry("teleop device", name_attr="name")
 #: Class decorator: register a TeleopDevice under a name (the ``device`` parameter's value).
@@ -147,44 +148,20 @@ class ExpertDevice(TeleopDevice):
         self._state, self._stamp, self._episode = None, -np.inf, -1
 
 
-def tabletop_target_distance(privileged: np.ndarray) -> float:
-    """Distance (m) from the target block's centre to the target zone's centre, from the flat privileged
-    state of ``vla_sim``'s TabletopPushEnv.
-
-    Raises:
-        ValueError: ``privileged`` is not a tabletop privileged state.
-    """
-    from vla_sim.envs.tabletop import TabletopPushEnv  # the layout belongs to the simulator; loaded on use
-
-    s = TabletopPushEnv.decode_privileged(privileged)
-    return float(np.hypot(*(s.target_block_pos - s.target_zone_pos)))
-
-
 @register_device("corrector")
-@dataclass
-class CorrectorDevice(TeleopDevice):
+@dataclass(kw_only=True)
+class CorrectorDevice(TakeoverRule, TeleopDevice):
     """A scripted operator: watches the privileged sim state while a policy drives, and takes over with the
-    scripted expert when the policy stops making progress.
+    scripted expert when the policy stops making progress (:class:`vla_sim.corrector.TakeoverRule`: no
+    progress for ``patience`` s, then ``policy(privileged)`` for ``takeover`` s, at most ``max_takeovers`` per
+    episode; mode "always" drives every step, "off" only watches).
 
-    Rule, on the clock of the ``now`` values passed in (sim time under ``use_sim_time``):
-
-    * progress is measured by ``distance(privileged)``, the target block's distance to the target zone
-      centre (m). Reaching ``min_progress`` m below the reference distance is progress: the reference
-      becomes the current distance and the patience timer restarts;
-    * the policy errs when there has been no progress for ``patience`` s. The device then takes over:
-      it calls ``on_takeover()`` (reset the expert) and :meth:`command` returns ``policy(privileged)``
-      for ``takeover`` s;
-    * then it hands back (:meth:`command` returns None) and restarts the patience timer from the
-      current distance;
-    * a new episode (another ``episode`` number) hands back at once and restarts the timer;
-    * at most ``max_takeovers`` takeovers per episode (0: unlimited).
-
-    Only the block counts: a policy still travelling to the block makes no progress by this rule. The
-    scripted expert's first approach alone took up to 3.3 s on TabletopPush-v0 (4.9 s on
-    TabletopPushHard-v0; seeds 0-199), so a ``patience`` shorter than that also takes over from good
-    policies at the start of some episodes.
-
-    Counters (diagnostics): ``takeovers`` since construction, ``episode_takeovers`` in this episode.
+    Progress is ``distance(privileged)``: by default the target block's distance to the target zone centre
+    (m). Only the block counts, so a policy still travelling to the block makes no progress. The scripted
+    expert's first approach alone took up to 3.3 s on TabletopPush-v0 (4.9 s on TabletopPushHard-v0; seeds
+    0-199), so a ``patience`` shorter than that also takes over from good policies at the start of some episodes.
+    ``on_takeover()`` is called when a takeover starts (and on each new episode in mode "always"): reset the
+    expert.
     """
 
     PARAMETERS: ClassVar[dict[str, str]] = {
@@ -196,42 +173,19 @@ class CorrectorDevice(TeleopDevice):
     policy: Callable[[np.ndarray], np.ndarray]
     distance: Callable[[np.ndarray], float] = tabletop_target_distance
     on_takeover: Callable[[], None] = lambda: None
-    patience: float = 5.0
-    takeover: float = 2.0
-    min_progress: float = 0.01
-    max_takeovers: int = 0
     state_timeout: float = 0.5
     check: Callable[[np.ndarray], np.ndarray] = finite_state  # validates each state first (see ExpertDevice)
-    # "on_error": take over when the policy stalls (above); "always": drive every step (recording
-    # demonstrations); "off": watch only (evaluating the policy alone). May change at any time.
-    mode: str = "on_error"
-    takeovers: int = field(default=0, init=False)
-    episode_takeovers: int = field(default=0, init=False)
     _state: np.ndarray | None = field(default=None, init=False, repr=False)
     _stamp: float = field(default=-np.inf, init=False, repr=False)
-    _episode: int = field(default=-1, init=False, repr=False)
-    _reference: float = field(default=np.inf, init=False, repr=False)  # distance progress is measured from
-    _since: float = field(default=np.inf, init=False, repr=False)      # when the reference was set
-    _until: float | None = field(default=None, init=False, repr=False)  # end of the takeover, None: policy drives
-
-    # Clocks are sums of float periods (sim time = steps * dt): compare with a tolerance far below one tick.
-    _EPS: ClassVar[float] = 1e-9
 
     def __post_init__(self) -> None:
-        problems = [f"{name}={value!r} must be > 0 s" for name, value in
-                    (("patience", self.patience), ("takeover", self.takeover), ("state_timeout", self.state_timeout))
-                    if not value > 0]
-        if not self.min_progress > 0:
-            problems.append(f"min_progress={self.min_progress!r} must be > 0 m (a still block is no progress)")
-        if self.max_takeovers < 0:
-            problems.append(f"max_takeovers={self.max_takeovers!r} must be >= 0 (0: unlimited)")
+        problems = [] if self.state_timeout > 0 else [f"state_timeout={self.state_timeout!r} must be > 0 s"]
+        try:
+            super().__post_init__()
+        except ValueError as exc:
+            problems.insert(0, str(exc).removeprefix("corrector: "))
         if problems:
             raise ValueError("corrector: " + "; ".join(problems))
-
-    @property
-    def engaged(self) -> bool:
-        """Whether the corrector (not the policy) is in control."""
-        return self._until is not None
 
     def observe(self, privileged: np.ndarray, episode: int, now: float) -> None:
         """Take the privileged state of ``episode`` at time ``now`` (s) and decide who is in control.
@@ -244,41 +198,18 @@ class CorrectorDevice(TeleopDevice):
         if not np.isfinite(d):
             raise ValueError(f"the distance to the goal of this state is {d}")
         self._state, self._stamp = state, now
-        if episode != self._episode:
-            self._episode, self.episode_takeovers, self._until = episode, 0, None
-            self._restart(d, now)
-            if self.mode == "always":
-                self.on_takeover()  # a fresh expert for every demonstration
-        elif self._until is not None:
-            if now >= self._until - self._EPS:
-                self._until = None
-                self._restart(d, now)
-        elif d <= self._reference - self.min_progress:
-            self._restart(d, now)
-        elif now - self._since >= self.patience - self._EPS and (
-                self.max_takeovers == 0 or self.episode_takeovers < self.max_takeovers):
-            self._until = now + self.takeover
-            self.takeovers += 1
-            self.episode_takeovers += 1
+        if self.update(d, episode, now):
             self.on_takeover()
 
     def command(self, now: float) -> np.ndarray | None:
-        if self.mode == "off" or self._state is None or now - self._stamp > self.state_timeout:
-            return None
-        if self.mode == "always":  # the operator drives every step: demonstrations
-            return np.asarray(self.policy(self._state), dtype=np.float64)
-        if self._until is None or now >= self._until - self._EPS:
+        if self._state is None or now - self._stamp > self.state_timeout or not self.drives(now):
             return None
         return np.asarray(self.policy(self._state), dtype=np.float64)
 
     def reset(self) -> None:
         """Forget the state and any takeover; the policy is in control. ``takeovers`` keeps counting."""
-        self._state, self._stamp, self._episode, self._until = None, -np.inf, -1, None
-        self.episode_takeovers = 0
-        self._restart(np.inf, np.inf)
-
-    def _restart(self, distance: float, now: float) -> None:
-        self._reference, self._since = distance, now
+        self._state, self._stamp = None, -np.inf
+        super().reset()
 
 
 # Keys: w/s forward/back (+x/-x), a/d left/right (+y/-y), space stops. Arrow keys map onto them.

@@ -88,11 +88,8 @@ ARM_DEMO_NOISE = 0.0
 
 def arm_args(args: argparse.Namespace) -> argparse.Namespace:
     """``vla demo`` flags for the arm: its recipe (params/train/arm_act.yaml) where the tabletop's default was left,
-    its noise default (rad per joint); raises ValueError for what the arm's loop cannot do yet."""
+    its noise default (rad per joint)."""
     out = argparse.Namespace(**vars(args))
-    if out.rounds:
-        raise ValueError(f"--rounds {out.rounds}: the arm has no scripted corrector yet, so no continual rounds; "
-                         "run --preset arm with --rounds 0")
     if out.train_config == TABLETOP_RECIPE:
         out.train_config = ARM_RECIPE
     if out.demo_noise is None:
@@ -101,18 +98,22 @@ def arm_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 class ArmLoopClient(LoopClient):
-    """The arm's loop client: the scripted expert (sim_expert) drives the demonstrations through the shield."""
+    """The arm's loop client: the scripted expert (sim_expert) drives the demonstrations through the shield, and
+    corrects the policy in the continual rounds."""
 
     OPERATOR = "/sim_expert"
 
     def set_corrector(self, mode: str, noise: float = 0.0) -> None:
-        """"always": the expert drives (with ``noise`` rad of DART noise per joint); "off": it only watches."""
-        if mode not in ("always", "off"):
-            raise LoopError(f"the arm's expert cannot '{mode}': it drives (always) or watches (off); the arm has no "
-                            "scripted corrector yet")
+        """"always": the expert drives (with ``noise`` rad of DART noise per joint); "on_error": the policy drives
+        and the expert takes over when it stalls; "off": the expert only watches."""
+        if mode not in ("always", "on_error", "off"):
+            raise LoopError(f"the arm's expert cannot '{mode}': it drives (always), corrects (on_error) or watches "
+                            "(off)")
         self._set_operator([
             Parameter(name="enabled", value=ParameterValue(type=ParameterType.PARAMETER_BOOL,
-                                                            bool_value=mode == "always")),
+                                                            bool_value=mode != "off")),
+            Parameter(name="mode", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                         string_value="on_error" if mode == "on_error" else "always")),
             Parameter(name="expert_noise", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
                                                                  double_value=float(noise)))])
 
