@@ -232,3 +232,51 @@ def test_environment_state_is_matched_by_stamp_and_a_missing_one_is_nan_counted_
         else:
             np.testing.assert_array_equal(env, [i, 2 * i, -i])
     assert "observation.environment_state" not in run(make(), 3)[0]  # not asked for: not there
+
+
+def _lockstep(sampler, steps, late_every=3):
+    """A simulated robot in lockstep: frame i is published (sent at wall 1000 + i), then its clock tick; the
+    answer to it is sent at wall 1000 + i + 0.5, before frame i + 1. Every ``late_every``-th answer is taken by
+    the recorder after the clock's next tick (received at t + DT, as under load), and its intervention flag too."""
+    frames = []
+    for i in range(steps):
+        t = 100.0 + i * DT
+        for cam in ("cam",):
+            sampler.offer_image(cam, t, img(i))
+        sampler.offer_state(t, np.array([i, -i], float), sent=1000.0 + i)
+        late = i % late_every == 1
+        received = t + DT if late else t + 0.02
+        if late:
+            frames += sampler.poll(t + DT)  # the recorder's timer at the next tick, before the answer
+        sampler.offer_command(received, np.array([0.01 * i]), sent=1000.0 + i + 0.5)
+        sampler.offer_intervention(received, i in (4, 5), sent=1000.0 + i + 0.5)
+        frames += sampler.poll(t + DT)
+    return frames + sampler.poll(100.0 + steps * DT, flush=True)
+
+
+def test_under_simulated_time_an_answer_taken_after_the_next_tick_labels_its_own_frame():
+    causal = make(causal=True)
+    frames = _lockstep(causal, 20)
+    assert len(frames) == 20 and causal.counters.dropped == 0
+    for i, f in enumerate(frames):
+        assert f["action"][0] == pytest.approx(0.01 * i), f"frame {i}"
+        assert f["intervention"] == (i in (4, 5)), f"frame {i}"
+    # By receive time alone, each late answer became the next frame's action and its frame kept the one before.
+    plain = make()
+    frames = _lockstep(plain, 20)
+    wrong = [i for i, f in enumerate(frames) if f["action"][0] != pytest.approx(0.01 * i)]
+    assert wrong and all(i % 3 == 1 for i in wrong)
+
+
+def test_under_simulated_time_a_silent_command_source_closes_frames_after_the_command_timeout():
+    s = make(causal=True, command_timeout=0.5)
+    s.offer_command(99.95, np.array([0.3]), sent=999.5)
+    frames = []
+    for i in range(3):  # no command answers these frames
+        t = 100.0 + i * DT
+        s.offer_image("cam", t, img(i))
+        s.offer_state(t, np.array([i, -i], float), sent=1000.0 + i)
+        frames += s.poll(t + DT)
+    assert frames == []  # waiting: an answer may still be on its way
+    frames += s.poll(100.0 + 0.1 + 0.5)
+    assert len(frames) == 1 and frames[0]["action"][0] == pytest.approx(0.3, abs=1e-6)  # the one in force

@@ -64,7 +64,7 @@ from vla_recorder.mcap_bag import McapBag, Preroll, cdr_header_stamp, preroll_to
 from vla_recorder.recorder_params import RECORDER_PARAMS
 from vla_recorder.sampler import FrameSampler
 from vla_ros import node_qos
-from vla_ros.convert import time_to_seconds
+from vla_ros.convert import sent_time, time_to_seconds
 from vla_ros.node_base import ManagedNode, main_for
 
 # The recorder must not lose a frame to a queue: reliable, and deep enough to ride out a slow tick.
@@ -112,7 +112,8 @@ class RecorderNode(ManagedNode):
         self.camera_keys = [f"observation.images.{cam.name}" for cam in c.cameras]
         self.sampler = FrameSampler(c.fps, self.camera_keys, len(c.state.names), c.action.dim,
                                     late_after=p["late_after"] or None, drop_after=p["drop_after"] or None,
-                                    command_timeout=p["command_timeout"], env_state_dim=len(self.env_names))
+                                    command_timeout=p["command_timeout"], env_state_dim=len(self.env_names),
+                                    causal=bool(self.get_parameter("use_sim_time").value))
         self.command_topic = p["command_topic"] or c.action.topic
         self.robot = RobotEpisodes(p["max_future_stamp"])  # executor thread only
         sources = Sources(needed=tuple(cam.topic for cam in c.cameras) + (c.state.topic,), command=self.command_topic,
@@ -225,13 +226,13 @@ class RecorderNode(ManagedNode):
         with self.control.lock:
             self.sampler.offer_image(key, stamp, rgb)
 
-    def _on_state(self, msg: JointState) -> None:
+    def _on_state(self, msg: JointState, info) -> None:
         self.control.saw(self.contract.state.topic)
         stamp = time_to_seconds(msg.header.stamp)
         if not self._stamp_ok(f"joint state on {self.contract.state.topic}", "state_future_stamp", stamp):
             return
         with self.control.lock:
-            self.sampler.offer_state(stamp, joint_state_vector(msg, self.contract))
+            self.sampler.offer_state(stamp, joint_state_vector(msg, self.contract), sent=sent_time(info))
 
     def _on_env_state(self, msg: SimState) -> None:
         stamp = time_to_seconds(msg.header.stamp)
@@ -248,15 +249,15 @@ class RecorderNode(ManagedNode):
         with self.control.lock:
             self.sampler.offer_env_state(stamp, np.asarray(msg.task_state, np.float64))
 
-    def _on_command(self, msg) -> None:
+    def _on_command(self, msg, info) -> None:
         # Not refused here: a command the robot could not use (wrong size, beyond float32) makes its frames
         # invalid, counted per reason by the sampler (the robot held still rather than executing another one).
         with self.control.lock:
-            self.sampler.offer_command(self.now(), command_vector(msg, self.contract))
+            self.sampler.offer_command(self.now(), command_vector(msg, self.contract), sent=sent_time(info))
 
-    def _on_intervention(self, msg: Intervention) -> None:
+    def _on_intervention(self, msg: Intervention, info) -> None:
         with self.control.lock:
-            self.sampler.offer_intervention(self.now(), msg.active)
+            self.sampler.offer_intervention(self.now(), msg.active, sent=sent_time(info))
 
     def _on_help(self, msg: HelpRequest) -> None:
         if not (math.isfinite(msg.uncertainty) and math.isfinite(msg.threshold)):

@@ -20,6 +20,15 @@ simulator says the instruction's objects are), the one stamped like the image (t
 non-finite is NaN in that row and counted (``env_state_missing``), and leaves the row valid: it is a training
 target, not what the robot observed or did.
 
+**Causal timing** (``causal=True``; the recorder sets it under simulated time): the simulated clock moves in
+steps, and a command sent in answer to frame ``k`` can reach this node after the clock tick of ``t_k+1`` (the
+executor takes the /clock message first), which made it the next frame's action and left frame ``k`` with the
+previous one. So when the sources also give the time their publisher sent them (``sent``: the DDS source
+timestamp, one system clock for the simulator's processes), a command or intervention flag takes the stamp of the
+newest state sent before it (it answers that observation), and frame ``k`` closes only once a command sent after
+the state of ``t_k+1`` has arrived (all earlier ones from that publisher have then arrived too) or
+``command_timeout`` has passed.
+
 A frame's ``help_requested`` says the policy asked for help (its latched ~/help, ``offer_help``) in the frame's
 window, as ``intervention`` says the operator commanded in it: a frame with both is a requested intervention.
 """
@@ -66,8 +75,9 @@ class FrameSampler:
 
     def __init__(self, fps: float, cameras: list[str], state_dim: int, action_dim: int, *,
                  late_after: float | None = None, drop_after: float | None = None, command_timeout: float = 0.5,
-                 env_state_dim: int = 0):
+                 env_state_dim: int = 0, causal: bool = False):
         self.fps, self.dt = fps, 1.0 / fps
+        self.causal = causal
         self.env_state_dim = int(env_state_dim)
         self.cameras, self.state_dim, self.action_dim = list(cameras), state_dim, action_dim
         # A state not from the image's own instant (within half a period) is an older sample: late.
@@ -92,6 +102,10 @@ class FrameSampler:
         self._commands: deque = deque(maxlen=4 * history)  # (receive time, values)
         self._interventions: deque = deque(maxlen=4 * history)  # (receive time, active)
         self._helps: deque = deque(maxlen=4 * history)  # (receive time, active): the policy's help request
+        # Causal timing: (sent, stamp) of each state, and commands / flags waiting for the state sent after them.
+        self._state_sent: deque = deque(maxlen=history)
+        self._unresolved: deque = deque(maxlen=8 * history)  # (sent, received, history, value)
+        self._newest_command_sent = float("-inf")
 
     # ---- episode --------------------------------------------------------------------------------
     def start(self, start_time: float) -> None:
@@ -148,19 +162,52 @@ class FrameSampler:
                 return
         slot.images[camera] = (stamp, rgb, self._arrivals)
 
-    def offer_state(self, stamp: float, values: np.ndarray) -> None:
+    def offer_state(self, stamp: float, values: np.ndarray, sent: float | None = None) -> None:
         self._arrivals += 1
         _insert(self._states, stamp, (np.asarray(values, dtype=np.float64), self._arrivals))
+        if self.causal and sent is not None:
+            _insert(self._state_sent, sent, stamp)
 
     def offer_env_state(self, stamp: float, values: np.ndarray) -> None:
         self._arrivals += 1
         _insert(self._env_states, stamp, (np.asarray(values, dtype=np.float64), self._arrivals))
 
-    def offer_command(self, received: float, values: np.ndarray) -> None:
-        _insert(self._commands, received, np.asarray(values, dtype=np.float64))
+    def offer_command(self, received: float, values: np.ndarray, sent: float | None = None) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if self.causal and sent is not None:
+            self._unresolved.append((sent, received, self._commands, values))
+            self._newest_command_sent = max(self._newest_command_sent, sent)
+        else:
+            _insert(self._commands, received, values)
 
-    def offer_intervention(self, received: float, active: bool) -> None:
-        _insert(self._interventions, received, bool(active))
+    def offer_intervention(self, received: float, active: bool, sent: float | None = None) -> None:
+        if self.causal and sent is not None:
+            self._unresolved.append((sent, received, self._interventions, bool(active)))
+        else:
+            _insert(self._interventions, received, bool(active))
+
+    def _resolve(self, now: float) -> None:
+        """Causal timing: give each command and flag whose answer is known (a state sent after it has arrived,
+        or ``command_timeout`` passed) the stamp of the newest state sent before it."""
+        newest_state_sent = self._state_sent[-1][0] if self._state_sent else float("-inf")
+        keep = deque(maxlen=self._unresolved.maxlen)
+        for item in self._unresolved:
+            sent, received, history, value = item
+            if sent < newest_state_sent or now - received >= self.command_timeout:
+                before = _newest_before(self._state_sent, sent)
+                _insert(history, before[1] if before is not None else received, value)
+            else:
+                keep.append(item)
+        self._unresolved = keep
+
+    def _answered(self, k: int, now: float) -> bool:
+        """Causal timing: every command that answers frame ``k`` has arrived (one sent after the state of
+        ``t_k+1`` has), or ``command_timeout`` has passed since ``t_k+1``."""
+        tk1 = self.slot_time(k + 1)
+        if now >= tk1 + self.command_timeout - 1e-9:
+            return True
+        sent = [s for s, stamp in self._state_sent if stamp >= tk1 - 1e-6]
+        return bool(sent) and self._newest_command_sent > min(sent)
 
     def offer_help(self, received: float, active: bool) -> None:
         """The policy's help request (latched: it holds until the next one)."""
@@ -171,6 +218,8 @@ class FrameSampler:
         """Frames complete at ``now``. With ``flush`` (end of episode) every slot that has all its images is
         written with the sources received so far, and slots without are dropped."""
         out: list[dict] = []
+        if self.causal:
+            self._resolve(float("inf") if flush else now)
         if self.t0 is None:
             return out
         last = max(self._slots) if self._slots else self._next - 1
@@ -178,7 +227,7 @@ class FrameSampler:
             k = self._next
             slot = self._slots.get(k)
             complete = slot is not None and all(c in slot.images for c in self.cameras)
-            window_closed = now >= self.slot_time(k + 1) - 1e-9
+            window_closed = now >= self.slot_time(k + 1) - 1e-9 and (not self.causal or self._answered(k, now))
             if complete and (window_closed or flush):
                 out.append(self._frame(k, slot))
             elif flush or now >= self.slot_time(k) + self.drop_after - 1e-9 or self._superseded(k, slot):

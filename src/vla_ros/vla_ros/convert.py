@@ -194,6 +194,14 @@ def time_to_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def sent_time(info) -> float | None:
+    """When the publisher sent a message (s, its system clock): the DDS source timestamp of an rclpy
+    subscription callback's ``MessageInfo``; None where the middleware gives none. Messages of two topics are
+    ordered by it (their arrival order can differ)."""
+    ns = info.get("source_timestamp") if info else None
+    return ns * 1e-9 if ns else None
+
+
 def seconds_to_time(t: float) -> Time:
     # Round once in nanoseconds: 12.9999999999 is 13 s, not 12 s + (1e9 % 1e9) ns (a stamp 1 s in the past).
     ns = int(round(t * 1e9))

@@ -213,7 +213,7 @@ class SafetyShieldNode(ManagedNode):
         if reason:
             self.dropped["commands"] += 1
             self.get_logger().warning(f"command rejected and the robot stopped: {reason}", throttle_duration_sec=1.0)
-        self._tick()
+        self._tick(trigger=source)
 
     def _on_estop(self, msg: Bool) -> None:
         if self.shield is None:
@@ -338,16 +338,19 @@ class SafetyShieldNode(ManagedNode):
             self._tick()
 
     def _on_timer(self) -> None:
-        self._tick(timer=True)
+        self._tick()
 
-    def _tick(self, timer: bool = False) -> None:
+    def _tick(self, trigger: str | None = None) -> None:
         """One step of the shield: on every timer tick and on every input that can change the command.
 
-        A timer tick leaves out a source's command identical to one it published less than half a source timeout
-        ago (the smaller of teleop_timeout and policy_timeout): the source's own stream, forwarded as it arrives,
-        is what the robot follows; without it the robot still gets the command at least twice per timeout, until
-        the watchdog's stop. A lockstep simulator, which steps on the next command it receives, is then not
-        stepped by a repeat. Stops and holds (no source, or the e-stop) go out on every tick."""
+        A tick leaves out a source's command identical to one it published less than half a source timeout ago
+        (the smaller of teleop_timeout and policy_timeout), unless the tick is that source's own new message
+        (``trigger``): the source's own stream, forwarded as it arrives, is what the robot follows, and a timer
+        tick, the supervisor's status or another source's message (the policy proposing while the operator
+        drives) does not send it again. Without the stream the robot still gets the command at least twice per
+        timeout, until the watchdog's stop. A lockstep simulator, which steps on the next command it receives,
+        is then not stepped by a repeat of the previous one. Stops and holds (no source, or the e-stop) go out on
+        every tick."""
         if not self.is_active or self.shield is None:
             return  # INACTIVE never publishes a command
         now = self._now()
@@ -364,7 +367,7 @@ class SafetyShieldNode(ManagedNode):
                                       throttle_duration_sec=1.0)
         if command is not None:
             wall, p = time.monotonic(), self.params
-            repeat = (timer and report.source not in ("none", "estop") and self._sent is not None
+            repeat = (trigger != report.source and report.source not in ("none", "estop") and self._sent is not None
                       and wall - self._sent_at < 0.5 * min(p["teleop_timeout"], p["policy_timeout"])
                       and np.array_equal(command, self._sent))
             if not repeat:

@@ -44,7 +44,7 @@ from vla_interfaces.msg import EpisodeEvent, SimState
 from vla_interfaces.srv import ResetEpisode
 from vla_ros import node_qos
 from vla_ros.convert import (joint_state_msg, joint_trajectory_to_array, multiarray_to_array, pinhole_camera_info,
-                             rgb_to_image, seconds_to_time, twist_to_array)
+                             rgb_to_image, seconds_to_time, sent_time, twist_to_array)
 from vla_ros.node_base import ManagedNode, main_for
 from vla_sim.backends import PRESETS, make_backend
 from vla_sim.command_gate import CommandGate, following_seed, reset_request
@@ -137,7 +137,9 @@ class SimRobotNode(ManagedNode):
         self.episode_index = -1
         self.episode_steps = 0
         self.frame = None
-        self.totals = {"steps": 0, "episodes": 0, "successes": 0, "lockstep_timeouts": 0}
+        self.totals = {"steps": 0, "episodes": 0, "successes": 0, "lockstep_timeouts": 0,
+                       "previous_episode_commands": 0}
+        self._frame_sent = self._episode_sent = float("-inf")  # system clock (s) when they were published
         self._answered, self._frame_wall, self._next_step_wall = True, time.monotonic(), 0.0
         self.resets_refused = 0
         self._rate_window = (time.monotonic(), 0, 0.0)
@@ -188,13 +190,13 @@ class SimRobotNode(ManagedNode):
         self.backend, self.gate, self.frame = None, None, None
 
     # ---- commands --------------------------------------------------------------------------------
-    def _on_twist(self, msg: Twist) -> None:
-        self._offer(twist_to_array(msg, self.twist_fields))
+    def _on_twist(self, msg: Twist, info) -> None:
+        self._offer(twist_to_array(msg, self.twist_fields), sent_time(info))
 
-    def _on_multiarray(self, msg: Float64MultiArray) -> None:
-        self._offer(multiarray_to_array(msg))
+    def _on_multiarray(self, msg: Float64MultiArray, info) -> None:
+        self._offer(multiarray_to_array(msg), sent_time(info))
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
+    def _on_trajectory(self, msg: JointTrajectory, info) -> None:
         if not self.is_active or self.gate is None:
             return
         try:
@@ -206,15 +208,22 @@ class SimRobotNode(ManagedNode):
                 self.gate.rejected_malformed += 1
             self.get_logger().warning(f"command rejected: {exc}", throttle_duration_sec=1.0)
             return
-        self._offer(values)
+        self._offer(values, sent_time(info))
 
-    def _offer(self, values: np.ndarray) -> None:
+    def _offer(self, values: np.ndarray, sent: float | None = None) -> None:
+        """Take a command sent at ``sent`` (the publisher's system clock, s; None if unknown). One sent before
+        this episode's first frame answers the previous episode (its last frame, arriving after the reset): it
+        is not applied, and counted. Only one sent after the current frame answers it in lockstep."""
         if not self.is_active or self.gate is None:
             return  # INACTIVE: the robot is not commandable
+        if sent is not None and sent < self._episode_sent:
+            self.totals["previous_episode_commands"] += 1
+            return
         reason = self.gate.offer(values, self.sim_time)
         if reason:
             self.get_logger().warning(f"command rejected: {reason}", throttle_duration_sec=1.0)
-        self._answered = True  # a refused command answers too: the robot then stops or holds
+        # A refused command answers too: the robot then stops or holds.
+        self._answered = self._answered or sent is None or sent >= self._frame_sent
         if self.params["lockstep"] and self._timer is not None and time.monotonic() >= self._next_step_wall:
             self._step()  # the answer came after the top speed allows the next step: take it now
 
@@ -257,6 +266,7 @@ class SimRobotNode(ManagedNode):
         # previous episode carries over into this one.
         self.sim_time += self.dt
         self.gate.clear()
+        self._episode_sent = time.time()  # commands sent before this answer the previous episode
         self.episode_start = self.sim_time
         self._pubs["instruction"].publish(String(data=self.backend.instruction))
         self._publish_event(EpisodeEvent.START)
@@ -289,7 +299,7 @@ class SimRobotNode(ManagedNode):
                 self._timer = self.drop_timer(self._timer)
 
     def _publish_frame(self) -> None:
-        self._answered, self._frame_wall = False, time.monotonic()
+        self._answered, self._frame_wall, self._frame_sent = False, time.monotonic(), time.time()
         stamp, f, b = self._stamp(), self.frame, self.backend
         for name, (image_pub, info_pub) in self._cams.items():
             frame_id = self.cameras[name]
