@@ -43,6 +43,17 @@ def test_demo_runs_the_whole_loop(vla, tmp_path):
         sidecar = json.loads((out / "data" / "robot" / "meta" / "recorder" / f"episode-{i:06d}.json").read_text())
         assert int(np.isnan(env).any(axis=1).sum()) == sidecar["env_state_missing"] <= 2
         assert np.ptp(env[np.isfinite(env).all(axis=1), 2:], axis=0).max() < 1e-6  # the zone stays put
+    # Each demonstration frame is labelled with the command the sim executed over it: the pusher's velocity in the
+    # next frame's joint state (under simulated time the recorder orders commands by their send time; by arrival,
+    # about one label in seven was the previous frame's command).
+    labels = wrong = 0
+    for i in range(4):
+        frames = data.episode_frames(i)
+        action, state, valid = (np.asarray(frames[k]) for k in ("action", "observation.state", "valid"))
+        ok = valid[:-1] & valid[1:]
+        labels += int(ok.sum())
+        wrong += int((ok & (np.abs(action[:-1] - state[1:, [1, 3]]).max(axis=1) > 1e-3)).sum())
+    assert labels > 40 and wrong <= 2, f"{wrong} of {labels} labels are not the command executed"
     # (the flag may lag a frame or two behind a reset, as in test_recorder)
     assert all(data.episode(i)["intervention_frames"] >= data.episode(i)["length"] - 2 for i in range(4))
     # The round's takeovers, counted from the dataset's per-frame flags, agree with the recorder's episode rows.
