@@ -61,15 +61,12 @@ class ExpertSource:
         if state.size == 0 or not np.all(np.isfinite(state)):
             raise ValueError(f"privileged state of {state.size} values is empty or not finite; the sim robot must "
                              "publish sim/state (publish_privileged_state)")
-        distance = None if self.rule is None else float(self.progress(state))
-        if distance is not None and not np.isfinite(distance):
-            raise ValueError(f"the task's distance in this state is {distance}")
-        if episode != self._episode:
+        # The rule refuses a non-finite distance before it changes anything; a takeover starts from a fresh expert.
+        fresh = self.rule is not None and self.rule.update(self.progress(state), episode, now)
+        if fresh or episode != self._episode:
             self.expert.reset()
             self._episode = episode
         self._state, self._stamp = state, now
-        if distance is not None and self.rule.update(distance, episode, now):
-            self.expert.reset()  # a takeover starts from a fresh expert
 
     def command(self, now: float) -> np.ndarray | None:
         """The expert's command at ``now`` in command units, or None without a fresh state.

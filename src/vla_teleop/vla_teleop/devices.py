@@ -194,11 +194,9 @@ class CorrectorDevice(TakeoverRule, TeleopDevice):
             ValueError: ``check`` refused the state or ``distance`` cannot read it (state unchanged).
         """
         state = self.check(privileged)
-        d = float(self.distance(state))
-        if not np.isfinite(d):
-            raise ValueError(f"the distance to the goal of this state is {d}")
+        took_over = self.update(self.distance(state), episode, now)  # refuses a non-finite distance first
         self._state, self._stamp = state, now
-        if self.update(d, episode, now):
+        if took_over:
             self.on_takeover()
 
     def command(self, now: float) -> np.ndarray | None:

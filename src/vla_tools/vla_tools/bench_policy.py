@@ -94,6 +94,7 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
     from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
     from vla_interfaces.srv import LoadPolicy, ManageNodes
     from vla_ros import node_qos
+    from vla_ros.convert import sent_time
 
     profile_path = tmp / "policy_bench.yaml"
     profile_path.write_text(yaml.safe_dump({
@@ -113,7 +114,7 @@ def swaps_and_restart(tmp: Path, models: Path, contract_path: Path, swaps: int, 
         # Gaps are measured on the publisher's send time (DDS source timestamp), not on when this process,
         # busy feeding the node, got around to receiving.
         node.create_subscription(Twist, "/policy/cmd_vel",
-                                 lambda m, info: commands.append((time.monotonic(), info["source_timestamp"] * 1e-9)),
+                                 lambda m, info: commands.append((time.monotonic(), sent_time(info))),
                                  node_qos.COMMAND)
         node.create_subscription(PolicyStatus, "/policy/status", statuses.append, 10)
         emb = node.create_publisher(InstructionEmbedding, "/instruction/embedding", node_qos.LATCHED)

@@ -42,6 +42,7 @@ from vla_tools.fuzz_messages import Case, describe, edge_cases, message_strategy
 from vla_bringup.profile import load_profile, parse_overrides
 from vla_interfaces.msg import ManagerStatus
 from vla_ros import node_qos
+from vla_ros.convert import sent_time
 
 # Default sizes: a CI run; VLA_FUZZ_EXAMPLES raises the hypothesis examples per target (e.g. 2000 nightly),
 # VLA_FUZZ_SEED changes which ones are drawn (the default run draws the same ones every time).
@@ -143,12 +144,6 @@ def shield_velocity_limits(profile) -> list[float] | None:
     return [float(v) for v in value] if value is not None else None
 
 
-def source_time(info) -> float:
-    """When the publisher sent a message (system clock, s): the time to order messages of two publishers by
-    (their arrival order can differ)."""
-    return info["source_timestamp"] * 1e-9
-
-
 class CommandMonitor:
     """Every Twist on the robot's command topic, with the time (time.monotonic()) it arrived; ``sent`` keeps
     the publisher's send time (system clock) of each, in the same order."""
@@ -166,7 +161,7 @@ class CommandMonitor:
             if repr(v) in self.own:
                 return
             self.commands.append((time.monotonic(), v))
-            self.sent.append(source_time(info))
+            self.sent.append(sent_time(info))
 
     def sent_after(self, t_source: float) -> list[tuple[float, ...]]:
         """Commands the publisher sent after ``t_source`` (system clock, s)."""
@@ -265,7 +260,7 @@ class Graph:
         gid = bytes((info.get("publisher_gid") or {}).get("data") or b"")
         if self._manager_gid is not None and gid == self._manager_gid:
             self.status = msg
-            self.status_history.append((time.monotonic(), msg, source_time(info)))
+            self.status_history.append((time.monotonic(), msg, sent_time(info)))
 
     def _spin(self) -> None:
         while self._spinning and rclpy.ok():
