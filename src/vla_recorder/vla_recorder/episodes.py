@@ -131,6 +131,12 @@ class EpisodeControl:
         with self.lock:
             self.seen[topic] = self.monotonic()
 
+    def unseen(self) -> list[str]:
+        """The camera and state topics (fully qualified) no message has come from yet: an episode cannot start
+        before each has delivered one (reported on /diagnostics, so a client can wait for them)."""
+        with self.lock:
+            return [self.io.resolve(t) for t in self.sources.needed if t not in self.seen]
+
     def recording(self) -> bool:
         with self.lock:
             return self.episode is not None

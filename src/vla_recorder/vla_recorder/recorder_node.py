@@ -371,7 +371,9 @@ class RecorderNode(ManagedNode):
             values = {"recording": "none" if episode is None else str(episode.episode_index),
                       "episodes_saved": control.saved, "saves_failed": failed_saves,
                       "dataset_episodes": self.writer.num_episodes if self.writer else 0,
-                      "inputs_refused": sum(total.values()), **{f"refused_{k}": v for k, v in sorted(total.items())}}
+                      "inputs_refused": sum(total.values()), **{f"refused_{k}": v for k, v in sorted(total.items())},
+                      # what `vla demo` and `vla record` wait for before the first goal (vla_tools.readiness)
+                      "sources_unseen": ",".join(control.unseen())}
             if episode is not None:
                 values.update(frames=c.frames, late=c.late, dropped=c.dropped, invalid=c.invalid,
                               **{f"invalid_{k}": v for k, v in sorted(c.invalid_reasons.items())})

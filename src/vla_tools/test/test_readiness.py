@@ -55,6 +55,31 @@ def test_wait_returns_once_messages_arrive_and_kicks_an_idle_robot_once():
     assert said and "/joint_states (no message yet)" in said[0]
 
 
+def test_the_recorders_own_report_is_waited_for_and_the_robot_kicked_until_it_has_its_sources():
+    r = Readiness("/recorder", recorder_reports=True)
+    for topic in ("/camera/top/image_raw", "/joint_states"):
+        r.observe(topic, 1, True)
+        r.heard(topic)
+    assert r.missing() == ["/recorder (no report on /diagnostics yet of the sources it has received)"]
+    r.recorder_lacks(["/joint_states"])
+    assert r.missing() == ["/joint_states (no message at the recorder yet)"] and r.recorder_waits()
+    r.recorder_lacks([])
+    assert r.ready()
+    # The recorder matched the robot late and missed its only episode: kicked every kick_every s until it reports
+    # both topics; without its report the wait would have ended at once (everything heard here).
+    clock, kicks = Clock(), []
+
+    class LateRecorder:
+        def poll(self, readiness):
+            for topic in ("/camera/top/image_raw", "/joint_states"):
+                readiness.observe(topic, 1, True)
+                readiness.heard(topic)
+            readiness.recorder_lacks([] if len(kicks) >= 3 else ["/camera/top/image_raw", "/joint_states"])
+    waited = wait_ready(LateRecorder(), Readiness(recorder_reports=True), timeout=60, say=lambda m: None,
+                        kick=lambda: kicks.append(clock()), kick_every=3.0, clock=clock, sleep=clock.sleep)
+    assert kicks == pytest.approx([3.0, 6.0, 9.0], abs=0.25) and waited == pytest.approx(9.0, abs=0.35)
+
+
 def test_timeout_names_missing_topics_and_what_to_do():
     clock = Clock()
     graph = ScriptedGraph({0: {"/camera/top/image_raw": (1, True, True), "/joint_states": (0, True, False)}})
@@ -126,6 +151,35 @@ def test_graph_probe_waits_for_the_recorders_sensor_topics_and_kicks_an_idle_rob
     assert publishing == [1] and waited >= 1.0  # nothing flowed before the kick: the wait did not pass early
     assert sorted(readiness.topics) == [f"{ns}/camera/top/image_raw", f"{ns}/joint_states"]  # not the String
     assert any("no message yet" in line for line in said)
+
+
+def test_graph_probe_reads_what_the_recorder_reports_it_has_not_received(ros):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
+
+    from vla_tools.readiness import GraphProbe
+    ns, nodes = ros
+    rec, sim = nodes["recorder"], nodes["sim"]
+    rec.create_subscription(JointState, "joint_states", lambda m: None, qos_profile_sensor_data)
+    joints_pub = sim.create_publisher(JointState, "joint_states", 5)
+    diag_pub = rec.create_publisher(DiagnosticArray, "/diagnostics", 10)
+    unseen = [f"{ns}/joint_states"]
+
+    def report():
+        joints_pub.publish(JointState())
+        status = DiagnosticStatus(name="recorder: recording", values=[KeyValue(key="sources_unseen",
+                                                                               value=",".join(unseen))])
+        diag_pub.publish(DiagnosticArray(status=[status, DiagnosticStatus(name="other: recording")]))
+    sim.create_timer(0.05, report)
+    probe, said = GraphProbe(nodes["probe"], f"{ns}/recorder"), []
+    readiness = Readiness(f"{ns}/recorder", recorder_reports=True)
+    with pytest.raises(NotReady, match=f"{ns}/joint_states \(no message at the recorder yet\)"):
+        wait_ready(probe, readiness, timeout=2.0, say=said.append)
+    unseen.clear()
+    assert wait_ready(probe, readiness, timeout=5.0, say=said.append) < 5.0
+    probe.close()
+    probe.close()  # twice is harmless
 
 
 def test_graph_probe_times_out_naming_the_topic_without_a_publisher(ros):

@@ -259,7 +259,7 @@ class Loop:
         on a loaded machine discovery and the first frames can take longer than the recorder's start timeout."""
         o = self.opts
         t0 = time.monotonic()
-        readiness, probe = Readiness("/recorder"), GraphProbe(bringup.node, "/recorder")
+        readiness, probe = Readiness("/recorder", recorder_reports=True), GraphProbe(bringup.node, "/recorder")
 
         def kick() -> None:  # without auto_reset the sim publishes nothing once its first episode has ended
             try:

@@ -1,5 +1,8 @@
 """Is the graph ready to record? The recorder's sensor topics (its subscriptions to camera images and joint
-states, read from the graph) each need a publisher, the recorder's subscription, and a first message seen here.
+states, read from the graph) each need a publisher, the recorder's subscription, a first message seen here, and
+a first message seen by the recorder itself (its /diagnostics say which it still lacks: discovery between the robot
+and the recorder can finish later than between the robot and this probe, and a lockstep simulator publishes nothing
+between episodes, so a goal sent before then waits out the recorder's start timeout).
 
 ``Readiness`` is the pure judgement (what is missing, and why); ``wait_ready`` polls a probe until nothing is,
 saying what it waits for, and raises ``NotReady`` with every missing topic and what to do. ``GraphProbe`` is
@@ -31,6 +34,10 @@ class Readiness:
 
     subscriber: str = "/recorder"
     topics: dict[str, TopicState] = field(default_factory=dict)
+    # What the recorder reports it has not received yet (its diagnostics' sources_unseen); None: no report yet.
+    # Checked only with ``recorder_reports`` (a recorder of this workspace publishes it).
+    recorder_unseen: list[str] | None = None
+    recorder_reports: bool = False
 
     def observe(self, topic: str, publishers: int, subscribed: bool) -> None:
         state = self.topics.setdefault(topic, TopicState())
@@ -38,6 +45,10 @@ class Readiness:
 
     def heard(self, topic: str) -> None:
         self.topics.setdefault(topic, TopicState()).heard = True
+
+    def recorder_lacks(self, topics: list[str]) -> None:
+        """The recorder's own report: the sensor topics it has had no message from yet."""
+        self.recorder_unseen = list(topics)
 
     def missing(self) -> list[str]:
         """One ``topic (why)`` per topic that is not ready; a recorder with no sensor topic at all is one entry."""
@@ -50,7 +61,17 @@ class Readiness:
             why = [w for w, bad in (("no publisher", s.publishers == 0), ("no message yet", not s.heard)) if bad]
             if why:
                 out.append(f"{topic} ({', '.join(why)})")
-        return out
+        if out or not self.recorder_reports:
+            return out
+        if self.recorder_unseen is None:
+            return [f"{self.subscriber} (no report on /diagnostics yet of the sources it has received)"]
+        return [f"{topic} (no message at the recorder yet)" for topic in sorted(self.recorder_unseen)]
+
+    def recorder_waits(self) -> bool:
+        """The topics carry messages here, but the recorder lacks some (it matched them late, or missed the last
+        ones): a robot that publishes only in episodes must be kicked again."""
+        return bool(self.recorder_reports and self.recorder_unseen
+                    and all(s.heard for s in self.topics.values() if s.subscribed))
 
     def ready(self) -> bool:
         return not self.missing()
@@ -70,18 +91,20 @@ def not_ready_message(missing: list[str], waited: float, logs: str = "") -> str:
 
 
 def wait_ready(probe: Probe, readiness: Readiness, timeout: float, say: Callable[[str], None],
-               kick: Callable[[], None] | None = None, kick_after: float = 2.0, say_every: float = 5.0,
+               kick: Callable[[], None] | None = None, kick_after: float = 2.0, kick_every: float = 3.0,
+               say_every: float = 5.0,
                logs: str = "", clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep, no_publisher_after: float = 10.0) -> float:
     """Poll ``probe`` until ``readiness`` has nothing missing; returns the seconds waited.
 
     ``kick`` (e.g. a sim reset, for a robot that publishes nothing between episodes) is called once if no message
-    arrived ``kick_after`` s after the wait began. Says what is missing every ``say_every`` s.
+    arrived ``kick_after`` s after the wait began, and again every ``kick_every`` s while messages arrive here but
+    the recorder still lacks some. Says what is missing every ``say_every`` s.
     Raises: NotReady after ``timeout`` s, or after ``no_publisher_after`` s while a topic still has no publisher
     at all (the graph is up: no node that would publish it is running, and waiting longer cannot help).
     """
     t0 = clock()
-    kicked, said = kick is None, t0
+    kicked, said, last_kick = kick is None, t0, t0
     while True:
         probe.poll(readiness)
         missing = readiness.missing()
@@ -92,7 +115,10 @@ def wait_ready(probe: Probe, readiness: Readiness, timeout: float, say: Callable
         if waited > timeout or (unpublished and waited > min(no_publisher_after, timeout)):
             raise NotReady(not_ready_message(missing, waited, logs))
         if not kicked and waited >= kick_after and not any(s.heard for s in readiness.topics.values()):
-            kicked = True
+            kicked, last_kick = True, clock()
+            kick()
+        elif kick is not None and readiness.recorder_waits() and clock() - last_kick >= kick_every:
+            last_kick = clock()
             kick()
         if clock() - said >= say_every:
             said = clock()
@@ -105,12 +131,24 @@ class GraphProbe:
     to each sensor topic to see a first message (sensor-data QoS, so it matches any publisher)."""
 
     def __init__(self, node, recorder: str = "/recorder"):
+        from diagnostic_msgs.msg import DiagnosticArray
         self.node = node
         name = recorder.rstrip("/").rsplit("/", 1)[-1]
         namespace = recorder.rstrip("/")[: -len(name)].rstrip("/") or "/"
         self.recorder = (name, namespace)
         self.subscriptions: dict[str, object] = {}
         self._heard: set[str] = set()
+        self._unseen: list[str] | None = None
+        # The recorder's diagnostics (vla_recorder: status "<name>: recording", key sources_unseen)
+        self._status_name = f"{name}: recording"
+        self._diagnostics = node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name == self._status_name:
+                values = {kv.key: kv.value for kv in status.values}
+                if "sources_unseen" in values:
+                    self._unseen = [t for t in values["sources_unseen"].split(",") if t]
 
     def poll(self, readiness: Readiness) -> None:
         try:
@@ -124,6 +162,8 @@ class GraphProbe:
             readiness.observe(topic, self.node.count_publishers(topic), True)
         for topic in list(self._heard):
             readiness.heard(topic)
+        if self._unseen is not None:
+            readiness.recorder_lacks(self._unseen)
 
     def _subscribe(self, topic: str, type_name: str):
         from rclpy.qos import qos_profile_sensor_data
@@ -133,6 +173,7 @@ class GraphProbe:
                                              qos_profile_sensor_data)
 
     def close(self) -> None:
-        for sub in self.subscriptions.values():
+        for sub in [*self.subscriptions.values(), *([self._diagnostics] if self._diagnostics else [])]:
             self.node.destroy_subscription(sub)
         self.subscriptions.clear()
+        self._diagnostics = None

@@ -313,7 +313,7 @@ def _wait_ready(args, node, say) -> bool:
     def kick() -> None:  # a sim without auto_reset publishes nothing between episodes
         if any(n == args.reset_service for n, _ in node.get_service_names_and_types()):
             _call(node, ResetEpisode, args.reset_service, ResetEpisode.Request(seed=-1, instruction=args.instruction))
-    readiness, probe = Readiness(args.recorder), GraphProbe(node, args.recorder)
+    readiness, probe = Readiness(args.recorder, recorder_reports=True), GraphProbe(node, args.recorder)
     say(f"waiting for {args.recorder}'s camera and joint-state topics (publishers matched, first messages)")
     try:
         waited = wait_ready(probe, readiness, args.ready_timeout, say, kick=kick)

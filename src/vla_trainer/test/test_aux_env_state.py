@@ -89,3 +89,44 @@ def test_planar_symmetry_turns_the_environment_state_with_the_table(demos):
     np.testing.assert_array_equal(batch["env_state"][:, :2], batch["state"][:, [x, y]])
     np.testing.assert_array_equal(batch["env_state"][:, 2:], batch["state"][:, [x, y]])
     assert not np.allclose(batch["state"][:, [x, y]], sampler.state[sampler.samples[:64]][:, [x, y]])
+
+
+@pytest.mark.parametrize("policy", sorted(TINY))
+def test_the_estimate_as_input_is_served_from_the_cameras_and_trained_by_its_own_loss(demos, tmp_path, policy,
+                                                                                     act_as_deployed):
+    import torch
+
+    from vla_trainer.policies import make_policy
+    dims = {"cameras": ("top",), "image_size": (96, 96), "state_dim": 4, "language_dim": 8, "action_dim": 2,
+            "env_state_dim": 4}
+    model = make_policy(policy, **TINY[policy], **dims, aux_env_state=1.0, env_state_input=True)
+    torch.manual_seed(0)
+    batch = {"images": {"top": torch.rand(3, 3, 96, 96)}, "state": torch.randn(3, 4), "language": torch.randn(3, 8),
+             "action": torch.randn(3, 4, 2), "action_pad": torch.zeros(3, 4, dtype=torch.bool),
+             "env_state": torch.randn(3, 4)}
+    # The action loss does not train the estimate (it enters the policy detached); the auxiliary loss does.
+    action_loss = model.compute_loss({k: v for k, v in batch.items() if k != "env_state"})["loss"]
+    grads = torch.autograd.grad(action_loss, list(model.env_state_predictor.parameters()), allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)
+    grads = torch.autograd.grad(model.compute_loss(batch)["loss"], list(model.env_state_predictor.parameters()))
+    assert any(g.abs().sum() > 0 for g in grads)
+    # The policy acts on the estimate: the same images, state and instruction with another estimator act otherwise.
+    model.eval()
+    with torch.no_grad():
+        before = model(batch["images"], batch["state"], batch["language"])
+        model.env_state_predictor[-1].bias.add_(5.0)
+        after = model(batch["images"], batch["state"], batch["language"])
+    assert not torch.allclose(before, after)
+    # Trained and exported: the artifact's inputs are the plain policy's.
+    result = train(config(demos, tmp_path, policy, aux_env_state=1.0, env_state_input=True))
+    plain = train(config(demos, tmp_path / "plain", policy))
+    graphs = [onnx.load(str(Path(r["artifact"]) / "policy.onnx")).graph for r in (result, plain)]
+    assert [(i.name, i.type) for i in graphs[0].input] == [(i.name, i.type) for i in graphs[1].input]
+    chunk = act_as_deployed(result["artifact"], tmp_path / "models")
+    assert chunk.shape == (4, 2) and np.all(np.isfinite(chunk))
+
+
+def test_the_estimate_as_input_needs_the_auxiliary_loss():
+    from vla_trainer.policies import make_policy
+    with pytest.raises(ValueError, match="env_state_input takes the estimate the auxiliary loss trains"):
+        make_policy("mlp", env_state_input=True)

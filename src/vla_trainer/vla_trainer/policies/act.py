@@ -117,6 +117,10 @@ class ACTPolicy(Policy):
             raise ValueError("policy.aux_env_state needs ACT's early keypoints, which only the cnn image encoder has; "
                              "set policy.image_encoder=cnn or policy.aux_env_state=0")
         self.env_state_predictor = self.env_state_head(2 * 64 * len(config.cameras)) if self.early else None
+        # policy.env_state_input: one more token, the estimate (detached: the auxiliary loss alone trains it).
+        self.env_state_input = config.env_state_input and self.aux
+        if self.env_state_input:
+            self.env_state_proj = nn.Linear(config.env_state_dim, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
         self.state_proj = nn.Linear(config.state_dim, d)
         self.language_proj = nn.Linear(config.language_dim, d)
@@ -156,10 +160,12 @@ class ACTPolicy(Policy):
                   self.state_proj(self.normalize_state(state)) + self.token_type[1],
                   self.language_proj(language) + self.token_type[2]]
         seq = [torch.stack(tokens, dim=1)]
+        camera_points = []
         for i, (enc, img) in enumerate(zip(self.encoders.values(), self.image_list(images))):
             if self.early:
                 early, final = enc.forward_multiscale(img, language)
                 points = self.keypoints(early)
+                camera_points.append(points)
                 if keypoints is not None:
                     keypoints.append(points)
                 seq.append(self.keypoint_proj(points)[:, None] + self.camera_embed[i])
@@ -168,6 +174,9 @@ class ACTPolicy(Policy):
             fmap = self.token_conv(final)
             _, d, h, w = fmap.shape
             seq.append(fmap.flatten(2).transpose(1, 2) + self._pos(h, w, fmap.device) + self.camera_embed[i])
+        if self.env_state_input:
+            estimate = self.env_state_predictor(torch.cat(camera_points, dim=1)).detach()
+            seq.append(self.env_state_proj(estimate)[:, None])
         memory = torch.cat(seq, dim=1)
         for block in self.encoder:
             memory = block(memory)

@@ -64,6 +64,11 @@ class PolicyConfig:
     # the camera features to find them sooner (as Levine et al. 2016 pretrained their spatial-softmax encoder on
     # object poses). The exported policy neither takes nor outputs it. 0: off.
     aux_env_state: float = 0.0
+    # The policy also takes that estimate as an input (mlp): perception is trained to find the objects by the
+    # auxiliary loss alone (the estimate enters the action head detached), and the head acts on where they are, as
+    # a policy on privileged state does. The estimate is computed in the exported graph from the cameras; the
+    # artifact's inputs are unchanged. Needs aux_env_state > 0.
+    env_state_input: bool = False
     env_state_dim: int = 0  # set from the data
     state_mean: list[float] = field(default_factory=list)
     state_std: list[float] = field(default_factory=list)
@@ -89,6 +94,9 @@ class PolicyConfig:
                 raise ValueError(f"{name} has {len(value)} values; the policy has dimension {dim}")
         if not self.aux_env_state >= 0:
             raise ValueError(f"aux_env_state {self.aux_env_state} must be >= 0 (0: off)")
+        if self.env_state_input and not self.aux_env_state > 0:
+            raise ValueError("env_state_input takes the estimate the auxiliary loss trains: set aux_env_state > 0 "
+                             "(e.g. policy.aux_env_state=1.0) or env_state_input=false")
         for name in ("state_std", "action_std", "env_state_std"):
             if any(not v > 0 for v in getattr(self, name)):
                 raise ValueError(f"{name} must be positive everywhere, got {getattr(self, name)}")
@@ -168,16 +176,18 @@ class Policy(nn.Module):
             return None
         return nn.Sequential(nn.Linear(width, 256), nn.SiLU(), nn.Linear(256, self.config.env_state_dim))
 
-    def add_env_state_loss(self, losses: dict, head: nn.Module | None, keypoints: list, batch: dict) -> dict:
+    def add_env_state_loss(self, losses: dict, head: nn.Module | None, keypoints: list, batch: dict,
+                           prediction: torch.Tensor | None = None) -> dict:
         """``losses`` with the auxiliary loss added to ``loss`` (times ``aux_env_state``) and reported as
-        ``aux_env_state``: the L1 between the head's prediction from the ``keypoints`` and the batch's normalised
-        environment state, rows with a NaN (where a recorder had none) left out. Unchanged where the loss is off or
-        the batch has no environment state (validation)."""
-        if head is None or "env_state" not in batch or not keypoints:
+        ``aux_env_state``: the L1 between the head's prediction from the ``keypoints`` (or ``prediction``, where
+        the policy computed it already) and the batch's normalised environment state, rows with a NaN (where a
+        recorder had none) left out. Unchanged where the loss is off or the batch has no environment state
+        (validation)."""
+        if head is None or "env_state" not in batch or (not keypoints and prediction is None):
             return losses
         target = (batch["env_state"] - self.env_state_mean) / self.env_state_std
         known = torch.isfinite(target).all(dim=-1)
-        pred = head(torch.cat(keypoints, dim=1).float())
+        pred = head(torch.cat(keypoints, dim=1).float()) if prediction is None else prediction.float()
         error = nn.functional.l1_loss(pred, torch.nan_to_num(target), reduction="none").mean(-1)
         aux = (error * known).sum() / known.sum().clamp(min=1)
         return {**losses, "loss": losses["loss"] + self.config.aux_env_state * aux, "aux_env_state": aux.detach()}

@@ -199,6 +199,9 @@ class DiffusionPolicy(Policy):
         # policy.aux_env_state: the keypoints also predict where the instruction's objects are (training only).
         self.env_state_predictor = self.env_state_head(2 * config.channels * len(config.cameras))
         width = 2 * config.channels * len(config.cameras) + config.state_dim + config.language_dim
+        self.env_state_input = config.env_state_input and self.aux  # policy.env_state_input: the estimate as input
+        if self.env_state_input:
+            width += config.env_state_dim
         self.obs_proj = nn.Sequential(nn.Linear(width, config.cond_dim), nn.Mish(),
                                       nn.Linear(config.cond_dim, config.cond_dim))
         self.time_mlp = nn.Sequential(nn.Linear(config.timestep_dim, 4 * config.timestep_dim), nn.Mish(),
@@ -218,7 +221,10 @@ class DiffusionPolicy(Policy):
                  for enc, img in zip(self.encoders.values(), self.image_list(images))]
         if keypoints is not None:
             keypoints.extend(feats)
-        return self.obs_proj(torch.cat([*feats, self.normalize_state(state), language], dim=1))
+        inputs = [*feats, self.normalize_state(state), language]
+        if self.env_state_input:  # the auxiliary loss trains the estimate (add_env_state_loss), not the denoiser
+            inputs.append(self.env_state_predictor(torch.cat(feats, dim=1)).detach())
+        return self.obs_proj(torch.cat(inputs, dim=1))
 
     def _denoise(self, sample: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """U-Net prediction (B, K, D) for a normalised noisy chunk at timesteps ``t`` ((B,) or (1,) for all)."""

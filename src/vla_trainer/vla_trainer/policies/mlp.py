@@ -38,6 +38,9 @@ class BCPolicy(Policy):
         self.early = config.early_keypoints and config.image_encoder == "cnn"
         per_camera = 2 * config.channels + (2 * 64 if self.early else 0)
         width = per_camera * len(config.cameras) + config.state_dim + config.language_dim
+        self.env_state_input = config.env_state_input and self.aux
+        if self.env_state_input:
+            width += config.env_state_dim
         out = config.chunk_size * config.action_dim
         # policy.aux_env_state: the keypoints also predict where the instruction's objects are (training only).
         self.env_state_predictor = self.env_state_head(per_camera * len(config.cameras))
@@ -50,9 +53,10 @@ class BCPolicy(Policy):
                                       nn.Linear(config.hidden, config.hidden), nn.SiLU(), nn.Linear(config.hidden, out))
 
     def _normalized(self, images, state, language, all_heads: bool = False,
-                    keypoints: list | None = None) -> torch.Tensor:
+                    keypoints: list | None = None, estimate: list | None = None) -> torch.Tensor:
         """Normalised chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D).
-        ``keypoints``, a list, receives the image keypoints."""
+        ``keypoints``, a list, receives the image keypoints; ``estimate`` the environment-state estimate
+        (policy.env_state_input)."""
         feats = []
         for enc, img in zip(self.encoders.values(), self.image_list(images)):
             if self.early:
@@ -62,7 +66,13 @@ class BCPolicy(Policy):
                 feats.append(self.keypoints(enc(img, language)))
         if keypoints is not None:
             keypoints.extend(feats)
-        x = torch.cat([*feats, self.normalize_state(state), language], dim=1)
+        inputs = [*feats, self.normalize_state(state), language]
+        if self.env_state_input:  # where the objects are, as the auxiliary loss trains the estimate (normalised)
+            est = self.env_state_predictor(torch.cat(feats, dim=1))
+            if estimate is not None:
+                estimate.append(est)
+            inputs.append(est.detach())
+        x = torch.cat(inputs, dim=1)
         shape = (-1, self.config.chunk_size, self.config.action_dim)
         if not self.config.ensemble_heads:
             return self.head(x).view(shape)
@@ -81,11 +91,14 @@ class BCPolicy(Policy):
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         points: list = []
-        pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True, keypoints=points)
+        estimate: list = []
+        pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True, keypoints=points,
+                                estimate=estimate)
         target = self.normalize_action(batch["action"], batch["state"])
 
         def l1_of(p: torch.Tensor) -> torch.Tensor:
             return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],
                                batch.get("weight"))
         loss = mean_of_heads(l1_of, pred) if self.config.ensemble_heads else l1_of(pred)
-        return self.add_env_state_loss({"loss": loss, "l1": loss.detach()}, self.env_state_predictor, points, batch)
+        return self.add_env_state_loss({"loss": loss, "l1": loss.detach()}, self.env_state_predictor, points, batch,
+                                       prediction=estimate[0] if estimate else None)
