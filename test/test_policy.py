@@ -13,7 +13,7 @@ from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
-from vla_interfaces.msg import InstructionEmbedding, PolicyStatus
+from vla_interfaces.msg import EpisodeEvent, InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
 from vla_policy.fixtures import BAD_ARTIFACTS, make_artifact, make_bad_artifact
 from vla_ros import node_qos
@@ -277,3 +277,39 @@ def test_input_wait_acts_once_on_each_new_observation(probe, vla, tmp_path):
     assert 8 <= len(answered) <= 11, [round(t - sent[0], 2) for t, _ in cmds]  # without the wait: about 30
     values = [(round(c.linear.x, 6), round(c.linear.y, 6)) for _, c in answered]
     assert len(set(values)) == len(values), values  # each from a new state
+
+
+def test_a_history_policy_sees_each_tick_and_forgets_the_past_at_an_episode_start(probe, vla, tmp_path):
+    """An artifact with a 2-step state history adds the first joint's move between its two states to the action:
+    with one proposal per new state (input_wait), each command is the step between consecutive states; after an
+    episode START the history restarts from the next state, so that command sees no move."""
+    make_artifact(tmp_path / "models", "h", bias=0.0, chunk=1, history=2)
+    cmds = probe.collect(Twist, "/cmd_vel", node_qos.COMMAND)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", 10)
+    publish_embedding(probe)
+    # Inputs stay fresh across the pause at the START, so only the START can clear the history.
+    up = vla("up", *profile(tmp_path, with_sim=False, artifact="tiny/h"), "--set", "policy.input_wait=0.5",
+             "--set", "policy.max_observation_age=3.0", "--set", "policy.diagnostics_period=0.2")
+    up.wait_line(r"all \d+ nodes active", 90)
+    pub = probe.node.create_publisher(JointState, "/joint_states", node_qos.SENSOR_PUB)
+    events = probe.node.create_publisher(EpisodeEvent, "/episode/events", node_qos.EVENTS)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0 and events.get_subscription_count() > 0, 10,
+                   "the policy's joint_states and episode/events subscriptions")
+    answered = []
+    for i in range(10):  # a new state every 0.3 s, the first joint 0.02 m further each time
+        if i == 6:
+            start = EpisodeEvent(event=EpisodeEvent.START, episode_index=1)
+            start.header.stamp = probe.node.get_clock().now().to_msg()
+            events.publish(start)
+            time.sleep(0.1)
+        msg = JointState(name=["gantry_x", "gantry_y"], position=[0.02 * i, 0.0], velocity=[0.0, 0.0])
+        msg.header.stamp = probe.node.get_clock().now().to_msg()
+        before = time.monotonic()
+        pub.publish(msg)
+        probe.wait_for(lambda: [t for t, _ in cmds if t > before], 5, f"the command answering state {i}")
+        answered.append(round(next(c for t, c in cmds if t > before).linear.x, 6))
+        time.sleep(0.3)
+    # state 0: padded with itself; states 1-5 and 7-9: one step each; state 6: the first of a new episode
+    assert answered == [0.0] + [0.02] * 5 + [0.0] + [0.02] * 3, answered
+    probe.wait_for(lambda: diagnostic_values(diags, "policy: policy").get("episode_starts") == "1", 5,
+                   "episode_starts 1 in the policy's diagnostics")

@@ -266,6 +266,8 @@ def manifest_problems(m: Any) -> list[str]:
     elif isinstance(golden, dict) and not _number(golden["atol"], low=0.0):
         problems.append(f"golden.atol {_short(golden['atol'])} must be a finite number >= 0 (the largest "
                         "allowed difference from the golden outputs)")
+    if "history" in m:
+        problems += _history_problems(m["history"], features if isinstance(features, dict) else None)
     engines = m.get("engines")
     if engines is not None:
         if not isinstance(engines, list):
@@ -276,6 +278,43 @@ def manifest_problems(m: Any) -> list[str]:
                 if isinstance(entry, dict) and not isinstance(entry.get("kind"), str):
                     problems.append(f"engines[{i}].kind must be a string such as 'tensorrt'")
     return problems
+
+
+MAX_HISTORY = 64
+HISTORY_PADDING = ("first",)
+
+
+def _history_problems(history: Any, features: dict | None) -> list[str]:
+    """Problems of the ``history`` entry: the policy takes the last ``n_obs_steps`` values of ``features``
+    (images and the state; never the action or the instruction), the first one repeated before an episode's
+    start (``padding: first``)."""
+    if not isinstance(history, dict):
+        return [f"history must be a mapping with n_obs_steps, features and padding, not a {type(history).__name__}"]
+    problems = []
+    steps = history.get("n_obs_steps")
+    if not (_positive_int(steps) and 2 <= steps <= MAX_HISTORY):
+        problems.append(f"history.n_obs_steps {_short(steps)} must be an integer in [2, {MAX_HISTORY}]")
+    names = history.get("features")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        problems.append(f"history.features {_short(names)} must be a non-empty list of feature names")
+    else:
+        for name in names:
+            if name in ("action", "observation.language"):
+                problems.append(f"history.features: {name} has no history (observations only)")
+            elif features is not None and name not in features:
+                problems.append(f"history.features: {_short(name)} is not one of the manifest's features")
+    if history.get("padding") not in HISTORY_PADDING:
+        problems.append(f"history.padding {_short(history.get('padding'))} must be one of "
+                        f"{', '.join(HISTORY_PADDING)}")
+    return problems
+
+
+def history_steps(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """Feature -> how many of its last values the policy takes (its manifest's ``history``); {} without one."""
+    history = manifest.get("history")
+    if not isinstance(history, dict):
+        return {}
+    return {name: int(history["n_obs_steps"]) for name in history.get("features", ())}
 
 
 def _files_problems(files: Any) -> list[str]:

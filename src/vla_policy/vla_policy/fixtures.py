@@ -3,8 +3,10 @@ vla_core.artifact exactly as the trainer writes its artifacts. ``bias`` sets the
 proposes, so a test can tell which policy answered; ``poison`` makes it output NaN; ``camera`` adds the top
 camera's image as an input; ``seed`` gives random weights, so that the actions depend on every input (the state,
 the instruction and the image's mean); ``uncertainty`` adds an uncertainty output equal to |state[0]| (the first
-joint's position), so a test steers it through the joint states it publishes. :func:`make_bad_artifact` writes
-artifacts that must be refused."""
+joint's position), so a test steers it through the joint states it publishes; ``history`` T >= 2 makes the state
+input the last T states (1, T, 4) and adds the first joint's move over them (its position now minus T-1 ticks
+ago) to every action, so a test sees what the history holds. :func:`make_bad_artifact` writes artifacts that must
+be refused."""
 from __future__ import annotations
 
 import json
@@ -41,7 +43,13 @@ class TinyPolicy(torch.nn.Module):
         self.poison = poison
 
     def forward(self, state, language, image=None):
+        moved = None
+        if state.dim() == 3:  # an observation history (B, T, 4): act on the newest, add the first joint's move
+            moved = (state[:, -1, 0] - state[:, 0, 0])[:, None, None]
+            state = state[:, -1]
         out = self.net(torch.cat([state, language], dim=1)).view(-1, self.chunk, self.dim)
+        if moved is not None:
+            out = out + moved
         if image is not None:  # a real input of the graph; it changes the answer only with random weights
             out = out + self.image_gain * image.mean()
         out = out * float("nan") if self.poison else out
@@ -51,19 +59,22 @@ class TinyPolicy(torch.nn.Module):
 def make_artifact(models: Path, version: str, bias: float, chunk: int = 4, poison: bool = False,
                   action_dim: int = 2, encoder: str = "minilm", execution: str = "receding_horizon",
                   fps: float = 10.0, name: str = "tiny", camera: bool = False, seed: int | None = None,
-                  uncertainty: bool = False) -> Artifact:
+                  uncertainty: bool = False, history: int = 0) -> Artifact:
     """Write models/<name>/<version>/ and return it."""
     with tempfile.TemporaryDirectory() as tmp:
         return _write(Path(tmp), models, version, bias, chunk, poison, action_dim, encoder, execution, fps, name,
-                      camera, seed, uncertainty)
+                      camera, seed, uncertainty, history)
 
 
 def _write(work: Path, models: Path, version: str, bias: float, chunk: int, poison: bool, action_dim: int,
            encoder: str, execution: str, fps: float, name: str, camera: bool, seed: int | None,
-           uncertainty: bool = False) -> Artifact:
+           uncertainty: bool = False, history: int = 0) -> Artifact:
     model = TinyPolicy(chunk, bias, poison, action_dim, seed, uncertainty).eval()
     outputs = ["action", "uncertainty"] if uncertainty else ["action"]
-    feeds = {"state": torch.zeros(1, 4), "language": torch.zeros(1, 384)}
+    state = torch.zeros(1, history, 4) if history >= 2 else torch.zeros(1, 4)
+    if history >= 2:  # a golden input whose history moves, so the golden output checks the move is computed
+        state[0, :, 0] = torch.linspace(0.0, 0.1, history)
+    feeds = {"state": state, "language": torch.zeros(1, 384)}
     if camera:
         feeds["image_top"] = torch.zeros(1, 3, 96, 96)
     onnx_path = work / "policy.onnx"
@@ -88,6 +99,8 @@ def _write(work: Path, models: Path, version: str, bias: float, chunk: int, pois
     }
     if uncertainty:
         manifest["uncertainty"] = {"output": "uncertainty", "kind": "abs_state0", "heads": 0, "units": "m"}
+    if history >= 2:
+        manifest["history"] = {"n_obs_steps": history, "features": [STATE], "padding": "first"}
     if camera:
         manifest["features"][image_key("top")] = {"dtype": "video", "shape": [96, 96, 3],
                                                           "names": ["height", "width", "channels"]}

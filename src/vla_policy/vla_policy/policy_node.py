@@ -1,7 +1,9 @@
 """Policy lifecycle node: runs a VLA policy at the artifact's control rate and hot-swaps it without a missed tick.
 
 Subscribes: <image_prefix>/<camera> (model-ready sensor_msgs/Image from the perception node), joint_states,
-instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused).
+instruction/embedding (vla_interfaces/InstructionEmbedding; embeddings from another encoder are refused),
+episode/events (vla_interfaces/EpisodeEvent: at an episode's START the chunks in flight and the observation
+history are forgotten, as the simulated evaluation resets its runner per episode).
 Publishes: ~/cmd_vel (geometry_msgs/Twist) or ~/cmd (std_msgs/Float64MultiArray or trajectory_msgs/JointTrajectory),
 as the robot contract's action type says (vla_ros.convert's command codec): the proposed command, the safety shield
 decides what is sent. A trajectory carries one point per tick (time_from_start one control period) or, with
@@ -42,7 +44,7 @@ from std_srvs.srv import Trigger
 from vla_core.artifact import ArtifactError
 from vla_core.contract import RobotContract
 from vla_core.paths import workspace_path
-from vla_interfaces.msg import HelpRequest, InstructionEmbedding, PolicyStatus
+from vla_interfaces.msg import EpisodeEvent, HelpRequest, InstructionEmbedding, PolicyStatus
 from vla_interfaces.srv import LoadPolicy
 from vla_core.codecs import JOINT_TRAJECTORY, TWIST
 from vla_core.errors import ConfigError
@@ -61,6 +63,7 @@ from vla_ros.input_wait import InputWait
 from vla_ros.node_base import ManagedNode, main_for
 
 EMBEDDING_TOPIC = "instruction/embedding"
+EPISODE_EVENTS_TOPIC = "episode/events"
 # No tick for this long (wall clock) means the control loop is idle, and a staged policy is swapped in at once.
 IDLE_SWAP_S = 0.5
 
@@ -87,6 +90,7 @@ class PolicyNode(ModelInputs, ManagedNode):
         self._input_wait: InputWait | None = None  # ticks wait for the inputs of their instant (input_wait)
         self.counters = collections.Counter()
         self._count_lock = threading.Lock()
+        self._episode_started = False  # an episode START arrived; the next tick resets the runner
         self._init_input_counts(self._count_lock)
         self.latencies: collections.deque = collections.deque(maxlen=500)
         self.recent_latencies: list[float] = []  # since the last status message (same executor thread)
@@ -124,6 +128,8 @@ class PolicyNode(ModelInputs, ManagedNode):
                                      callback_group=self.io_group),
             self.create_subscription(InstructionEmbedding, EMBEDDING_TOPIC, self._on_embedding,
                                      node_qos.LATCHED, callback_group=self.io_group),
+            self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_episode_event, node_qos.EVENTS,
+                                     callback_group=self.io_group),
             self.create_service(LoadPolicy, "~/load_policy", self._on_load, callback_group=self.io_group),
             self.create_service(Trigger, "~/rollback", self._on_rollback, callback_group=self.io_group),
         ]
@@ -139,6 +145,7 @@ class PolicyNode(ModelInputs, ManagedNode):
         # Observations are refused by age, so none from before the activation is acted on; the latched
         # instruction embedding is kept: it arrives once, possibly while the node was still inactive.
         self.tick = 0
+        self._episode_started = False
         if self.runner is not None:
             self.runner.reset()
         fps = float(self.slot.active.artifact.manifest["fps"]) if self.slot.active else self.contract.fps
@@ -224,6 +231,12 @@ class PolicyNode(ModelInputs, ManagedNode):
         self._embedding_encoder = msg.encoder_id
         self._offer_embedding(msg)
 
+    def _on_episode_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.START:
+            self._episode_started = True  # the control tick resets the runner (it alone touches it)
+            with self._count_lock:
+                self.counters["episode_starts"] += 1
+
     def on_callback_error(self, where: str, exc: Exception) -> None:
         """As for stale input: forget the chunk in flight and the observations, so that nothing is proposed
         until fresh ones arrive. The latched instruction is kept unless its own callback failed."""
@@ -307,6 +320,9 @@ class PolicyNode(ModelInputs, ManagedNode):
         self.tick += 1
         if policy is None:
             return None
+        if self._episode_started:  # a new episode: nothing of the last one's chunks or observations carries over
+            self._episode_started = False
+            runner.reset()
         now = self.get_clock().now().nanoseconds * 1e-9
         self.stale = self.cache.stale(list(runner.features), now, self.params["max_observation_age"])
         if self.stale:
@@ -489,7 +505,7 @@ class PolicyNode(ModelInputs, ManagedNode):
                   "stale_inputs": ", ".join(self.stale)}
         values.update({k: counts.get(k, 0) for k in ("ticks", "proposed", "stale_ticks", "missed_ticks",
                                                       "dropped_outputs", "rejected_loads", "swaps", "explored",
-                                                      "exploration_clamped", "help_requests")})
+                                                      "exploration_clamped", "help_requests", "episode_starts")})
         values.update({"uncertainty": f"{self.uncertainty:.4g}", "help_threshold": self.help.threshold,
                        "help_requested": self.help.active, "help_reason": self.help.reason})
         values["rejected_inputs"] = sum(rejects.values())

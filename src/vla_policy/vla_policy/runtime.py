@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_core.artifact import Artifact, ArtifactError, compatibility, resolve, verify_artifact
+from vla_core.artifact import Artifact, ArtifactError, compatibility, history_steps, resolve, verify_artifact
 from vla_core.contract import RobotContract
 from vla_core.features import ACTION
 from vla_policy.engines import Engine, make_engine
@@ -52,6 +52,11 @@ class LoadedPolicy:
     def input_specs(self) -> dict[str, InputSpec]:
         """Feature name -> what the model takes (shape, dtype), as the manifest declares it."""
         return input_specs(self.artifact.manifest)
+
+    @property
+    def history(self) -> dict[str, int]:
+        """Feature -> how many of its last values the model takes (an observation history); {} without one."""
+        return history_steps(self.artifact.manifest)
 
     @property
     def uncertainty_output(self) -> str | None:
@@ -120,7 +125,7 @@ def load_policy(spec: str, models_dir: Path, contract: RobotContract, encoder_id
 def _check_on_golden(policy: LoadedPolicy, warmup: int) -> None:
     """The model takes what the manifest declares and reproduces its golden outputs within atol, finite."""
     engine = policy.engine
-    problems = engine_input_problems(policy.input_specs, policy.input_names, engine.inputs)
+    problems = engine_input_problems(policy.input_specs, policy.input_names, engine.inputs, policy.history)
     if problems:
         raise ArtifactError(f"{policy.label}: the model does not take what its manifest declares: "
                             + "; ".join(problems) + " (re-export the artifact)")
@@ -152,12 +157,15 @@ def _check_on_golden(policy: LoadedPolicy, warmup: int) -> None:
 
 
 def engine_input_problems(specs: dict[str, InputSpec], names: dict[str, str],
-                          taken: dict[str, tuple[tuple, np.dtype]]) -> list[str]:
+                          taken: dict[str, tuple[tuple, np.dtype]], history: dict[str, int] | None = None
+                          ) -> list[str]:
     """Every mismatch between the inputs the manifest declares and those the model takes, or [].
 
-    The node feeds (1, *shape) float32 for vectors and (1, 3, H, W) float32 for (H, W, 3) images; symbolic or
-    dynamic dimensions in the model accept any size.
+    The node feeds (1, *shape) float32 for vectors and (1, 3, H, W) float32 for (H, W, 3) images, with a time
+    axis after the batch for a feature the manifest gives a history of T steps ((1, T, 3, H, W), (1, T, *shape));
+    symbolic or dynamic dimensions in the model accept any size.
     """
+    history = history or {}
     problems = []
     for onnx_name in sorted(set(taken) - set(names.values())):
         problems.append(f"model input '{onnx_name}' is fed by no feature in onnx.inputs")
@@ -168,7 +176,8 @@ def engine_input_problems(specs: dict[str, InputSpec], names: dict[str, str],
             continue
         shape, dtype = taken[onnx_name]
         spec = specs[feature]
-        fed = (1, spec.shape[2], spec.shape[0], spec.shape[1]) if spec.is_image else (1, *spec.shape)
+        fed = (spec.shape[2], spec.shape[0], spec.shape[1]) if spec.is_image else tuple(spec.shape)
+        fed = (1, history[feature], *fed) if feature in history else (1, *fed)
         fixed = [(want, got) for want, got in zip(shape, fed) if isinstance(want, int) and want > 0]
         if len(shape) != len(fed) or any(want != got for want, got in fixed):
             problems.append(f"{feature} is fed as {list(fed)}, the model's '{onnx_name}' takes {list(shape)}")

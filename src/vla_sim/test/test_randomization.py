@@ -320,8 +320,9 @@ def test_backend_takes_ranges_for_the_next_episode_and_the_node_config_refuses_t
     params = {**defaults(SIM_ROBOT_PARAMS), "randomization_latency": 2, "randomization_scale": 0.5}
     assert backend_config(params)["env_kwargs"]["randomization"]["latency"] == 1
     assert "randomization" not in backend_config(defaults(SIM_ROBOT_PARAMS))["env_kwargs"]
-    with pytest.raises(ConfigError, match="preset 'arm' takes no domain randomisation"):
-        backend_config({**params, "preset": "arm"})
+    assert backend_config({**params, "preset": "arm"})["env_kwargs"]["randomization"]["latency"] == 1
+    with pytest.raises(ConfigError, match="preset 'pusht' takes no domain randomisation"):
+        backend_config({**params, "preset": "pusht"})
 
 
 def test_scripted_demonstrations_can_be_recorded_in_randomised_scenes(tmp_path):
@@ -362,3 +363,13 @@ def test_under_full_lighting_and_shades_every_block_is_nearest_its_own_colour_na
             hue = hue_degrees(image[int(env._cv - pos[0] * env._scale), int(env._cu - pos[1] * env._scale)])
             nearest = min(HUE_BANDS, key=lambda other: distance(hue, HUE_BANDS[other][0]))
             assert nearest == name, (seed, name, hue)
+
+
+def test_single_perturbations_are_each_field_of_the_full_preset_alone():
+    from vla_sim.randomization import PERTURBATIONS
+    full = PRESETS["full"].to_dict()
+    singles = {name: ranges for name, ranges in PERTURBATIONS.items() if name not in PRESETS}
+    assert sorted(singles) == sorted(name for name, value in full.items() if value)
+    for name, ranges in singles.items():
+        assert {k: v for k, v in ranges.to_dict().items() if v} == {name: full[name]}
+    assert all(PERTURBATIONS[name] == PRESETS[name] for name in PRESETS)

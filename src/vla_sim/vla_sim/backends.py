@@ -441,15 +441,15 @@ class SimBackend:
         next reset on.
 
         Raises:
-            ValueError: the env takes no randomisation (only the tabletop env does so far) and ``ranges`` is not
+            ValueError: the env takes no randomisation (the tabletop and arm envs do) and ``ranges`` is not
                 all zero, or the env refuses the ranges.
         """
         setter = getattr(self._unwrapped, "set_randomization", None)
         if callable(setter):
             setter(ranges)
         elif ranges.enabled:
-            raise ValueError(f"env {self.env_id!r} takes no domain randomisation (the tabletop env does); set every "
-                             "randomization range to 0")
+            raise ValueError(f"env {self.env_id!r} takes no domain randomisation (the tabletop and arm envs do); set "
+                             "every randomization range to 0")
 
     def close(self) -> None:
         """Release the env (idempotent)."""

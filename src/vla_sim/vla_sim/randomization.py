@@ -177,6 +177,12 @@ PRESETS.update({
 PRESETS["full"] = RandomizationRanges(**{**PRESETS["visual"].to_dict(), **{
     k: v for k, v in PRESETS["dynamics"].to_dict().items() if v}})
 
+#: What an evaluation can perturb a scene by: every preset, and each field of the full preset alone, named after
+#: the field (``"brightness"``: the full preset's brightness range and nothing else), for success under every
+#: single perturbation.
+PERTURBATIONS: dict[str, RandomizationRanges] = {**PRESETS, **{
+    name: RandomizationRanges(**{name: value}) for name, value in PRESETS["full"].to_dict().items() if value}}
+
 
 @dataclass(frozen=True)
 class Distractor:

@@ -53,6 +53,11 @@ from vla_sim.randomization import PARAM_PREFIX, ranges_from_params
 from vla_sim.sim_params import SIM_ROBOT_PARAMS
 
 
+def takes_randomization(preset: str) -> bool:
+    """Whether the preset's env draws domain randomisation (the embedded tabletop and arm envs)."""
+    return preset.startswith("tabletop") or preset == "arm"
+
+
 def backend_config(params: dict) -> dict:
     """The backend configuration for these node parameters: the preset, with size, limit and id overrides."""
     config = copy.deepcopy(PRESETS[params["preset"]])
@@ -67,11 +72,11 @@ def backend_config(params: dict) -> dict:
         kwargs["observation_height"], kwargs["observation_width"] = params["image_height"], params["image_width"]
     config["max_episode_steps"] = params["max_episode_steps"]
     ranges = ranges_from_params(params)
-    if ranges.enabled and params["preset"].startswith("tabletop"):
+    if ranges.enabled and takes_randomization(params["preset"]):
         kwargs["randomization"] = ranges.to_dict()
     elif ranges.enabled:
-        raise ConfigError(f"preset {params['preset']!r} takes no domain randomisation (the tabletop presets do); "
-                          f"set every {PARAM_PREFIX}* parameter to 0")
+        raise ConfigError(f"preset {params['preset']!r} takes no domain randomisation (the tabletop and arm presets "
+                          f"do); set every {PARAM_PREFIX}* parameter to 0")
     return config
 
 

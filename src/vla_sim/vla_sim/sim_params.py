@@ -42,7 +42,7 @@ SIM_ROBOT_PARAMS = (
     ParamSpec("diagnostics_period", 1.0, "Period of /diagnostics", range=(0.1, 60.0), unit="s"),
 )
 
-# Domain randomisation (tabletop presets; docs/randomization.md): one range per field of
+# Domain randomisation (tabletop and arm presets; docs/randomization.md): one range per field of
 # vla_sim.randomization.RandomizationRanges, and a scale over them all. All 0 by default (off); every one is
 # honoured at run time from the next episode on.
 _RANDOMIZATION_DOCS = {

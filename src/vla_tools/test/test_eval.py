@@ -86,8 +86,8 @@ def test_bad_matrix_names_are_refused_before_anything_runs(tmp_path):
         plan_cells(["tabletop"], ["off", "fog"], ["heldout"])
     with pytest.raises(ConfigError, match="task 'kitchen'"):
         plan_cells(["kitchen"], ["off"], ["heldout"])
-    with pytest.raises(ConfigError, match="arm takes no domain randomisation"):
-        plan_cells(["arm"], ["visual"], ["heldout"])
+    assert [c.key for c in plan_cells(["arm"], ["visual", "latency"], ["heldout"])] == ["arm/visual/heldout",
+                                                                                        "arm/latency/heldout"]
     with pytest.raises(ConfigError, match="does not exist"):
         plan_cells(["tabletop"], ["off"], [str(tmp_path / "missing.txt")])
     bad = tmp_path / "bad.txt"

@@ -25,7 +25,10 @@ def register(sub) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="NAME/VERSION under --models-dir, or a path")
     p.add_argument("--tasks", default="tabletop", help="comma-separated: tabletop, tabletop_hard, arm (tabletop)")
     p.add_argument("--randomization", default="off",
-                   help="comma-separated vla_sim.randomization presets: off, visual, dynamics, full (off)")
+                   help="comma-separated vla_sim.randomization presets (off, visual, dynamics, full) or single "
+                        "perturbations: a field of the full preset alone (brightness, colour_temperature, shade, "
+                        "table_texture, distractors, camera_shift, camera_rotation, camera_zoom, friction_slide, "
+                        "mass, latency); default off")
     p.add_argument("--phrasings", default="heldout",
                    help="comma-separated: train, heldout, all, or a file of templates with {block} and {zone}, one "
                         "per line (heldout)")

@@ -66,7 +66,7 @@ class Cell:
 def plan_cells(tasks: list[str], randomizations: list[str], phrasings: list[str]) -> list[Cell]:
     """Every combination, validated before anything runs: unknown names raise ConfigError listing the choices."""
     from vla_sim.backends import PRESETS as TASKS
-    from vla_sim.randomization import PRESETS as RANDOMIZATION
+    from vla_sim.randomization import PERTURBATIONS as RANDOMIZATION
     problems = [f"task {t!r} is not one of {sorted(TASK_CONTRACTS)}" for t in tasks if t not in TASK_CONTRACTS
                 or t not in TASKS]
     problems += [f"randomization {r!r} is not one of {sorted(RANDOMIZATION)}" for r in randomizations
@@ -77,8 +77,6 @@ def plan_cells(tasks: list[str], randomizations: list[str], phrasings: list[str]
             if any(not t.startswith("tabletop") for t in tasks):
                 problems.append(f"phrasing file {p!r} holds tabletop templates; evaluate the arm with train, "
                                 "heldout or all")
-    if "arm" in tasks and any(r != "off" for r in randomizations):
-        problems.append("the arm takes no domain randomisation: evaluate it with --randomization off")
     if not tasks or not randomizations or not phrasings:
         problems.append("give at least one task, one randomization preset and one phrasing set")
     if problems:
@@ -134,7 +132,7 @@ def run_cell(policy, robot, encoder, cell: Cell, seeds: range, max_steps: int | 
     from vla_policy.runner import PolicyRunner
     from vla_sim.backends import PRESETS as TASKS, make_backend
     from vla_sim.envs.instructions import format_instruction, parse_instruction
-    from vla_sim.randomization import PRESETS as RANDOMIZATION
+    from vla_sim.randomization import PERTURBATIONS as RANDOMIZATION
     from vla_trainer.evaluate import run_episode
     config = dict(TASKS[cell.task])
     own = read_phrasings(Path(cell.phrasing)) if cell.is_file else None

@@ -41,6 +41,7 @@ class Algorithm:
     """Behaviour cloning; subclasses choose frames, weights, and may add per-sample weights each step."""
 
     config_class = AlgorithmConfig  # bc has no options of its own
+    takes_history = True  # whether the policy may see an observation history (policy.n_obs_steps > 1)
 
     def __init__(self, config: AlgorithmConfig, data: TrainingData):
         self.config, self.data = config, data
@@ -171,6 +172,7 @@ class CriticAlgorithm(Algorithm):
     their critics in ``build`` and list the networks a checkpoint holds in ``networks``."""
 
     networks: tuple[str, ...] = ()
+    takes_history = False  # the critics score single observations
 
     def __init__(self, config: AlgorithmConfig, data: TrainingData):
         super().__init__(config, data)

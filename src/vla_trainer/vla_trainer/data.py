@@ -363,20 +363,20 @@ class PlanarSymmetry:
         for i in np.flatnonzero(g):
             swap, neg_x, neg_y = bool(g[i] & 4), bool(g[i] & 1), bool(g[i] & 2)
             for cam, img in images.items():
-                frame = img[i]
+                frame = img[i]  # (H, W, 3), or (T, H, W, 3) with an observation history
                 if swap:  # x <-> y: transpose rows (x) and columns (y)
-                    frame = frame.transpose(1, 0, 2)
+                    frame = frame.swapaxes(-3, -2)
                 if neg_x:  # image up is +x
-                    frame = frame[::-1]
+                    frame = np.flip(frame, -3)
                 if neg_y:  # image left is +y
-                    frame = frame[:, ::-1]
+                    frame = np.flip(frame, -2)
                 img[i] = frame
             for values, pairs in ((state, self.pairs), (env, self.env_pairs if env is not None else ())):
-                for xi, yi in pairs:
+                for xi, yi in pairs:  # values[i]: (S,), or (T, S) with an observation history
                     if swap:
-                        values[i, [xi, yi]] = values[i, [yi, xi]]
-                    values[i, xi] *= -1.0 if neg_x else 1.0
-                    values[i, yi] *= -1.0 if neg_y else 1.0
+                        values[i, ..., [xi, yi]] = values[i, ..., [yi, xi]]
+                    values[i, ..., xi] *= -1.0 if neg_x else 1.0
+                    values[i, ..., yi] *= -1.0 if neg_y else 1.0
             if swap:
                 action[i] = action[i][:, ::-1]
             if neg_x:
@@ -393,16 +393,18 @@ class BatchSampler:
 
     ``frames`` selects the samples (e.g. only operator-labelled frames for HG-DAgger); every sample's target is
     the chunk of the next K recorded actions, padded (and masked) past the episode's end, at invalid frames and at
-    frames the filter leaves out.
+    frames the filter leaves out. With ``history`` T > 1 (policy.n_obs_steps) a sample's images and state are
+    those of its last T frames, (B, T, ...) oldest first, the episode's first frame repeated before its start
+    (as vla_policy.runner.ObservationHistory pads at run time).
     """
 
     def __init__(self, data: TrainingData, episodes: list[int], chunk_size: int, language: LanguageTable,
                  frame_filter: Callable[[Episode], np.ndarray] | None = None, weights: np.ndarray | None = None,
-                 symmetry: str = "none"):
+                 symmetry: str = "none", history: int = 1):
         eps = [data.episodes[i] for i in episodes]
         if not eps:
             raise DataError("no episode to sample from (is data.val_fraction too high for this many episodes?)")
-        self.cameras, self.k = data.cameras, int(chunk_size)
+        self.cameras, self.k, self.history = data.cameras, int(chunk_size), int(history)
         self.episode_ids = list(episodes)
         self.images = {cam: np.concatenate([e.images[cam] for e in eps]) for cam in data.cameras}
         self.state = np.concatenate([e.state for e in eps])
@@ -412,6 +414,7 @@ class BatchSampler:
         valid = np.concatenate([e.valid for e in eps])
         starts = np.concatenate([[0], np.cumsum([len(e) for e in eps])[:-1]])
         self.end = np.concatenate([np.full(len(e), s + len(e)) for s, e in zip(starts, eps)])
+        self.start = np.concatenate([np.full(len(e), s) for s, e in zip(starts, eps)])
         self.valid = valid
         lang_ids = [language.variants[e.instruction] for e in eps]
         self.episode_of = np.concatenate([np.full(len(e), i) for i, e in enumerate(eps)])
@@ -436,7 +439,8 @@ class BatchSampler:
         return int(self.samples.size)
 
     def gather(self, frames: np.ndarray, paraphrase: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Numpy arrays of one batch: images (uint8 HWC per camera), state, language, action chunk, pad mask."""
+        """Numpy arrays of one batch: images (uint8 HWC per camera), state, language, action chunk, pad mask;
+        with a history, images (B, T, H, W, 3) and state (B, T, S)."""
         steps = frames[:, None] + np.arange(self.k)[None]
         pad = steps >= self.end[frames][:, None]
         steps = np.minimum(steps, self.end[frames][:, None] - 1)
@@ -445,7 +449,10 @@ class BatchSampler:
             lang = np.array([rng.choice(self.lang_variants[e]) for e in self.episode_of[frames]])
         else:
             lang = self.lang_exact[self.episode_of[frames]]
-        batch = {"images": {cam: self.images[cam][frames] for cam in self.cameras}, "state": self.state[frames],
+        seen = frames  # the observed frames: (B,), or (B, T) oldest first with a history
+        if self.history > 1:
+            seen = np.maximum(frames[:, None] - np.arange(self.history - 1, -1, -1)[None], self.start[frames][:, None])
+        batch = {"images": {cam: self.images[cam][seen] for cam in self.cameras}, "state": self.state[seen],
                  "language": self.embeddings[lang], "action": self.action[steps], "action_pad": pad,
                  "frames": frames}
         if self.env_state is not None:

@@ -1,7 +1,9 @@
 """Export a trained policy to a verified artifact: ONNX checked against torch, golden pair, safetensors weights.
 
 The ONNX graph takes one input per feature (``image_<camera>`` (1, 3, H, W) float32 in [0, 1], ``state``,
-``language``) and returns ``action`` (1, K, D) in SI units; a policy trained with ``ensemble_heads`` returns the
+``language``) and returns ``action`` (1, K, D) in SI units; a policy with an observation history
+(policy.n_obs_steps T > 1) takes each camera as (1, T, 3, H, W) and the state as (1, T, S), oldest first, and
+the manifest's ``history`` entry names those features (the policy runner keeps their last T values); a policy trained with ``ensemble_heads`` returns the
 heads' mean as ``action`` and their disagreement as ``uncertainty`` (1,) (vla_trainer.policies.ensemble), and the
 manifest's ``uncertainty`` entry says so. Export fails, writing nothing, when onnxruntime disagrees with torch by
 more than ``atol`` on any output.
@@ -44,8 +46,9 @@ def ensemble_heads(policy: nn.Module) -> int:
 def example_inputs(config, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     h, w = config.image_size
-    feeds = {f"image_{cam}": rng.random((1, 3, h, w), dtype=np.float32) for cam in config.cameras}
-    feeds["state"] = rng.standard_normal((1, config.state_dim)).astype(np.float32)
+    time = (config.n_obs_steps,) if config.n_obs_steps > 1 else ()  # the history's axis
+    feeds = {f"image_{cam}": rng.random((1, *time, 3, h, w), dtype=np.float32) for cam in config.cameras}
+    feeds["state"] = rng.standard_normal((1, *time, config.state_dim)).astype(np.float32)
     language = rng.standard_normal((1, config.language_dim)).astype(np.float32)
     feeds["language"] = language / np.linalg.norm(language)
     return feeds
@@ -104,6 +107,11 @@ def export_artifact(policy: nn.Module, models_dir: Path, name: str, version: str
             "golden": {"file": "golden.npz", "atol": atol},
             "training": training or {}, "dataset_fingerprint": dataset_fingerprint,
         }
+        if config.n_obs_steps > 1:  # what the policy runner keeps the last values of (vla_policy.runner)
+            manifest["history"] = {"n_obs_steps": config.n_obs_steps,
+                                   "features": [*(f"observation.images.{cam}" for cam in config.cameras),
+                                                "observation.state"],
+                                   "padding": "first"}
         if heads:  # what the policy node serves beside the action (vla_policy.runtime reads it)
             manifest["uncertainty"] = {"output": "uncertainty", "kind": "ensemble_std", "heads": heads,
                                        "units": "action std (normalised action units), mean over chunk and dims"}

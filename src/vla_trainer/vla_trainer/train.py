@@ -99,8 +99,10 @@ def _device(local_rank: int) -> torch.device:
 def batch_tensors(arrays: dict, device: torch.device) -> dict[str, Any]:
     """A gathered batch (numpy) -> tensors on ``device``. Images, (N, H, W, 3) uint8 RGB per camera, become
     (N, 3, H, W) float32 in [0, 1] through :func:`vla_core.observation.to_chw_float`, the conversion the policy
-    node and the simulated evaluation use, so training sees bitwise the tensors that serving sees."""
-    images = {cam: torch.from_numpy(to_chw_float(frames)).to(device) for cam, frames in arrays["images"].items()}
+    node and the simulated evaluation use, so training sees bitwise the tensors that serving sees. An observation
+    history's (N, T, H, W, 3) become (N, T, 3, H, W)."""
+    images = {cam: torch.from_numpy(to_chw_float(frames.reshape(-1, *frames.shape[-3:])).reshape(
+        *frames.shape[:-3], 3, *frames.shape[-3:-1])).to(device) for cam, frames in arrays["images"].items()}
     return {"images": images, **{key: torch.from_numpy(arrays[key]).to(device)
                                  for key in ("state", "language", "action", "action_pad", "env_state")
                                  if key in arrays}}
@@ -108,7 +110,10 @@ def batch_tensors(arrays: dict, device: torch.device) -> dict[str, Any]:
 
 def augment(images: torch.Tensor, shift: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1]: random integer shifts up to ``shift`` px (replicate padding), brightness and
-    contrast scaled by up to ``jitter``. Hue is untouched: block colours carry the task."""
+    contrast scaled by up to ``jitter``. Hue is untouched: block colours carry the task. An observation history,
+    (B, T, 3, H, W), gets one shift and one jitter per sample: its frames stay aligned with each other."""
+    if images.dim() == 5:
+        return augment(images.flatten(1, 2), shift, jitter, generator).view(images.shape)
     b, _, h, w = images.shape
     if shift > 0:
         padded = nn.functional.pad(images, (shift, shift, shift, shift), mode="replicate")
@@ -207,18 +212,21 @@ class Trainer:
                 raise ValueError(f"train.freeze_encoder_steps: the {cfg.policy['type']} policy has no trainable image "
                                  "encoder to freeze; set it 0")
         self.algorithm = make_algorithm(cfg.algorithm, self.data)
-        k = self.policy.config.chunk_size
+        k, history = self.policy.config.chunk_size, self.policy.config.n_obs_steps
+        if history > 1 and not self.algorithm.takes_history:
+            raise ValueError(f"algorithm.type={cfg.algorithm.type} learns from single observations; set "
+                             f"policy.n_obs_steps=1 (it is {history}) or use algorithm.type=bc or hg_dagger")
         frame_weights = None
         weights = [self.algorithm.frame_weights(self.data.episodes[i]) for i in self.data.train_episodes]
         if all(w is not None for w in weights):
             frame_weights = np.concatenate(weights)
         self.sampler = BatchSampler(self.data, self.data.train_episodes, k, self.language,
-                                    self.algorithm.frame_filter, frame_weights, cfg.data.symmetry)
+                                    self.algorithm.frame_filter, frame_weights, cfg.data.symmetry, history)
         self.val_sampler = None
         if self.data.val_episodes:  # validated on the same targets as trained on (HG-DAgger: operator frames)
             try:
                 self.val_sampler = BatchSampler(self.data, self.data.val_episodes, k, self.language,
-                                                self.algorithm.frame_filter)
+                                                self.algorithm.frame_filter, history=history)
             except DataError:
                 self._say(f"no validation: the {len(self.data.val_episodes)} validation episode(s) have no frame "
                           f"algorithm '{cfg.algorithm.type}' learns from")

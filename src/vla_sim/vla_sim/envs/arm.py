@@ -50,6 +50,21 @@ its centre within 0.02 m horizontally of the base cube's and 0.03..0.05 m
 above it, the base cube on the table. Success terminates the episode;
 ``truncated`` becomes True after ``max_episode_steps`` steps.
 
+Domain randomisation
+--------------------
+``randomization`` (constructor, the reset option of that name for one episode, or :meth:`set_randomization`
+from the next reset on) takes :class:`vla_sim.randomization.RandomizationRanges`, a mapping of its fields or a
+preset name; all ranges zero (the default) is the scene exactly as without it. Each reset draws, from a
+generator of its own seeded by the episode seed (the layout and task of a seed never change with the ranges):
+lighting (brightness and white balance on both cameras' images), shades of every cube's and bin's colour within
+its name, the table's tint (the texture's mean; MuJoCo would need the texture uploaded to every renderer's GL
+context for the grain), distractor discs in neutral colours clear of the cubes and bins (visual only), the scene
+camera's pose (a shift along its image axes, a turn about its optical axis and a zoom of its field of view; the
+wrist camera is mounted), each cube's friction (``friction_slide``: the distance a cube released at 0.5 m/s
+slides, mu = v^2 / (2 g d), at most the nominal 1.0; the cube's friction then acts in all its contacts, the
+fingers' included, rather than the larger of the two) and mass, and an action latency whose idle action holds
+the reset pose. See docs/randomization.md.
+
 Rendering is headless: MUJOCO_GL defaults to ``egl`` (software Mesa works;
 Debian packages libegl1 and libgl1-mesa-dri), shadows and reflections are off.
 Call :meth:`ArmPickPlaceEnv.close` to free the GL contexts.
@@ -89,6 +104,17 @@ from vla_sim.envs.arm_kinematics import (  # noqa: E402
     load_arm_model,
 )
 from vla_sim.envs.common import check_reset_options, place, privileged_vector  # noqa: E402
+from vla_sim.randomization import (  # noqa: E402
+    DISTRACTOR_RGB,
+    GRAVITY,
+    ActionLatency,
+    RandomizationRanges,
+    SceneRandomization,
+    apply_lighting,
+    lighting_lut,
+    sample_scene,
+    table_texture,
+)
 
 CAMERA_NAMES: tuple[str, ...] = ("scene", "wrist")
 CUBE_HALF = 0.02          # m, half the cube's side
@@ -115,6 +141,11 @@ def _close_open_envs() -> None:
 _REACH_MIN, _REACH_MAX, _MAX_BEARING = 0.25, 0.53, math.radians(55.0)
 _PARK_Z = -0.7            # m, under the table: objects not in this episode
 _HOME_NOISE = 0.08        # rad, uniform perturbation of the home pose at reset
+# Seed-sequence tag of the randomisation stream (separate from the layout's np_random).
+_RANDOMIZATION_STREAM = 0x0A3A11
+MAX_DISTRACTORS = 8       # distractor bodies in the MJCF
+DISTRACTOR_RADIUS = 0.025  # m
+SLIDE_SPEED = 0.5         # m/s: friction_slide is how far a cube released at this speed slides
 
 # Privileged state vector layout (version 1). All values float64.
 ARM_PRIVILEGED_VERSION = 1.0
@@ -190,6 +221,7 @@ class ArmPickPlaceEnv(gym.Env):
         max_episode_steps: int | None = 200,
         instruction_set: str = "train",
         render_mode: str | None = None,
+        randomization: RandomizationRanges | dict | str | None = None,
     ) -> None:
         super().__init__()
         skills = tuple(skills)
@@ -243,6 +275,22 @@ class ArmPickPlaceEnv(gym.Env):
         self._cube_geoms = ids(mujoco.mjtObj.mjOBJ_GEOM, [f"cube_{c}" for c in CUBE_COLOURS])
         bin_bodies = ids(mujoco.mjtObj.mjOBJ_BODY, [f"bin_{c}" for c in BIN_COLOURS])
         self._bin_mocap = m.body_mocapid[bin_bodies]
+        self._bin_geoms = [np.flatnonzero(m.geom_bodyid == b) for b in bin_bodies]  # per colour: floor, walls
+        self._cube_bodies = m.geom_bodyid[self._cube_geoms]
+        self._distractor_mocap = m.body_mocapid[ids(mujoco.mjtObj.mjOBJ_BODY,
+                                                    [f"distractor_{i}" for i in range(MAX_DISTRACTORS)])]
+        self._distractor_geoms = ids(mujoco.mjtObj.mjOBJ_GEOM, [f"distractor_{i}" for i in range(MAX_DISTRACTORS)])
+        self._table_geom = int(ids(mujoco.mjtObj.mjOBJ_GEOM, ["table"])[0])
+        self._scene_cam = int(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "scene"))
+        # What randomisation changes, as the MJCF has it: restored at every reset before an episode's draw.
+        self._nominal = {name: getattr(m, name).copy() for name in (
+            "geom_rgba", "geom_friction", "geom_priority", "body_mass", "body_inertia", "cam_pos", "cam_quat", "cam_fovy")}
+        #: Ranges every episode draws from (set between episodes with :meth:`set_randomization`).
+        self.randomization = RandomizationRanges.coerce(randomization)
+        self.scene = SceneRandomization()  # this episode's draw
+        self._dr_rng: np.random.Generator | None = None
+        self._latency: ActionLatency | None = None
+        self._lut: np.ndarray | None = None
         self.joint_lower = m.jnt_range[joints, 0].copy()
         self.joint_upper = m.jnt_range[joints, 1].copy()
 
@@ -280,11 +328,17 @@ class ArmPickPlaceEnv(gym.Env):
 
         A ValueError (bad option or instruction) leaves the previous episode intact.
         """
-        options = check_reset_options(options)
+        options = check_reset_options(options, extra=("randomization",))
         instruction_set = options.get("instruction_set") or self.instruction_set
         arm_templates(self.skills[0], instruction_set)  # validates before anything changes
+        ranges = (self.randomization if options.get("randomization") is None
+                  else RandomizationRanges.coerce(options["randomization"]))
         super().reset(seed=seed)
         rng = self.np_random
+        if seed is not None:
+            self._dr_rng = np.random.default_rng([int(seed), _RANDOMIZATION_STREAM])
+        elif self._dr_rng is None:  # never seeded: as random as the layout
+            self._dr_rng = np.random.default_rng()
 
         cube_cids, bin_cids, cubes, yaws, bins = self._sample_layout(rng)
         home = HOME_QPOS + rng.uniform(-_HOME_NOISE, _HOME_NOISE, size=6)
@@ -335,6 +389,7 @@ class ArmPickPlaceEnv(gym.Env):
             d.mocap_pos[self._bin_mocap[k]] = [0.1 + 0.15 * k, 0.3, _PARK_Z]
         for i, cid in enumerate(bin_cids):
             d.mocap_pos[self._bin_mocap[cid]] = [bins[i, 0], bins[i, 1], 0.0]
+        self._apply_randomization(ranges, cube_cids, bin_cids, cubes, bins, home)
         mujoco.mj_forward(m, d)
 
         self._cube_cids, self._bin_cids = cube_cids, bin_cids
@@ -363,6 +418,8 @@ class ArmPickPlaceEnv(gym.Env):
             raise ValueError(f"action must be finite; entries {bad} are not: {action!r}")
         low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
         clipped = np.clip(a, low, high)
+        if self._latency is not None:  # randomised latency: the action commanded some steps ago acts now
+            clipped = self._latency(clipped)
         d = self.data
         d.ctrl[:6] = clipped[:6]
         d.ctrl[6:8] = clipped[6] * FINGER_TRAVEL
@@ -402,7 +459,8 @@ class ArmPickPlaceEnv(gym.Env):
                 atexit.register(_close_open_envs)
                 _exit_hook_registered = True
         renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+        image = renderer.render()
+        return apply_lighting(image, self._lut) if self._lut is not None else image
 
     def close(self) -> None:
         """Free the renderers' GL contexts."""
@@ -499,7 +557,79 @@ class ArmPickPlaceEnv(gym.Env):
         a = self._cube_qadr[CUBE_COLOURS.index(colour)]
         return self.data.qpos[a:a + 3].copy()
 
+    def set_randomization(self, randomization: RandomizationRanges | dict | str | None) -> None:
+        """Ranges for the episodes from the next reset on (as the constructor's ``randomization``)."""
+        self.randomization = RandomizationRanges.coerce(randomization)
+
     # ------------------------------------------------------------ internals
+    def _apply_randomization(self, ranges: RandomizationRanges, cube_cids, bin_cids, cubes: np.ndarray,
+                             bins: np.ndarray, home: np.ndarray) -> None:
+        """Restore the MJCF's nominal scene, then draw this episode's randomisation and apply it to the model
+        (colours, camera, friction, mass), the distractors' places, the images' lighting and the latency."""
+        m, d = self.model, self.data
+        for name, value in self._nominal.items():
+            getattr(m, name)[:] = value
+        cube_names = [CUBE_COLOURS[c] for c in cube_cids]
+        bin_names = [BIN_COLOURS[c] for c in bin_cids]
+        scene = sample_scene(ranges, self._dr_rng, cube_names + bin_names, self.num_cubes)
+        self.scene = scene
+        self._lut = lighting_lut(scene.gains) if scene.lighting else None
+        self._latency = ActionLatency(scene.latency, np.append(home, 1.0)) if scene.latency else None
+        if not ranges.enabled:
+            return
+        for geoms, name in [([self._cube_geoms[c]], n) for c, n in zip(cube_cids, cube_names)] + \
+                [(self._bin_geoms[c], n) for c, n in zip(bin_cids, bin_names)]:
+            for g in geoms if name in scene.shades else ():
+                rgb = np.rint(self._nominal["geom_rgba"][g, :3] * 255.0)
+                m.geom_rgba[g, :3] = np.asarray(scene.shade(name, rgb), np.float64) / 255.0
+        if scene.texture_strength:  # the texture's tint (its mean over the table)
+            tint = table_texture((32, 32), scene.texture_strength, scene.texture_seed).mean(axis=(0, 1))
+            m.geom_rgba[self._table_geom, :3] = np.clip(
+                self._nominal["geom_rgba"][self._table_geom, :3] + tint / 255.0, 0.0, 1.0)
+        if scene.camera_jitter:
+            shift_x, shift_y, degrees, zoom = scene.camera
+            c = self._scene_cam
+            axes = np.zeros(9)
+            mujoco.mju_quat2Mat(axes, self._nominal["cam_quat"][c])
+            axes = axes.reshape(3, 3)  # columns: the camera's x (image right), y (image up), z (backwards)
+            m.cam_pos[c] = self._nominal["cam_pos"][c] + axes[:, 1] * shift_x - axes[:, 0] * shift_y
+            turn = np.zeros(4)
+            mujoco.mju_axisAngle2Quat(turn, np.array([0.0, 0.0, 1.0]), math.radians(degrees))
+            mujoco.mju_mulQuat(m.cam_quat[c], self._nominal["cam_quat"][c], turn)
+            fovy = math.radians(float(self._nominal["cam_fovy"][c]))
+            m.cam_fovy[c] = math.degrees(2.0 * math.atan(math.tan(fovy / 2.0) / zoom))
+        for i, cid in enumerate(cube_cids):
+            g, b = self._cube_geoms[cid], self._cube_bodies[cid]
+            if scene.slide[i] > 0:  # priority: the cube's friction, not the larger one, acts in its contacts
+                mu = SLIDE_SPEED ** 2 / (2.0 * GRAVITY * scene.slide[i])
+                m.geom_friction[g, 0] = min(float(self._nominal["geom_friction"][g, 0]), mu)
+                m.geom_priority[g] = 1
+            m.body_mass[b] = self._nominal["body_mass"][b] * scene.mass[i]
+            m.body_inertia[b] = self._nominal["body_inertia"][b] * scene.mass[i]
+        self._place_distractors(scene.distractor_count, cubes, bins)
+
+    def _place_distractors(self, count: int, cubes: np.ndarray, bins: np.ndarray) -> None:
+        """Up to ``count`` distractor discs on the table clear of every cube and bin, coloured from the
+        neutral DISTRACTOR_RGB; the rest stay parked under the table."""
+        rng = self._dr_rng
+        colours = list(DISTRACTOR_RGB.values())
+        placed: list[np.ndarray] = []
+        for i in range(min(count, MAX_DISTRACTORS)):
+            for _ in range(50):
+                r = math.sqrt(rng.uniform(_REACH_MIN ** 2, _REACH_MAX ** 2))
+                bearing = rng.uniform(-_MAX_BEARING, _MAX_BEARING)
+                p = np.array([r * math.cos(bearing), r * math.sin(bearing)])
+                if all(np.hypot(*(p - c)) >= 0.06 for c in cubes) and \
+                        all(np.max(np.abs(p - b)) >= 0.09 for b in bins) and \
+                        all(np.hypot(*(p - o)) >= 2.2 * DISTRACTOR_RADIUS for o in placed):
+                    break
+            else:
+                continue  # no room left for this one: it stays parked
+            placed.append(p)
+            self.data.mocap_pos[self._distractor_mocap[i]] = [p[0], p[1], 0.0]
+            self.model.geom_rgba[self._distractor_geoms[i], :3] = \
+                np.asarray(colours[int(rng.integers(len(colours)))], np.float64) / 255.0
+
     def _sample_layout(self, rng: np.random.Generator):
         """Non-overlapping bins; cubes clear of bins and of each other by a finger's width."""
         def polar_sample():

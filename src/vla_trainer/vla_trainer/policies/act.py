@@ -122,7 +122,11 @@ class ACTPolicy(Policy):
         if self.env_state_input:
             self.env_state_proj = nn.Linear(config.env_state_dim, d)
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
-        self.state_proj = nn.Linear(config.state_dim, d)
+        # policy.n_obs_steps: each frame's tokens carry a learned embedding of its place in the history, and the
+        # state token is the projection of the whole state history (only then: other policies' weights unchanged).
+        if config.n_obs_steps > 1:
+            self.time_embed = nn.Parameter(torch.zeros(config.n_obs_steps, 1, d))
+        self.state_proj = nn.Linear(config.state_dim * config.n_obs_steps, d)
         self.language_proj = nn.Linear(config.language_dim, d)
         self.latent_proj = nn.Linear(config.latent_dim, d)
         self.token_type = nn.Parameter(torch.zeros(3, d))  # latent, state, language
@@ -156,24 +160,27 @@ class ACTPolicy(Policy):
         """Normalised action chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D).
         ``keypoints``, a list, receives each camera's early keypoints."""
         b = state.shape[0]
+        steps = self.config.n_obs_steps
         tokens = [self.latent_proj(latent) + self.token_type[0],
-                  self.state_proj(self.normalize_state(state)) + self.token_type[1],
+                  self.state_proj(self.state_features(state)) + self.token_type[1],
                   self.language_proj(language) + self.token_type[2]]
         seq = [torch.stack(tokens, dim=1)]
         camera_points = []
-        for i, (enc, img) in enumerate(zip(self.encoders.values(), self.image_list(images))):
+        cond = self.per_frame(language)  # the encoders see (B * T) frames with a history of T steps
+        for i, (enc, img) in enumerate(zip(self.encoders.values(), self.frames(images))):
             if self.early:
-                early, final = enc.forward_multiscale(img, language)
+                early, final = enc.forward_multiscale(img, cond)
                 points = self.keypoints(early)
-                camera_points.append(points)
+                camera_points.append(self.latest(points))
                 if keypoints is not None:
-                    keypoints.append(points)
-                seq.append(self.keypoint_proj(points)[:, None] + self.camera_embed[i])
+                    keypoints.append(self.latest(points))
+                seq.append(self._over_time(self.keypoint_proj(points)[:, None] + self.camera_embed[i], b, steps))
             else:
-                final = enc(img, language)
+                final = enc(img, cond)
             fmap = self.token_conv(final)
             _, d, h, w = fmap.shape
-            seq.append(fmap.flatten(2).transpose(1, 2) + self._pos(h, w, fmap.device) + self.camera_embed[i])
+            frame_tokens = fmap.flatten(2).transpose(1, 2) + self._pos(h, w, fmap.device) + self.camera_embed[i]
+            seq.append(self._over_time(frame_tokens, b, steps))
         if self.env_state_input:
             estimate = self.env_state_predictor(torch.cat(camera_points, dim=1)).detach()
             seq.append(self.env_state_proj(estimate)[:, None])
@@ -188,23 +195,33 @@ class ACTPolicy(Policy):
         preds = self.action_heads(self.norm(x))
         return preds if all_heads else preds.mean(dim=0)
 
+    def _over_time(self, tokens: torch.Tensor, b: int, steps: int) -> torch.Tensor:
+        """Per-frame tokens (B * T, N, d) -> one sequence per sample (B, T * N, d), each frame's tokens marked by
+        its place in the history; (B, N, d) unchanged without history."""
+        if steps == 1:
+            return tokens
+        n, d = tokens.shape[1:]
+        return (tokens.reshape(b, steps, n, d) + self.time_embed).reshape(b, steps * n, d)
+
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
-        return self.unnormalize_action(self._decode(images, state, language, latent), state)
+        return self.unnormalize_action(self._decode(images, state, language, latent), self.current_state(state))
 
     def forward_with_uncertainty(self, images, state: torch.Tensor,
                                  language: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, D) the heads' mean action chunk in SI units, and (B,) their disagreement (ensemble_heads)."""
         latent = torch.zeros(state.shape[0], self.config.latent_dim, dtype=state.dtype, device=state.device)
         preds = self._decode(images, state, language, latent, all_heads=True)
-        return self.unnormalize_action(preds.mean(dim=0), state), disagreement(preds)
+        return self.unnormalize_action(preds.mean(dim=0), self.current_state(state)), disagreement(preds)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        state, target = batch["state"], self.normalize_action(batch["action"], batch["state"])
+        state = batch["state"]
+        target = self.normalize_action(batch["action"], self.current_state(state))
         b = state.shape[0]
         losses = {}
         if self.config.use_vae:
-            seq = torch.cat([self.vae_cls.expand(b, -1, -1), self.vae_state(self.normalize_state(state))[:, None],
+            seq = torch.cat([self.vae_cls.expand(b, -1, -1),
+                             self.vae_state(self.normalize_state(self.current_state(state)))[:, None],
                              self.vae_action(target)], dim=1) + self.vae_pos
             for block in self.vae_encoder:
                 seq = block(seq)

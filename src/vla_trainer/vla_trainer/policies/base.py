@@ -70,6 +70,13 @@ class PolicyConfig:
     # artifact's inputs are unchanged. Needs aux_env_state > 0.
     env_state_input: bool = False
     env_state_dim: int = 0  # set from the data
+    # Observation history: the policy sees the last n_obs_steps control periods' images and states (oldest first,
+    # the current one last), as Chi et al.'s diffusion policy and LeRobot's n_obs_steps do: velocities and what a
+    # moving arm hid a moment ago become visible. Image features are computed per frame by the same encoder and
+    # stacked over time (mlp, diffusion) or given a time embedding as tokens (ACT). At an episode's start the
+    # missing past is the first observation repeated, in training and in the policy runner alike. 1: the current
+    # observation only (the inputs are then (B, 3, H, W) and (B, S), without a time axis).
+    n_obs_steps: int = 1
     state_mean: list[float] = field(default_factory=list)
     state_std: list[float] = field(default_factory=list)
     action_mean: list[float] = field(default_factory=list)
@@ -102,6 +109,8 @@ class PolicyConfig:
                 raise ValueError(f"{name} must be positive everywhere, got {getattr(self, name)}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size {self.chunk_size} must be at least 1")
+        if not 1 <= self.n_obs_steps <= MAX_OBS_STEPS:
+            raise ValueError(f"n_obs_steps {self.n_obs_steps} must be in [1, {MAX_OBS_STEPS}] (1: no history)")
         if not self.cameras:
             raise ValueError("a policy needs at least one camera")
         if self.image_downsample < 1 or any(v % (8 * self.image_downsample) for v in self.image_size):
@@ -112,6 +121,7 @@ class PolicyConfig:
 
 
 IMAGE_ENCODERS = ("cnn", "efficientnet-lite0")
+MAX_OBS_STEPS = 16  # each step runs the image encoders once more per inference
 
 
 class Policy(nn.Module):
@@ -196,6 +206,37 @@ class Policy(nn.Module):
         if isinstance(images, torch.Tensor):
             images = {self.config.cameras[0]: images}
         return [images[cam] for cam in self.config.cameras]
+
+    # --- observation history (policy.n_obs_steps): images (B, T, 3, H, W) and states (B, T, S) when T > 1 ---
+    def frames(self, images) -> list[torch.Tensor]:
+        """Each camera's images as one batch of frames for the encoder: (B, 3, H, W), or (B * T, 3, H, W) (sample
+        major, oldest first) from (B, T, 3, H, W) with a history of T steps."""
+        if self.config.n_obs_steps == 1:
+            return self.image_list(images)
+        return [img.flatten(0, 1) for img in self.image_list(images)]
+
+    def per_frame(self, cond: torch.Tensor) -> torch.Tensor:
+        """A per-sample conditioning vector (B, C) repeated for each of the T frames of its history (B * T, C)."""
+        steps = self.config.n_obs_steps
+        return cond if steps == 1 else cond.repeat_interleave(steps, dim=0)
+
+    def over_time(self, per_frame: torch.Tensor) -> torch.Tensor:
+        """Per-frame features (B * T, F) -> per-sample (B, T * F), oldest first; (B, F) unchanged without history."""
+        steps = self.config.n_obs_steps
+        return per_frame if steps == 1 else per_frame.reshape(-1, steps * per_frame.shape[-1])
+
+    def latest(self, per_frame: torch.Tensor) -> torch.Tensor:
+        """The current frame's features (B, ...) of per-frame features (B * T, ...)."""
+        steps = self.config.n_obs_steps
+        return per_frame if steps == 1 else per_frame.reshape(-1, steps, *per_frame.shape[1:])[:, -1]
+
+    def current_state(self, state: torch.Tensor) -> torch.Tensor:
+        """The current state (B, S) of a state history (B, T, S): what relative actions are measured from."""
+        return state[:, -1] if self.config.n_obs_steps > 1 else state
+
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        """The normalised state, (B, S), or its history flattened oldest first, (B, T * S)."""
+        return self.normalize_state(state).flatten(1)
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         """(B, K, D) action chunk in SI units."""

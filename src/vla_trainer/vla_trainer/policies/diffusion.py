@@ -198,7 +198,8 @@ class DiffusionPolicy(Policy):
         self.keypoints = SpatialSoftmax()
         # policy.aux_env_state: the keypoints also predict where the instruction's objects are (training only).
         self.env_state_predictor = self.env_state_head(2 * config.channels * len(config.cameras))
-        width = 2 * config.channels * len(config.cameras) + config.state_dim + config.language_dim
+        width = (2 * config.channels * len(config.cameras) + config.state_dim) * config.n_obs_steps \
+            + config.language_dim  # each frame of the history adds its keypoints and its state
         self.env_state_input = config.env_state_input and self.aux  # policy.env_state_input: the estimate as input
         if self.env_state_input:
             width += config.env_state_dim
@@ -217,13 +218,14 @@ class DiffusionPolicy(Policy):
                      keypoints: list | None = None) -> torch.Tensor:
         """(B, cond_dim) observation embedding; computed once per chunk, shared by every denoising step.
         ``keypoints``, a list, receives the image keypoints."""
-        feats = [self.keypoints(enc(img, language))
-                 for enc, img in zip(self.encoders.values(), self.image_list(images))]
+        cond = self.per_frame(language)  # per frame: (B * T, F) with a history of T steps
+        feats = [self.keypoints(enc(img, cond)) for enc, img in zip(self.encoders.values(), self.frames(images))]
+        current = [self.latest(f) for f in feats]
         if keypoints is not None:
-            keypoints.extend(feats)
-        inputs = [*feats, self.normalize_state(state), language]
+            keypoints.extend(current)
+        inputs = [*(self.over_time(f) for f in feats), self.state_features(state), language]
         if self.env_state_input:  # the auxiliary loss trains the estimate (add_env_state_loss), not the denoiser
-            inputs.append(self.env_state_predictor(torch.cat(feats, dim=1)).detach())
+            inputs.append(self.env_state_predictor(torch.cat(current, dim=1)).detach())
         return self.obs_proj(torch.cat(inputs, dim=1))
 
     def _denoise(self, sample: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -250,7 +252,7 @@ class DiffusionPolicy(Policy):
             else:
                 a_prev = self.alphas_cumprod[self.timesteps[i + 1]]
                 x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-        return self.unnormalize_action(x, state)
+        return self.unnormalize_action(x, self.current_state(state))
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         c = self.config
@@ -263,7 +265,7 @@ class DiffusionPolicy(Policy):
         steps = torch.arange(pad.shape[1], device=pad.device).expand_as(pad)
         last_real = torch.cummax(torch.where(pad, torch.zeros_like(steps), steps), dim=1).values
         action = batch["action"].gather(1, last_real[..., None].expand_as(batch["action"]))
-        x0 = self.normalize_action(action, batch["state"])
+        x0 = self.normalize_action(action, self.current_state(batch["state"]))
         b = x0.shape[0]
         t = torch.randint(0, c.train_timesteps, (b,), device=x0.device)
         noise = torch.randn_like(x0)

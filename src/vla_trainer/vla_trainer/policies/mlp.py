@@ -37,7 +37,8 @@ class BCPolicy(Policy):
         self.keypoints = SpatialSoftmax()
         self.early = config.early_keypoints and config.image_encoder == "cnn"
         per_camera = 2 * config.channels + (2 * 64 if self.early else 0)
-        width = per_camera * len(config.cameras) + config.state_dim + config.language_dim
+        steps = config.n_obs_steps  # each frame of the history adds its features and its state
+        width = (per_camera * len(config.cameras) + config.state_dim) * steps + config.language_dim
         self.env_state_input = config.env_state_input and self.aux
         if self.env_state_input:
             width += config.env_state_dim
@@ -57,18 +58,20 @@ class BCPolicy(Policy):
         """Normalised chunk (B, K, D); with ``all_heads`` (ensemble_heads) every head's, (H, B, K, D).
         ``keypoints``, a list, receives the image keypoints; ``estimate`` the environment-state estimate
         (policy.env_state_input)."""
-        feats = []
-        for enc, img in zip(self.encoders.values(), self.image_list(images)):
+        feats = []  # per frame: (B * T, F) with a history of T steps
+        cond = self.per_frame(language)
+        for enc, img in zip(self.encoders.values(), self.frames(images)):
             if self.early:
-                early, final = enc.forward_multiscale(img, language)
+                early, final = enc.forward_multiscale(img, cond)
                 feats += [self.keypoints(early), self.keypoints(final)]
             else:
-                feats.append(self.keypoints(enc(img, language)))
+                feats.append(self.keypoints(enc(img, cond)))
+        current = [self.latest(f) for f in feats]
         if keypoints is not None:
-            keypoints.extend(feats)
-        inputs = [*feats, self.normalize_state(state), language]
+            keypoints.extend(current)
+        inputs = [*(self.over_time(f) for f in feats), self.state_features(state), language]
         if self.env_state_input:  # where the objects are, as the auxiliary loss trains the estimate (normalised)
-            est = self.env_state_predictor(torch.cat(feats, dim=1))
+            est = self.env_state_predictor(torch.cat(current, dim=1))
             if estimate is not None:
                 estimate.append(est)
             inputs.append(est.detach())
@@ -81,20 +84,20 @@ class BCPolicy(Policy):
         return preds if all_heads else preds.mean(dim=0)
 
     def forward(self, images, state: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
-        return self.unnormalize_action(self._normalized(images, state, language), state)
+        return self.unnormalize_action(self._normalized(images, state, language), self.current_state(state))
 
     def forward_with_uncertainty(self, images, state: torch.Tensor,
                                  language: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, D) the heads' mean action chunk in SI units, and (B,) their disagreement (ensemble_heads)."""
         preds = self._normalized(images, state, language, all_heads=True)
-        return self.unnormalize_action(preds.mean(dim=0), state), disagreement(preds)
+        return self.unnormalize_action(preds.mean(dim=0), self.current_state(state)), disagreement(preds)
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
         points: list = []
         estimate: list = []
         pred = self._normalized(batch["images"], batch["state"], batch["language"], all_heads=True, keypoints=points,
                                 estimate=estimate)
-        target = self.normalize_action(batch["action"], batch["state"])
+        target = self.normalize_action(batch["action"], self.current_state(batch["state"]))
 
         def l1_of(p: torch.Tensor) -> torch.Tensor:
             return masked_mean(nn.functional.l1_loss(p, target, reduction="none"), batch["action_pad"],

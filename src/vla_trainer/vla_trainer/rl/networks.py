@@ -39,6 +39,9 @@ class SACNetConfig(PolicyConfig):
         object.__setattr__(self, "action_high", tuple(float(v) for v in self.action_high))
         if self.chunk_size != 1:
             raise ValueError(f"chunk_size {self.chunk_size}: a SAC actor proposes one action per tick; use 1")
+        if self.n_obs_steps != 1:
+            raise ValueError(f"n_obs_steps {self.n_obs_steps}: the SAC actor and critics act on the current "
+                             "observation only; use 1")
         for name in ("action_low", "action_high"):
             if len(getattr(self, name)) != self.action_dim:
                 raise ValueError(f"{name} has {len(getattr(self, name))} values for action_dim {self.action_dim}; "
