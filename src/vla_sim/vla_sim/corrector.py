@@ -12,9 +12,12 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-#: Who drives: "on_error" the policy, until it stalls; "always" the scripted expert (demonstrations); "off" the
-#: policy alone (the expert watches: evaluation).
-MODES = ("on_error", "always", "off")
+#: Who drives: "on_error" the policy, until it stalls; "on_help" the policy, until it asks for help (its
+#: uncertainty above the policy node's help_threshold: active learning); "on_error_or_help" either; "always" the
+#: scripted expert (demonstrations); "off" the policy alone (the expert watches: evaluation).
+MODES = ("on_error", "always", "off", "on_help", "on_error_or_help")
+#: The modes in which the operator takes over from the policy (and counts takeovers).
+TAKEOVER_MODES = ("on_error", "on_help", "on_error_or_help")
 
 
 @dataclass(kw_only=True)
@@ -24,16 +27,20 @@ class TakeoverRule:
 
     * progress is a decrease of the task's distance (:meth:`update`'s ``distance``, m) by ``min_progress`` below
       the reference distance: the reference becomes the current distance and the patience timer restarts;
-    * the policy errs when there has been no progress for ``patience`` s. The operator then takes over
-      (:meth:`update` returns True: start a fresh expert) and :meth:`drives` is True for ``takeover`` s;
+    * the policy errs when there has been no progress for ``patience`` s (modes "on_error" and
+      "on_error_or_help"), or it asks for help (``help_requested``, set by the caller from the policy's
+      vla_interfaces/HelpRequest; modes "on_help" and "on_error_or_help"). The operator then takes over
+      (:meth:`update` returns True: start a fresh expert) and :meth:`drives` is True for ``takeover`` s; a request
+      still standing when it hands back starts the next takeover;
     * then it hands back and restarts the patience timer from the current distance;
     * a new episode (another ``episode`` number) hands back at once and restarts the timer; in mode "always"
       it also asks for a fresh expert (every demonstration starts from one);
-    * at most ``max_takeovers`` takeovers per episode (0: unlimited); takeovers happen (and count) only in mode
-      "on_error".
+    * at most ``max_takeovers`` takeovers per episode (0: unlimited); takeovers happen (and count) only in the
+      :data:`TAKEOVER_MODES`.
 
-    Counters: ``takeovers`` since construction, ``episode_takeovers`` in this episode. ``mode`` (:data:`MODES`)
-    may change at any time, as may the other fields.
+    Counters: ``takeovers`` since construction (``help_takeovers`` of them asked for by the policy),
+    ``episode_takeovers`` in this episode. ``mode`` (:data:`MODES`) may change at any time, as may the other
+    fields.
     """
 
     patience: float = 5.0
@@ -41,7 +48,9 @@ class TakeoverRule:
     min_progress: float = 0.01
     max_takeovers: int = 0
     mode: str = "on_error"
+    help_requested: bool = False  # the policy asks for help now (the caller keeps it up to date)
     takeovers: int = field(default=0, init=False)
+    help_takeovers: int = field(default=0, init=False)
     episode_takeovers: int = field(default=0, init=False)
     _episode: int = field(default=-1, init=False, repr=False)
     _reference: float = field(default=np.inf, init=False, repr=False)  # distance progress is measured from
@@ -82,26 +91,31 @@ class TakeoverRule:
             self._episode, self.episode_takeovers, self._until = episode, 0, None
             self._restart(d, now)
             return self.mode == "always"
+        stalled = False
         if self._until is not None:
-            if now >= self._until - self._EPS:
-                self._until = None
-                self._restart(d, now)
+            if now < self._until - self._EPS:
+                return False
+            self._until = None  # hand back (and take over again at once if the policy still asks)
+            self._restart(d, now)
         elif d <= self._reference - self.min_progress:
             self._restart(d, now)
-        elif self.mode == "on_error" and now - self._since >= self.patience - self._EPS and (
-                self.max_takeovers == 0 or self.episode_takeovers < self.max_takeovers):
+        else:
+            stalled = self.mode in ("on_error", "on_error_or_help") and now - self._since >= self.patience - self._EPS
+        asked = self.help_requested and self.mode in ("on_help", "on_error_or_help")
+        if (asked or stalled) and (self.max_takeovers == 0 or self.episode_takeovers < self.max_takeovers):
             self._until = now + self.takeover
             self.takeovers += 1
+            self.help_takeovers += asked
             self.episode_takeovers += 1
             return True
         return False
 
     def drives(self, now: float) -> bool:
         """Whether the operator commands at ``now``: always in mode "always", never in "off", and during a
-        takeover in "on_error"."""
+        takeover in the :data:`TAKEOVER_MODES`."""
         if self.mode == "always":
             return True
-        return self.mode == "on_error" and self._until is not None and now < self._until - self._EPS
+        return self.mode in TAKEOVER_MODES and self._until is not None and now < self._until - self._EPS
 
     def reset(self) -> None:
         """Forget the episode and any takeover; the policy is in control. ``takeovers`` keeps counting."""

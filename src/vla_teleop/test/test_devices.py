@@ -234,6 +234,45 @@ def test_corrector_modes_drive_always_or_never():
     assert device.command(10.0) is None  # a new episode: the policy is in control until it stalls
 
 
+def _engaged_with_help(dev, asked, *, distance=lambda k: 1.0 - 0.1 * k, dt=0.5):
+    """One tick per entry of ``asked`` (whether the policy asks for help then); the distance falls by 0.1 m a
+    tick (steady progress) unless ``distance`` says otherwise. Returns the ticks the corrector commands at."""
+    ticks = []
+    for k, help_now in enumerate(asked):
+        dev.help_requested = help_now
+        dev.observe(np.array([distance(k)]), 0, k * dt)
+        if dev.command(k * dt) is not None:
+            ticks.append(k)
+    return ticks
+
+
+def test_on_help_takes_over_while_the_policy_asks_even_when_it_progresses():
+    dev, takeovers = _corrector(patience=2.0, takeover=1.0, mode="on_help")
+    asked = [False, False, True, False, False, False, True, True, True, True, False, False]
+    # tick 2 asks: engaged for 1 s (ticks 2-3); ticks 6-9 ask: taken over at 6, handed back at 8 and taken over
+    # again at once, since the request still stands; handed back at 10, where it no longer does
+    assert _engaged_with_help(dev, asked) == [2, 3, 6, 7, 8, 9]
+    assert dev.takeovers == dev.help_takeovers == len(takeovers) == 3
+
+
+def test_on_help_never_takes_over_for_a_stall_and_on_error_ignores_help():
+    stalled = lambda k: 1.0  # noqa: E731 - no progress at all
+    dev, _ = _corrector(patience=2.0, takeover=1.0, mode="on_help")
+    assert _engaged_with_help(dev, [False] * 12, distance=stalled) == []
+    dev, _ = _corrector(patience=2.0, takeover=1.0, mode="on_error")
+    assert _engaged_with_help(dev, [True] * 3) == []  # progressing: the heuristic sees nothing wrong
+    assert dev.help_takeovers == 0
+
+
+def test_on_error_or_help_takes_over_for_either_and_counts_which():
+    dev, _ = _corrector(patience=2.0, takeover=1.0, mode="on_error_or_help", max_takeovers=0)
+    asked = [False, True, False, False] + [False] * 8
+    # help at tick 1 (ticks 1-2); then no progress from tick 4 on (distance held): a stall after 2 s, at tick 7
+    ticks = _engaged_with_help(dev, asked, distance=lambda k: 1.0 - 0.1 * min(k, 3))
+    assert ticks[:2] == [1, 2] and 7 in ticks
+    assert dev.help_takeovers == 1 and dev.takeovers >= 2
+
+
 # ---- validation of the privileged state ------------------------------------------------------------------
 from vla_teleop.devices import check_tabletop_state, finite_state  # noqa: E402
 

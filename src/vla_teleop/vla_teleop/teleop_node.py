@@ -286,6 +286,8 @@ class TeleopNode(ManagedNode):
             return
         was = self.help_request is not None and self.help_request.active
         self.help_request = msg
+        if hasattr(self.device, "help_requested"):  # the scripted corrector answers it (corrector_mode on_help)
+            self.device.help_requested = bool(msg.active)
         if msg.active == was:
             return
         text = (f"the policy {msg.policy[:100]} asks for help: {msg.reason[:300]}; take over to help it" if msg.active
@@ -368,7 +370,8 @@ class TeleopNode(ManagedNode):
         if isinstance(self.device, CorrectorDevice) and self.device.takeovers != self._takeovers_logged:
             self._takeovers_logged = self.device.takeovers
             self.get_logger().info(f"corrector took over: {self.device.episode_takeovers} takeover(s) this episode, "
-                                   f"{self.device.takeovers} in all")
+                                   f"{self.device.takeovers} in all ({self.device.help_takeovers} asked for by the "
+                                   "policy)")
 
     def _command(self):
         """The device's command for this tick, or None: a device that fails, or proposes a non-finite
@@ -393,6 +396,7 @@ class TeleopNode(ManagedNode):
                   **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())}}
         if isinstance(self.device, CorrectorDevice):
             values["takeovers"] = self.device.takeovers
+            values["help_takeovers"] = self.device.help_takeovers  # of them, asked for by the policy
         help_request = getattr(self, "help_request", None)
         values["help_requested"] = bool(help_request and help_request.active)
         if help_request is not None and help_request.active:

@@ -1,5 +1,6 @@
 """Parameters of the teleop node (pure data)."""
 from vla_core.params import ParamSpec
+from vla_sim.corrector import MODES
 
 # The registered devices (vla_teleop.devices.DEVICES; a test keeps the two alike).
 DEVICE_NAMES = ("expert", "keyboard", "joy", "corrector", "arm_keyboard", "arm_joy", "leader_arm")
@@ -30,8 +31,10 @@ TELEOP_PARAMS = (
     ParamSpec("input_timeout", 0.5, "Input (sim state, Joy, joint_states, a leader's joint_states) older than this "
               "is ignored", range=(0.01, 10.0),
               unit="s"),
-    ParamSpec("corrector_mode", "on_error", "Corrector: on_error takes over when the policy stalls; always drives "
-              "every step (demonstrations); off only watches (the policy alone)", choices=("on_error", "always", "off")),
+    ParamSpec("corrector_mode", "on_error", "Corrector: on_error takes over when the policy stalls; on_help when "
+              "the policy asks for help (policy/help: its uncertainty above the policy node's help_threshold); "
+              "on_error_or_help either; always drives every step (demonstrations); off only watches (the policy "
+              "alone)", choices=MODES),
     ParamSpec("corrector_patience", 5.0, "Corrector: take over when the target block has come no closer to its "
               "zone by corrector_min_progress for this long (sim time); keep it above the approach to the block "
               "(the scripted expert's took up to 4.9 s on the hard task)",

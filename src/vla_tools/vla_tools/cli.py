@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="evaluation episodes per round (default 100: a 96%% rate then has an interval from 90%%)")
     demo.add_argument("--rounds", type=int, default=0,
                       help="continual rounds after the first: policy drives, corrector intervenes, retrain (default 0)")
+    demo.add_argument("--corrector", default="on_error", choices=("on_error", "on_help", "on_error_or_help"),
+                      help="when the scripted operator takes over in a continual round: on_error when the policy "
+                           "stalls, on_help when it asks for help (needs --train-set policy.ensemble_heads=5 and "
+                           "--set policy.help_threshold=T), or either (default on_error)")
     demo.add_argument("--round-episodes", type=int, default=50,
                       help="policy-driven episodes recorded per continual round (default 50)")
     demo.add_argument("--demo-noise", type=float, default=None, metavar="M_PER_S",

@@ -70,6 +70,9 @@ class LoopOptions:
     overrides: tuple[str, ...] = ()         # node parameters, NODE.PARAM=VALUE
     train_overrides: tuple[str, ...] = ()   # vla-train options, KEY=VALUE
     train_config: str = "params/train/tabletop_act.yaml"  # the recipe; train_overrides go on top
+    # When the scripted operator takes over in a continual round (teleop corrector_mode): on_error when the policy
+    # stalls (the progress heuristic), on_help when the policy asks for help (its uncertainty), or either.
+    corrector: str = "on_error"
 
 
 class LoopClient:
@@ -310,8 +313,10 @@ class Loop:
         """Episodes driven by the policy, with takeovers flagged per frame, appended to the robot's dataset."""
         o = self.opts
         t0 = time.monotonic()
-        self.say(f"round {r}: the policy drives {o.round_episodes} episodes; the corrector takes over when it stalls")
-        client.set_corrector("on_error")
+        when = {"on_error": "when it stalls", "on_help": "when it asks for help",
+                "on_error_or_help": "when it stalls or asks for help"}[o.corrector]
+        self.say(f"round {r}: the policy drives {o.round_episodes} episodes; the corrector takes over {when}")
+        client.set_corrector(o.corrector)
         successes, saved = 0, []
         for i in range(o.round_episodes):
             result, end = client.record_episode(o.round_seed + 1000 * r + i, timeout=120.0)
@@ -475,6 +480,30 @@ def _num(value: str):
         return value
 
 
+def corrector_problem(opts: LoopOptions) -> str:
+    """Why the loop's corrector cannot work as asked, or ''. Help requests need a policy with an uncertainty
+    output (policy.ensemble_heads) and a help threshold on the policy node."""
+    if opts.corrector not in ("on_error", "on_help", "on_error_or_help"):
+        return f"--corrector {opts.corrector!r} is not one of on_error, on_help, on_error_or_help"
+    if opts.corrector == "on_error":
+        return ""
+    heads = [o for o in opts.train_overrides if o.split("=", 1)[0].strip() == "policy.ensemble_heads"]
+    threshold = [o for o in opts.overrides if o.split("=", 1)[0].strip() == "policy.help_threshold"]
+    missing = []
+    if not heads or heads[-1].split("=", 1)[1].strip() in ("0", "1"):
+        missing.append("--train-set policy.ensemble_heads=5 (a policy with an uncertainty output)")
+    try:
+        value = float(threshold[-1].split("=", 1)[1]) if threshold else 0.0
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        missing.append("--set policy.help_threshold=T (> 0, in the artifact's uncertainty units; docs/uncertainty.md "
+                       "says how to calibrate it)")
+    if missing:
+        return f"--corrector {opts.corrector} answers the policy's help requests: add " + " and ".join(missing)
+    return ""
+
+
 def run_loop(args, say=print, loop_class=None) -> int:
     if loop_class is None and args.preset == "arm":  # the arm's loop: its profile, expert and recipe
         from vla_tools.demo import ArmLoop, arm_args
@@ -493,9 +522,14 @@ def run_loop(args, say=print, loop_class=None) -> int:
                        lockstep=getattr(args, "lockstep", True),
                        eval_phrasings=args.eval_phrasings, out_dir=args.out or "", overrides=tuple(args.set or ()),
                        train_overrides=tuple(args.train_set or ()), train_config=args.train_config,
-                       ready_timeout=getattr(args, "ready_timeout", LoopOptions.ready_timeout))
+                       ready_timeout=getattr(args, "ready_timeout", LoopOptions.ready_timeout),
+                       corrector=getattr(args, "corrector", LoopOptions.corrector))
     if not 0.0 <= opts.demo_noise <= 1.0:
         say(f"error: --demo-noise {opts.demo_noise:g} m/s is outside 0..1; 0 records clean demonstrations")
+        return 2
+    problem = corrector_problem(opts)
+    if problem:
+        say(f"error: {problem}")
         return 2
     loop = (loop_class or Loop)(opts, say)
     try:
