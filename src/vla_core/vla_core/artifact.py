@@ -268,6 +268,11 @@ def manifest_problems(m: Any) -> list[str]:
                         "allowed difference from the golden outputs)")
     if "history" in m:
         problems += _history_problems(m["history"], features if isinstance(features, dict) else None)
+        fed = onnx.get("inputs") if isinstance(onnx, dict) else None
+        names = m["history"].get("features") if isinstance(m["history"], dict) else None
+        if isinstance(fed, dict) and isinstance(names, list):
+            problems += [f"history.features: {_short(n)} is no input of the model (onnx.inputs)" for n in names
+                         if isinstance(n, str) and n not in fed]
     engines = m.get("engines")
     if engines is not None:
         if not isinstance(engines, list):

@@ -181,3 +181,5 @@ def test_the_manifest_history_is_checked():
         "history.features: 'observation.images.side' is not one of")
     assert problems({**good, "padding": "zeros"})[0].startswith("history.padding 'zeros' must be one of first")
     assert problems([2])[0].startswith("history must be a mapping")
+    unfed = manifest_problems({"features": features, "history": good, "onnx": {"inputs": {}}})
+    assert "history.features: 'observation.state' is no input of the model (onnx.inputs)" in unfed

@@ -3,8 +3,8 @@
 The ONNX graph takes one input per feature (``image_<camera>`` (1, 3, H, W) float32 in [0, 1], ``state``,
 ``language``) and returns ``action`` (1, K, D) in SI units; a policy with an observation history
 (policy.n_obs_steps T > 1) takes each camera as (1, T, 3, H, W) and the state as (1, T, S), oldest first, and
-the manifest's ``history`` entry names those features (the policy runner keeps their last T values); a policy trained with ``ensemble_heads`` returns the
-heads' mean as ``action`` and their disagreement as ``uncertainty`` (1,) (vla_trainer.policies.ensemble), and the
+the manifest's ``history`` entry names those features (the policy runner keeps their last T values); a policy
+trained with ``ensemble_heads`` returns the heads' mean as ``action`` and their disagreement as ``uncertainty`` (1,) (vla_trainer.policies.ensemble), and the
 manifest's ``uncertainty`` entry says so. Export fails, writing nothing, when onnxruntime disagrees with torch by
 more than ``atol`` on any output.
 """
