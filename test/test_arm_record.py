@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
@@ -20,10 +21,15 @@ WS = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ros
 
 CONTRACT = RobotContract.from_yaml(WS / "params" / "robots" / "sim_arm.yaml")
+# The shield's commands as the test sees them: reliable like the publisher (node_qos.COMMAND) but with a queue, so
+# that a test process slower than the 40 Hz of commands at 4x real time for a moment still sees every one (COMMAND's
+# depth 1 keeps only the newest, as an actuator wants).
+EVERY_COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=500, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.VOLATILE)
 
 
 def test_two_expert_episodes_record_both_cameras_and_the_joint_command_sent(probe, vla, tmp_path):
-    sent = probe.collect(Float64MultiArray, "/cmd", node_qos.COMMAND)
+    sent = probe.collect(Float64MultiArray, "/cmd", EVERY_COMMAND)
     expert = probe.collect(Float64MultiArray, "/teleop/cmd", node_qos.COMMAND)
     wrist = probe.collect(Image, "/camera/wrist/image_raw", RECORD_SUB)
     root = tmp_path / "arm"
@@ -50,8 +56,13 @@ def test_two_expert_episodes_record_both_cameras_and_the_joint_command_sent(prob
         assert actions.shape == (meta["length"], 7)
         valid = frames["valid"]
         assert valid.all(), meta
-        for row in actions:
-            assert np.min(np.max(np.abs(commands - row), axis=1)) < 1e-6, f"episode {ep}: {row} was never sent"
+        sent_rows = [np.min(np.max(np.abs(commands - row), axis=1)) < 1e-6 for row in actions]
+        # The test's own subscription to cmd may match the shield's publisher after the first commands of episode 0
+        # went out (a volatile topic, discovery on a loaded machine): those few are not required to be seen.
+        first = sent_rows.index(True) if True in sent_rows else len(sent_rows)
+        assert first <= (20 if ep == 0 else 0), f"episode {ep}: its first {first} actions were never seen sent"
+        for row, seen in zip(actions[first:], sent_rows[first:]):
+            assert seen, f"episode {ep}: {row} was never sent"
         # The arm moved and the gripper closed on the cube during the episode: the actions are the task's.
         assert np.ptp(actions[:, 0]) > 0.1 and actions[:, 6].min() < 0.04 < actions[:, 6].max()
     # The wrist camera was recorded from its own topic: its published frames were 96x96 rgb8.

@@ -26,3 +26,21 @@ def test_an_entity_destroyed_while_the_wait_set_is_built_does_not_stop_the_spinn
         before = len(ticks)
         time.sleep(0.5)
         assert len(ticks) > before, "the spinning thread ended on InvalidHandle: the timer stopped firing"
+
+
+def test_an_action_client_destroyed_while_the_wait_set_is_built_does_not_stop_the_spinning():
+    """The same window for an action client (`vla record` destroys its own while the bring-up's executor spins):
+    rcl raises RCLError "Failed to add 'rcl_action_client_t' to wait set: action client pointer is invalid"."""
+    from rclpy.action import ActionClient
+
+    from vla_interfaces.action import RecordEpisode
+    with spinning_probe("/spin_test_action") as (_ctx, node, _executor):
+        ticks = []
+        node.create_timer(0.01, lambda: ticks.append(time.monotonic()))
+        client = ActionClient(node, RecordEpisode, "/spin_test_action/record_episode")
+        client._client_handle.destroy_when_not_in_use()  # the handle goes; the node still lists the client
+        time.sleep(0.5)  # every turn meanwhile raises RCLError in rclpy
+        node.remove_waitable(client)  # as ActionClient.destroy does a moment later
+        before = len(ticks)
+        time.sleep(0.5)
+        assert len(ticks) > before, "the spinning thread ended on RCLError: the timer stopped firing"

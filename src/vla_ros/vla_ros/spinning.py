@@ -8,8 +8,10 @@ then shuts the executor down; the caller destroys nodes after :meth:`SpinThread.
 
 An entity destroyed on another thread (a subscription a command-line tool no longer needs, a lifecycle cleanup on
 a worker thread of a multi-threaded executor) can also be destroyed between the two steps in which rclpy builds a
-wait set: rclpy then raises ``InvalidHandle`` ("destruction was requested") out of ``spin_once``. :func:`spin_once`
-takes that turn as empty; the next turn builds the wait set without the destroyed entity.
+wait set: rclpy then raises ``InvalidHandle`` ("destruction was requested") out of ``spin_once``, or, for an
+action client or server destroyed in that window (``vla record`` destroys its action client while the bring-up's
+executor spins), ``RCLError`` "Failed to add ... to wait set: ... pointer is invalid". :func:`spin_once` takes that
+turn as empty; the next turn builds the wait set without the destroyed entity.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import threading
 
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 #: How long one wait may last: the longest a stop request waits for the loop to notice it.
 TURN_S = 0.05
@@ -29,6 +32,15 @@ def spin_once(executor: Executor, timeout_sec: float) -> None:
         executor.spin_once(timeout_sec=timeout_sec)
     except InvalidHandle:
         pass  # the generator that raised is exhausted: rclpy starts a new one, and a new wait set, next turn
+    except _rclpy.RCLError as exc:
+        if not is_destroyed_in_wait_set(exc):
+            raise
+
+
+def is_destroyed_in_wait_set(exc: Exception) -> bool:
+    """Whether ``exc`` is rcl refusing to add an entity destroyed on another thread to the wait set being built."""
+    text = str(exc)
+    return "to wait set" in text and "is invalid" in text
 
 
 class SpinThread:
